@@ -1,0 +1,1 @@
+typedef int qp_placeholder;
