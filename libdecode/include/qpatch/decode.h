@@ -57,12 +57,14 @@ uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr);
 
 /*
  * Check that @len bytes at @site can be overwritten inside the function
- * whose whole body is @code/@size at @addr: the range covers whole
- * instructions, the function decodes completely, and no branch inside the
- * function targets an address in (site, site + len).  Returns 0, or a
- * negative errno with a reason in @why (e.g. "instruction at 0x1234 crosses
- * the end of the 5-byte jump", "branch at 0x1240 jumps into the patched
- * bytes at 0x1232", "function is 3 bytes, shorter than the 5-byte jump").
+ * whose whole body is @code/@size at @addr: the range starts on an
+ * instruction boundary and lies inside the function, the function decodes
+ * completely, no branch or RIP-relative reference inside the function
+ * targets an address in (site, site + len), and no call returns into it.
+ * The range may end inside an instruction: those bytes are never run.
+ * Returns 0, or a negative errno with a reason in @why (e.g. "branch at
+ * 0x1240 targets 0x1232 inside the patched range 0x1230..0x1235",
+ * "function is 3 bytes, too short for a 5-byte jump at offset 0").
  */
 int qp_decode_check_patch_site(const void *code, size_t size, uint64_t addr,
 			       uint64_t site, size_t len, char *why,
