@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/*
+ * qpatch-build ORIG_DIR PATCHED_DIR -o FIX.qpatch
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "builder.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: qpatch-build [options] ORIG_DIR PATCHED_DIR -o FIX.qpatch\n"
+		"\n"
+		"Builds both source trees with qpatch-cc (in a work directory; the trees\n"
+		"are only read), compares the objects and writes the functions that\n"
+		"changed into a live patch.\n"
+		"\n"
+		"  -o, --output FILE     patch file to write (required)\n"
+		"  -t, --target FILE     deployed binary; must have the build-id of the\n"
+		"                        binary the original tree builds\n"
+		"  -b, --binary NAME     executable in the build tree (when there are several)\n"
+		"  -c, --build-cmd CMD   build command run with sh -c (default: make CC=qpatch-cc)\n"
+		"  -w, --workdir DIR     build here instead of a new temporary directory\n"
+		"  -k, --keep            keep the temporary work directory\n"
+		"      --id ID           patch id (default: derived from the contents)\n"
+		"  -q, --quiet           no progress messages\n"
+		"  -h, --help            this text\n");
+}
+
+static void progress(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "qpatch-build: %s\n", msg);
+}
+
+/* qpatch-cc lives next to qpatch-build. */
+static int find_wrapper(char *out, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	if (snprintf(out, size, "%s/qpatch-cc", self) >= (int)size)
+		return -1;
+	return access(out, X_OK);
+}
+
+static void print_report(const struct qp_report *r, const char *output, bool ok)
+{
+	size_t i;
+
+	for (i = 0; i < r->nchanges; i++) {
+		const struct qp_change *c = &r->changes[i];
+
+		printf("  %-13s %-32s %-24s %6llu bytes%s%s\n", qp_change_kind_name(c->kind),
+		       c->name, c->object, (unsigned long long)c->size,
+		       c->why[0] ? "  " : "", c->why);
+	}
+	if (!ok)
+		return;
+	printf("patch '%s': id %s, %zu bytes, target '%s'\n", output, r->id, r->patch_bytes,
+	       r->target);
+	printf("objects compared: %zu; original build %.2f s, patched build %.2f s, diff %.3f s\n",
+	       r->objects_compared, r->orig_build_s, r->patched_build_s, r->diff_s);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "target", required_argument, NULL, 't' },
+		{ "binary", required_argument, NULL, 'b' },
+		{ "build-cmd", required_argument, NULL, 'c' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "id", required_argument, NULL, 'I' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct qp_build_opts opts = { .progress = progress };
+	struct qp_report rep = { 0 };
+	struct qp_error err = { 0 };
+	char wrapper[PATH_MAX];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o': opts.output = optarg; break;
+		case 't': opts.target = optarg; break;
+		case 'b': opts.binary = optarg; break;
+		case 'c': opts.build_cmd = optarg; break;
+		case 'w': opts.workdir = optarg; break;
+		case 'k': opts.keep_workdir = true; break;
+		case 'I': opts.id = optarg; break;
+		case 'q': opts.progress = NULL; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 2 || !opts.output) {
+		usage(stderr);
+		return 2;
+	}
+	opts.orig_dir = argv[optind];
+	opts.patched_dir = argv[optind + 1];
+	if (find_wrapper(wrapper, sizeof(wrapper))) {
+		fprintf(stderr, "qpatch-build: cannot find qpatch-cc next to qpatch-build\n");
+		return 1;
+	}
+	opts.cc_wrapper = wrapper;
+	ret = qp_build_run(&opts, &rep, &err);
+	print_report(&rep, opts.output, ret == 0);
+	if (ret)
+		fprintf(stderr, "qpatch-build: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	qp_report__release(&rep);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The target binary: symbols by FILE scope, PLT entries, build-id.
+ */
+#include <bfd.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "target.h"
+
+struct target_plt {
+	char *name;        /* function name, without "@plt" or a version */
+	uint64_t addr;     /* link-time address of its PLT entry */
+};
+
+struct qp_target {
+	struct qp_elf *elf;        /* the binary, .symtab */
+	struct target_plt *plt;    /* PLT entries */
+	size_t nplt;               /* count of plt */
+};
+
+/* libbfd's synthetic symbols name each PLT entry "func@plt". */
+static int target_read_plt(struct qp_target *t, const char *path, struct qp_error *err)
+{
+	asymbol **dyn = NULL, *synth = NULL;
+	long ndyn, nsynth, i, size;
+	bfd *abfd;
+	int ret = 0;
+
+	bfd_init();
+	abfd = bfd_openr(path, NULL);
+	if (!abfd)
+		return qp_seterr(err, -EINVAL, "'%s': libbfd: %s", path, bfd_errmsg(bfd_get_error()));
+	if (!bfd_check_format(abfd, bfd_object)) {
+		ret = qp_seterr(err, -EINVAL, "'%s': libbfd: %s", path, bfd_errmsg(bfd_get_error()));
+		goto out;
+	}
+	size = bfd_get_dynamic_symtab_upper_bound(abfd);
+	if (size <= 0)
+		goto out; /* static binary: no PLT to use */
+	dyn = malloc((size_t)size);
+	if (!dyn) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ndyn = bfd_canonicalize_dynamic_symtab(abfd, dyn);
+	nsynth = ndyn > 0 ? bfd_get_synthetic_symtab(abfd, 0, NULL, ndyn, dyn, &synth) : 0;
+	if (nsynth <= 0)
+		goto out;
+	t->plt = calloc((size_t)nsynth, sizeof(*t->plt));
+	if (!t->plt) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < nsynth; i++) {
+		const char *name = bfd_asymbol_name(&synth[i]);
+		const char *at = strstr(name, "@plt");
+
+		if (!at)
+			continue;
+		if (strchr(name, '@') < at)
+			at = strchr(name, '@');
+		t->plt[t->nplt].name = strndup(name, (size_t)(at - name));
+		if (!t->plt[t->nplt].name) {
+			ret = qp_seterr(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		t->plt[t->nplt++].addr = bfd_asymbol_value(&synth[i]);
+	}
+out:
+	free(synth);
+	free(dyn);
+	bfd_close(abfd);
+	return ret;
+}
+
+int qp_target__open(const char *path, struct qp_target **out, struct qp_error *err)
+{
+	struct qp_target *t = calloc(1, sizeof(*t));
+	int ret;
+
+	*out = NULL;
+	if (!t)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = qp_elf__open(path, QP_ELF_NO_RELAS, &t->elf, err);
+	if (!ret && (t->elf->dynamic || !t->elf->nsyms))
+		ret = qp_seterr(err, -ENOENT,
+				"'%s': no symbol table (stripped?); build the patch against the unstripped binary",
+				path);
+	if (!ret && !t->elf->build_id_size)
+		ret = qp_seterr(err, -ENOENT, "'%s': no build-id (link with -Wl,--build-id)", path);
+	if (!ret)
+		ret = target_read_plt(t, path, err);
+	if (ret) {
+		qp_target__free(t);
+		return ret;
+	}
+	*out = t;
+	return 0;
+}
+
+void qp_target__free(struct qp_target *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->nplt; i++)
+		free(t->plt[i].name);
+	free(t->plt);
+	qp_elf__free(t->elf);
+	free(t);
+}
+
+const char *qp_target__path(const struct qp_target *t)
+{
+	return t->elf->path;
+}
+
+const struct qp_elf *qp_target__elf(const struct qp_target *t)
+{
+	return t->elf;
+}
+
+const char *qp_target__file_name(const struct qp_target *t, size_t file)
+{
+	return file && file < t->elf->nsyms ? t->elf->syms[file].name : "";
+}
+
+struct target_local_find {
+	size_t file;                   /* FILE scope wanted */
+	const struct qp_elf_sym *found; /* result */
+};
+
+static int target_local_cb(struct qp_elf_sym *s, void *arg)
+{
+	struct target_local_find *f = arg;
+
+	if (s->bind != STB_LOCAL || s->file_index != f->file || !qp_sym_is_defined(s))
+		return 0;
+	f->found = s;
+	return 1;
+}
+
+const struct qp_elf_sym *qp_target__find_local(const struct qp_target *t, size_t file,
+					       const char *name)
+{
+	struct target_local_find f = { .file = file };
+
+	qp_elf__for_each_named(t->elf, name, target_local_cb, &f);
+	return f.found;
+}
+
+const struct qp_elf_sym *qp_target__find_global(const struct qp_target *t, const char *name)
+{
+	return qp_elf__find_global(t->elf, name);
+}
+
+int qp_target__plt(const struct qp_target *t, const char *name, uint64_t *addr)
+{
+	size_t i;
+
+	for (i = 0; i < t->nplt; i++) {
+		if (!strcmp(t->plt[i].name, name)) {
+			*addr = t->plt[i].addr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static bool obj_local_named(const struct qp_elf_sym *s)
+{
+	return s->bind == STB_LOCAL && (s->type == STT_FUNC || s->type == STT_OBJECT) &&
+	       s->sec && s->name[0];
+}
+
+/* Does FILE scope @file of the target hold every named local of @obj? */
+static bool target_scope_holds(const struct qp_target *t, size_t file, struct qp_elf *obj)
+{
+	struct qp_elf_sym *s;
+
+	qp_elf_for_each_sym(obj, s)
+		if (obj_local_named(s) && !qp_target__find_local(t, file, s->name))
+			return false;
+	return true;
+}
+
+int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objname,
+		     size_t *file, struct qp_error *err)
+{
+	const char *fname = NULL;
+	struct qp_elf_sym *s;
+	size_t match[2] = { 0, 0 }, nmatch = 0, ncand = 0;
+
+	qp_elf_for_each_sym(obj, s) {
+		if (s->type == STT_FILE) {
+			fname = s->name;
+			break;
+		}
+	}
+	if (!fname)
+		return qp_seterr(err, QP_ERESOLVE, "%s: no FILE symbol, cannot scope its static symbols",
+				 objname);
+	qp_elf_for_each_sym(t->elf, s) {
+		if (s->type != STT_FILE || strcmp(s->name, fname))
+			continue;
+		ncand++;
+		if (!target_scope_holds(t, s->index, obj))
+			continue;
+		if (nmatch < 2)
+			match[nmatch] = s->index;
+		nmatch++;
+	}
+	if (nmatch == 1) {
+		*file = match[0];
+		return 0;
+	}
+	if (!nmatch)
+		return qp_seterr(err, QP_ERESOLVE,
+				 "%s: none of the %zu FILE symbol(s) '%s' of '%s' holds all its static symbols (is it linked into this binary?)",
+				 objname, ncand, fname, t->elf->path);
+	return qp_seterr(err, QP_ERESOLVE,
+			 "%s: ambiguous: FILE symbols %zu and %zu of '%s' are both '%s' with the same static symbols",
+			 objname, match[0], match[1], t->elf->path, fname);
+}
+
+void qp_target__fill_info(const struct qp_target *t, struct qp_info *info)
+{
+	const char *base = strrchr(t->elf->path, '/');
+
+	memcpy(info->build_id, t->elf->build_id, t->elf->build_id_size);
+	info->build_id_size = (uint32_t)t->elf->build_id_size;
+	snprintf(info->target_name, sizeof(info->target_name), "%s", base ? base + 1 : t->elf->path);
+	snprintf(info->tool_version, sizeof(info->tool_version), "%s", QP_VERSION);
+}
