@@ -1,1 +1,170 @@
-/* placeholder */ int main(void){return 0;}
+// SPDX-License-Identifier: MIT
+/*
+ * qpatch-load PID FIX.qpatch      apply a patch to a running process
+ * qpatch-load --list PID           list what is applied
+ * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: qpatch-load [options] PID FIX.qpatch   apply a patch\n"
+		"       qpatch-load --list [--json] PID        list applied patches\n"
+		"       qpatch-load --undo PID [ID]            undo the last applied patch\n"
+		"\n"
+		"  -l, --list            list the patches applied to PID\n"
+		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
+		"  -j, --json            list as JSON\n"
+		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
+		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
+		"  -h, --help            this text\n");
+}
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0 || v > 0x3fffffff) {
+		fprintf(stderr, "qpatch-load: '%s' is not a process id\n", s);
+		return -1;
+	}
+	*pid = (pid_t)v;
+	return 0;
+}
+
+static int do_list(pid_t pid, int json)
+{
+	struct qp_error err = { 0 };
+	struct qp_applied *v;
+	size_t n, i, j;
+
+	if (qp_load_list(pid, &v, &n, &err)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else if (!n)
+		printf("no patches applied to process %d\n", (int)pid);
+	for (i = 0; i < n; i++) {
+		const struct qp_applied *a = &v[i];
+
+		if (json) {
+			printf("%s{\"seq\":%llu,\"id\":\"%s\",\"target\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
+			       i ? "," : "", (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
+			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
+			for (j = 0; j < a->rec.nfuncs; j++)
+				printf("%s{\"name\":\"%s\",\"old\":\"0x%llx\",\"new\":\"0x%llx\"}", j ? "," : "",
+				       a->funcs[j].name, (unsigned long long)a->funcs[j].old_addr,
+				       (unsigned long long)a->funcs[j].new_addr);
+			printf("]}");
+			continue;
+		}
+		printf("%llu. patch '%s' on '%s' at 0x%llx (%llu bytes), %u function(s):\n",
+		       (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
+		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
+		       a->rec.nfuncs);
+		for (j = 0; j < a->rec.nfuncs; j++)
+			printf("   %s 0x%llx -> 0x%llx\n", a->funcs[j].name,
+			       (unsigned long long)a->funcs[j].old_addr,
+			       (unsigned long long)a->funcs[j].new_addr);
+	}
+	if (json)
+		printf("]\n");
+	qp_applied__free(v, n);
+	return 0;
+}
+
+static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_stats st;
+	struct qp_patch *p;
+	int ret;
+
+	p = qp_patch__open(path, &err);
+	if (!p) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		return 1;
+	}
+	ret = qp_load_apply(pid, p, opts, &st, &err);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
+			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
+	} else {
+		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
+		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		printf("target stopped for %.0f us (%zu thread%s, %d attempt%s); total %.1f ms\n",
+		       st.stop_us, st.threads, st.threads == 1 ? "" : "s", st.attempts,
+		       st.attempts == 1 ? "" : "s", st.total_us / 1000.0);
+	}
+	qp_patch__free(p);
+	return ret ? 1 : 0;
+}
+
+static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_stats st;
+
+	if (qp_load_undo(pid, id, opts, &st, &err)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		return 1;
+	}
+	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
+	printf("target stopped for %.0f us (%zu thread%s, %d attempt%s); total %.1f ms\n",
+	       st.stop_us, st.threads, st.threads == 1 ? "" : "s", st.attempts,
+	       st.attempts == 1 ? "" : "s", st.total_us / 1000.0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "list", no_argument, NULL, 'l' },
+		{ "undo", no_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "retries", required_argument, NULL, 'r' },
+		{ "retry-delay", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct qp_load_opts opts = { 0 };
+	int c, list = 0, undo = 0, json = 0, nargs;
+	pid_t pid;
+
+	while ((c = getopt_long(argc, argv, "lujr:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': list = 1; break;
+		case 'u': undo = 1; break;
+		case 'j': json = 1; break;
+		case 'r': opts.retries = atoi(optarg); break;
+		case 'd': opts.retry_delay_ms = atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	nargs = argc - optind;
+	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
+	    (!list && !undo && nargs != 2)) {
+		usage(stderr);
+		return 2;
+	}
+	if (parse_pid(argv[optind], &pid))
+		return 2;
+	if (list)
+		return do_list(pid, json);
+	if (undo)
+		return do_undo(pid, nargs == 2 ? argv[optind + 1] : NULL, &opts);
+	return do_apply(pid, argv[optind + 1], &opts);
+}

@@ -1,0 +1,957 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Applying, listing and undoing patches in a live process.
+ *
+ * Apply, in order (everything before "stop" runs while the target runs):
+ *   1. find the target object in /proc/PID/maps by build-id, its load bias;
+ *   2. read the records of patches already applied (ids, order);
+ *   3. resolve every src symbol: bias + link-time address for symbols of
+ *      the target, the libraries' dynamic symbols for external ones;
+ *   4. read each old function and check its patch site (whole
+ *      instructions, no branch into the jump);
+ *   5. stop every thread; retry while a thread sits in bytes the jump
+ *      overwrites;
+ *   6. map the patch near the target (memfd, so it shows as
+ *      /memfd:qpatch:ID), relocate, write, protect;
+ *   7. write the jumps, resume.
+ * A failure after step 5 restores every byte written, unmaps the mapping
+ * and resumes the target with its registers as they were.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "proc.h"
+#include "qpatch/decode.h"
+#include "qpatch/elf.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define LD_PAGE 4096ull
+#define LD_STUB_SIZE 16     /* jmp *0(%rip); .quad addr; 2 bytes pad */
+#define LD_MAX_FUNC (1u << 20) /* decode at most this much of an old function */
+#define LD_RANGE (1ull << 31)
+
+static inline uint64_t page_up(uint64_t x)
+{
+	return (x + LD_PAGE - 1) & ~(LD_PAGE - 1);
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* One redirected function being prepared. */
+struct ld_func {
+	const struct qp_rela *rela;   /* its QP_R_REPLACE entry */
+	struct qp_record_func rec;    /* what goes into the record */
+	bool written;                 /* jump written (for rollback) */
+};
+
+struct ld_ctx {
+	pid_t pid;                    /* target process */
+	const struct qp_patch *patch; /* the patch */
+	const struct qp_load_opts *opts; /* retry policy */
+	struct qp_load_stats *stats;  /* filled as we go */
+	struct qp_proc proc;          /* ptrace state */
+	struct qp_maps maps;          /* memory map before stopping */
+	uint64_t bias;                /* load bias of the target object */
+	uint64_t obj_lo, obj_hi;      /* address range of the target object */
+	uint64_t *symaddr;            /* resolved address per src symbol */
+	struct ld_func *funcs;        /* redirected functions */
+	size_t nfuncs;                /* count of funcs */
+	uint64_t seq;                 /* sequence number for this patch */
+	uint64_t region, region_size; /* the mapping, once created */
+	uint64_t rec_size, image_off, extra_off; /* layout inside it */
+	uint8_t *buf;                 /* local copy of the whole mapping */
+	double stop_t0;               /* when the last stop attempt began */
+};
+
+/* --- finding the target and symbols ------------------------------------- */
+
+/* A path libelf can open for mapping @m, even if the file was replaced. */
+static void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size)
+{
+	if (strstr(m->path, " (deleted)"))
+		snprintf(out, size, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
+			 m->start, m->end);
+	else
+		snprintf(out, size, "%s", m->path);
+}
+
+static void ld_object_range(const struct qp_maps *maps, const char *path, uint64_t *lo,
+			    uint64_t *hi)
+{
+	size_t i;
+
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (i = 0; i < maps->n; i++) {
+		if (strcmp(maps->v[i].path, path))
+			continue;
+		if (maps->v[i].start < *lo)
+			*lo = maps->v[i].start;
+		if (maps->v[i].end > *hi)
+			*hi = maps->v[i].end;
+	}
+}
+
+static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
+{
+	const struct qp_info *info = qp_patch__info(c->patch);
+	char want[2 * QP_BUILD_ID_MAX + 1];
+	size_t i;
+
+	for (i = 0; i < c->maps.n; i++) {
+		const struct qp_map *m = &c->maps.v[i];
+		char path[600];
+		uint8_t id[QP_BUILD_ID_MAX];
+		size_t n = 0;
+		struct qp_elf *e;
+
+		if (m->offset || m->path[0] != '/' || !strncmp(m->path, "/memfd:", 7))
+			continue;
+		ld_map_file(c->pid, m, path, sizeof(path));
+		if (qp_elf_read_build_id(path, id, sizeof(id), &n, NULL) ||
+		    n != info->build_id_size || memcmp(id, info->build_id, n))
+			continue;
+		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, err))
+			return err->code;
+		c->bias = m->start - qp_elf__first_load_vaddr(e);
+		if (e->ehdr.e_type == ET_EXEC)
+			c->bias = 0;
+		qp_elf__free(e);
+		ld_object_range(&c->maps, m->path, &c->obj_lo, &c->obj_hi);
+		return 0;
+	}
+	qp_hex(info->build_id, info->build_id_size, want);
+	return qp_seterr(err, QP_ETARGET,
+			 "process %d has no object with build-id %s (the patch is for '%s')",
+			 (int)c->pid, want, info->target_name);
+}
+
+/* An external symbol: the first library (in map order) that exports it. */
+static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_t *addr,
+			       struct qp_error *err)
+{
+	const char *last = "";
+	size_t i;
+
+	for (i = 0; i < c->maps.n; i++) {
+		const struct qp_map *m = &c->maps.v[i];
+		struct qp_elf_sym *d;
+		struct qp_elf *e;
+		char path[600];
+
+		if (m->offset || m->path[0] != '/' || !strcmp(m->path, last) ||
+		    !strncmp(m->path, "/memfd:", 7))
+			continue;
+		last = m->path;
+		ld_map_file(c->pid, m, path, sizeof(path));
+		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, NULL))
+			continue;
+		d = e->dynamic ? qp_elf__find_global(e, s->name) : NULL;
+		if (d && d->type == STT_GNU_IFUNC) {
+			qp_elf__free(e);
+			return qp_seterr(err, QP_EUNSUPP,
+					 "'%s' in '%s' is an IFUNC, which the patch cannot call directly yet",
+					 s->name, m->path);
+		}
+		if (d) {
+			*addr = m->start - qp_elf__first_load_vaddr(e) + d->value;
+			qp_elf__free(e);
+			return 0;
+		}
+		qp_elf__free(e);
+	}
+	return qp_seterr(err, QP_ERESOLVE, "symbol '%s' not found in any library of process %d",
+			 s->name, (int)c->pid);
+}
+
+static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
+{
+	size_t i, n = qp_patch__src_sym_count(c->patch);
+	int ret;
+
+	c->symaddr = calloc(n ? n : 1, sizeof(*c->symaddr));
+	if (!c->symaddr)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 1; i < n; i++) {
+		const struct qp_sym *s = qp_patch__src_sym(c->patch, i);
+
+		if (s->type == STT_FILE)
+			continue;
+		if (s->shndx == QP_SRC_IN_TARGET) {
+			c->symaddr[i] = c->bias + s->value;
+			continue;
+		}
+		ret = ld_resolve_external(c, s, &c->symaddr[i], err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* --- records of applied patches ----------------------------------------- */
+
+static int ld_read_record(struct qp_proc *p, uint64_t addr, struct qp_applied *a,
+			  struct qp_error *err)
+{
+	size_t n;
+	int ret;
+
+	ret = qp_proc__read(p, addr, &a->rec, sizeof(a->rec), err);
+	if (ret)
+		return ret;
+	if (memcmp(a->rec.magic, QP_RECORD_MAGIC, 8) || a->rec.version != 1 ||
+	    a->rec.nfuncs > 65536)
+		return qp_seterr(err, -EINVAL, "process %d: bad patch record at 0x%" PRIx64,
+				 (int)p->pid, addr);
+	a->rec.id[QP_ID_MAX - 1] = '\0';
+	a->rec.target[QP_NAME_MAX - 1] = '\0';
+	a->region = addr;
+	n = a->rec.nfuncs;
+	a->funcs = calloc(n ? n : 1, sizeof(*a->funcs));
+	if (!a->funcs)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	return qp_proc__read(p, addr + sizeof(a->rec), a->funcs, n * sizeof(*a->funcs), err);
+}
+
+static int applied_cmp(const void *a, const void *b)
+{
+	const struct qp_applied *x = a, *y = b;
+
+	return x->rec.seq < y->rec.seq ? -1 : x->rec.seq > y->rec.seq;
+}
+
+static int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
+		   size_t *count, struct qp_error *err)
+{
+	static const char prefix[] = "/memfd:" QP_MEMFD_PREFIX;
+	struct qp_applied *v = NULL;
+	size_t i, n = 0;
+	int ret = 0;
+
+	for (i = 0; i < maps->n && !ret; i++) {
+		struct qp_applied *nv;
+
+		if (strncmp(maps->v[i].path, prefix, sizeof(prefix) - 1) || maps->v[i].offset)
+			continue;
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			ret = qp_seterr(err, -ENOMEM, "out of memory");
+			break;
+		}
+		v = nv;
+		memset(&v[n], 0, sizeof(v[n]));
+		ret = ld_read_record(p, maps->v[i].start, &v[n], err);
+		n++;
+	}
+	if (ret) {
+		qp_applied__free(v, n);
+		return ret;
+	}
+	qsort(v, n, sizeof(*v), applied_cmp);
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+void qp_applied__free(struct qp_applied *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i].funcs);
+	free(v);
+}
+
+int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err)
+{
+	struct qp_proc p;
+	struct qp_maps maps = { 0 };
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = qp_proc__open(pid, &p, err);
+	if (!ret)
+		ret = qp_maps__read(pid, &maps, err);
+	if (!ret)
+		ret = ld_list(&p, &maps, out, n, err);
+	qp_maps__release(&maps);
+	qp_proc__close(&p);
+	return ret;
+}
+
+/* --- patch sites ---------------------------------------------------------- */
+
+static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
+{
+	size_t i, n = qp_patch__rela_count(c->patch);
+
+	c->funcs = calloc(n ? n : 1, sizeof(*c->funcs));
+	if (!c->funcs)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+		const struct qp_sym *old;
+		struct ld_func *f;
+		uint8_t *code;
+		char why[256];
+		size_t size;
+		int ret;
+
+		if (r->type != QP_R_REPLACE)
+			continue;
+		old = qp_patch__src_sym(c->patch, r->sym);
+		f = &c->funcs[c->nfuncs++];
+		f->rela = r;
+		f->rec.old_addr = c->symaddr[r->sym];
+		f->rec.old_size = old->size;
+		f->rec.len = QP_JMP_REL32_SIZE;
+		snprintf(f->rec.name, sizeof(f->rec.name), "%s", old->name);
+		size = old->size < LD_MAX_FUNC ? old->size : LD_MAX_FUNC;
+		code = malloc(size ? size : 1);
+		if (!code)
+			return qp_seterr(err, -ENOMEM, "out of memory");
+		ret = qp_proc__read(&c->proc, f->rec.old_addr, code, size, err);
+		if (!ret) {
+			f->rec.site = qp_decode_patch_entry(code, size, f->rec.old_addr);
+			ret = qp_decode_check_patch_site(code, size, f->rec.old_addr, f->rec.site,
+							 QP_JMP_REL32_SIZE, why, sizeof(why));
+			if (ret)
+				ret = qp_seterr(err, QP_EUNSUPP, "cannot redirect '%s': %s",
+						old->name, why);
+			else
+				memcpy(f->rec.saved, code + (f->rec.site - f->rec.old_addr),
+				       QP_JMP_REL32_SIZE);
+		}
+		free(code);
+		if (ret)
+			return ret;
+	}
+	if (!c->nfuncs)
+		return qp_seterr(err, QP_EFORMAT, "the patch replaces no function");
+	return 0;
+}
+
+/* Is any thread executing bytes that a jump overwrites? */
+static const struct qp_thread *ld_busy_site(struct ld_ctx *c, const struct ld_func **which)
+{
+	size_t i, j;
+
+	for (i = 0; i < c->proc.nthreads; i++) {
+		uint64_t ip = c->proc.threads[i].regs.rip;
+
+		for (j = 0; j < c->nfuncs; j++) {
+			if (ip > c->funcs[j].rec.site && ip < c->funcs[j].rec.site + c->funcs[j].rec.len) {
+				*which = &c->funcs[j];
+				return &c->proc.threads[i];
+			}
+		}
+	}
+	return NULL;
+}
+
+/* --- mapping the patch ---------------------------------------------------- */
+
+/* A free, page-aligned range of @size within reach of the target object. */
+static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+			uint64_t *out, struct qp_error *err)
+{
+	uint64_t lo_limit = c->obj_hi > LD_RANGE ? c->obj_hi - LD_RANGE + LD_PAGE : LD_PAGE * 16;
+	uint64_t hi_limit = c->obj_lo + LD_RANGE - LD_PAGE;
+	uint64_t best = 0, best_dist = UINT64_MAX;
+	size_t i;
+
+	if (lo_limit < 0x10000)
+		lo_limit = 0x10000;
+	for (i = 0; i <= maps->n; i++) {
+		uint64_t gs = i ? maps->v[i - 1].end : lo_limit;
+		uint64_t ge = i < maps->n ? maps->v[i].start : 0x7ffffffff000ull;
+		uint64_t cand, dist;
+
+		if (gs < lo_limit)
+			gs = lo_limit;
+		if (ge > hi_limit)
+			ge = hi_limit;
+		if (ge <= gs || ge - gs < size + 2 * LD_PAGE)
+			continue;
+		/* hug the object: the top of a gap below it, the bottom above */
+		cand = gs >= c->obj_hi ? gs + LD_PAGE : (ge - size - LD_PAGE) & ~(LD_PAGE - 1);
+		dist = cand >= c->obj_hi ? cand - c->obj_hi : c->obj_lo - cand;
+		if (cand + size > hi_limit || cand < lo_limit || dist >= best_dist)
+			continue;
+		best = cand;
+		best_dist = dist;
+	}
+	if (!best)
+		return qp_seterr(err, -ENOMEM, "no free address range of %" PRIu64
+				 " bytes within 2 GiB of the target in process %d", size, (int)c->pid);
+	*out = best;
+	return 0;
+}
+
+static int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
+		      int64_t *ret, struct qp_error *err)
+{
+	int r = qp_proc__syscall(&c->proc, nr, args, nargs, ret, err);
+
+	if (r)
+		return r;
+	if (*ret < 0 && *ret > -4096)
+		return qp_seterr(err, (int)*ret, "process %d: %s failed: %s", (int)c->pid, what,
+				 strerror((int)-*ret));
+	return 0;
+}
+
+/* memfd_create + ftruncate + mmap + close, run by the target itself. */
+static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
+{
+	const struct qp_info *info = qp_patch__info(c->patch);
+	uint64_t scratch = (c->proc.threads[0].regs.rsp - 128 - 512) & ~15ull;
+	uint8_t saved[512];
+	char name[QP_ID_MAX + 16];
+	int64_t fd, res;
+	int ret, r2;
+
+	snprintf(name, sizeof(name), QP_MEMFD_PREFIX "%s", info->id);
+	ret = qp_proc__read(&c->proc, scratch, saved, sizeof(saved), err);
+	if (!ret)
+		ret = qp_proc__write(&c->proc, scratch, name, strlen(name) + 1, err);
+	if (!ret)
+		ret = ld_syscall(c, SYS_memfd_create, "memfd_create", 2,
+				 (uint64_t[]){ scratch, MFD_CLOEXEC }, &fd, err);
+	r2 = qp_proc__write(&c->proc, scratch, saved, sizeof(saved), ret ? NULL : err);
+	if (ret || r2)
+		return ret ? ret : r2;
+	ret = ld_syscall(c, SYS_ftruncate, "ftruncate", 2, (uint64_t[]){ (uint64_t)fd, c->region_size },
+			 &res, err);
+	if (!ret) {
+		ret = ld_syscall(c, SYS_mmap, "mmap", 6,
+				 (uint64_t[]){ addr, c->region_size, PROT_READ | PROT_WRITE,
+					       MAP_SHARED | MAP_FIXED_NOREPLACE, (uint64_t)fd, 0 },
+				 &res, err);
+		if (!ret && (uint64_t)res != addr) {
+			int64_t ignored;
+
+			ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ (uint64_t)res, c->region_size },
+				   &ignored, NULL);
+			ret = qp_seterr(err, -ENOMEM, "process %d: mmap did not place the patch at 0x%" PRIx64,
+					(int)c->pid, addr);
+		}
+	}
+	ld_syscall(c, SYS_close, "close", 1, (uint64_t[]){ (uint64_t)fd }, &res, NULL);
+	if (!ret)
+		c->region = addr;
+	return ret;
+}
+
+/* --- relocation ------------------------------------------------------------ */
+
+static uint64_t ld_stub(struct ld_ctx *c, uint32_t sym, uint64_t target)
+{
+	uint64_t off = c->extra_off + (uint64_t)sym * LD_STUB_SIZE;
+	uint8_t *p = c->buf + off;
+
+	p[0] = 0xff; /* jmp *0(%rip) */
+	p[1] = 0x25;
+	memset(p + 2, 0, 4);
+	memcpy(p + 6, &target, 8);
+	return c->region + off;
+}
+
+static uint64_t ld_got(struct ld_ctx *c, uint32_t sym, uint64_t target)
+{
+	size_t nsym = qp_patch__src_sym_count(c->patch);
+	uint64_t off = c->extra_off + nsym * LD_STUB_SIZE + (uint64_t)sym * 8;
+
+	memcpy(c->buf + off, &target, 8);
+	return c->region + off;
+}
+
+static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_error *err)
+{
+	uint64_t img = c->region + c->image_off, P = img + r->offset;
+	uint64_t S = r->sym ? c->symaddr[r->sym] : 0, A = (uint64_t)r->addend;
+	const struct qp_sym *s = qp_patch__src_sym(c->patch, r->sym);
+	uint8_t *field = c->buf + c->image_off + r->offset;
+	int64_t v;
+
+	switch (r->type) {
+	case R_X86_64_64:
+		v = (int64_t)(S + A);
+		memcpy(field, &v, 8);
+		return 0;
+	case R_X86_64_RELATIVE:
+		v = (int64_t)(img + A);
+		memcpy(field, &v, 8);
+		return 0;
+	case R_X86_64_PC64:
+		v = (int64_t)(S + A - P);
+		memcpy(field, &v, 8);
+		return 0;
+	case R_X86_64_GOTPCREL:
+	case R_X86_64_GOTPCRELX:
+	case R_X86_64_REX_GOTPCRELX:
+		S = ld_got(c, r->sym, S);
+		break;
+	case R_X86_64_PC32:
+	case R_X86_64_PLT32:
+		v = (int64_t)(S + A - P);
+		if (v != (int32_t)v && (s->type == STT_FUNC || r->type == R_X86_64_PLT32))
+			S = ld_stub(c, r->sym, S);
+		break;
+	case R_X86_64_32:
+	case R_X86_64_32S:
+		v = (int64_t)(S + A);
+		if ((r->type == R_X86_64_32 && (uint64_t)v > UINT32_MAX) ||
+		    (r->type == R_X86_64_32S && v != (int32_t)v))
+			return qp_seterr(err, -ERANGE, "'%s' does not fit a 32-bit absolute reference",
+					 s->name);
+		memcpy(field, &(int32_t){ (int32_t)v }, 4);
+		return 0;
+	default:
+		return qp_seterr(err, QP_EUNSUPP, "relocation %s to '%s' is not supported yet",
+				 qp_rela_type_name(r->type) ? qp_rela_type_name(r->type) : "?",
+				 s->name);
+	}
+	v = (int64_t)(S + A - P);
+	if (v != (int32_t)v)
+		return qp_seterr(err, -ERANGE, "'%s' is out of 32-bit reach of the patch", s->name);
+	memcpy(field, &(int32_t){ (int32_t)v }, 4);
+	return 0;
+}
+
+/* The local copy of the mapping: record, image (relocated), stubs, GOT. */
+static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
+{
+	const struct qp_info *info = qp_patch__info(c->patch);
+	struct qp_record *rec = (struct qp_record *)c->buf;
+	struct timespec ts;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < qp_patch__section_count(c->patch); i++) {
+		const struct qp_section *s = qp_patch__section(c->patch, i);
+
+		if (s->data)
+			memcpy(c->buf + c->image_off + s->addr, s->data, s->size);
+	}
+	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+
+		if (r->type == QP_R_REPLACE)
+			continue;
+		ret = ld_relocate_one(c, r, err);
+		if (ret)
+			return ret;
+	}
+	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
+	rec->version = 1;
+	rec->nfuncs = (uint32_t)c->nfuncs;
+	rec->seq = c->seq;
+	rec->region_size = c->region_size;
+	rec->image_start = c->region + c->image_off;
+	rec->image_size = info->image_size;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rec->applied_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	memcpy(rec->id, info->id, sizeof(rec->id));
+	memcpy(rec->target, info->target_name, sizeof(rec->target));
+	for (i = 0; i < c->nfuncs; i++) {
+		c->funcs[i].rec.new_addr = rec->image_start + c->funcs[i].rela->offset;
+		rec->funcs[i] = c->funcs[i].rec;
+	}
+	return 0;
+}
+
+/* Page protections: record read-only, then per section, stubs r-x. */
+static int ld_protect(struct ld_ctx *c, struct qp_error *err)
+{
+	uint64_t img = c->region + c->image_off;
+	int64_t res;
+	size_t i;
+	int ret;
+
+	ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
+			 (uint64_t[]){ c->region, c->rec_size, PROT_READ }, &res, err);
+	for (i = 0; !ret && i < qp_patch__section_count(c->patch); i++) {
+		const struct qp_section *s = qp_patch__section(c->patch, i);
+		uint64_t start = img + (s->addr & ~(LD_PAGE - 1)), end = page_up(img + s->addr + s->size);
+		int prot = PROT_READ;
+
+		if (s->flags & SHF_WRITE)
+			continue; /* stays read-write */
+		if (s->flags & SHF_EXECINSTR)
+			prot |= PROT_EXEC;
+		ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
+				 (uint64_t[]){ start, end - start, (uint64_t)prot }, &res, err);
+	}
+	if (!ret)
+		ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
+				 (uint64_t[]){ c->region + c->extra_off, c->region_size - c->extra_off,
+					       PROT_READ | PROT_EXEC }, &res, err);
+	return ret;
+}
+
+static void jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
+{
+	int32_t rel = (int32_t)(to - (from + QP_JMP_REL32_SIZE));
+
+	out[0] = 0xe9;
+	memcpy(out + 1, &rel, 4);
+}
+
+static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < c->nfuncs; i++) {
+		struct ld_func *f = &c->funcs[i];
+		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
+		int64_t d = (int64_t)(f->rec.new_addr - (f->rec.site + QP_JMP_REL32_SIZE));
+
+		if (d != (int32_t)d)
+			return qp_seterr(err, -ERANGE, "'%s' is out of jump range of the patch",
+					 f->rec.name);
+		ret = qp_proc__read(&c->proc, f->rec.site, now, sizeof(now), err);
+		if (ret)
+			return ret;
+		if (memcmp(now, f->rec.saved, sizeof(now)))
+			return qp_seterr(err, QP_ETARGET, "'%s' changed in process %d while preparing",
+					 f->rec.name, (int)c->pid);
+		jmp_encode(jmp, f->rec.site, f->rec.new_addr);
+		ret = qp_proc__write(&c->proc, f->rec.site, jmp, sizeof(jmp), err);
+		if (ret)
+			return ret;
+		f->written = true;
+	}
+	return 0;
+}
+
+static void ld_rollback(struct ld_ctx *c)
+{
+	size_t i;
+
+	for (i = c->nfuncs; i-- > 0;)
+		if (c->funcs[i].written)
+			qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
+				       c->funcs[i].rec.len, NULL);
+	if (c->region) {
+		int64_t res;
+
+		ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size },
+			   &res, NULL);
+		c->region = 0;
+	}
+}
+
+/* Everything done while the target is stopped. */
+static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_maps maps;
+	uint64_t addr = 0;
+	int ret;
+
+	ret = qp_maps__read(c->pid, &maps, err);
+	if (ret)
+		return ret;
+	ret = ld_find_hole(c, &maps, c->region_size, &addr, err);
+	qp_maps__release(&maps);
+	if (!ret)
+		ret = ld_map_region(c, addr, err);
+	if (!ret)
+		ret = ld_build_image(c, err);
+	if (!ret)
+		ret = qp_proc__write(&c->proc, c->region, c->buf, c->region_size, err);
+	if (!ret)
+		ret = ld_protect(c, err);
+	if (!ret)
+		ret = ld_write_jumps(c, err);
+	if (ret)
+		ld_rollback(c);
+	return ret;
+}
+
+/* Stop the target with no thread in the way of @busy; retry per policy.
+ * On success the target is stopped. */
+static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
+			 struct qp_error *err)
+{
+	int tries = c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
+	int delay = c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
+	char why[512] = "";
+	int ret;
+
+	for (c->stats->attempts = 1;; c->stats->attempts++) {
+		c->stop_t0 = now_us();
+		ret = qp_proc__stop(&c->proc, err);
+		if (ret)
+			return ret;
+		if (!busy(c, why, sizeof(why)))
+			return 0;
+		qp_proc__resume(&c->proc, NULL);
+		if (c->stats->attempts >= tries)
+			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms)",
+					 why, tries, tries * delay);
+		usleep((useconds_t)delay * 1000);
+	}
+}
+
+static bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
+{
+	const struct ld_func *f = NULL;
+	const struct qp_thread *t = ld_busy_site(c, &f);
+
+	if (t)
+		snprintf(why, size, "thread %d is executing the first bytes of '%s' (pc 0x%llx)",
+			 (int)t->tid, f->rec.name, (unsigned long long)t->regs.rip);
+	return t != NULL;
+}
+
+static void ld_ctx_release(struct ld_ctx *c)
+{
+	qp_proc__close(&c->proc);
+	qp_maps__release(&c->maps);
+	free(c->symaddr);
+	free(c->funcs);
+	free(c->buf);
+}
+
+static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
+{
+	const struct qp_info *info = qp_patch__info(c->patch);
+	struct qp_applied *applied = NULL;
+	size_t n = 0, i;
+	int ret;
+
+	ret = qp_maps__read(c->pid, &c->maps, err);
+	if (!ret)
+		ret = ld_find_target(c, err);
+	if (!ret)
+		ret = ld_list(&c->proc, &c->maps, &applied, &n, err);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++)
+		if (!strcmp(applied[i].rec.id, info->id))
+			ret = qp_seterr(err, QP_EAPPLIED, "patch '%s' is already applied to process %d",
+					info->id, (int)c->pid);
+	c->seq = n ? applied[n - 1].rec.seq + 1 : 1;
+	qp_applied__free(applied, n);
+	if (!ret)
+		ret = ld_resolve(c, err);
+	if (!ret)
+		ret = ld_prepare_funcs(c, err);
+	if (ret)
+		return ret;
+	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func));
+	c->image_off = c->rec_size;
+	c->extra_off = c->image_off + page_up(info->image_size);
+	c->region_size = c->extra_off +
+			 page_up(qp_patch__src_sym_count(c->patch) * (LD_STUB_SIZE + 8));
+	c->buf = calloc(1, c->region_size);
+	if (!c->buf)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
+		  struct qp_load_stats *stats, struct qp_error *err)
+{
+	struct ld_ctx c = { .pid = pid, .patch = patch, .opts = opts, .stats = stats };
+	double t0 = now_us();
+	int ret;
+
+	memset(stats, 0, sizeof(*stats));
+	ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_prepare(&c, err);
+	if (!ret) {
+		ret = ld_stop_quiet(&c, ld_apply_busy, err);
+		if (!ret) {
+			stats->threads = c.proc.nthreads;
+			ret = ld_apply_stopped(&c, err);
+			if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
+				ret = err->code;
+			stats->stop_us = now_us() - c.stop_t0;
+		}
+	}
+	stats->region = ret ? 0 : c.region;
+	stats->nfuncs = c.nfuncs;
+	stats->total_us = now_us() - t0;
+	ld_ctx_release(&c);
+	return ret;
+}
+
+/* --- undo ------------------------------------------------------------------ */
+
+#define LD_STACK_SCAN (256u << 10)
+
+/* The mapping of @c->maps that holds @addr, or NULL. */
+static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
+{
+	size_t i;
+
+	for (i = 0; i < maps->n; i++)
+		if (addr >= maps->v[i].start && addr < maps->v[i].end)
+			return &maps->v[i];
+	return NULL;
+}
+
+/*
+ * Conservative: any word on a thread's stack (up to LD_STACK_SCAN bytes
+ * above its stack pointer) that points into the patch counts as a return
+ * address into it.  A stale value can only delay an undo, never let one
+ * through that would be unsafe.
+ */
+static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t *where)
+{
+	const struct qp_map *m = ld_map_of(&c->maps, t->regs.rsp);
+	uint64_t sp = t->regs.rsp & ~7ull, end, *buf;
+	size_t n, i;
+	bool found = false;
+
+	if (!m)
+		return false;
+	end = m->end - sp > LD_STACK_SCAN ? sp + LD_STACK_SCAN : m->end;
+	n = (size_t)(end - sp) / 8;
+	buf = malloc(n * 8 + 8);
+	if (!buf || pread(c->proc.mem_fd, buf, n * 8, (off_t)sp) != (ssize_t)(n * 8)) {
+		free(buf);
+		*where = sp;
+		return true; /* cannot tell: treat as busy */
+	}
+	for (i = 0; i < n && !found; i++) {
+		if (buf[i] >= c->region && buf[i] < c->region + c->region_size) {
+			*where = sp + i * 8;
+			found = true;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+static bool ld_undo_busy(struct ld_ctx *c, char *why, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < c->proc.nthreads; i++) {
+		const struct qp_thread *t = &c->proc.threads[i];
+		uint64_t where;
+
+		if (t->regs.rip >= c->region && t->regs.rip < c->region + c->region_size) {
+			snprintf(why, size, "thread %d is executing patch code (pc 0x%llx)",
+				 (int)t->tid, (unsigned long long)t->regs.rip);
+			return true;
+		}
+		if (ld_stack_refs(c, t, &where)) {
+			snprintf(why, size, "thread %d may return into patch code (stack slot 0x%llx)",
+				 (int)t->tid, (unsigned long long)where);
+			return true;
+		}
+	}
+	return ld_apply_busy(c, why, size);
+}
+
+static int ld_undo_stopped(struct ld_ctx *c, struct qp_error *err)
+{
+	size_t i;
+	int64_t res;
+	int ret;
+
+	for (i = 0; i < c->nfuncs; i++) {
+		const struct qp_record_func *f = &c->funcs[i].rec;
+		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
+
+		if (f->len != QP_JMP_REL32_SIZE)
+			return qp_seterr(err, -EINVAL, "bad record for '%s'", f->name);
+		ret = qp_proc__read(&c->proc, f->site, now, sizeof(now), err);
+		if (ret)
+			return ret;
+		jmp_encode(jmp, f->site, f->new_addr);
+		if (memcmp(now, jmp, sizeof(jmp)))
+			return qp_seterr(err, QP_ETARGET,
+					 "'%s' at 0x%llx no longer jumps to this patch; not undoing",
+					 f->name, (unsigned long long)f->site);
+	}
+	for (i = c->nfuncs; i-- > 0;) {
+		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
+				     QP_JMP_REL32_SIZE, err);
+		if (ret)
+			return ret;
+	}
+	return ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size },
+			  &res, err);
+}
+
+int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
+		 struct qp_load_stats *stats, struct qp_error *err)
+{
+	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
+	struct qp_applied *applied = NULL, *a;
+	double t0 = now_us();
+	size_t n = 0, i;
+	int ret;
+
+	memset(stats, 0, sizeof(*stats));
+	ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = qp_maps__read(pid, &c.maps, err);
+	if (!ret)
+		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
+	if (!ret && !n)
+		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
+	if (ret)
+		goto out;
+	a = &applied[n - 1];
+	if (id && strcmp(id, a->rec.id)) {
+		for (i = 0; i + 1 < n && strcmp(applied[i].rec.id, id); i++)
+			;
+		ret = i + 1 < n ?
+			qp_seterr(err, -EBUSY, "patch '%s' was applied before '%s'; undo that first",
+				  id, a->rec.id) :
+			qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id, (int)pid);
+		goto out;
+	}
+	c.region = a->region;
+	c.region_size = a->rec.region_size;
+	c.nfuncs = a->rec.nfuncs;
+	c.funcs = calloc(c.nfuncs ? c.nfuncs : 1, sizeof(*c.funcs));
+	if (!c.funcs) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < c.nfuncs; i++)
+		c.funcs[i].rec = a->funcs[i];
+	ret = ld_stop_quiet(&c, ld_undo_busy, err);
+	if (!ret) {
+		stats->threads = c.proc.nthreads;
+		ret = ld_undo_stopped(&c, err);
+		if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
+			ret = err->code;
+		stats->stop_us = now_us() - c.stop_t0;
+	}
+	stats->region = c.region;
+	stats->nfuncs = c.nfuncs;
+out:
+	stats->total_us = now_us() - t0;
+	qp_applied__free(applied, n);
+	c.region = 0;
+	ld_ctx_release(&c);
+	return ret;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loader library: puts a patch into a live process, lists and undoes
+ * what is applied.  The record of each applied patch lives in the target
+ * (first page of the patch's mapping), so any later run sees it.
+ */
+#ifndef QPATCH_LOADER_H
+#define QPATCH_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "qpatch/error.h"
+#include "qpatch/format.h"
+
+#define QP_RECORD_MAGIC "QPREC\0\0\1"
+#define QP_MEMFD_PREFIX "qpatch:"  /* mapping name: /memfd:qpatch:ID (deleted) */
+#define QP_FUNC_NAME_MAX 64
+
+/* One redirected function, as recorded in the target. */
+struct qp_record_func {
+	uint64_t site;                 /* address where the jump is written */
+	uint64_t new_addr;             /* the new function */
+	uint64_t old_addr;             /* the old function's start */
+	uint64_t old_size;             /* its size */
+	uint8_t saved[16];             /* bytes the jump overwrote */
+	uint32_t len;                  /* number of bytes overwritten (5) */
+	uint32_t reserved;             /* 0 */
+	char name[QP_FUNC_NAME_MAX];   /* old function's name, truncated */
+};
+_Static_assert(sizeof(struct qp_record_func) == 120, "qp_record_func layout");
+
+/* Header of the record at the start of a patch mapping. */
+struct qp_record {
+	char magic[8];                 /* QP_RECORD_MAGIC */
+	uint32_t version;              /* 1 */
+	uint32_t nfuncs;               /* entries in funcs[] */
+	uint64_t seq;                  /* order of application, 1 = first */
+	uint64_t region_size;          /* bytes of the whole mapping */
+	uint64_t image_start;          /* address of the patch image */
+	uint64_t image_size;           /* its size */
+	uint64_t applied_ns;           /* CLOCK_REALTIME when applied */
+	char id[QP_ID_MAX];            /* patch id */
+	char target[QP_NAME_MAX];      /* target object name */
+	struct qp_record_func funcs[]; /* redirected functions */
+};
+_Static_assert(sizeof(struct qp_record) == 376, "qp_record layout");
+
+struct qp_load_opts {
+	int retries;            /* attempts when code is busy (default 200) */
+	int retry_delay_ms;     /* wait between attempts (default 5) */
+};
+
+struct qp_load_stats {
+	double stop_us;         /* time all threads were stopped, last attempt */
+	double total_us;        /* whole operation */
+	int attempts;           /* stop attempts made */
+	size_t threads;         /* threads stopped */
+	uint64_t region;        /* address of the patch mapping */
+	size_t nfuncs;          /* functions redirected / restored */
+};
+
+/* An applied patch, as listed. */
+struct qp_applied {
+	uint64_t region;        /* mapping address */
+	struct qp_record rec;   /* its header */
+	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
+};
+
+int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
+		  struct qp_load_stats *stats, struct qp_error *err);
+/* Undo the patch with @id, which must be the last applied; NULL = the last. */
+int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
+		 struct qp_load_stats *stats, struct qp_error *err);
+/* Applied patches in order of application. */
+int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err);
+void qp_applied__free(struct qp_applied *v, size_t n);
+
+#endif

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control of a live process through ptrace: stopping every thread,
+ * reading and writing its memory, running system calls inside it, and its
+ * memory map.  The loader's only door into the target.
+ */
+#ifndef QPATCH_LOADER_PROC_H
+#define QPATCH_LOADER_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "qpatch/error.h"
+
+struct qp_map {
+	uint64_t start, end;   /* [start, end) */
+	uint64_t offset;       /* file offset of start */
+	char perms[5];         /* "r-xp" */
+	char path[512];        /* file, "[stack]", "" for anonymous */
+};
+
+struct qp_maps {
+	struct qp_map *v;      /* mappings in address order */
+	size_t n;              /* count of v */
+};
+
+int qp_maps__read(pid_t pid, struct qp_maps *maps, struct qp_error *err);
+void qp_maps__release(struct qp_maps *maps);
+
+struct qp_thread {
+	pid_t tid;             /* thread id */
+	int pending_sig;       /* signal that arrived while stopping; re-sent on detach */
+	struct user_regs_struct regs; /* registers when stopped */
+};
+
+struct qp_proc {
+	pid_t pid;                 /* process id */
+	struct qp_thread *threads; /* stopped threads; [0] runs remote syscalls */
+	size_t nthreads;           /* count of threads */
+	int mem_fd;                /* /proc/PID/mem, read-write */
+	uint64_t gadget;           /* address of a "syscall" instruction */
+	bool regs_dirty;           /* threads[0]'s registers need restoring */
+};
+
+/* Open /proc/PID/mem and check the process exists and may be traced. */
+int qp_proc__open(pid_t pid, struct qp_proc *p, struct qp_error *err);
+/* Stop every thread (including threads created meanwhile). */
+int qp_proc__stop(struct qp_proc *p, struct qp_error *err);
+/* Restore registers and let every thread run again. */
+int qp_proc__resume(struct qp_proc *p, struct qp_error *err);
+void qp_proc__close(struct qp_proc *p);
+
+int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
+		  struct qp_error *err);
+/* Writes even into read-only mappings (as a debugger does). */
+int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len,
+		   struct qp_error *err);
+/* Run syscall @nr with up to 6 args in threads[0]; *@ret gets its result
+ * (a negative errno on failure, as the kernel returns it). */
+int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,
+		     int64_t *ret, struct qp_error *err);
+
+#endif
