@@ -1,0 +1,70 @@
+# Shared helpers for qpatch integration tests (sourced, not run).
+# Each test runs real programs with the real tools from $QP_BIN.
+set -u
+: "${QP_BIN:?QP_BIN must point at the bin directory of a build}"
+: "${QP_SRC:?QP_SRC must point at the source tree}"
+QP_TMP=${QP_TMP:-/tmp}
+mkdir -p "$QP_TMP"
+T=$(mktemp -d "$QP_TMP/$(basename "$0" .sh).XXXXXX")
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ "$FAILED" -eq 0 ] && rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*" >&2; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1; shift
+	if "$@"; then ok "$what"; else fail "$what"; fi
+}
+finish() {
+	echo "$(basename "$0" .sh): $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
+# build_tree SRC DEST: copy a source tree and build it with qpatch-cc, as a
+# user deploying a live-patchable program would.
+build_tree() {
+	cp -a "$1" "$2" && make -s -C "$2" CC="$QP_BIN/qpatch-cc" >"$2.build.log" 2>&1
+}
+
+# start OUTFILE CMD...: run a target in the background, output to OUTFILE.
+start() {
+	local out=$1; shift
+	"$@" >"$out" 2>&1 &
+	PIDS+=($!)
+	TARGET_PID=$!
+}
+
+# wait_lines FILE N: wait (max 10 s) until FILE has at least N lines.
+wait_lines() {
+	local i
+	for i in $(seq 100); do
+		[ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_match FILE REGEX: wait (max 10 s) until a line matches.
+wait_match() {
+	local i
+	for i in $(seq 100); do
+		grep -Eq "$2" "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# The memory map of a process: equal before and after proves that a
+# refused patch left no mapping behind.
+maps_of() { cat "/proc/$1/maps"; }

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The diff engine on the corpus in tests/fixtures/diff: each case has
+ * orig/ and patched/ C files and an `expect` file.  The orig files are
+ * compiled and linked into the target binary, the patched ones compiled,
+ * every object pair is handed to qp_diff, and the verdict is checked:
+ *
+ *   replaced NAME        NAME is redirected to new code
+ *   new-func NAME        NAME is a new function in the patch
+ *   new-var NAME         NAME is a new variable in the patch
+ *   absent NAME          NAME is not in the patch at all
+ *   refused NAME WHY     the build is refused; NAME's reason contains WHY
+ *   src-local NAME SIB   the patch refers to the target's static NAME, the
+ *                        one whose FILE scope also holds SIB
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "builder.h"
+#include "check.h"
+#include "qpatch/elf.h"
+
+static char tmpdir[PATH_MAX];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* Compile every .c under @src/@rel into @out/@rel (same layout). */
+static int compile_tree(const char *src, const char *out, const char *rel,
+			char objs[][PATH_MAX], int *n)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", src, rel);
+	d = opendir(dir);
+	if (!d)
+		return -1;
+	sh("mkdir -p '%s/%s'", out, rel);
+	while ((de = readdir(d))) {
+		char sub[PATH_MAX];
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		if (de->d_type == DT_DIR) {
+			compile_tree(src, out, sub, objs, n);
+		} else if (len > 2 && !strcmp(de->d_name + len - 2, ".c")) {
+			snprintf(objs[*n], PATH_MAX, "%.*s.o", (int)strlen(sub) - 2, sub);
+			if (sh("cd '%s' && cc -O2 -g -ffunction-sections -fdata-sections -c -o '%s/%s' '%s'",
+			       src, out, objs[*n], sub))
+				return -1;
+			(*n)++;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static const struct qp_change *find_change(const struct qp_report *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nchanges; i++)
+		if (!strcmp(r->changes[i].name, name))
+			return &r->changes[i];
+	return NULL;
+}
+
+/* Address of static @name in the target's FILE scope that also holds @sib. */
+static uint64_t scoped_local(const char *target, const char *name, const char *sib)
+{
+	struct qp_elf *e;
+	struct qp_elf_sym *s, *t;
+	uint64_t found = 0;
+
+	if (qp_elf__open(target, QP_ELF_NO_RELAS, &e, NULL))
+		return 0;
+	qp_elf_for_each_sym(e, s) {
+		if (strcmp(s->name, sib) || s->bind != STB_LOCAL)
+			continue;
+		qp_elf_for_each_sym(e, t)
+			if (!strcmp(t->name, name) && t->file_index == s->file_index)
+				found = t->value;
+	}
+	qp_elf__free(e);
+	return found;
+}
+
+static void check_src_local(const struct qp_patch *p, const char *target, const char *name,
+			    const char *sib)
+{
+	uint64_t want = scoped_local(target, name, sib);
+	size_t i;
+	int seen = 0;
+
+	CHECK(want != 0);
+	for (i = 1; p && i < qp_patch__src_sym_count(p); i++) {
+		const struct qp_sym *s = qp_patch__src_sym(p, i);
+
+		if (!strcmp(s->name, name)) {
+			CHECK_INT(s->value, want);
+			seen = 1;
+		}
+	}
+	CHECK(seen);
+}
+
+static void check_expect(const char *casedir, const char *target, const struct qp_report *r,
+			 const struct qp_patch *p, int ret, const struct qp_error *err)
+{
+	char path[PATH_MAX], line[512];
+	int refused = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/expect", casedir);
+	f = fopen(path, "r");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char verb[32] = "", name[128] = "", rest[256] = "";
+		const struct qp_change *c;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%31s %127s %255[^\n]", verb, name, rest) < 2)
+			continue;
+		c = find_change(r, name);
+		if (!strcmp(verb, "replaced")) {
+			CHECK(c && c->kind == QP_CHANGE_REPLACED);
+		} else if (!strcmp(verb, "new-func")) {
+			CHECK(c && c->kind == QP_CHANGE_NEW_FUNC);
+		} else if (!strcmp(verb, "new-var")) {
+			CHECK(c && c->kind == QP_CHANGE_NEW_VAR);
+		} else if (!strcmp(verb, "absent")) {
+			CHECK(c == NULL);
+		} else if (!strcmp(verb, "refused")) {
+			refused = 1;
+			CHECK(c && c->kind == QP_CHANGE_REFUSED);
+			CHECK_CONTAINS(c ? c->why : NULL, rest);
+		} else if (!strcmp(verb, "src-local")) {
+			check_src_local(p, target, name, rest);
+		} else {
+			fprintf(stderr, "%s: unknown verb '%s'\n", path, verb);
+			CHECK(0);
+		}
+		if (!c && strcmp(verb, "absent") && strcmp(verb, "src-local"))
+			fprintf(stderr, "  case %s: no report entry for '%s'\n", casedir, name);
+	}
+	fclose(f);
+	if (refused) {
+		CHECK_INT(ret, QP_EREFUSED);
+	} else {
+		CHECK_INT(ret, 0);
+		if (ret)
+			fprintf(stderr, "  case %s: %s\n", casedir, err->msg);
+	}
+}
+
+static void run_case(const char *fixtures, const char *name)
+{
+	static char orig_objs[64][PATH_MAX], pat_objs[64][PATH_MAX];
+	char casedir[PATH_MAX], src[PATH_MAX], out[PATH_MAX], out2[PATH_MAX], target[PATH_MAX];
+	struct qp_report rep = { 0 };
+	struct qp_error err = { 0 };
+	struct qp_patch *patch = NULL;
+	struct qp_diff *d = NULL;
+	int norig = 0, npat = 0, i, ret;
+
+	printf("case %s\n", name);
+	snprintf(casedir, sizeof(casedir), "%s/%s", fixtures, name);
+	snprintf(out, sizeof(out), "%s/%s/orig", tmpdir, name);
+	snprintf(out2, sizeof(out2), "%s/%s/patched", tmpdir, name);
+	snprintf(src, sizeof(src), "%s/orig", casedir);
+	CHECK_INT(compile_tree(src, out, "", orig_objs, &norig), 0);
+	snprintf(src, sizeof(src), "%s/patched", casedir);
+	CHECK_INT(compile_tree(src, out2, "", pat_objs, &npat), 0);
+	snprintf(target, sizeof(target), "%s/%s/target", tmpdir, name);
+	{
+		char cmd[8192] = "";
+		size_t len = 0;
+
+		for (i = 0; i < norig; i++)
+			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " '%s/%s'", out, orig_objs[i]);
+		CHECK_INT(sh("cc -Wl,--build-id -o '%s' %s", target, cmd), 0);
+	}
+	ret = qp_diff__new(target, &d, &err);
+	CHECK_INT(ret, 0);
+	for (i = 0; !ret && i < npat; i++) {
+		char a[PATH_MAX], b[PATH_MAX];
+
+		snprintf(a, sizeof(a), "%s/%s", out, pat_objs[i]);
+		snprintf(b, sizeof(b), "%s/%s", out2, pat_objs[i]);
+		ret = qp_diff__add_object(d, a, b, pat_objs[i], &err);
+		CHECK_INT(ret, 0);
+	}
+	if (!ret)
+		ret = qp_diff__emit(d, NULL, &patch, &rep, &err);
+	check_expect(casedir, target, &rep, patch, ret, &err);
+	if (!ret) {
+		/* the emitted patch survives the writer's and reader's validation */
+		void *buf = NULL;
+		size_t size = 0;
+		struct qp_patch *back;
+
+		CHECK_INT(qp_patch__write_mem(patch, &buf, &size, &err), 0);
+		back = qp_patch__open_mem(buf, size, &err);
+		CHECK(back != NULL);
+		qp_patch__free(back);
+		free(buf);
+	}
+	qp_patch__free(patch);
+	qp_diff__free(d);
+	qp_report__release(&rep);
+}
+
+static void test_no_change(const char *fixtures)
+{
+	char src[PATH_MAX], out[PATH_MAX], target[PATH_MAX], obj[PATH_MAX];
+	static char objs[8][PATH_MAX];
+	struct qp_report rep = { 0 };
+	struct qp_error err = { 0 };
+	struct qp_patch *patch = NULL;
+	struct qp_diff *d = NULL;
+	int n = 0;
+
+	printf("case no-change\n");
+	snprintf(src, sizeof(src), "%s/body/orig", fixtures);
+	snprintf(out, sizeof(out), "%s/nochange", tmpdir);
+	CHECK_INT(compile_tree(src, out, "", objs, &n), 0);
+	snprintf(target, sizeof(target), "%s/target", out);
+	CHECK_INT(sh("cc -o '%s' '%s/main.o' '%s/calc.o'", target, out, out), 0);
+	CHECK_INT(qp_diff__new(target, &d, &err), 0);
+	snprintf(obj, sizeof(obj), "%s/calc.o", out);
+	CHECK_INT(qp_diff__add_object(d, obj, obj, "calc.o", &err), 0);
+	CHECK_INT(qp_diff__emit(d, NULL, &patch, &rep, &err), -ENODATA);
+	CHECK_CONTAINS(err.msg, "nothing to patch");
+	CHECK(patch == NULL);
+	qp_diff__free(d);
+	qp_report__release(&rep);
+}
+
+int main(void)
+{
+	const char *src = getenv("QP_SRC"), *tmp = getenv("QP_TMP");
+	char fixtures[PATH_MAX];
+	struct dirent **names;
+	int n, i;
+
+	snprintf(fixtures, sizeof(fixtures), "%s/tests/fixtures/diff", src ? src : ".");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_diff", tmp ? tmp : "/tmp");
+	sh("rm -rf '%s' && mkdir -p '%s'", tmpdir, tmpdir);
+	n = scandir(fixtures, &names, NULL, alphasort);
+	CHECK(n > 2);
+	for (i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.')
+			run_case(fixtures, names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	test_no_change(fixtures);
+	return check_report("test_diff");
+}
