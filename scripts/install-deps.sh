@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian 12 packages qpatch needs to build and test, if any
+# are missing.  Run as root (or with sudo) on a fresh machine; as another
+# user it only says what is missing.
+set -eu
+PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
+libzydis-dev libzycore-dev binutils make"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "qpatch needs these Debian packages:$missing" >&2
+	echo "install them with: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
