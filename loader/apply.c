@@ -75,6 +75,7 @@ struct ld_ctx {
 	size_t nfuncs;                /* count of funcs */
 	uint64_t seq;                 /* sequence number for this patch */
 	uint64_t region, region_size; /* the mapping, once created */
+	uint64_t hole;                /* where the mapping goes, chosen before stopping */
 	uint64_t rec_size, image_off, extra_off; /* layout inside it */
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	double stop_t0;               /* when the last stop attempt began */
@@ -661,20 +662,28 @@ static void ld_rollback(struct ld_ctx *c)
 	}
 }
 
+/* Map the patch at the hole chosen beforehand; if something took it since
+ * (MAP_FIXED_NOREPLACE says so), choose again from a fresh map. */
+static int ld_map(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_maps maps;
+	int ret = ld_map_region(c, c->hole, err);
+
+	if (ret != -EEXIST)
+		return ret;
+	ret = qp_maps__read(c->pid, &maps, err);
+	if (!ret)
+		ret = ld_find_hole(c, &maps, c->region_size, &c->hole, err);
+	qp_maps__release(&maps);
+	return ret ? ret : ld_map_region(c, c->hole, err);
+}
+
 /* Everything done while the target is stopped. */
 static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 {
-	struct qp_maps maps;
-	uint64_t addr = 0;
 	int ret;
 
-	ret = qp_maps__read(c->pid, &maps, err);
-	if (ret)
-		return ret;
-	ret = ld_find_hole(c, &maps, c->region_size, &addr, err);
-	qp_maps__release(&maps);
-	if (!ret)
-		ret = ld_map_region(c, addr, err);
+	ret = ld_map(c, err);
 	if (!ret)
 		ret = ld_build_image(c, err);
 	if (!ret)
@@ -767,7 +776,10 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	c->buf = calloc(1, c->region_size);
 	if (!c->buf)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	return 0;
+	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
+	if (!ret)
+		ret = qp_proc__find_gadget(&c->proc, err);
+	return ret;
 }
 
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
@@ -938,7 +950,9 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	}
 	for (i = 0; i < c.nfuncs; i++)
 		c.funcs[i].rec = a->funcs[i];
-	ret = ld_stop_quiet(&c, ld_undo_busy, err);
+	ret = qp_proc__find_gadget(&c.proc, err);
+	if (!ret)
+		ret = ld_stop_quiet(&c, ld_undo_busy, err);
 	if (!ret) {
 		stats->threads = c.proc.nthreads;
 		ret = ld_undo_stopped(&c, err);

@@ -238,7 +238,7 @@ int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len
 
 /* Any "0f 05" bytes in executable memory serve: executing from there is a
  * syscall instruction whatever the bytes meant to the compiler. */
-static int proc_find_gadget(struct qp_proc *p, struct qp_error *err)
+int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
 {
 	struct qp_maps maps;
 	uint8_t buf[65536];
@@ -280,7 +280,7 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 	struct user_regs_struct r = t->regs;
 	int status, i;
 
-	if (!p->gadget && proc_find_gadget(p, err))
+	if (!p->gadget && qp_proc__find_gadget(p, err))
 		return err->code;
 	r.rax = (uint64_t)nr;
 	/* no syscall-restart: the stopped thread may sit in an interrupted call */

@@ -58,6 +58,9 @@ int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 /* Writes even into read-only mappings (as a debugger does). */
 int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len,
 		   struct qp_error *err);
+/* Find a syscall instruction to run remote syscalls with; works while the
+ * process runs, so callers do it before stopping it. */
+int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err);
 /* Run syscall @nr with up to 6 args in threads[0]; *@ret gets its result
  * (a negative errno on failure, as the kernel returns it). */
 int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,
