@@ -265,7 +265,8 @@ static int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_appl
 		qp_applied__free(v, n);
 		return ret;
 	}
-	qsort(v, n, sizeof(*v), applied_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), applied_cmp);
 	*out = v;
 	*count = n;
 	return 0;
