@@ -18,6 +18,7 @@
  * and resumes the target with its registers as they were.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ struct ld_ctx {
 	uint64_t rec_size, image_off, extra_off; /* layout inside it */
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	double stop_t0;               /* when the last stop attempt began */
+	double stopped_t0;            /* when its last thread stopped */
 };
 
 /* --- finding the target and symbols ------------------------------------- */
@@ -566,6 +568,7 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
 	rec->version = 1;
 	rec->nfuncs = (uint32_t)c->nfuncs;
+	rec->state = QP_REC_APPLIED;
 	rec->seq = c->seq;
 	rec->region_size = c->region_size;
 	rec->image_start = c->region + c->image_off;
@@ -581,16 +584,16 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
-/* Page protections: record read-only, then per section, stubs r-x. */
+/* Page protections per section, stubs r-x.  The record stays read-write:
+ * /proc/PID/mem cannot write a read-only shared mapping, and undo updates
+ * the record's state. */
 static int ld_protect(struct ld_ctx *c, struct qp_error *err)
 {
 	uint64_t img = c->region + c->image_off;
 	int64_t res;
 	size_t i;
-	int ret;
+	int ret = 0;
 
-	ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
-			 (uint64_t[]){ c->region, c->rec_size, PROT_READ }, &res, err);
 	for (i = 0; !ret && i < qp_patch__section_count(c->patch); i++) {
 		const struct qp_section *s = qp_patch__section(c->patch, i);
 		uint64_t start = img + (s->addr & ~(LD_PAGE - 1)), end = page_up(img + s->addr + s->size);
@@ -713,6 +716,7 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		ret = qp_proc__stop(&c->proc, err);
 		if (ret)
 			return ret;
+		c->stopped_t0 = now_us();
 		if (!busy(c, why, sizeof(why)))
 			return 0;
 		qp_proc__resume(&c->proc, NULL);
@@ -758,7 +762,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (ret)
 		return ret;
 	for (i = 0; i < n; i++)
-		if (!strcmp(applied[i].rec.id, info->id))
+		if (applied[i].rec.state == QP_REC_APPLIED && !strcmp(applied[i].rec.id, info->id))
 			ret = qp_seterr(err, QP_EAPPLIED, "patch '%s' is already applied to process %d",
 					info->id, (int)c->pid);
 	c->seq = n ? applied[n - 1].rec.seq + 1 : 1;
@@ -799,6 +803,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 		if (!ret) {
 			stats->threads = c.proc.nthreads;
 			ret = ld_apply_stopped(&c, err);
+			stats->stopped_us = now_us() - c.stopped_t0;
 			if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
 				ret = err->code;
 			stats->stop_us = now_us() - c.stop_t0;
@@ -832,7 +837,8 @@ static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
  * address into it.  A stale value can only delay an undo, never let one
  * through that would be unsafe.
  */
-static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t *where)
+static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t start,
+			  uint64_t size, uint64_t *where)
 {
 	const struct qp_map *m = ld_map_of(&c->maps, t->regs.rsp);
 	uint64_t sp = t->regs.rsp & ~7ull, end, *buf;
@@ -850,7 +856,7 @@ static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t 
 		return true; /* cannot tell: treat as busy */
 	}
 	for (i = 0; i < n && !found; i++) {
-		if (buf[i] >= c->region && buf[i] < c->region + c->region_size) {
+		if (buf[i] >= start && buf[i] < start + size) {
 			*where = sp + i * 8;
 			found = true;
 		}
@@ -859,7 +865,9 @@ static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t 
 	return found;
 }
 
-static bool ld_undo_busy(struct ld_ctx *c, char *why, size_t size)
+/* Does any thread run in, or may it return into, [start, start + size)? */
+static bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, char *why,
+			   size_t why_size)
 {
 	size_t i;
 
@@ -867,24 +875,25 @@ static bool ld_undo_busy(struct ld_ctx *c, char *why, size_t size)
 		const struct qp_thread *t = &c->proc.threads[i];
 		uint64_t where;
 
-		if (t->regs.rip >= c->region && t->regs.rip < c->region + c->region_size) {
-			snprintf(why, size, "thread %d is executing patch code (pc 0x%llx)",
+		if (t->regs.rip >= start && t->regs.rip < start + size) {
+			snprintf(why, why_size, "thread %d is executing patch code (pc 0x%llx)",
 				 (int)t->tid, (unsigned long long)t->regs.rip);
 			return true;
 		}
-		if (ld_stack_refs(c, t, &where)) {
-			snprintf(why, size, "thread %d may return into patch code (stack slot 0x%llx)",
+		if (ld_stack_refs(c, t, start, size, &where)) {
+			snprintf(why, why_size, "thread %d may return into patch code (stack slot 0x%llx)",
 				 (int)t->tid, (unsigned long long)where);
 			return true;
 		}
 	}
-	return ld_apply_busy(c, why, size);
+	return false;
 }
 
-static int ld_undo_stopped(struct ld_ctx *c, struct qp_error *err)
+/* Phase 1, target stopped: put the saved bytes back and mark the record. */
+static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 {
+	uint32_t state = QP_REC_RESTORED;
 	size_t i;
-	int64_t res;
 	int ret;
 
 	for (i = 0; i < c->nfuncs; i++) {
@@ -907,16 +916,64 @@ static int ld_undo_stopped(struct ld_ctx *c, struct qp_error *err)
 				     QP_JMP_REL32_SIZE, err);
 		if (ret)
 			return ret;
+		c->funcs[i].written = true;
 	}
-	return ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size },
-			  &res, err);
+	ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state), &state,
+			     sizeof(state), err);
+	if (ret) { /* the record still says applied: so must the code */
+		for (i = 0; i < c->nfuncs; i++) {
+			uint8_t jmp[QP_JMP_REL32_SIZE];
+
+			jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
+			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
+		}
+	}
+	return ret;
+}
+
+/*
+ * Phase 2: no jump leads into undone patches any more, so threads leave
+ * them; unmap each once no thread runs in or returns into it.  What is
+ * still in use when the retries run out stays mapped (state RESTORED) and
+ * a later undo removes it.
+ */
+static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
+{
+	int tries = c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
+	int delay = c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
+	size_t left = 0, i;
+	int attempt;
+
+	for (i = 0; i < n; i++)
+		left += v[i].rec.state == QP_REC_RESTORED;
+	for (attempt = 0; left && attempt < tries; attempt++) {
+		if (attempt)
+			usleep((useconds_t)delay * 1000);
+		if (qp_proc__stop(&c->proc, NULL))
+			break;
+		for (i = 0; i < n; i++) {
+			int64_t res;
+
+			if (v[i].rec.state != QP_REC_RESTORED ||
+			    ld_region_busy(c, v[i].region, v[i].rec.region_size,
+					   c->stats->kept_why, sizeof(c->stats->kept_why)))
+				continue;
+			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
+					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, NULL)) {
+				v[i].rec.state = 0;
+				left--;
+			}
+		}
+		qp_proc__resume(&c->proc, NULL);
+	}
+	c->stats->kept = left;
 }
 
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err)
 {
 	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
-	struct qp_applied *applied = NULL, *a;
+	struct qp_applied *applied = NULL, *a = NULL;
 	double t0 = now_us();
 	size_t n = 0, i;
 	int ret;
@@ -927,20 +984,21 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)
 		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
-	if (!ret && !n)
+	for (i = n; !ret && i-- > 0;)
+		if (applied[i].rec.state == QP_REC_APPLIED && !a)
+			a = &applied[i];
+	if (!ret && !a)
 		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
-	if (ret)
-		goto out;
-	a = &applied[n - 1];
-	if (id && strcmp(id, a->rec.id)) {
-		for (i = 0; i + 1 < n && strcmp(applied[i].rec.id, id); i++)
+	if (!ret && id && strcmp(id, a->rec.id)) {
+		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
 			;
-		ret = i + 1 < n ?
+		ret = i < n && applied[i].rec.state == QP_REC_APPLIED ?
 			qp_seterr(err, -EBUSY, "patch '%s' was applied before '%s'; undo that first",
 				  id, a->rec.id) :
 			qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id, (int)pid);
-		goto out;
 	}
+	if (ret)
+		goto out;
 	c.region = a->region;
 	c.region_size = a->rec.region_size;
 	c.nfuncs = a->rec.nfuncs;
@@ -953,13 +1011,18 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		c.funcs[i].rec = a->funcs[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
 	if (!ret)
-		ret = ld_stop_quiet(&c, ld_undo_busy, err);
+		ret = ld_stop_quiet(&c, ld_apply_busy, err);
 	if (!ret) {
 		stats->threads = c.proc.nthreads;
-		ret = ld_undo_stopped(&c, err);
+		ret = ld_undo_restore(&c, err);
+		stats->stopped_us = now_us() - c.stopped_t0;
 		if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
 			ret = err->code;
 		stats->stop_us = now_us() - c.stop_t0;
+	}
+	if (!ret) {
+		a->rec.state = QP_REC_RESTORED;
+		ld_reap(&c, applied, n);
 	}
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;

@@ -60,8 +60,9 @@ static int do_list(pid_t pid, int json)
 		const struct qp_applied *a = &v[i];
 
 		if (json) {
-			printf("%s{\"seq\":%llu,\"id\":\"%s\",\"target\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
+			printf("%s{\"seq\":%llu,\"id\":\"%s\",\"target\":\"%s\",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       i ? "," : "", (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
+			       a->rec.state == QP_REC_APPLIED ? "applied" : "undone",
 			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
 			for (j = 0; j < a->rec.nfuncs; j++)
 				printf("%s{\"name\":\"%s\",\"old\":\"0x%llx\",\"new\":\"0x%llx\"}", j ? "," : "",
@@ -70,8 +71,9 @@ static int do_list(pid_t pid, int json)
 			printf("]}");
 			continue;
 		}
-		printf("%llu. patch '%s' on '%s' at 0x%llx (%llu bytes), %u function(s):\n",
+		printf("%llu. patch '%s' on '%s'%s at 0x%llx (%llu bytes), %u function(s):\n",
 		       (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
+		       a->rec.state == QP_REC_APPLIED ? "" : " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
 		for (j = 0; j < a->rec.nfuncs; j++)
@@ -83,6 +85,18 @@ static int do_list(pid_t pid, int json)
 		printf("]\n");
 	qp_applied__free(v, n);
 	return 0;
+}
+
+/* The pause: the window in which every thread was stopped and the patch
+ * went in, and the longest any thread may have waited (first interrupt to
+ * last resume, which includes waiting for busy threads to reach their stop
+ * and to be scheduled again). */
+static void print_stop(const struct qp_load_stats *st)
+{
+	printf("target stopped for %.0f us (all %zu thread%s; first stop to last resume %.0f us; "
+	       "%d attempt%s); total %.1f ms\n",
+	       st->stopped_us, st->threads, st->threads == 1 ? "" : "s", st->stop_us,
+	       st->attempts, st->attempts == 1 ? "" : "s", st->total_us / 1000.0);
 }
 
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
@@ -104,9 +118,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	} else {
 		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
-		printf("target stopped for %.0f us (%zu thread%s, %d attempt%s); total %.1f ms\n",
-		       st.stop_us, st.threads, st.threads == 1 ? "" : "s", st.attempts,
-		       st.attempts == 1 ? "" : "s", st.total_us / 1000.0);
+		print_stop(&st);
 	}
 	qp_patch__free(p);
 	return ret ? 1 : 0;
@@ -122,9 +134,10 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		return 1;
 	}
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
-	printf("target stopped for %.0f us (%zu thread%s, %d attempt%s); total %.1f ms\n",
-	       st.stop_us, st.threads, st.threads == 1 ? "" : "s", st.attempts,
-	       st.attempts == 1 ? "" : "s", st.total_us / 1000.0);
+	if (st.kept)
+		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
+		       st.kept, st.kept_why);
+	print_stop(&st);
 	return 0;
 }
 

@@ -37,6 +37,8 @@ struct qp_record {
 	char magic[8];                 /* QP_RECORD_MAGIC */
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
+	uint32_t state;                /* QP_REC_APPLIED or QP_REC_RESTORED */
+	uint32_t reserved;             /* 0 */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
 	uint64_t image_start;          /* address of the patch image */
@@ -46,7 +48,12 @@ struct qp_record {
 	char target[QP_NAME_MAX];      /* target object name */
 	struct qp_record_func funcs[]; /* redirected functions */
 };
-_Static_assert(sizeof(struct qp_record) == 376, "qp_record layout");
+_Static_assert(sizeof(struct qp_record) == 384, "qp_record layout");
+
+/* Record states. */
+#define QP_REC_APPLIED 1  /* the jumps lead into this patch */
+#define QP_REC_RESTORED 2 /* undone, but a thread still used the mapping, so
+			     it is kept until a later run can remove it */
 
 struct qp_load_opts {
 	int retries;            /* attempts when code is busy (default 200) */
@@ -54,12 +61,17 @@ struct qp_load_opts {
 };
 
 struct qp_load_stats {
-	double stop_us;         /* time all threads were stopped, last attempt */
+	double stop_us;         /* first thread interrupted .. last resumed (last attempt):
+				   no thread is paused longer than this */
+	double stopped_us;      /* last thread stopped .. first resumed: the window in
+				   which every thread is stopped and the patch goes in */
 	double total_us;        /* whole operation */
 	int attempts;           /* stop attempts made */
 	size_t threads;         /* threads stopped */
 	uint64_t region;        /* address of the patch mapping */
 	size_t nfuncs;          /* functions redirected / restored */
+	size_t kept;            /* undo: undone mappings still in use, kept */
+	char kept_why[256];     /* why the last one was kept */
 };
 
 /* An applied patch, as listed. */

@@ -127,7 +127,8 @@ static int proc_wait_stop(struct qp_thread *t, struct qp_error *err)
 	}
 }
 
-static int proc_stop_one(struct qp_proc *p, pid_t tid, struct qp_error *err)
+/* Seize and interrupt @tid; its stop is collected by proc_collect(). */
+static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 {
 	struct qp_thread *t, *v;
 
@@ -146,14 +147,31 @@ static int proc_stop_one(struct qp_proc *p, pid_t tid, struct qp_error *err)
 	t->tid = tid;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return qp_seterr(err, -errno, "thread %d: cannot interrupt: %s", (int)tid, strerror(errno));
-	if (proc_wait_stop(t, err))
-		return err->code;
-	if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs) < 0)
-		return qp_seterr(err, -errno, "thread %d: cannot read registers: %s", (int)tid,
-				 strerror(errno));
 	return 0;
 }
 
+/* Wait for the stops of threads [from, nthreads) and read their registers. */
+static int proc_collect(struct qp_proc *p, size_t from, struct qp_error *err)
+{
+	size_t i;
+
+	for (i = from; i < p->nthreads; i++) {
+		struct qp_thread *t = &p->threads[i];
+
+		if (proc_wait_stop(t, err))
+			return err->code;
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
+			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
+					 (int)t->tid, strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * Every thread is interrupted before any stop is waited for, so threads
+ * that need a CPU to reach their stop get it in parallel; then the task
+ * list is read again until it shows no new thread.
+ */
 int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 {
 	char path[64];
@@ -162,6 +180,7 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
 	while (found_new && !ret) {
+		size_t from = p->nthreads;
 		DIR *d = opendir(path);
 		struct dirent *de;
 
@@ -176,9 +195,11 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 			if (tid <= 0 || proc_has_thread(p, tid))
 				continue;
 			found_new = true;
-			ret = proc_stop_one(p, tid, err);
+			ret = proc_interrupt(p, tid, err);
 		}
 		closedir(d);
+		if (!ret)
+			ret = proc_collect(p, from, err);
 	}
 	if (!ret && !p->nthreads)
 		ret = qp_seterr(err, QP_EPROC, "process %d has no threads left", (int)p->pid);
