@@ -61,7 +61,8 @@ uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr);
  * instruction boundary and lies inside the function, the function decodes
  * completely, no branch or RIP-relative reference inside the function
  * targets an address in (site, site + len), and no call returns into it.
- * The range may end inside an instruction: those bytes are never run.
+ * The range may end inside an instruction: its tail is never run, and a
+ * branch or reference into that tail is refused like one into the range.
  * Returns 0, or a negative errno with a reason in @why (e.g. "branch at
  * 0x1240 targets 0x1232 inside the patched range 0x1230..0x1235",
  * "function is 3 bytes, too short for a 5-byte jump at offset 0").
