@@ -1,8 +1,10 @@
-/* N threads call work() as fast as they can; the main thread prints what
- * they compute and how many calls they made, 10 times a second. */
+/* N threads call work() as fast as they can (or, with "idle" as second
+ * argument, once a millisecond); the main thread prints what they compute
+ * and how many calls they made, 10 times a second. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 long work(long x);
@@ -11,6 +13,8 @@ long work(long x);
 static volatile long result[MAX_THREADS];
 static volatile unsigned long calls[MAX_THREADS];
 
+static int idle;
+
 static void *worker(void *arg)
 {
 	long id = (long)arg;
@@ -18,6 +22,8 @@ static void *worker(void *arg)
 	for (;;) {
 		result[id] = work(id);
 		calls[id]++;
+		if (idle)
+			usleep(1000);
 	}
 	return NULL;
 }
@@ -29,6 +35,7 @@ int main(int argc, char **argv)
 
 	if (n < 1 || n > MAX_THREADS)
 		return 2;
+	idle = argc > 2 && !strcmp(argv[2], "idle");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 0; i < n; i++)
 		pthread_create(&t, NULL, worker, (void *)i);
