@@ -65,9 +65,10 @@ static void print_report(const struct qp_report *r, const char *output, bool ok)
 	for (i = 0; i < r->nchanges; i++) {
 		const struct qp_change *c = &r->changes[i];
 
-		printf("  %-13s %-32s %-24s %6llu bytes%s%s\n", qp_change_kind_name(c->kind),
-		       c->name, c->object, (unsigned long long)c->size,
-		       c->why[0] ? "  " : "", c->why);
+		printf("  %-13s %-32s %-24s %6llu bytes%s%s%s%s\n", qp_change_kind_name(c->kind),
+		       c->name, c->where[0] ? c->where : c->object, (unsigned long long)c->size,
+		       c->why[0] ? "  " : "", c->why, c->where[0] ? "  " : "",
+		       c->where[0] ? c->object : "");
 	}
 	if (!ok)
 		return;

@@ -35,6 +35,7 @@ struct qp_change {
 	char object[256];         /* object file, relative to the build tree */
 	uint64_t size;            /* bytes */
 	char why[256];            /* reason (refusals), or "" */
+	char where[256];          /* declaration "file.c:LINE" from DWARF, or "" */
 };
 
 struct qp_report {

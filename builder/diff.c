@@ -24,6 +24,7 @@
 #include "builder.h"
 #include "qpatch/decode.h"
 #include "qpatch/elf.h"
+#include "srcline.h"
 #include "target.h"
 
 enum diff_out { OUT_TEXT, OUT_RODATA, OUT_DATA, OUT_BSS, OUT_NR };
@@ -37,6 +38,7 @@ struct diff_obj {
 	struct qp_elf *orig;     /* object of the original build */
 	struct qp_elf *pat;      /* object of the patched build */
 	char *name;              /* for messages: path relative to the build tree */
+	struct qp_srcline *src;  /* source lines of the patched object */
 	int *incl;               /* per patched section: index in diff.incl, or -1 */
 	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */
 	int scope_ret;           /* result of resolving the scope (cached) */
@@ -105,6 +107,8 @@ static int diff_note(struct qp_diff *d, enum qp_change_kind kind, const char *na
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->object, sizeof(c->object), "%s", o ? o->name : "");
 	snprintf(c->why, sizeof(c->why), "%s", why ? why : "");
+	if (o && kind != QP_CHANGE_COPIED)
+		qp_srcline__find(o->src, name, c->where, sizeof(c->where));
 	return 0;
 }
 
@@ -584,6 +588,7 @@ void qp_diff__free(struct qp_diff *d)
 	for (i = 0; i < d->nobjs; i++) {
 		qp_elf__free(d->objs[i].orig);
 		qp_elf__free(d->objs[i].pat);
+		qp_srcline__free(d->objs[i].src);
 		free(d->objs[i].name);
 		free(d->objs[i].incl);
 	}
@@ -638,7 +643,10 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 		ret = qp_seterr(err, -EINVAL, "%s: not a relocatable object", name);
 	if (!ret && !(o->incl = malloc(o->pat->nsecs * sizeof(*o->incl))))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret && !(o->src = qp_srcline__new(patched_obj)))
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (ret) {
+		free(o->incl);
 		qp_elf__free(o->orig);
 		qp_elf__free(o->pat);
 		free(o->name);
