@@ -14,6 +14,7 @@ check "target prints" wait_lines "$T/out" 5
 check "qpatch-build writes a patch" test -s "$T/fix.qpatch"
 check "report names the replaced function" grep -Eq "replaced +ledger_report" "$T/build.out"
 check "report names the new variable" grep -Eq "new variable +reports_since_fix" "$T/build.out"
+check "report gives the source line" grep -Eq "replaced +ledger_report +[^ ]*ledger.c:[0-9]+" "$T/build.out"
 check "qpatch-dump reads the patch" "$QP_BIN/qpatch-dump" "$T/fix.qpatch"
 check "readelf reads the patch" readelf -S "$T/fix.qpatch"
 
