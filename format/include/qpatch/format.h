@@ -69,6 +69,9 @@
  * the reader refuses more, so a hostile file cannot make it allocate much. */
 #define QP_MAX_SECTION_SIZE (256u << 20)
 
+/* Largest section alignment: the loader maps the image page aligned. */
+#define QP_MAX_ALIGN 4096u
+
 /* Info block, the .qpatch.info section; on-disk layout is this struct,
  * little-endian, packed naturally (no padding: see the static assert). */
 struct qp_info_disk {
