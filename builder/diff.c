@@ -487,6 +487,19 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	return diff_include(d, o, s->sec, &ref->incl);
 }
 
+/* The old function must be able to take the loader's jump. */
+static int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
+			   size_t src, struct qp_error *err)
+{
+	const struct qp_elf_sym *t = qp_target__sym_at(d->tgt, d->srcs[src].value, s->name);
+	char why[256], msg[300];
+
+	if (!t || !qp_target__check_site(d->tgt, t, why, sizeof(why)))
+		return 0;
+	snprintf(msg, sizeof(msg), "cannot redirect the old function: %s", why);
+	return diff_refuse(d, o, s->name, t->size, err, msg);
+}
+
 /* Step 1: changed and new functions of one object pair. */
 static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
 {
@@ -512,6 +525,11 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		if (ret)
 			return ret;
 		d->incl[idx].replaces = s;
+		ret = diff_check_site(d, o, s, d->incl[idx].replaces_src, err);
+		if (ret == QP_EREFUSED)
+			refused = ret;
+		else if (ret)
+			return ret;
 	}
 	/* Existing variables must keep their layout and initial value. */
 	qp_elf_for_each_sym(o->pat, s) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpatch/decode.h"
 #include "target.h"
 
 struct target_plt {
@@ -153,6 +154,30 @@ const struct qp_elf_sym *qp_target__find_local(const struct qp_target *t, size_t
 	return f.found;
 }
 
+struct target_at_find {
+	uint64_t value;                 /* address wanted */
+	const struct qp_elf_sym *found; /* result */
+};
+
+static int target_at_cb(struct qp_elf_sym *s, void *arg)
+{
+	struct target_at_find *f = arg;
+
+	if (!qp_sym_is_defined(s) || s->value != f->value)
+		return 0;
+	f->found = s;
+	return 1;
+}
+
+const struct qp_elf_sym *qp_target__sym_at(const struct qp_target *t, uint64_t value,
+					   const char *name)
+{
+	struct target_at_find f = { .value = value };
+
+	qp_elf__for_each_named(t->elf, name, target_at_cb, &f);
+	return f.found;
+}
+
 const struct qp_elf_sym *qp_target__find_global(const struct qp_target *t, const char *name)
 {
 	return qp_elf__find_global(t->elf, name);
@@ -225,6 +250,25 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 	return qp_seterr(err, QP_ERESOLVE,
 			 "%s: ambiguous: FILE symbols %zu and %zu of '%s' are both '%s' with the same static symbols",
 			 objname, match[0], match[1], t->elf->path, fname);
+}
+
+int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
+			  char *why, size_t why_size)
+{
+	const struct qp_elf_sec *s = sym->sec;
+	const uint8_t *code;
+	uint64_t site;
+
+	if (!s || !s->data || s->shdr.sh_type != SHT_PROGBITS ||
+	    sym->value < s->shdr.sh_addr || sym->size > s->size ||
+	    sym->value - s->shdr.sh_addr > s->size - sym->size) {
+		snprintf(why, why_size, "its code is not in the binary");
+		return -ENOENT;
+	}
+	code = s->data + (sym->value - s->shdr.sh_addr);
+	site = qp_decode_patch_entry(code, sym->size, sym->value);
+	return qp_decode_check_patch_site(code, sym->size, sym->value, site, QP_JMP_REL32_SIZE,
+					  why, why_size);
 }
 
 void qp_target__fill_info(const struct qp_target *t, struct qp_info *info)

@@ -31,9 +31,20 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 const struct qp_elf_sym *qp_target__find_local(const struct qp_target *t, size_t file,
 					       const char *name);
 const struct qp_elf_sym *qp_target__find_global(const struct qp_target *t, const char *name);
+/* The symbol named @name at address @value, or NULL. */
+const struct qp_elf_sym *qp_target__sym_at(const struct qp_target *t, uint64_t value,
+					   const char *name);
 /* Link-time address of the PLT entry for @name; -ENOENT when none. */
 int qp_target__plt(const struct qp_target *t, const char *name, uint64_t *addr);
 const char *qp_target__file_name(const struct qp_target *t, size_t file);
+/*
+ * Can the function @sym of the target take the loader's jump?  Runs the
+ * loader's patch-site check on the binary's bytes, so a function that is
+ * too short or has a branch into its first bytes is refused at build time.
+ * Returns 0, or a negative code with the reason in @why.
+ */
+int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
+			  char *why, size_t why_size);
 /* Build-id, target name and tool version for the patch info. */
 void qp_target__fill_info(const struct qp_target *t, struct qp_info *info);
 
