@@ -83,6 +83,24 @@ struct ld_ctx {
 	double stopped_t0;            /* when its last thread stopped */
 };
 
+/* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
+static int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+{
+	static const struct { enum qp_fault step; const char *name; } names[] = {
+#define QP_FAULT_NAME(name, val, str) { name, str },
+		QP_FAULTS(QP_FAULT_NAME)
+#undef QP_FAULT_NAME
+	};
+	size_t i;
+
+	if (!c->opts || c->opts->fault_at != step)
+		return 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]) && names[i].step != step; i++)
+		;
+	return qp_seterr(err, -EIO, "injected failure after step %d (%s)", (int)step,
+			 i < sizeof(names) / sizeof(names[0]) ? names[i].name : "?");
+}
+
 /* --- finding the target and symbols ------------------------------------- */
 
 /* A path libelf can open for mapping @m, even if the file was replaced. */
@@ -443,8 +461,10 @@ static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
 	r2 = qp_proc__write(&c->proc, scratch, saved, sizeof(saved), ret ? NULL : err);
 	if (ret || r2)
 		return ret ? ret : r2;
-	ret = ld_syscall(c, SYS_ftruncate, "ftruncate", 2, (uint64_t[]){ (uint64_t)fd, c->region_size },
-			 &res, err);
+	ret = ld_fault(c, QP_FAULT_MEMFD, err);
+	if (!ret)
+		ret = ld_syscall(c, SYS_ftruncate, "ftruncate", 2,
+				 (uint64_t[]){ (uint64_t)fd, c->region_size }, &res, err);
 	if (!ret) {
 		ret = ld_syscall(c, SYS_mmap, "mmap", 6,
 				 (uint64_t[]){ addr, c->region_size, PROT_READ | PROT_WRITE,
@@ -457,11 +477,12 @@ static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
 				   &ignored, NULL);
 			ret = qp_seterr(err, -ENOMEM, "process %d: mmap did not place the patch at 0x%" PRIx64,
 					(int)c->pid, addr);
+		} else if (!ret) {
+			c->region = addr; /* from here on, rollback unmaps it */
+			ret = ld_fault(c, QP_FAULT_MAPPED, err);
 		}
 	}
 	ld_syscall(c, SYS_close, "close", 1, (uint64_t[]){ (uint64_t)fd }, &res, NULL);
-	if (!ret)
-		c->region = addr;
 	return ret;
 }
 
@@ -645,8 +666,10 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		if (ret)
 			return ret;
 		f->written = true;
+		if (!i && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
+			return ret;
 	}
-	return 0;
+	return ld_fault(c, QP_FAULT_JUMPS, err);
 }
 
 static void ld_rollback(struct ld_ctx *c)
@@ -687,13 +710,19 @@ static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret;
 
-	ret = ld_map(c, err);
+	ret = ld_fault(c, QP_FAULT_STOPPED, err);
+	if (!ret)
+		ret = ld_map(c, err);
 	if (!ret)
 		ret = ld_build_image(c, err);
 	if (!ret)
 		ret = qp_proc__write(&c->proc, c->region, c->buf, c->region_size, err);
 	if (!ret)
+		ret = ld_fault(c, QP_FAULT_WRITTEN, err);
+	if (!ret)
 		ret = ld_protect(c, err);
+	if (!ret)
+		ret = ld_fault(c, QP_FAULT_PROTECTED, err);
 	if (!ret)
 		ret = ld_write_jumps(c, err);
 	if (ret)
@@ -911,19 +940,26 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 					 "'%s' at 0x%llx no longer jumps to this patch; not undoing",
 					 f->name, (unsigned long long)f->site);
 	}
-	for (i = c->nfuncs; i-- > 0;) {
+	ret = ld_fault(c, QP_FAULT_UNDO_STOPPED, err);
+	for (i = c->nfuncs; !ret && i-- > 0;) {
 		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
 				     QP_JMP_REL32_SIZE, err);
-		if (ret)
-			return ret;
-		c->funcs[i].written = true;
+		if (!ret)
+			c->funcs[i].written = true;
+		if (!ret && i == c->nfuncs - 1)
+			ret = ld_fault(c, QP_FAULT_UNDO_FIRST, err);
 	}
-	ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state), &state,
-			     sizeof(state), err);
+	if (!ret)
+		ret = ld_fault(c, QP_FAULT_UNDO_RESTORED, err);
+	if (!ret)
+		ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state), &state,
+				     sizeof(state), err);
 	if (ret) { /* the record still says applied: so must the code */
 		for (i = 0; i < c->nfuncs; i++) {
 			uint8_t jmp[QP_JMP_REL32_SIZE];
 
+			if (!c->funcs[i].written)
+				continue;
 			jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
 			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
 		}

@@ -175,6 +175,9 @@ int main(int argc, char **argv)
 	}
 	if (parse_pid(argv[optind], &pid))
 		return 2;
+	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
+	if (getenv("QPATCH_FAULT_AT"))
+		opts.fault_at = (enum qp_fault)atoi(getenv("QPATCH_FAULT_AT"));
 	if (list)
 		return do_list(pid, json);
 	if (undo)

@@ -55,9 +55,31 @@ _Static_assert(sizeof(struct qp_record) == 384, "qp_record layout");
 #define QP_REC_RESTORED 2 /* undone, but a thread still used the mapping, so
 			     it is kept until a later run can remove it */
 
+/* Steps at which a test can make the loader fail on purpose
+ * (qp_load_opts.fault_at), to prove that every failure is rolled back. */
+#define QP_FAULTS(X)                                            \
+	X(QP_FAULT_STOPPED, 1, "all threads stopped")           \
+	X(QP_FAULT_MEMFD, 2, "memfd created")                   \
+	X(QP_FAULT_MAPPED, 3, "patch mapped")                   \
+	X(QP_FAULT_WRITTEN, 4, "patch written")                 \
+	X(QP_FAULT_PROTECTED, 5, "patch protected")             \
+	X(QP_FAULT_FIRST_JUMP, 6, "first jump written")         \
+	X(QP_FAULT_JUMPS, 7, "all jumps written")               \
+	X(QP_FAULT_UNDO_STOPPED, 11, "undo: all threads stopped") \
+	X(QP_FAULT_UNDO_FIRST, 12, "undo: first function restored") \
+	X(QP_FAULT_UNDO_RESTORED, 13, "undo: all functions restored")
+
+enum qp_fault {
+	QP_FAULT_NONE = 0,
+#define QP_FAULT_ENUM(name, val, str) name = val,
+	QP_FAULTS(QP_FAULT_ENUM)
+#undef QP_FAULT_ENUM
+};
+
 struct qp_load_opts {
 	int retries;            /* attempts when code is busy (default 200) */
 	int retry_delay_ms;     /* wait between attempts (default 5) */
+	enum qp_fault fault_at; /* tests only: fail on purpose after this step */
 };
 
 struct qp_load_stats {
