@@ -152,7 +152,8 @@ static struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_
 	struct qp_elf_sym *s, *found = NULL;
 
 	qp_elf_for_each_sym(e, s) {
-		if (s->sec != sec || (s->type != STT_FUNC && s->type != STT_OBJECT))
+		if (s->sec != sec || (s->type != STT_FUNC && s->type != STT_OBJECT &&
+				      s->type != STT_TLS))
 			continue;
 		if (found && (found->value != s->value || found->size != s->size))
 			return NULL;
@@ -430,6 +431,36 @@ static int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
 }
 
 /*
+ * A thread-local variable: every thread has its own copy, allocated when
+ * the thread started, so only variables the target already has can be
+ * used; they become STT_TLS src symbols (their offset in the TLS block).
+ */
+static int diff_resolve_tls(struct qp_diff *d, struct diff_obj *o, struct qp_elf_sym *s,
+			    struct diff_ref *ref, struct qp_error *err)
+{
+	struct qp_elf_sym *os;
+	int ret;
+
+	if (s->type == STT_SECTION || s->type == STT_NOTYPE) {
+		struct qp_elf_sec *t = s->sec;
+
+		s = sec_sole_symbol(o->pat, t);
+		if (!s)
+			return diff_refuse(d, o, t->name, t->size, err,
+					   "reference into a section holding several thread-local variables");
+	}
+	os = obj_find(o->orig, s->name, STT_TLS);
+	if (!os)
+		return diff_refuse(d, o, s->name, s->size, err,
+				   "new thread-local variables cannot be added to a running process");
+	ret = diff_src_from_target(d, o, os, &ref->src, err);
+	if (ret == -ENOENT)
+		return diff_refuse(d, o, s->name, s->size, err,
+				   "thread-local variable of the original object is missing from the target binary");
+	return ret;
+}
+
+/*
  * Resolve one relocation of an included section: internal (pull the target
  * section in) or a src symbol.
  */
@@ -451,8 +482,7 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	}
 	t = s->sec;
 	if (t->shdr.sh_flags & SHF_TLS)
-		return diff_refuse(d, o, s->name, s->size, err,
-				   "thread-local variables are not supported yet");
+		return diff_resolve_tls(d, o, s, ref, err);
 	if (s->type == STT_SECTION || (s->type == STT_NOTYPE && s->bind == STB_LOCAL)) {
 		/* a section-relative reference: read-only data is copied, code and
 		 * variables are the one symbol the section holds */
@@ -533,9 +563,10 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 	}
 	/* Existing variables must keep their layout and initial value. */
 	qp_elf_for_each_sym(o->pat, s) {
-		if (s->type != STT_OBJECT || !s->sec || !sec_is_data(s->sec))
+		if (!s->sec || !((s->type == STT_OBJECT && sec_is_data(s->sec)) ||
+				 s->type == STT_TLS))
 			continue;
-		os = obj_find(o->orig, s->name, STT_OBJECT);
+		os = obj_find(o->orig, s->name, s->type);
 		if (!os || !os->sec)
 			continue;
 		if (os->size != s->size)

@@ -71,6 +71,8 @@ struct ld_ctx {
 	struct qp_maps maps;          /* memory map before stopping */
 	uint64_t bias;                /* load bias of the target object */
 	uint64_t obj_lo, obj_hi;      /* address range of the target object */
+	bool tls_main;                /* target is the main program (static TLS at a known offset) */
+	uint64_t tls_block;           /* size of its TLS block: thread pointer - block start */
 	uint64_t *symaddr;            /* resolved address per src symbol */
 	struct ld_func *funcs;        /* redirected functions */
 	size_t nfuncs;                /* count of funcs */
@@ -130,6 +132,34 @@ static void ld_object_range(const struct qp_maps *maps, const char *path, uint64
 	}
 }
 
+/*
+ * The main program's TLS block sits right below the thread pointer (x86-64
+ * TLS variant II): a variable at offset v of the PT_TLS template is at
+ * %fs:(v - roundup(p_memsz, p_align)), the value the static linker gives
+ * local-exec references and the dynamic linker honours for the program.
+ */
+static void ld_tls_layout(struct ld_ctx *c, struct qp_elf *e)
+{
+	size_t i, n;
+
+	c->tls_main = e->ehdr.e_type == ET_EXEC;
+	if (elf_getphdrnum(e->elf, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(e->elf, (int)i, &ph))
+			continue;
+		if (ph.p_type == PT_INTERP)
+			c->tls_main = true;
+		if (ph.p_type == PT_TLS) {
+			uint64_t a = ph.p_align ? ph.p_align : 1;
+
+			c->tls_block = (ph.p_memsz + a - 1) / a * a;
+		}
+	}
+}
+
 static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
 {
 	const struct qp_info *info = qp_patch__info(c->patch);
@@ -154,6 +184,7 @@ static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
 		c->bias = m->start - qp_elf__first_load_vaddr(e);
 		if (e->ehdr.e_type == ET_EXEC)
 			c->bias = 0;
+		ld_tls_layout(c, e);
 		qp_elf__free(e);
 		ld_object_range(&c->maps, m->path, &c->obj_lo, &c->obj_hi);
 		return 0;
@@ -215,6 +246,14 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 
 		if (s->type == STT_FILE)
 			continue;
+		if (s->type == STT_TLS) {
+			if (s->shndx != QP_SRC_IN_TARGET || !c->tls_main || !c->tls_block)
+				return qp_seterr(err, QP_EUNSUPP,
+						 "thread-local '%s' is not a variable of the main program: not supported yet",
+						 s->name);
+			c->symaddr[i] = s->value - c->tls_block; /* offset from the thread pointer */
+			continue;
+		}
 		if (s->shndx == QP_SRC_IN_TARGET) {
 			c->symaddr[i] = c->bias + s->value;
 			continue;
@@ -517,11 +556,24 @@ static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_
 	uint8_t *field = c->buf + c->image_off + r->offset;
 	int64_t v;
 
+	if (r->sym && (s->type == STT_TLS) !=
+	    (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_GOTTPOFF))
+		return qp_seterr(err, QP_EUNSUPP, "relocation %s to '%s': unsupported TLS access model",
+				 qp_rela_type_name(r->type) ? qp_rela_type_name(r->type) : "?", s->name);
 	switch (r->type) {
 	case R_X86_64_64:
 		v = (int64_t)(S + A);
 		memcpy(field, &v, 8);
 		return 0;
+	case R_X86_64_TPOFF32: /* local-exec: %fs:offset */
+		v = (int64_t)(S + A);
+		if (v != (int32_t)v)
+			return qp_seterr(err, -ERANGE, "TLS offset of '%s' does not fit 32 bits", s->name);
+		memcpy(field, &(int32_t){ (int32_t)v }, 4);
+		return 0;
+	case R_X86_64_GOTTPOFF: /* initial-exec: a GOT slot holds the offset */
+		S = ld_got(c, r->sym, S);
+		break;
 	case R_X86_64_RELATIVE:
 		v = (int64_t)(img + A);
 		memcpy(field, &v, 8);
