@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,42 +98,160 @@ static void cc_log(int argc, char **argv)
 	close(fd);
 }
 
+/* Run the real compiler with @args (NULL-terminated); returns its status. */
+static int cc_run(char **args)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		perror("qpatch-cc: fork");
+		return 1;
+	}
+	if (!pid) {
+		execvp(args[0], args);
+		fprintf(stderr, "qpatch-cc: unable to run '%s': %s\n", args[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int has_arg(int argc, char **argv, const char *a)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], a))
+			return 1;
+	return 0;
+}
+
+/* Arguments that only matter to the linker. */
+static int is_link_only(const char *a)
+{
+	size_t n = strlen(a);
+
+	return !strncmp(a, "-l", 2) || !strncmp(a, "-L", 2) || !strncmp(a, "-Wl,", 4) ||
+	       !strcmp(a, "-shared") || !strcmp(a, "-static") || !strcmp(a, "-rdynamic") ||
+	       !strcmp(a, "-pie") || !strcmp(a, "-no-pie") ||
+	       (a[0] != '-' && ((n > 2 && (!strcmp(a + n - 2, ".o") || !strcmp(a + n - 2, ".a"))) ||
+				strstr(a, ".so")));
+}
+
+/*
+ * "cc -o prog a.c b.c -lm" compiles and links in one go, leaving no object
+ * to compare.  Do what the compiler driver does, with objects that stay:
+ * compile each source to OUTDIR/.qpatch-cc/PROG-SRC.o (logged like any -c
+ * compilation), then link those.  The binary is the same either way.
+ */
+static int cc_split(int argc, char **argv, char **extra, int nextra, const char *cc)
+{
+	const char *out = "a.out";
+	char **args = calloc((size_t)argc + (size_t)nextra + 4, sizeof(*args));
+	char **objs = calloc((size_t)argc, sizeof(*objs));
+	char dir[PATH_MAX], *slash;
+	int i, j, k, ret = 0;
+
+	if (!args || !objs)
+		return 1;
+	for (i = 1; i < argc - 1; i++)
+		if (!strcmp(argv[i], "-o"))
+			out = argv[i + 1];
+	snprintf(dir, sizeof(dir), "%s", out);
+	slash = strrchr(dir, '/');
+	if (slash)
+		snprintf(slash + 1, sizeof(dir) - (size_t)(slash + 1 - dir), ".qpatch-cc");
+	else
+		snprintf(dir, sizeof(dir), ".qpatch-cc");
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "qpatch-cc: unable to create '%s': %s\n", dir, strerror(errno));
+		return 1;
+	}
+	for (i = 1; !ret && i < argc; i++) {
+		const char *base, *ob;
+
+		if (!is_c_source(argv[i]))
+			continue;
+		base = strrchr(argv[i], '/');
+		base = base ? base + 1 : argv[i];
+		ob = strrchr(out, '/');
+		ob = ob ? ob + 1 : out;
+		if (asprintf(&objs[i], "%s/%s-%.*s.o", dir, ob, (int)strlen(base) - 2, base) < 0)
+			return 1;
+		k = 0;
+		args[k++] = (char *)cc;
+		for (j = 1; j < argc; j++) {
+			if (!strcmp(argv[j], "-o")) {
+				j++;
+				continue;
+			}
+			if ((is_c_source(argv[j]) && j != i) || is_link_only(argv[j]))
+				continue;
+			args[k++] = argv[j];
+		}
+		args[k++] = "-c";
+		args[k++] = "-o";
+		args[k++] = objs[i];
+		for (j = 0; j < nextra; j++)
+			args[k++] = extra[j];
+		args[k] = NULL;
+		ret = cc_run(args);
+		if (!ret) {
+			char *logargs[] = { argv[0], "-c", argv[i], "-o", objs[i], NULL };
+
+			cc_log(5, logargs);
+		}
+	}
+	if (!ret) { /* link: the same command with the objects for the sources */
+		k = 0;
+		args[k++] = (char *)cc;
+		for (j = 1; j < argc; j++)
+			args[k++] = objs[j] ? objs[j] : argv[j];
+		args[k] = NULL;
+		ret = cc_run(args);
+	}
+	for (i = 0; i < argc; i++)
+		free(objs[i]);
+	free(objs);
+	free(args);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cc = getenv("QPATCH_REAL_CC");
 	const char *map = getenv("QPATCH_PREFIX_MAP");
+	char *extra[3] = { "-ffunction-sections", "-fdata-sections", NULL };
 	char **args, *mapopt = NULL;
-	int i, status;
-	pid_t pid;
+	int i, nextra = 2, nsrc = 0, ret;
 
 	if (!cc || !*cc)
 		cc = "cc";
+	if (map && *map && asprintf(&mapopt, "-ffile-prefix-map=%s", map) > 0)
+		extra[nextra++] = mapopt;
+	for (i = 1; i < argc; i++)
+		nsrc += is_c_source(argv[i]);
+	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
+	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
+		ret = cc_split(argc, argv, extra, nextra, cc);
+		free(mapopt);
+		return ret;
+	}
 	args = calloc((size_t)argc + 4, sizeof(*args));
 	if (!args)
 		return 1;
 	args[0] = (char *)cc;
 	for (i = 1; i < argc; i++)
 		args[i] = argv[i];
-	args[argc] = "-ffunction-sections";
-	args[argc + 1] = "-fdata-sections";
-	if (map && *map && asprintf(&mapopt, "-ffile-prefix-map=%s", map) > 0)
-		args[argc + 2] = mapopt;
-	pid = fork();
-	if (pid < 0) {
-		perror("qpatch-cc: fork");
-		return 1;
-	}
-	if (!pid) {
-		execvp(cc, args);
-		fprintf(stderr, "qpatch-cc: unable to run '%s': %s\n", cc, strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return 1;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	for (i = 0; i < nextra; i++)
+		args[argc + i] = extra[i];
+	ret = cc_run(args);
+	if (!ret)
 		cc_log(argc, argv);
 	free(args);
 	free(mapopt);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return ret;
 }
