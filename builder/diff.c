@@ -398,8 +398,22 @@ static int diff_src_from_target(struct qp_diff *d, struct diff_obj *o,
 
 /* An undefined symbol of the patched object: the target's definition, its
  * PLT entry, or (for the loader to find) a library's. */
-static int diff_src_undef(struct qp_diff *d, const struct qp_elf_sym *s, uint32_t rtype,
-			  size_t *out)
+static int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
+		       uint64_t size, struct qp_error *err, const char *why)
+{
+	int ret = diff_note(d, QP_CHANGE_REFUSED, name, o, size, why);
+
+	if (ret)
+		return ret;
+	if (!err || !err->code)
+		qp_seterr(err, QP_EREFUSED, "%s: '%s': %s", o->name, name, why);
+	return QP_EREFUSED;
+}
+
+/* An undefined symbol of the patched object: the target's definition, its
+ * PLT entry, or (for the loader to find) a library's. */
+static int diff_src_undef(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
+			  uint32_t rtype, size_t *out, struct qp_error *err)
 {
 	const struct qp_elf_sym *t = qp_target__find_global(d->tgt, s->name);
 	char plt[300];
@@ -414,20 +428,14 @@ static int diff_src_undef(struct qp_diff *d, const struct qp_elf_sym *s, uint32_
 		return diff_add_src(d, plt, addr, 16, STT_FUNC, STB_GLOBAL,
 				    QP_SRC_IN_TARGET, 0, out);
 	}
-	return diff_add_src(d, s->name, 0, 0, s->type == STT_NOTYPE ? STT_FUNC : s->type,
+	/* Code built for an executable reads library data directly (PC32),
+	 * trusting the linker to copy it into the program; a program that
+	 * never used it has no copy, and the library is out of reach. */
+	if (rtype == R_X86_64_PC32 || rtype == R_X86_64_32 || rtype == R_X86_64_32S)
+		return diff_refuse(d, o, s->name, 0, err,
+				   "data of a shared library that the original program does not use: the program has no copy of it to refer to");
+	return diff_add_src(d, s->name, 0, 0, rtype == R_X86_64_PLT32 ? STT_FUNC : s->type,
 			    s->bind == STB_WEAK ? STB_WEAK : STB_GLOBAL, QP_SRC_EXTERNAL, 0, out);
-}
-
-static int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
-		       uint64_t size, struct qp_error *err, const char *why)
-{
-	int ret = diff_note(d, QP_CHANGE_REFUSED, name, o, size, why);
-
-	if (ret)
-		return ret;
-	if (!err || !err->code)
-		qp_seterr(err, QP_EREFUSED, "%s: '%s': %s", o->name, name, why);
-	return QP_EREFUSED;
 }
 
 /*
@@ -478,7 +486,7 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 		if (s->shndx != SHN_UNDEF)
 			return qp_seterr(err, QP_EUNSUPP, "%s: '%s': unsupported symbol kind",
 					 o->name, s->name);
-		return diff_src_undef(d, s, r->type, &ref->src);
+		return diff_src_undef(d, o, s, r->type, &ref->src, err);
 	}
 	t = s->sec;
 	if (t->shdr.sh_flags & SHF_TLS)
