@@ -23,6 +23,7 @@
 
 #include "builder.h"
 #include "qpatch/decode.h"
+#include "correlate.h"
 #include "qpatch/elf.h"
 #include "srcline.h"
 #include "target.h"
@@ -39,6 +40,7 @@ struct diff_obj {
 	struct qp_elf *pat;      /* object of the patched build */
 	char *name;              /* for messages: path relative to the build tree */
 	struct qp_srcline *src;  /* source lines of the patched object */
+	struct qp_correlation corr; /* patched symbols' twins in the original */
 	int *incl;               /* per patched section: index in diff.incl, or -1 */
 	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */
 	int scope_ret;           /* result of resolving the scope (cached) */
@@ -164,15 +166,27 @@ static struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_
 	return found && found->value == 0 ? found : NULL;
 }
 
-/* A named, defined FUNC or OBJECT symbol of @e, by name and kind. */
-static struct qp_elf_sym *obj_find(struct qp_elf *e, const char *name, uint8_t type)
+/* The original object's twin of @s, a symbol of the patched object. */
+static struct qp_elf_sym *obj_twin(const struct diff_obj *o, const struct qp_elf_sym *s)
 {
-	struct qp_elf_sym *s;
+	return o->corr.twin[s->index];
+}
 
-	qp_elf_for_each_sym(e, s)
-		if (s->type == type && s->sec && !strcmp(s->name, name))
-			return s;
-	return NULL;
+/*
+ * The name under which a symbol is compared: the original's name, also for
+ * a patched symbol with a twin ("count.2" paired with "count.1" compares
+ * as "count.1"); a patched symbol without one can equal nothing original.
+ */
+static const char *key_name(const struct diff_obj *o, const struct qp_elf *e,
+			    const struct qp_elf_sym *s, char *buf, size_t size)
+{
+	if (e != o->pat || !s->sec || (s->type != STT_FUNC && s->type != STT_OBJECT &&
+				       s->type != STT_TLS))
+		return s->name;
+	if (o->corr.twin[s->index])
+		return o->corr.twin[s->index]->name;
+	snprintf(buf, size, "new:%s", s->name);
+	return buf;
 }
 
 /*
@@ -214,11 +228,12 @@ static uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
  * named symbols by name, strings and constants by content, other sections
  * by name and content.
  */
-static void rela_key(struct qp_elf *e, const struct qp_elf_sec *sec,
+static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp_elf_sec *sec,
 		     const struct qp_elf_rela *r, char *buf, size_t size)
 {
 	const struct qp_elf_sym *s = r->sym;
 	const struct qp_elf_sec *t;
+	char nb[300];
 	int64_t off;
 
 	if (!s) {
@@ -227,7 +242,8 @@ static void rela_key(struct qp_elf *e, const struct qp_elf_sec *sec,
 	}
 	t = s->sec;
 	if (!t || (s->type != STT_SECTION && s->type != STT_NOTYPE) || s->bind != STB_LOCAL) {
-		snprintf(buf, size, "sym:%s%+lld", s->name, (long long)r->addend);
+		snprintf(buf, size, "sym:%s%+lld", key_name(o, e, s, nb, sizeof(nb)),
+			 (long long)r->addend);
 		return;
 	}
 	off = (int64_t)s->value + r->addend + rela_pc_adjust(sec, r);
@@ -248,16 +264,18 @@ static void rela_key(struct qp_elf *e, const struct qp_elf_sec *sec,
 	}
 	s = sec_sole_symbol(e, t);
 	if (s) {
-		snprintf(buf, size, "sym:%s%+lld", s->name, (long long)r->addend);
+		snprintf(buf, size, "sym:%s%+lld", key_name(o, e, s, nb, sizeof(nb)),
+			 (long long)r->addend);
 		return;
 	}
 	snprintf(buf, size, "sec:%s%+lld/%016llx", t->name, (long long)r->addend,
 		 (unsigned long long)(t->data ? fnv1a(0xcbf29ce484222325ull, t->data, t->size) : t->size));
 }
 
-/* Same bytes and same relocation meanings. */
-static bool sec_equal(struct qp_elf *ea, const struct qp_elf_sec *a,
-		      struct qp_elf *eb, const struct qp_elf_sec *b)
+/* Same bytes and same relocation meanings; @a of the original object,
+ * @b of the patched one. */
+static bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
+		      const struct qp_elf_sec *b)
 {
 	char ka[512], kb[512];
 	size_t i;
@@ -272,8 +290,8 @@ static bool sec_equal(struct qp_elf *ea, const struct qp_elf_sec *a,
 
 		if (ra->offset != rb->offset || ra->type != rb->type)
 			return false;
-		rela_key(ea, a, ra, ka, sizeof(ka));
-		rela_key(eb, b, rb, kb, sizeof(kb));
+		rela_key(o, o->orig, a, ra, ka, sizeof(ka));
+		rela_key(o, o->pat, b, rb, kb, sizeof(kb));
 		if (strcmp(ka, kb))
 			return false;
 	}
@@ -457,7 +475,7 @@ static int diff_resolve_tls(struct qp_diff *d, struct diff_obj *o, struct qp_elf
 			return diff_refuse(d, o, t->name, t->size, err,
 					   "reference into a section holding several thread-local variables");
 	}
-	os = obj_find(o->orig, s->name, STT_TLS);
+	os = obj_twin(o, s);
 	if (!os)
 		return diff_refuse(d, o, s->name, s->size, err,
 				   "new thread-local variables cannot be added to a running process");
@@ -509,7 +527,10 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 		ref->off = s->value;
 		return diff_include(d, o, s->sec, &ref->incl);
 	}
-	os = obj_find(o->orig, s->name, s->type);
+	if (o->corr.ambiguous[s->index])
+		return diff_refuse(d, o, s->name, s->size, err,
+				   "function-scope static that cannot be paired with one original static unambiguously");
+	os = obj_twin(o, s);
 	if (os) {
 		ret = diff_src_from_target(d, o, os, &ref->src, err);
 		if (ret != -ENOENT)
@@ -549,8 +570,8 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		if (s->type != STT_FUNC || !s->sec || !sec_is_text(s->sec) ||
 		    o->incl[s->sec->index] >= 0)
 			continue;
-		os = obj_find(o->orig, s->name, STT_FUNC);
-		if (os && os->sec && sec_equal(o->orig, os->sec, o->pat, s->sec))
+		os = obj_twin(o, s);
+		if (os && os->sec && sec_equal(o, os->sec, s->sec))
 			continue;
 		ret = diff_include(d, o, s->sec, &idx);
 		if (ret)
@@ -574,13 +595,13 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		if (!s->sec || !((s->type == STT_OBJECT && sec_is_data(s->sec)) ||
 				 s->type == STT_TLS))
 			continue;
-		os = obj_find(o->orig, s->name, s->type);
+		os = obj_twin(o, s);
 		if (!os || !os->sec)
 			continue;
 		if (os->size != s->size)
 			ret = diff_refuse(d, o, s->name, s->size, err,
 					  "size of an existing variable changed");
-		else if (!sec_equal(o->orig, os->sec, o->pat, s->sec))
+		else if (!sec_equal(o, os->sec, s->sec))
 			ret = diff_refuse(d, o, s->name, s->size, err,
 					  "initial value of an existing variable changed");
 		else
@@ -646,6 +667,7 @@ void qp_diff__free(struct qp_diff *d)
 		qp_elf__free(d->objs[i].orig);
 		qp_elf__free(d->objs[i].pat);
 		qp_srcline__free(d->objs[i].src);
+		qp_correlation__release(&d->objs[i].corr);
 		free(d->objs[i].name);
 		free(d->objs[i].incl);
 	}
@@ -702,7 +724,11 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && !(o->src = qp_srcline__new(patched_obj)))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret && qp_correlate(o->orig, o->pat, &o->corr))
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (ret) {
+		qp_correlation__release(&o->corr);
+		qp_srcline__free(o->src);
 		free(o->incl);
 		qp_elf__free(o->orig);
 		qp_elf__free(o->pat);
@@ -943,7 +969,7 @@ static void diff_report_incl(struct qp_diff *d)
 		if (in->replaces)
 			k = QP_CHANGE_REPLACED;
 		else if (in->out == OUT_TEXT)
-			k = obj_find(in->o->orig, name, STT_FUNC) ? QP_CHANGE_COPIED : QP_CHANGE_NEW_FUNC;
+			k = s && obj_twin(in->o, s) ? QP_CHANGE_COPIED : QP_CHANGE_NEW_FUNC;
 		else if (in->out == OUT_RODATA)
 			k = QP_CHANGE_COPIED;
 		else

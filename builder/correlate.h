@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pairing the symbols of a patched object with those of the original
+ * object ("twins"), by meaning rather than by the compiler's numbering.
+ */
+#ifndef QPATCH_BUILDER_CORRELATE_H
+#define QPATCH_BUILDER_CORRELATE_H
+
+#include "qpatch/elf.h"
+
+#include <stdbool.h>
+
+struct qp_correlation {
+	/* per patched symbol index: its twin in the original object, or NULL */
+	struct qp_elf_sym **twin;
+	/* per patched symbol index: a static that could be the twin of more
+	 * than one original static, so it must not be used */
+	bool *ambiguous;
+};
+
+/*
+ * Pair each defined function, variable or TLS variable of @pat with its
+ * twin in @orig.  Rules:
+ *  1. everything but static locals by exact name, type and binding; what
+ *     is left by name without numeric components ("foo.isra.0" and
+ *     "foo.isra.1" are both "foo.isra") when that leaves one candidate;
+ *  2. static locals ("count.1": a local variable with a numeric suffix),
+ *     whose numbers follow the order the compiler met them in and shift
+ *     with any edit, by base name and the set of functions (paired by rule
+ *     1) that refer to them; ties (e.g. a new static of a function inlined
+ *     into the same caller) are broken by equal size and initial bytes,
+ *     else they are marked ambiguous.
+ * Returns 0 or -ENOMEM; release with qp_correlation__release().
+ */
+int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, struct qp_correlation *c);
+void qp_correlation__release(struct qp_correlation *c);
+
+/* "foo.part.0.isra.1" -> "foo.part.isra" into @out. */
+void qp_correlate_base_name(const char *name, char *out, size_t size);
+
+#endif
