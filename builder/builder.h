@@ -59,7 +59,8 @@ struct qp_diff;
 
 /* @target_path: the binary the patch applies to (with .symtab). */
 int qp_diff__new(const char *target_path, struct qp_diff **out, struct qp_error *err);
-/* Add one object pair; @name is how messages and the report call it. */
+/* Add one object pair; @name is how messages and the report call it.
+ * @orig_obj is NULL for an object of a source file the change adds. */
 int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *patched_obj,
 			const char *name, struct qp_error *err);
 /* Decide and build the patch.  On refusal returns QP_EREFUSED with every

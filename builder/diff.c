@@ -486,6 +486,28 @@ static int diff_resolve_tls(struct qp_diff *d, struct diff_obj *o, struct qp_elf
 	return ret;
 }
 
+/* A global that some patched object defines and the original did not
+ * (a new function or variable in another file of the change). */
+static struct qp_elf_sym *diff_new_global(struct qp_diff *d, const char *name,
+					  struct diff_obj **owner)
+{
+	size_t i;
+
+	for (i = 0; i < d->nobjs; i++) {
+		struct diff_obj *o = &d->objs[i];
+		struct qp_elf_sym *s;
+
+		qp_elf_for_each_sym(o->pat, s) {
+			if (s->bind == STB_LOCAL || !s->sec || strcmp(s->name, name) ||
+			    (s->type != STT_FUNC && s->type != STT_OBJECT) || obj_twin(o, s))
+				continue;
+			*owner = o;
+			return s;
+		}
+	}
+	return NULL;
+}
+
 /*
  * Resolve one relocation of an included section: internal (pull the target
  * section in) or a src symbol.
@@ -501,9 +523,18 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 		return qp_seterr(err, QP_EUNSUPP, "%s: section '%s': relocation at 0x%llx has no symbol",
 				 o->name, sec->name, (unsigned long long)r->offset);
 	if (!s->sec) {
+		struct diff_obj *o2;
+		struct qp_elf_sym *def;
+
 		if (s->shndx != SHN_UNDEF)
 			return qp_seterr(err, QP_EUNSUPP, "%s: '%s': unsupported symbol kind",
 					 o->name, s->name);
+		def = qp_target__find_global(d->tgt, s->name) ? NULL : diff_new_global(d, s->name, &o2);
+		if (def) { /* defined by the change in another object */
+			ref->internal = true;
+			ref->off = def->value;
+			return diff_include(d, o2, def->sec, &ref->incl);
+		}
 		return diff_src_undef(d, o, s, r->type, &ref->src, err);
 	}
 	t = s->sec;
@@ -715,10 +746,12 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 	o->name = strdup(name);
 	if (!o->name)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	ret = qp_elf__open(orig_obj, 0, &o->orig, err);
+	/* no original: a source file the change adds */
+	ret = orig_obj ? qp_elf__open(orig_obj, 0, &o->orig, err) :
+			 qp_elf__new_empty(name, &o->orig, err);
 	if (!ret)
 		ret = qp_elf__open(patched_obj, 0, &o->pat, err);
-	if (!ret && (o->orig->ehdr.e_type != ET_REL || o->pat->ehdr.e_type != ET_REL))
+	if (!ret && ((orig_obj && o->orig->ehdr.e_type != ET_REL) || o->pat->ehdr.e_type != ET_REL))
 		ret = qp_seterr(err, -EINVAL, "%s: not a relocatable object", name);
 	if (!ret && !(o->incl = malloc(o->pat->nsecs * sizeof(*o->incl))))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");

@@ -312,12 +312,9 @@ static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error
 		ret = path_join(orig_obj, d->orig, obj + plen + 1, err);
 		if (ret)
 			break;
-		if (access(orig_obj, R_OK)) {
-			ret = qp_seterr(err, QP_EUNSUPP, "'%s' is a new object file: new source files are not supported yet",
-					obj + plen + 1);
-			break;
-		}
-		ret = qp_diff__add_object(diff, orig_obj, obj, obj + plen + 1, err);
+		/* an object the original build lacks comes from a new source file */
+		ret = qp_diff__add_object(diff, access(orig_obj, R_OK) ? NULL : orig_obj, obj,
+					  obj + plen + 1, err);
 		d->rep->objects_compared++;
 	}
 	fclose(f);

@@ -280,6 +280,28 @@ fail:
 	return ret;
 }
 
+int qp_elf__new_empty(const char *name, struct qp_elf **out, struct qp_error *err)
+{
+	struct qp_elf *e = calloc(1, sizeof(*e));
+
+	*out = NULL;
+	if (e) {
+		e->fd = -1;
+		e->path = strdup(name);
+		e->secs = calloc(1, sizeof(*e->secs));
+		e->syms = calloc(1, sizeof(*e->syms));
+		e->nsecs = e->nsyms = 1;
+	}
+	if (!e || !e->path || !e->secs || !e->syms) {
+		qp_elf__free(e);
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	e->syms[0].name = "";
+	e->secs[0].name = "";
+	*out = e;
+	return 0;
+}
+
 void qp_elf__free(struct qp_elf *e)
 {
 	size_t i;

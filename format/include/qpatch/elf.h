@@ -77,6 +77,9 @@ enum qp_elf_flags {
 /* Open and read @path.  Falls back to .dynsym when there is no .symtab. */
 int qp_elf__open(const char *path, unsigned flags, struct qp_elf **out,
 		 struct qp_error *err);
+/* A model with no sections and no symbols (but the null entries), standing
+ * for an object that does not exist, e.g. the original of a new file. */
+int qp_elf__new_empty(const char *name, struct qp_elf **out, struct qp_error *err);
 void qp_elf__free(struct qp_elf *e);
 
 /* First defined symbol named @name, globals preferred over locals; NULL. */

@@ -1,0 +1,4 @@
+long compute(long x)
+{
+	return x * 5 + 1;
+}
