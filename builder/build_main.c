@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "builder.h"
+#include "qpatch/json.h"
 
 static void usage(FILE *f)
 {
@@ -29,6 +30,7 @@ static void usage(FILE *f)
 		"  -w, --workdir DIR     build here instead of a new temporary directory\n"
 		"  -k, --keep            keep the temporary work directory\n"
 		"      --id ID           patch id (default: derived from the contents)\n"
+		"  -j, --json            print the report as JSON on stdout\n"
 		"  -q, --quiet           no progress messages\n"
 		"  -h, --help            this text\n");
 }
@@ -56,6 +58,40 @@ static int find_wrapper(char *out, size_t size)
 	if (snprintf(out, size, "%s/qpatch-cc", self) >= (int)size)
 		return -1;
 	return access(out, X_OK);
+}
+
+static void print_json(const struct qp_report *r, const char *output, int ret,
+		       const struct qp_error *err)
+{
+	size_t i;
+
+	printf("{\"ok\":%s,\"patch\":", ret ? "false" : "true");
+	qp_json_str(stdout, ret ? "" : output);
+	printf(",\"id\":");
+	qp_json_str(stdout, r->id);
+	printf(",\"bytes\":%zu,\"target\":", r->patch_bytes);
+	qp_json_str(stdout, r->target);
+	printf(",\"objects_compared\":%zu,\"orig_build_s\":%.3f,\"patched_build_s\":%.3f,\"diff_s\":%.3f",
+	       r->objects_compared, r->orig_build_s, r->patched_build_s, r->diff_s);
+	printf(",\"error\":");
+	qp_json_str(stdout, ret ? (err->msg[0] ? err->msg : qp_strerror(ret)) : "");
+	printf(",\"changes\":[");
+	for (i = 0; i < r->nchanges; i++) {
+		const struct qp_change *c = &r->changes[i];
+
+		printf("%s{\"kind\":", i ? "," : "");
+		qp_json_str(stdout, qp_change_kind_name(c->kind));
+		printf(",\"name\":");
+		qp_json_str(stdout, c->name);
+		printf(",\"object\":");
+		qp_json_str(stdout, c->object);
+		printf(",\"where\":");
+		qp_json_str(stdout, c->where);
+		printf(",\"size\":%llu,\"why\":", (unsigned long long)c->size);
+		qp_json_str(stdout, c->why);
+		printf("}");
+	}
+	printf("]}\n");
 }
 
 static void print_report(const struct qp_report *r, const char *output, bool ok)
@@ -89,6 +125,7 @@ int main(int argc, char **argv)
 		{ "keep", no_argument, NULL, 'k' },
 		{ "id", required_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -96,9 +133,9 @@ int main(int argc, char **argv)
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	char wrapper[PATH_MAX];
-	int c, ret;
+	int c, ret, json = 0;
 
-	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqjh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': opts.output = optarg; break;
 		case 't': opts.target = optarg; break;
@@ -108,6 +145,7 @@ int main(int argc, char **argv)
 		case 'k': opts.keep_workdir = true; break;
 		case 'I': opts.id = optarg; break;
 		case 'q': opts.progress = NULL; break;
+		case 'j': json = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -124,7 +162,10 @@ int main(int argc, char **argv)
 	}
 	opts.cc_wrapper = wrapper;
 	ret = qp_build_run(&opts, &rep, &err);
-	print_report(&rep, opts.output, ret == 0);
+	if (json)
+		print_json(&rep, opts.output, ret, &err);
+	else
+		print_report(&rep, opts.output, ret == 0);
 	if (ret)
 		fprintf(stderr, "qpatch-build: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
 	qp_report__release(&rep);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "loader.h"
+#include "qpatch/json.h"
 
 static void usage(FILE *f)
 {
@@ -60,14 +61,20 @@ static int do_list(pid_t pid, int json)
 		const struct qp_applied *a = &v[i];
 
 		if (json) {
-			printf("%s{\"seq\":%llu,\"id\":\"%s\",\"target\":\"%s\",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
-			       i ? "," : "", (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
+			printf("%s{\"seq\":%llu,\"id\":", i ? "," : "", (unsigned long long)a->rec.seq);
+			qp_json_str(stdout, a->rec.id);
+			printf(",\"target\":");
+			qp_json_str(stdout, a->rec.target);
+			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       a->rec.state == QP_REC_APPLIED ? "applied" : "undone",
 			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
-			for (j = 0; j < a->rec.nfuncs; j++)
-				printf("%s{\"name\":\"%s\",\"old\":\"0x%llx\",\"new\":\"0x%llx\"}", j ? "," : "",
-				       a->funcs[j].name, (unsigned long long)a->funcs[j].old_addr,
+			for (j = 0; j < a->rec.nfuncs; j++) {
+				printf("%s{\"name\":", j ? "," : "");
+				qp_json_str(stdout, a->funcs[j].name);
+				printf(",\"old\":\"0x%llx\",\"new\":\"0x%llx\"}",
+				       (unsigned long long)a->funcs[j].old_addr,
 				       (unsigned long long)a->funcs[j].new_addr);
+			}
 			printf("]}");
 			continue;
 		}

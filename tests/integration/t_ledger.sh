@@ -17,6 +17,9 @@ check "report names the new variable" grep -Eq "new variable +reports_since_fix"
 check "report gives the source line" grep -Eq "replaced +ledger_report +[^ ]*ledger.c:[0-9]+" "$T/build.out"
 check "qpatch-dump reads the patch" "$QP_BIN/qpatch-dump" "$T/fix.qpatch"
 check "readelf reads the patch" readelf -S "$T/fix.qpatch"
+"$QP_BIN/qpatch-build" -q --json "$T/app" "$EX/patched" -o "$T/fix2.qpatch" --target "$T/app/ledger" >"$T/build.json"
+check "report as JSON" python3 -c "import json,sys; v=json.load(open('$T/build.json')); sys.exit(not (v['ok'] and any(c['kind']=='replaced' and c['name']=='ledger_report' and ':' in c['where'] for c in v['changes'])))"
+check "same sources, same patch id" cmp -s <("$QP_BIN/qpatch-dump" "$T/fix.qpatch" | head -1) <("$QP_BIN/qpatch-dump" "$T/fix2.qpatch" | head -1)
 
 last_tick() { tail -n 1 "$T/out" | sed -E 's/^tick ([0-9]+):.*/\1/'; }
 before_tick=$(last_tick)
@@ -39,6 +42,8 @@ bal=$(echo "$line" | sed -E 's/.*balance=([0-9]+)\.([0-9]+).*/\1\2/')
 fee=$(echo "$line" | sed -E 's/.*fee=([0-9]+)\.([0-9]+).*/\1\2/')
 check "fee is 1.5% after the patch ($fee of $bal)" test "$((10#$fee))" -eq "$((10#$bal * 15 / 1000))"
 check "patch is listed" sh -c "'$QP_BIN/qpatch-load' --list $TARGET_PID | grep -q ledger_report"
+"$QP_BIN/qpatch-load" --list --json "$TARGET_PID" >"$T/list.json"
+check "list as JSON" python3 -c "import json,sys; v=json.load(open('$T/list.json')); sys.exit(not (v[0]['state']=='applied' and v[0]['functions'][0]['name']=='ledger_report'))"
 check "patch mapping is named in maps" grep -q "memfd:qpatch:" "/proc/$TARGET_PID/maps"
 
 # applying the same patch twice is refused
