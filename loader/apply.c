@@ -30,6 +30,7 @@
 
 #include "loader.h"
 #include "proc.h"
+#include "unwind.h"
 #include "qpatch/decode.h"
 #include "qpatch/elf.h"
 
@@ -62,6 +63,14 @@ struct ld_func {
 	bool written;                 /* jump written (for rollback) */
 };
 
+/* An address range threads must not be in or return into. */
+struct ld_range {
+	uint64_t lo, hi;     /* [lo, hi) */
+	uint64_t entry;      /* a thread exactly here (or before, from lo) is fine; 0 = none */
+	const char *name;    /* for messages */
+	bool check_stack;    /* also frames below the thread's own (v[0] decides) */
+};
+
 struct ld_ctx {
 	pid_t pid;                    /* target process */
 	const struct qp_patch *patch; /* the patch */
@@ -81,6 +90,7 @@ struct ld_ctx {
 	uint64_t hole;                /* where the mapping goes, chosen before stopping */
 	uint64_t rec_size, image_off, extra_off; /* layout inside it */
 	uint8_t *buf;                 /* local copy of the whole mapping */
+	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 };
@@ -408,24 +418,6 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 	if (!c->nfuncs)
 		return qp_seterr(err, QP_EFORMAT, "the patch replaces no function");
 	return 0;
-}
-
-/* Is any thread executing bytes that a jump overwrites? */
-static const struct qp_thread *ld_busy_site(struct ld_ctx *c, const struct ld_func **which)
-{
-	size_t i, j;
-
-	for (i = 0; i < c->proc.nthreads; i++) {
-		uint64_t ip = c->proc.threads[i].regs.rip;
-
-		for (j = 0; j < c->nfuncs; j++) {
-			if (ip > c->funcs[j].rec.site && ip < c->funcs[j].rec.site + c->funcs[j].rec.len) {
-				*which = &c->funcs[j];
-				return &c->proc.threads[i];
-			}
-		}
-	}
-	return NULL;
 }
 
 /* --- mapping the patch ---------------------------------------------------- */
@@ -808,15 +800,39 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 	}
 }
 
+static bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
+			 const struct ld_range *v, size_t n, char *why, size_t why_size);
+
+/*
+ * Apply is blocked by a thread inside, or due to return into, a function
+ * being replaced: it would go on running the old code, and the fix would
+ * not be in force for it.  A thread at the very start of one is fine: it
+ * runs the jump next.  With allow_active, only a thread inside the bytes
+ * the jump overwrites blocks (the others finish the old code).
+ */
 static bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
 {
-	const struct ld_func *f = NULL;
-	const struct qp_thread *t = ld_busy_site(c, &f);
+	struct ld_range *v = calloc(c->nfuncs ? c->nfuncs : 1, sizeof(*v));
+	bool busy = false;
+	size_t i, j;
 
-	if (t)
-		snprintf(why, size, "thread %d is executing the first bytes of '%s' (pc 0x%llx)",
-			 (int)t->tid, f->rec.name, (unsigned long long)t->regs.rip);
-	return t != NULL;
+	if (!v) {
+		snprintf(why, size, "out of memory");
+		return true;
+	}
+	for (j = 0; j < c->nfuncs; j++) {
+		const struct qp_record_func *f = &c->funcs[j].rec;
+
+		v[j].lo = c->opts && c->opts->allow_active ? f->site + 1 : f->old_addr;
+		v[j].hi = c->opts && c->opts->allow_active ? f->site + f->len : f->old_addr + f->old_size;
+		v[j].entry = c->opts && c->opts->allow_active ? 0 : f->site;
+		v[j].name = f->name;
+		v[j].check_stack = !(c->opts && c->opts->allow_active);
+	}
+	for (i = 0; i < c->proc.nthreads && !busy; i++)
+		busy = ld_thread_in(c, &c->proc.threads[i], v, c->nfuncs, why, size);
+	free(v);
+	return busy;
 }
 
 static void ld_ctx_release(struct ld_ctx *c)
@@ -826,6 +842,7 @@ static void ld_ctx_release(struct ld_ctx *c)
 	free(c->symaddr);
 	free(c->funcs);
 	free(c->buf);
+	qp_unwind__free(c->uw);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
@@ -865,6 +882,8 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
 	if (!ret)
 		ret = qp_proc__find_gadget(&c->proc, err);
+	if (!ret && !(c->opts && c->opts->allow_active))
+		qp_unwind__new(c->pid, &c->uw, NULL); /* without: conservative scans */
 	return ret;
 }
 
@@ -899,7 +918,9 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 
 /* --- undo ------------------------------------------------------------------ */
 
-#define LD_STACK_SCAN (256u << 10)
+/* Most stack bytes read for one thread's conservative scan; a stack used
+ * deeper than that is unwound instead. */
+#define LD_STACK_PREFILTER (8u << 20)
 
 /* The mapping of @c->maps that holds @addr, or NULL. */
 static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
@@ -912,61 +933,134 @@ static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
 	return NULL;
 }
 
-/*
- * Conservative: any word on a thread's stack (up to LD_STACK_SCAN bytes
- * above its stack pointer) that points into the patch counts as a return
- * address into it.  A stale value can only delay an undo, never let one
- * through that would be unsafe.
- */
-static bool ld_stack_refs(struct ld_ctx *c, const struct qp_thread *t, uint64_t start,
-			  uint64_t size, uint64_t *where)
-{
-	const struct qp_map *m = ld_map_of(&c->maps, t->regs.rsp);
-	uint64_t sp = t->regs.rsp & ~7ull, end, *buf;
-	size_t n, i;
-	bool found = false;
-
-	if (!m)
-		return false;
-	end = m->end - sp > LD_STACK_SCAN ? sp + LD_STACK_SCAN : m->end;
-	n = (size_t)(end - sp) / 8;
-	buf = malloc(n * 8 + 8);
-	if (!buf || pread(c->proc.mem_fd, buf, n * 8, (off_t)sp) != (ssize_t)(n * 8)) {
-		free(buf);
-		*where = sp;
-		return true; /* cannot tell: treat as busy */
-	}
-	for (i = 0; i < n && !found; i++) {
-		if (buf[i] >= start && buf[i] < start + size) {
-			*where = sp + i * 8;
-			found = true;
-		}
-	}
-	free(buf);
-	return found;
-}
-
-/* Does any thread run in, or may it return into, [start, start + size)? */
-static bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, char *why,
-			   size_t why_size)
+static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, uint64_t a)
 {
 	size_t i;
 
-	for (i = 0; i < c->proc.nthreads; i++) {
-		const struct qp_thread *t = &c->proc.threads[i];
-		uint64_t where;
+	for (i = 0; i < n; i++)
+		if (a >= v[i].lo && a < v[i].hi)
+			return &v[i];
+	return NULL;
+}
 
-		if (t->regs.rip >= start && t->regs.rip < start + size) {
-			snprintf(why, why_size, "thread %d is executing patch code (pc 0x%llx)",
-				 (int)t->tid, (unsigned long long)t->regs.rip);
-			return true;
-		}
-		if (ld_stack_refs(c, t, start, size, &where)) {
-			snprintf(why, why_size, "thread %d may return into patch code (stack slot 0x%llx)",
-				 (int)t->tid, (unsigned long long)where);
-			return true;
-		}
+/*
+ * Conservative: any word on a thread's stack from @from up to the end of
+ * its mapping (at most @limit bytes) that points into a range counts as a
+ * return address into it.  A stale value can only delay, never let an
+ * unsafe change through.  *@complete tells whether the scan reached the
+ * end of the mapping.
+ */
+static const struct ld_range *ld_stack_scan(struct ld_ctx *c, uint64_t from, uint64_t limit,
+					    const struct ld_range *v, size_t n, uint64_t *where,
+					    bool *complete)
+{
+	const struct qp_map *m = ld_map_of(&c->maps, from);
+	const struct ld_range *hit = NULL;
+	uint64_t sp = from & ~7ull, end, *buf;
+	size_t cnt, i;
+
+	*complete = false;
+	*where = sp;
+	if (!m)
+		return v; /* not a stack we know: cannot tell */
+	end = m->end - sp > limit ? sp + limit : m->end;
+	cnt = (size_t)(end - sp) / 8;
+	buf = malloc(cnt * 8 + 8);
+	if (!buf || pread(c->proc.mem_fd, buf, cnt * 8, (off_t)sp) != (ssize_t)(cnt * 8)) {
+		free(buf);
+		return v;
 	}
+	for (i = 0; i < cnt && !hit; i++) {
+		hit = ld_range_of(v, n, buf[i]);
+		if (hit)
+			*where = sp + i * 8;
+	}
+	free(buf);
+	*complete = end == m->end;
+	return hit;
+}
+
+struct ld_frames {
+	const struct ld_range *v;   /* ranges looked for */
+	size_t n;                   /* count of v */
+	const struct ld_range *hit; /* range a frame returns into */
+	int depth;                  /* that frame */
+	uint64_t pc;                /* its pc */
+};
+
+static int ld_frame_cb(uint64_t pc, int depth, void *arg)
+{
+	struct ld_frames *f = arg;
+
+	if (!depth) /* the thread's own position: judged from its registers */
+		return 0;
+	f->hit = ld_range_of(f->v, f->n, pc);
+	f->depth = depth;
+	f->pc = pc;
+	return f->hit ? 2 : 0;
+}
+
+/*
+ * Is thread @t inside one of the ranges (past its entry), or due to return
+ * into one?  A stack that holds no address in the ranges at all cannot
+ * return into them (one read, cheap); otherwise the libdw unwinder tells
+ * real return addresses from stale words, and where it cannot unwind
+ * further the rest of the stack is judged conservatively.
+ */
+static bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
+			 const struct ld_range *v, size_t n, char *why, size_t why_size)
+{
+	struct ld_frames f = { .v = v, .n = n };
+	const struct ld_range *r = ld_range_of(v, n, t->regs.rip);
+	uint64_t sp = t->regs.rsp, where;
+	int ret = QP_UNWIND_PARTIAL;
+	bool complete;
+
+	if (r && !(r->entry && t->regs.rip <= r->entry && t->regs.rip >= r->lo)) {
+		snprintf(why, why_size, "thread %d is executing '%s' (pc 0x%llx)", (int)t->tid,
+			 r->name, (unsigned long long)t->regs.rip);
+		return true;
+	}
+	if (!v[0].check_stack)
+		return false;
+	if (!ld_stack_scan(c, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
+		return false;
+	if (c->uw)
+		ret = qp_unwind__thread(c->uw, t->tid, ld_frame_cb, &f, &sp);
+	if (f.hit) {
+		snprintf(why, why_size, "thread %d will return into '%s' (frame #%d, pc 0x%llx)",
+			 (int)t->tid, f.hit->name, f.depth, (unsigned long long)f.pc);
+		return true;
+	}
+	if (ret != QP_UNWIND_PARTIAL)
+		return false;
+	r = ld_stack_scan(c, sp ? sp : t->regs.rsp, LD_STACK_PREFILTER, v, n, &where, &complete);
+	if (r)
+		snprintf(why, why_size, "thread %d may return into '%s' (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
+			 (int)t->tid, r->name, (unsigned long long)where);
+	return r != NULL;
+}
+
+/* Does any thread run in, or may it return into, [start, start + size)? */
+static bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
+			   char *why, size_t why_size)
+{
+	char name[QP_ID_MAX + 16];
+	struct ld_range r = { .lo = start, .hi = start + size, .name = name, .check_stack = true };
+	size_t i;
+
+	snprintf(name, sizeof(name), "patch %s", id);
+	for (i = 0; i < c->proc.nthreads; i++)
+		if (ld_thread_in(c, &c->proc.threads[i], &r, 1, why, why_size))
+			return true;
+	return false;
+}
+
+/* Putting the original bytes back needs no thread out of the way: threads
+ * in the patch finish it (phase 2 waits for them), the jump bytes hold one
+ * instruction no thread can be inside. */
+static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
+{
 	return false;
 }
 
@@ -1043,7 +1137,7 @@ static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
 			int64_t res;
 
 			if (v[i].rec.state != QP_REC_RESTORED ||
-			    ld_region_busy(c, v[i].region, v[i].rec.region_size,
+			    ld_region_busy(c, v[i].region, v[i].rec.region_size, v[i].rec.id,
 					   c->stats->kept_why, sizeof(c->stats->kept_why)))
 				continue;
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
@@ -1099,7 +1193,9 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		c.funcs[i].rec = a->funcs[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
 	if (!ret)
-		ret = ld_stop_quiet(&c, ld_apply_busy, err);
+		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
+	if (!ret)
+		ret = ld_stop_quiet(&c, ld_never_busy, err);
 	if (!ret) {
 		stats->threads = c.proc.nthreads;
 		ret = ld_undo_restore(&c, err);

@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		"  -l, --list            list the patches applied to PID\n"
 		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
 		"  -j, --json            list as JSON\n"
+		"  -a, --allow-active    apply even while threads are inside the old functions\n"
+		"                        (they finish the old code; the fix applies to new calls)\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
 		"  -h, --help            this text\n");
@@ -154,6 +156,7 @@ int main(int argc, char **argv)
 		{ "list", no_argument, NULL, 'l' },
 		{ "undo", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "allow-active", no_argument, NULL, 'a' },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -163,11 +166,12 @@ int main(int argc, char **argv)
 	int c, list = 0, undo = 0, json = 0, nargs;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujr:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujar:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
 		case 'j': json = 1; break;
+		case 'a': opts.allow_active = true; break;
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;

@@ -79,6 +79,9 @@ enum qp_fault {
 struct qp_load_opts {
 	int retries;            /* attempts when code is busy (default 200) */
 	int retry_delay_ms;     /* wait between attempts (default 5) */
+	bool allow_active;      /* apply even while threads are inside (or will
+				   return into) old functions: they finish the old
+				   code; only the jump's own bytes must be free */
 	enum qp_fault fault_at; /* tests only: fail on purpose after this step */
 };
 

@@ -8,7 +8,8 @@
  *                                      what tests/integration/
  *                                      t_decode_objdump.sh compares with
  *                                      objdump
- *   test_decode --bench FILE           decode every function of FILE
+ *   test_decode --bench FILE           decode, check, relocate, search
+ *                                      and compare every function of FILE
  *                                      repeatedly and print insns/s
  *
  * The instruction table below was checked against
@@ -882,6 +883,152 @@ static uint64_t bench_count(const struct elf_image *img, const bool *ok)
 	return n;
 }
 
+/*
+ * The passes over the code that moves and compares: one list of every
+ * instruction start (so that the relocation pass times qp_decode_relocate()
+ * alone), and which functions decode to their end (find_refs and compare
+ * refuse the others).
+ */
+struct bench_insn {
+	uint32_t func; /* index in img->funcs */
+	uint32_t off;  /* offset of the instruction in the function */
+};
+
+struct bench {
+	const struct elf_image *img; /* the file */
+	struct bench_insn *insns;    /* every instruction start */
+	size_t ninsns;               /* entries in insns */
+	bool *whole;                 /* the function decodes to its end */
+	uint64_t whole_insns;        /* instructions of those functions */
+};
+
+static int bench_init(struct bench *b, const struct elf_image *img)
+{
+	struct qp_insn insn;
+	size_t i, cap = 0;
+	uint64_t off;
+	int err = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->img = img;
+	b->whole = calloc(img->nfuncs + 1, sizeof(*b->whole));
+	if (!b->whole)
+		return -ENOMEM;
+	for (i = 0; i < img->nfuncs; i++) {
+		const struct elf_func *f = &img->funcs[i];
+		uint64_t n = 0;
+
+		for (off = 0; off < f->size; off += insn.len, n++) {
+			err = qp_decode_insn(f->code + off, f->size - off,
+					     f->addr + off, &insn);
+			if (err)
+				break;
+			if (b->ninsns == cap) {
+				struct bench_insn *p;
+
+				cap = cap ? 2 * cap : 4096;
+				p = realloc(b->insns, cap * sizeof(*p));
+				if (!p)
+					return -ENOMEM;
+				b->insns = p;
+			}
+			b->insns[b->ninsns].func = (uint32_t)i;
+			b->insns[b->ninsns++].off = (uint32_t)off;
+		}
+		b->whole[i] = !err;
+		if (!err)
+			b->whole_insns += n;
+	}
+	return 0;
+}
+
+static void bench_release(struct bench *b)
+{
+	free(b->insns);
+	free(b->whole);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Every instruction moved 1 MiB up, into a scratch buffer. */
+static void bench_relocate_pass(const struct bench *b)
+{
+	uint8_t out[QP_RELOCATE_MAX];
+	size_t k, len;
+
+	for (k = 0; k < b->ninsns; k++) {
+		const struct elf_func *f = &b->img->funcs[b->insns[k].func];
+		uint64_t off = b->insns[k].off;
+
+		qp_decode_relocate(f->code + off, f->size - off, f->addr + off,
+				   f->addr + off + (1u << 20), out, sizeof(out),
+				   &len, NULL, 0);
+	}
+}
+
+/* Each function searched for references into itself. */
+static void bench_refs_pass(const struct bench *b)
+{
+	struct qp_ref refs[16];
+	size_t i, count;
+
+	for (i = 0; i < b->img->nfuncs; i++) {
+		const struct elf_func *f = &b->img->funcs[i];
+
+		if (b->whole[i])
+			qp_decode_find_refs(f->code, f->size, f->addr, f->addr,
+					    f->addr + f->size, refs, 16, &count,
+					    NULL, 0);
+	}
+}
+
+/* Each function compared with itself. */
+static void bench_compare_pass(const struct bench *b)
+{
+	struct qp_compare_result res;
+	size_t i;
+
+	for (i = 0; i < b->img->nfuncs; i++) {
+		const struct elf_func *f = &b->img->funcs[i];
+
+		if (b->whole[i])
+			qp_decode_compare(f->code, f->size, f->addr, f->code,
+					  f->size, f->addr, NULL, 0, &res,
+					  NULL, 0);
+	}
+}
+
+/* Run @pass for at least 2 s and print its rate over @per_pass insns. */
+static void bench_time(const char *name, void (*pass)(const struct bench *),
+		       const struct bench *b, uint64_t per_pass)
+{
+	double t0 = now_seconds(), t;
+	int passes;
+
+	for (passes = 0; passes < 3 || now_seconds() - t0 < 2.0; passes++)
+		pass(b);
+	t = now_seconds() - t0;
+	printf("decode-bench: %s: %" PRIu64 " instructions, %d passes in"
+	       " %.2f s, %.2f M insns/s\n", name, per_pass, passes, t,
+	       (double)per_pass * passes / t / 1e6);
+}
+
+static int bench_moves(const struct elf_image *img)
+{
+	struct bench b;
+
+	if (bench_init(&b, img)) {
+		bench_release(&b);
+		return 2;
+	}
+	bench_time("qp_decode_relocate (+1 MiB)", bench_relocate_pass, &b,
+		   b.ninsns);
+	bench_time("qp_decode_find_refs", bench_refs_pass, &b, b.whole_insns);
+	bench_time("qp_decode_compare (pairs)", bench_compare_pass, &b,
+		   b.whole_insns);
+	bench_release(&b);
+	return 0;
+}
+
 static int run_bench(const char *path)
 {
 	struct elf_image img;
@@ -889,7 +1036,7 @@ static int run_bench(const char *path)
 	size_t nok = 0, i;
 	double t0, t;
 	bool *ok;
-	int passes;
+	int passes, ret;
 
 	if (elf_image_open(&img, path))
 		return 2;
@@ -922,8 +1069,9 @@ static int run_bench(const char *path)
 	       nok, img.nfuncs, passes, t,
 	       (double)per_pass * passes / t / 1e6);
 	free(ok);
+	ret = bench_moves(&img);
 	elf_image_close(&img);
-	return 0;
+	return ret;
 }
 
 int main(int argc, char **argv)

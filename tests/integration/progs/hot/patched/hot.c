@@ -14,14 +14,19 @@ static volatile long result[MAX_THREADS];
 static volatile unsigned long calls[MAX_THREADS];
 
 static int idle;
+static volatile long spin;
 
 static void *worker(void *arg)
 {
-	long id = (long)arg;
+	long id = (long)arg, k;
 
 	for (;;) {
 		result[id] = work(id);
 		calls[id]++;
+		/* other work between calls, so that a stop finds every thread
+		 * outside work() now and then, as in a real server */
+		for (k = 0; k < 100; k++)
+			spin += k ^ id;
 		if (idle)
 			usleep(1000);
 	}
