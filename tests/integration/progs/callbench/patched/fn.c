@@ -1,0 +1,4 @@
+long fn(long x)
+{
+	return (x ^ 0x5bd1e995) * 3 + 2;
+}
