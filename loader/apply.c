@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -42,6 +43,7 @@
 #define LD_STUB_SIZE 16     /* jmp *0(%rip); .quad addr; 2 bytes pad */
 #define LD_MAX_FUNC (1u << 20) /* decode at most this much of an old function */
 #define LD_RANGE (1ull << 31)
+#define LD_IFUNC_TIMEOUT_MS 200
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -83,6 +85,7 @@ struct ld_ctx {
 	bool tls_main;                /* target is the main program (static TLS at a known offset) */
 	uint64_t tls_block;           /* size of its TLS block: thread pointer - block start */
 	uint64_t *symaddr;            /* resolved address per src symbol */
+	bool *ifunc;                  /* per src symbol: symaddr is an IFUNC resolver */
 	struct ld_func *funcs;        /* redirected functions */
 	size_t nfuncs;                /* count of funcs */
 	uint64_t seq;                 /* sequence number for this patch */
@@ -207,7 +210,7 @@ static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
 
 /* An external symbol: the first library (in map order) that exports it. */
 static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_t *addr,
-			       struct qp_error *err)
+			       bool *ifunc, struct qp_error *err)
 {
 	const char *last = "";
 	size_t i;
@@ -226,14 +229,9 @@ static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_
 		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, NULL))
 			continue;
 		d = e->dynamic ? qp_elf__find_global(e, s->name) : NULL;
-		if (d && d->type == STT_GNU_IFUNC) {
-			qp_elf__free(e);
-			return qp_seterr(err, QP_EUNSUPP,
-					 "'%s' in '%s' is an IFUNC, which the patch cannot call directly yet",
-					 s->name, m->path);
-		}
 		if (d) {
 			*addr = m->start - qp_elf__first_load_vaddr(e) + d->value;
+			*ifunc = d->type == STT_GNU_IFUNC;
 			qp_elf__free(e);
 			return 0;
 		}
@@ -249,7 +247,8 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 	int ret;
 
 	c->symaddr = calloc(n ? n : 1, sizeof(*c->symaddr));
-	if (!c->symaddr)
+	c->ifunc = calloc(n ? n : 1, sizeof(*c->ifunc));
+	if (!c->symaddr || !c->ifunc)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	for (i = 1; i < n; i++) {
 		const struct qp_sym *s = qp_patch__src_sym(c->patch, i);
@@ -268,7 +267,7 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 			c->symaddr[i] = c->bias + s->value;
 			continue;
 		}
-		ret = ld_resolve_external(c, s, &c->symaddr[i], err);
+		ret = ld_resolve_external(c, s, &c->symaddr[i], &c->ifunc[i], err);
 		if (ret)
 			return ret;
 	}
@@ -749,12 +748,40 @@ static int ld_map(struct ld_ctx *c, struct qp_error *err)
 	return ret ? ret : ld_map_region(c, c->hole, err);
 }
 
+/*
+ * An IFUNC symbol's address is what its resolver returns, as the dynamic
+ * linker does it: the resolver runs in the target (AT_HWCAP as argument,
+ * as x86-64 ld.so passes it), with every other thread stopped.
+ */
+static int ld_resolve_ifuncs(struct ld_ctx *c, struct qp_error *err)
+{
+	size_t i, n = qp_patch__src_sym_count(c->patch);
+	uint64_t hwcap = getauxval(AT_HWCAP); /* same machine, same value */
+	int ret;
+
+	for (i = 1; i < n; i++) {
+		uint64_t addr;
+
+		if (!c->ifunc[i])
+			continue;
+		ret = qp_proc__call(&c->proc, c->symaddr[i], &hwcap, 1, LD_IFUNC_TIMEOUT_MS, &addr, err);
+		if (ret)
+			return qp_preperr(err, ret, "resolving IFUNC '%s'",
+					  qp_patch__src_sym(c->patch, i)->name);
+		c->symaddr[i] = addr;
+		c->ifunc[i] = false;
+	}
+	return 0;
+}
+
 /* Everything done while the target is stopped. */
 static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret;
 
 	ret = ld_fault(c, QP_FAULT_STOPPED, err);
+	if (!ret)
+		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
 		ret = ld_map(c, err);
 	if (!ret)
@@ -840,6 +867,7 @@ static void ld_ctx_release(struct ld_ctx *c)
 	qp_proc__close(&c->proc);
 	qp_maps__release(&c->maps);
 	free(c->symaddr);
+	free(c->ifunc);
 	free(c->funcs);
 	free(c->buf);
 	qp_unwind__free(c->uw);

@@ -338,3 +338,76 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 	*ret = (int64_t)r.rax;
 	return 0;
 }
+
+/* Wait for @tid to stop, at most @timeout_ms; 1 if it did, 0 on timeout. */
+static int proc_wait_timeout(pid_t tid, int *status, int timeout_ms)
+{
+	int waited_us = 0;
+
+	for (;;) {
+		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+
+		if (r == tid)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (waited_us >= timeout_ms * 1000)
+			return 0;
+		usleep(50);
+		waited_us += 50;
+	}
+}
+
+int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int nargs,
+		  int timeout_ms, uint64_t *ret, struct qp_error *err)
+{
+	struct qp_thread *t = &p->threads[0];
+	struct user_regs_struct r = t->regs;
+	unsigned long long *slot[6] = { &r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9 };
+	uint64_t zero = 0;
+	int status, i, w;
+
+	/* below the red zone, 16-byte aligned before the call's push */
+	r.rsp = ((t->regs.rsp - 512) & ~15ull) - 8;
+	if (qp_proc__write(p, r.rsp, &zero, sizeof(zero), err))
+		return err->code;
+	r.rip = fn;
+	r.rax = 0;
+	r.orig_rax = (uint64_t)-1;
+	for (i = 0; i < nargs && i < 6; i++)
+		*slot[i] = args[i];
+	p->regs_dirty = true;
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0)
+		return qp_seterr(err, -errno, "thread %d: cannot set registers: %s", (int)t->tid,
+				 strerror(errno));
+	for (;;) {
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+			return qp_seterr(err, -errno, "thread %d: cannot resume: %s", (int)t->tid,
+					 strerror(errno));
+		w = proc_wait_timeout(t->tid, &status, timeout_ms);
+		if (w == 0) {
+			ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
+			proc_wait_stop(t, NULL);
+			return qp_seterr(err, -ETIMEDOUT,
+					 "process %d: function at 0x%" PRIx64 " did not return within %d ms",
+					 (int)p->pid, fn, timeout_ms);
+		}
+		if (w < 0 || WIFEXITED(status) || WIFSIGNALED(status))
+			return qp_seterr(err, QP_EPROC, "process %d exited during a remote call",
+					 (int)p->pid);
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
+			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
+					 (int)t->tid, strerror(errno));
+		if (WSTOPSIG(status) == SIGSEGV && r.rip == 0)
+			break; /* returned to 0: done */
+		if (WSTOPSIG(status) == SIGSEGV || WSTOPSIG(status) == SIGBUS ||
+		    WSTOPSIG(status) == SIGILL || WSTOPSIG(status) == SIGFPE)
+			return qp_seterr(err, -EFAULT,
+					 "process %d: function at 0x%" PRIx64 " faulted (signal %d at 0x%llx)",
+					 (int)p->pid, fn, WSTOPSIG(status), (unsigned long long)r.rip);
+		if ((status >> 16) == 0)
+			t->pending_sig = WSTOPSIG(status); /* deliver on detach */
+	}
+	*ret = r.rax;
+	return 0;
+}

@@ -58,6 +58,15 @@ int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 /* Writes even into read-only mappings (as a debugger does). */
 int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len,
 		   struct qp_error *err);
+/*
+ * Call function @fn(args...) in threads[0] and wait (at most @timeout_ms)
+ * for it to return; *@ret gets %rax.  The call returns to address 0, and
+ * the fault that follows is the sign it is done (the signal is not
+ * delivered).  For small functions that take no locks, like IFUNC
+ * resolvers: every other thread stays stopped meanwhile.
+ */
+int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int nargs,
+		  int timeout_ms, uint64_t *ret, struct qp_error *err);
 /* Find a syscall instruction to run remote syscalls with; works while the
  * process runs, so callers do it before stopping it. */
 int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err);

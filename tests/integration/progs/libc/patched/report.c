@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char *names[] = { "zero", "one", "two" };
@@ -14,5 +15,7 @@ void report(long n)
 		 * getpid has no PLT entry in the program */
 		fprintf(stderr, "warning %ld from pid %d\n", warnings, (int)getpid());
 	}
-	printf("report %ld %s %s\n", n, names[n % 3], loud_names[n % 3]);
+	/* strlen: a libc IFUNC the program never called (no PLT entry) */
+	printf("report %ld %s %s len=%zu\n", n, names[n % 3], loud_names[n % 3],
+	       strlen(names[n % 3]));
 }
