@@ -8,6 +8,8 @@
  *     relative field sits and what it points to);
  *   - qp_decode_check_patch_site() sweeps a whole function with it and
  *     decides whether a jump may overwrite bytes at a given site.
+ * Moving instructions and finding references are in relocate.c, comparing
+ * two functions in compare.c; decode_internal.h is what they share.
  *
  * Nothing here allocates or keeps state; the Zydis decoder is a local that
  * ZydisDecoderInit() fills in a few stores.  Zydis operands are decoded only
@@ -23,9 +25,9 @@
 
 #include <Zydis/Zydis.h>
 
-#include "qpatch/decode.h"
+#include "decode_internal.h"
 
-static void decode_init(ZydisDecoder *dec)
+void qp_decode__init(ZydisDecoder *dec)
 {
 	/* Cannot fail for valid constant arguments.  Zydis 4 enables the
 	 * CET and MPX modes by default, so f3 0f 1e fa is endbr64 (not a
@@ -33,11 +35,24 @@ static void decode_init(ZydisDecoder *dec)
 	ZydisDecoderInit(dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
 }
 
-static int decode_status_to_errno(ZyanStatus status)
+int qp_decode__status_errno(ZyanStatus status)
 {
 	if (status == ZYDIS_STATUS_NO_MORE_DATA)
 		return -ENODATA;
 	return -EILSEQ;
+}
+
+int qp_decode__fail(char *why, size_t why_size, int code, const char *fmt,
+		    ...)
+{
+	va_list ap;
+
+	if (why && why_size) {
+		va_start(ap, fmt);
+		vsnprintf(why, why_size, fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }
 
 static enum qp_insn_kind decode_kind(const ZydisDecodedInstruction *zi)
@@ -156,8 +171,8 @@ static int decode_operands(const ZydisDecoder *dec,
 	return 0;
 }
 
-static int decode_one(const ZydisDecoder *dec, const void *code, size_t size,
-		      uint64_t addr, struct qp_insn *insn)
+int qp_decode__one(const ZydisDecoder *dec, const void *code, size_t size,
+		   uint64_t addr, struct qp_insn *insn)
 {
 	ZydisDecoderContext ctx;
 	ZydisDecodedInstruction zi;
@@ -170,7 +185,7 @@ static int decode_one(const ZydisDecoder *dec, const void *code, size_t size,
 		return -ENODATA;
 	status = ZydisDecoderDecodeInstruction(dec, &ctx, code, size, &zi);
 	if (!ZYAN_SUCCESS(status))
-		return decode_status_to_errno(status);
+		return qp_decode__status_errno(status);
 
 	insn->len = zi.length;
 	insn->kind = decode_kind(&zi);
@@ -194,8 +209,8 @@ int qp_decode_insn(const void *code, size_t size, uint64_t addr,
 
 	if (!insn || (!code && size))
 		return -EINVAL;
-	decode_init(&dec);
-	return decode_one(&dec, code, size, addr, insn);
+	qp_decode__init(&dec);
+	return qp_decode__one(&dec, code, size, addr, insn);
 }
 
 uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr)
@@ -222,19 +237,8 @@ struct site_check {
 	size_t why_size;   /* its size in bytes */
 };
 
-__attribute__((format(printf, 3, 4)))
-static int site_fail(const struct site_check *sc, int code, const char *fmt,
-		     ...)
-{
-	va_list ap;
-
-	if (sc->why && sc->why_size) {
-		va_start(ap, fmt);
-		vsnprintf(sc->why, sc->why_size, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#define site_fail(sc, code, ...) \
+	qp_decode__fail((sc)->why, (sc)->why_size, code, __VA_ARGS__)
 
 /* The range must lie inside the function; checked before decoding. */
 static int site_check_range(const struct site_check *sc, size_t len)
@@ -284,8 +288,8 @@ static int site_find_cut(struct site_check *sc, const ZydisDecoder *dec,
 	sc->cut = 0;
 	sc->cut_end = sc->site_end;
 	for (off = 0; sc->func + off < sc->site_end; off += insn.len) {
-		err = decode_one(dec, bytes + off, size - off, sc->func + off,
-				 &insn);
+		err = qp_decode__one(dec, bytes + off, size - off,
+				     sc->func + off, &insn);
 		if (err)
 			return site_decode_fail(sc, sc->func + off, err);
 	}
@@ -361,8 +365,7 @@ int qp_decode_check_patch_site(const void *code, size_t size, uint64_t addr,
 	uint64_t off;
 	int err;
 
-	if (why && why_size)
-		why[0] = '\0';
+	qp_decode__why_clear(why, why_size);
 	if ((!code && size) || size > UINT64_MAX - addr)
 		return site_fail(&sc, -EINVAL, "invalid function bytes at 0x%"
 				 PRIx64, addr);
@@ -371,13 +374,13 @@ int qp_decode_check_patch_site(const void *code, size_t size, uint64_t addr,
 		return err;
 	sc.site_end = site + len;
 
-	decode_init(&dec);
+	qp_decode__init(&dec);
 	err = site_find_cut(&sc, &dec, bytes);
 	if (err)
 		return err;
 	for (off = 0; off < size; off += insn.len) {
-		err = decode_one(&dec, bytes + off, size - off, addr + off,
-				 &insn);
+		err = qp_decode__one(&dec, bytes + off, size - off,
+				     addr + off, &insn);
 		if (err)
 			return site_decode_fail(&sc, addr + off, err);
 		err = site_check_insn(&sc, &insn);
