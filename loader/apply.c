@@ -18,6 +18,8 @@
  * and resumes the target with its registers as they were.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -97,6 +99,28 @@ struct ld_ctx {
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 };
+
+/*
+ * While the target is stopped and being changed, the signals that end a
+ * process by default (Ctrl-C, kill, a closed pipe, a terminal hanging up)
+ * wait: the loader finishes or rolls back, resumes the target, then they
+ * take effect.  A loader that died with a thread running a remote syscall
+ * would leave that thread with borrowed registers.  SIGKILL cannot wait.
+ */
+static void ld_block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
 
 /* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
 static int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
@@ -927,6 +951,9 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {
+		sigset_t old;
+
+		ld_block_signals(&old);
 		ret = ld_stop_quiet(&c, ld_apply_busy, err);
 		if (!ret) {
 			stats->threads = c.proc.nthreads;
@@ -936,6 +963,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 				ret = err->code;
 			stats->stop_us = now_us() - c.stop_t0;
 		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
@@ -1185,6 +1213,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
 	struct qp_applied *applied = NULL, *a = NULL;
 	double t0 = now_us();
+	sigset_t old;
 	size_t n = 0, i;
 	int ret;
 
@@ -1222,6 +1251,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	ret = qp_proc__find_gadget(&c.proc, err);
 	if (!ret)
 		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
+	ld_block_signals(&old);
 	if (!ret)
 		ret = ld_stop_quiet(&c, ld_never_busy, err);
 	if (!ret) {
@@ -1236,6 +1266,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		a->rec.state = QP_REC_RESTORED;
 		ld_reap(&c, applied, n);
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;
 out:
