@@ -98,6 +98,7 @@ struct ld_ctx {
 	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
+	sigset_t sigmask;             /* signal mask before ld_block_signals() */
 };
 
 /*
@@ -109,6 +110,7 @@ struct ld_ctx {
  */
 static void ld_block_signals(sigset_t *old)
 {
+	sigset_t ignored;
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -119,7 +121,7 @@ static void ld_block_signals(sigset_t *old)
 	sigaddset(&set, SIGPIPE);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, old);
+	pthread_sigmask(SIG_BLOCK, &set, old ? old : &ignored);
 }
 
 /* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
@@ -847,7 +849,10 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		if (c->stats->attempts >= tries)
 			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms)",
 					 why, tries, tries * delay);
+		/* the target runs again: a pending Ctrl-C may end us here */
+		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
 		usleep((useconds_t)delay * 1000);
+		ld_block_signals(NULL);
 	}
 }
 
@@ -951,9 +956,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {
-		sigset_t old;
-
-		ld_block_signals(&old);
+		ld_block_signals(&c.sigmask);
 		ret = ld_stop_quiet(&c, ld_apply_busy, err);
 		if (!ret) {
 			stats->threads = c.proc.nthreads;
@@ -963,7 +966,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 				ret = err->code;
 			stats->stop_us = now_us() - c.stop_t0;
 		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
@@ -1185,8 +1188,11 @@ static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
 	for (i = 0; i < n; i++)
 		left += v[i].rec.state == QP_REC_RESTORED;
 	for (attempt = 0; left && attempt < tries; attempt++) {
-		if (attempt)
+		if (attempt) { /* the target runs: a pending Ctrl-C may end us here */
+			pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
 			usleep((useconds_t)delay * 1000);
+			ld_block_signals(NULL);
+		}
 		if (qp_proc__stop(&c->proc, NULL))
 			break;
 		for (i = 0; i < n; i++) {
@@ -1213,7 +1219,6 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
 	struct qp_applied *applied = NULL, *a = NULL;
 	double t0 = now_us();
-	sigset_t old;
 	size_t n = 0, i;
 	int ret;
 
@@ -1251,7 +1256,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	ret = qp_proc__find_gadget(&c.proc, err);
 	if (!ret)
 		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
-	ld_block_signals(&old);
+	ld_block_signals(&c.sigmask);
 	if (!ret)
 		ret = ld_stop_quiet(&c, ld_never_busy, err);
 	if (!ret) {
@@ -1266,7 +1271,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		a->rec.state = QP_REC_RESTORED;
 		ld_reap(&c, applied, n);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;
 out:

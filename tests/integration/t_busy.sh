@@ -20,6 +20,17 @@ check "names the thread and the function" grep -Eq "thread $TARGET_PID will retu
 check "says it retried" grep -q "after 20 attempts" "$T/load1.out"
 check "target 1 unchanged" test "$maps" = "$(cat "/proc/$TARGET_PID/maps")"
 check "target 1 alive" alive "$TARGET_PID"
+# Ctrl-C / kill while the loader retries: it ends, the target is as it was
+"$QP_BIN/qpatch-load" -r 100000 "$TARGET_PID" "$T/fix.qpatch" >"$T/load1k.out" 2>&1 &
+loader=$!
+sleep 0.5
+kill -TERM "$loader"
+for _ in $(seq 50); do alive "$loader" || break; sleep 0.1; done
+check "interrupted loader ends promptly" sh -c "! kill -0 $loader 2>/dev/null"
+wait "$loader" 2>/dev/null
+check "target not left traced" grep -q "^TracerPid:[[:space:]]*0$" "/proc/$TARGET_PID/status"
+check "target unchanged after the interrupted loader" test "$maps" = "$(cat "/proc/$TARGET_PID/maps")"
+check "target alive after the interrupted loader" alive "$TARGET_PID"
 "$QP_BIN/qpatch-load" --allow-active "$TARGET_PID" "$T/fix.qpatch" >"$T/load1b.out" 2>&1
 check "--allow-active applies anyway" test $? -eq 0
 

@@ -1,0 +1,6 @@
+__attribute__((visibility("hidden"))) int helper(void);
+
+int report(void)
+{
+	return helper() + 1;
+}
