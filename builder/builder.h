@@ -27,6 +27,7 @@ enum qp_change_kind {
 	QP_CHANGE_COPIED,     /* unchanged code/constant the patch needs a copy of */
 	QP_CHANGE_NEW_VAR,    /* variable that the original did not have */
 	QP_CHANGE_REFUSED,    /* a change that cannot be applied live */
+	QP_CHANGE_LINE_ONLY,  /* only __LINE__ values moved: left out */
 };
 
 struct qp_change {
@@ -63,6 +64,14 @@ int qp_diff__new(const char *target_path, struct qp_diff **out, struct qp_error 
  * @orig_obj is NULL for an object of a source file the change adds. */
 int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *patched_obj,
 			const char *name, struct qp_error *err);
+/*
+ * Where the sources are, for recognising __LINE__-only changes: debug
+ * info that names a file under @prefix means @orig_dir/... for original
+ * objects and @patched_dir/... for patched ones.  Without it the paths in
+ * the debug info are used as they are.
+ */
+int qp_diff__set_sources(struct qp_diff *d, const char *prefix, const char *orig_dir,
+			 const char *patched_dir);
 /* Decide and build the patch.  On refusal returns QP_EREFUSED with every
  * refusal listed in the report and the first in @err. */
 int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,

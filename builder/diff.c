@@ -24,6 +24,7 @@
 #include "builder.h"
 #include "qpatch/decode.h"
 #include "correlate.h"
+#include "linemap.h"
 #include "qpatch/elf.h"
 #include "srcline.h"
 #include "target.h"
@@ -40,6 +41,7 @@ struct diff_obj {
 	struct qp_elf *pat;      /* object of the patched build */
 	char *name;              /* for messages: path relative to the build tree */
 	struct qp_srcline *src;  /* source lines of the patched object */
+	struct qp_srcline *osrc; /* source lines of the original object */
 	struct qp_correlation corr; /* patched symbols' twins in the original */
 	int *incl;               /* per patched section: index in diff.incl, or -1 */
 	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */
@@ -88,6 +90,9 @@ struct qp_diff {
 	struct qp_report *rep;   /* report being filled */
 	uint64_t out_size[OUT_NR]; /* bytes per output section */
 	uint64_t out_align[OUT_NR]; /* alignment per output section */
+	char *src_prefix;        /* see qp_diff__set_sources(), or NULL */
+	char *src_orig;          /* directory for original sources */
+	char *src_patched;       /* directory for patched sources */
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -272,18 +277,15 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 		 (unsigned long long)(t->data ? fnv1a(0xcbf29ce484222325ull, t->data, t->size) : t->size));
 }
 
-/* Same bytes and same relocation meanings; @a of the original object,
- * @b of the patched one. */
-static bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
-		      const struct qp_elf_sec *b)
+/* Same relocations at the same offsets with the same meanings; @a of the
+ * original object, @b of the patched one. */
+static bool relas_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
+			const struct qp_elf_sec *b)
 {
 	char ka[512], kb[512];
 	size_t i;
 
-	if (a->size != b->size || a->shdr.sh_type != b->shdr.sh_type ||
-	    a->nrelas != b->nrelas)
-		return false;
-	if (a->data && b->data && memcmp(a->data, b->data, a->size))
+	if (a->nrelas != b->nrelas)
 		return false;
 	for (i = 0; i < a->nrelas; i++) {
 		const struct qp_elf_rela *ra = &a->relas[i], *rb = &b->relas[i];
@@ -296,6 +298,17 @@ static bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
 			return false;
 	}
 	return true;
+}
+
+/* Same size, bytes and relocation meanings. */
+static bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
+		      const struct qp_elf_sec *b)
+{
+	if (a->size != b->size || a->shdr.sh_type != b->shdr.sh_type)
+		return false;
+	if (a->data && b->data && memcmp(a->data, b->data, a->size))
+		return false;
+	return relas_equal(o, a, b);
 }
 
 /* --- inclusion ------------------------------------------------------------ */
@@ -577,6 +590,74 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	return diff_include(d, o, s->sec, &ref->incl);
 }
 
+/* A source path from debug info, where it is on this side of the build. */
+static void diff_source_path(const struct qp_diff *d, const char *path, bool patched,
+			     char *out, size_t size)
+{
+	size_t n = d->src_prefix ? strlen(d->src_prefix) : 0;
+
+	if (n && !strncmp(path, d->src_prefix, n) && path[n] == '/')
+		snprintf(out, size, "%s%s", patched ? d->src_patched : d->src_orig, path + n);
+	else
+		snprintf(out, size, "%s", path);
+}
+
+/*
+ * Does one differing instruction only carry a moved __LINE__?  Its
+ * immediate must be the source line the debug info gives for that very
+ * instruction, on both sides, and the source diff must map the original
+ * line to the patched one as an unchanged line.  Anything else (another
+ * constant, a changed line) is a real change.
+ */
+static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			    const struct qp_elf_sym *s, const struct qp_insn_diff *x,
+			    char *note, size_t note_size)
+{
+	char fa[1024], fb[1024], pa[2048], pb[2048];
+	struct qp_linemap map;
+	int la, lb;
+	long mapped;
+
+	if (qp_srcline__at(o->osrc, os->name, x->a_addr, fa, sizeof(fa), &la) ||
+	    qp_srcline__at(o->src, s->name, x->b_addr, fb, sizeof(fb), &lb) ||
+	    x->a_imm != la || x->b_imm != lb)
+		return false;
+	diff_source_path(d, fa, false, pa, sizeof(pa));
+	diff_source_path(d, fb, true, pb, sizeof(pb));
+	if (qp_linemap__build(pa, pb, &map, NULL))
+		return false;
+	mapped = qp_linemap__map(&map, la);
+	qp_linemap__release(&map);
+	if (mapped != lb)
+		return false;
+	snprintf(note + strlen(note), note_size - strlen(note), "%s%d->%d",
+		 note[0] ? ", " : "only __LINE__ values moved: ", la, lb);
+	return true;
+}
+
+/* A function whose only differences are __LINE__ values of unchanged
+ * source lines that moved: nothing to patch. */
+static bool diff_line_only(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			   const struct qp_elf_sym *s)
+{
+	struct qp_insn_diff x[64];
+	struct qp_compare_result res;
+	char why[256], note[256] = "";
+	size_t i;
+
+	if (!os->sec->data || !s->sec->data || os->sec->size != s->sec->size ||
+	    !relas_equal(o, os->sec, s->sec) ||
+	    qp_decode_compare(os->sec->data, os->sec->size, 0, s->sec->data, s->sec->size, 0,
+			      x, 64, &res, why, sizeof(why)) ||
+	    !qp_decode_imm_only(&res) || res.ndiffs > 64)
+		return false;
+	for (i = 0; i < res.ndiffs; i++)
+		if ((x[i].what & QP_DIFF_IMM) && !diff_line_moved(d, o, os, s, &x[i], note, sizeof(note)))
+			return false;
+	diff_note(d, QP_CHANGE_LINE_ONLY, s->name, o, s->size, note);
+	return true;
+}
+
 /* The old function must be able to take the loader's jump. */
 static int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
 			   size_t src, struct qp_error *err)
@@ -602,7 +683,7 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		    o->incl[s->sec->index] >= 0)
 			continue;
 		os = obj_twin(o, s);
-		if (os && os->sec && sec_equal(o, os->sec, s->sec))
+		if (os && os->sec && (sec_equal(o, os->sec, s->sec) || diff_line_only(d, o, os, s)))
 			continue;
 		ret = diff_include(d, o, s->sec, &idx);
 		if (ret)
@@ -698,6 +779,7 @@ void qp_diff__free(struct qp_diff *d)
 		qp_elf__free(d->objs[i].orig);
 		qp_elf__free(d->objs[i].pat);
 		qp_srcline__free(d->objs[i].src);
+		qp_srcline__free(d->objs[i].osrc);
 		qp_correlation__release(&d->objs[i].corr);
 		free(d->objs[i].name);
 		free(d->objs[i].incl);
@@ -710,7 +792,21 @@ void qp_diff__free(struct qp_diff *d)
 	free(d->incl);
 	free(d->srcs);
 	qp_target__free(d->tgt);
+	free(d->src_prefix);
+	free(d->src_orig);
+	free(d->src_patched);
 	free(d);
+}
+
+int qp_diff__set_sources(struct qp_diff *d, const char *prefix, const char *orig_dir,
+			 const char *patched_dir)
+{
+	d->src_prefix = strdup(prefix);
+	d->src_orig = strdup(orig_dir);
+	d->src_patched = strdup(patched_dir);
+	if (!d->src_prefix || !d->src_orig || !d->src_patched)
+		return -ENOMEM;
+	return 0;
 }
 
 int qp_diff__new(const char *target_path, struct qp_diff **out, struct qp_error *err)
@@ -757,11 +853,14 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && !(o->src = qp_srcline__new(patched_obj)))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret && orig_obj && !(o->osrc = qp_srcline__new(orig_obj)))
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && qp_correlate(o->orig, o->pat, &o->corr))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (ret) {
 		qp_correlation__release(&o->corr);
 		qp_srcline__free(o->src);
+		qp_srcline__free(o->osrc);
 		free(o->incl);
 		qp_elf__free(o->orig);
 		qp_elf__free(o->pat);

@@ -421,6 +421,8 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 	t0 = now_s();
 	ret = qp_diff__new(target, &diff, err);
 	if (!ret)
+		ret = qp_diff__set_sources(diff, d.orig_src, d.orig, d.pat);
+	if (!ret)
 		ret = drv_diff_objects(&d, diff, err);
 	if (!ret)
 		ret = qp_diff__emit(diff, opts->id, &patch, rep, err);
@@ -451,6 +453,7 @@ const char *qp_change_kind_name(enum qp_change_kind k)
 		[QP_CHANGE_COPIED] = "copied",
 		[QP_CHANGE_NEW_VAR] = "new variable",
 		[QP_CHANGE_REFUSED] = "REFUSED",
+		[QP_CHANGE_LINE_ONLY] = "line only",
 	};
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";

@@ -3,6 +3,7 @@
  * Declaration file:line of a function or variable, for the build report.
  */
 #include <dwarf.h>
+#include <errno.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@ struct qp_srcline {
 	char *path;       /* object file */
 	Dwfl *dwfl;       /* libdwfl session, NULL until first use */
 	Dwarf *dw;        /* its DWARF, NULL if none */
+	Dwfl_Module *mod; /* the object as a libdwfl module */
 	bool tried;       /* opening was attempted */
 };
 
@@ -49,6 +51,7 @@ static void srcline_open(struct qp_srcline *s)
 		return;
 	mod = dwfl_report_offline(s->dwfl, "", s->path, -1);
 	dwfl_report_end(s->dwfl, NULL, NULL);
+	s->mod = mod;
 	if (mod)
 		s->dw = dwfl_module_getdwarf(mod, &bias);
 }
@@ -102,6 +105,37 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 			return;
 		off = next;
 	}
+}
+
+int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
+		   char *file, size_t file_size, int *line)
+{
+	int i, n;
+
+	if (!s)
+		return -ENOENT;
+	if (!s->tried)
+		srcline_open(s);
+	if (!s->dw || !s->mod)
+		return -ENOENT;
+	n = dwfl_module_getsymtab(s->mod);
+	for (i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *name = dwfl_module_getsym_info(s->mod, i, &sym, &addr, NULL, NULL, NULL);
+		const char *src;
+		Dwfl_Line *l;
+
+		if (!name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || strcmp(name, func))
+			continue;
+		l = dwfl_module_getsrc(s->mod, addr + offset);
+		src = l ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
+		if (!src)
+			return -ENOENT;
+		snprintf(file, file_size, "%s", src);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 void qp_srcline__free(struct qp_srcline *s)

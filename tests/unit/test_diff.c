@@ -9,6 +9,7 @@
  *   new-func NAME        NAME is a new function in the patch
  *   new-var NAME         NAME is a new variable in the patch
  *   absent NAME          NAME is not in the patch at all
+ *   line-only NAME       NAME changed only in __LINE__ values and is left out
  *   refused NAME WHY     the build is refused; NAME's reason contains WHY
  *   src-local NAME SIB   the patch refers to the target's static NAME, the
  *                        one whose FILE scope also holds SIB
@@ -150,6 +151,8 @@ static void check_expect(const char *casedir, const char *target, const struct q
 			CHECK(c && c->kind == QP_CHANGE_NEW_FUNC);
 		} else if (!strcmp(verb, "new-var")) {
 			CHECK(c && c->kind == QP_CHANGE_NEW_VAR);
+		} else if (!strcmp(verb, "line-only")) {
+			CHECK(c && c->kind == QP_CHANGE_LINE_ONLY);
 		} else if (!strcmp(verb, "absent")) {
 			CHECK(c == NULL);
 		} else if (!strcmp(verb, "refused")) {

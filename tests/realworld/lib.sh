@@ -1,0 +1,260 @@
+# Shared helpers of the real-world suite (sourced by the case scripts).
+#
+# A case script runs one program through the whole story: fetch the Debian
+# source package, build the vulnerable version with qpatch-cc, start it,
+# build the real fix with qpatch-build, apply it with qpatch-load while the
+# program is busy, check the new behaviour and that nothing was lost, undo,
+# and write one row of the results table.
+#
+# Environment (set by run.sh):
+#   QP_BIN       bin directory of a qpatch build (qpatch-cc, qpatch-build, ...)
+#   QP_RW_CACHE  cache directory (sources, deployed builds), kept between runs
+#   QP_RW_OUT    directory of this run: logs, result rows
+#   QP_RW_JOBS   parallel jobs for the programs' builds (default 2)
+set -u
+set -o pipefail
+: "${QP_BIN:?QP_BIN must point at the bin directory of a qpatch build}"
+: "${QP_RW_CACHE:?}"
+: "${QP_RW_OUT:?}"
+QP_RW_JOBS=${QP_RW_JOBS:-2}
+RW_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RW_CASE=$(basename "$0" .sh)
+RW_LOG=$QP_RW_OUT/$RW_CASE
+mkdir -p "$RW_LOG"
+RW_PIDS=()
+RW_STEP=setup
+# Row fields, filled as the case goes.
+ROW_PROGRAM="" ROW_FIX="" ROW_FUNCS="" ROW_SIZE="" ROW_BUILD="" ROW_STOP="" ROW_RESULT=""
+
+say() { printf '[%s] %s\n' "$RW_CASE" "$*"; }
+step() { RW_STEP=$1; say "-- $1"; }
+
+rw_cleanup() {
+	local p
+	for p in "${RW_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${RW_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+}
+trap rw_cleanup EXIT
+
+# spawn OUTFILE CMD...: start a process in the background, remember its pid.
+spawn() {
+	local out=$1; shift
+	"$@" >"$out" 2>&1 &
+	SPAWNED=$!
+	RW_PIDS+=("$SPAWNED")
+}
+
+# stop_pid PID: stop one process we started and reap it.
+stop_pid() {
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+# row_write: the table row of this case, for run.sh to collect.
+row_write() {
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$ROW_FIX" \
+		"${ROW_FUNCS:--}" "${ROW_SIZE:--}" "${ROW_BUILD:--}" "${ROW_STOP:--}" \
+		"$ROW_RESULT" >"$QP_RW_OUT/$RW_CASE.row"
+}
+
+# die MESSAGE: the case failed at the current step; record it and stop.
+die() {
+	local msg
+	msg=$(printf '%s' "$*" | tr '\n|' ' /' | sed 's/  */ /g; s/ *$//')
+	say "FAIL ($RW_STEP): $msg"
+	ROW_RESULT="**FAIL** at $RW_STEP: $msg"
+	row_write
+	exit 1
+}
+
+# expect DESCRIPTION COMMAND...: the command must succeed.
+expect() {
+	local what=$1; shift
+	if "$@"; then
+		say "ok: $what"
+	else
+		die "$what"
+	fi
+}
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds.
+wait_for() {
+	local t=$1 i; shift
+	for ((i = 0; i < t * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# first_line FILE: the first line of a file ("" when missing).
+first_line() { [ -f "$1" ] && head -n1 "$1" || true; }
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# --- sources -----------------------------------------------------------------
+
+# The Debian mirrors this machine uses (deb822 or one-line sources), with
+# deb.debian.org as the default; QP_RW_MIRROR / QP_RW_SECURITY_MIRROR win.
+rw_mirrors() {
+	local f main="" sec=""
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		eval "$(awk '
+			/^URIs:/ { u = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) s[$i] = 1 }
+			/^$/ { emit() }
+			END { emit() }
+			function emit() {
+				if (u != "" && ("bookworm-security" in s)) print "sec=" u
+				else if (u != "" && ("bookworm" in s)) print "main=" u
+				u = ""; delete s
+			}' "$f")"
+	done
+	if [ -f /etc/apt/sources.list ]; then
+		[ -n "$main" ] || main=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list)
+		[ -n "$sec" ] || sec=$(awk '$1 == "deb" && $3 == "bookworm-security" { print $2; exit }' /etc/apt/sources.list)
+	fi
+	RW_MIRROR=${QP_RW_MIRROR:-${main:-http://deb.debian.org/debian}}
+	RW_SECURITY_MIRROR=${QP_RW_SECURITY_MIRROR:-${sec:-http://deb.debian.org/debian-security}}
+}
+
+rw_apt() {
+	local a=$QP_RW_CACHE/apt
+	local opts=(-o "Dir::Etc::SourceList=$a/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o Debug::NoLocking=1)
+	[ "$(id -u)" -eq 0 ] && opts+=(-o APT::Sandbox::User=root)
+	apt-get "${opts[@]}" "$@"
+}
+
+# fetch_source PKG: download PKG's bookworm source package (once) into
+# $QP_RW_CACHE/dl/PKG and set SRC_DSC to its .dsc.  Debian's archive keeps
+# only current versions, so the version is whatever bookworm ships when the
+# cache is first filled; delete the directory to take a newer one.
+fetch_source() {
+	local pkg=$1 dir=$QP_RW_CACHE/dl/$1 a=$QP_RW_CACHE/apt
+	SRC_DSC=$(ls "$dir"/*.dsc 2>/dev/null | head -n1)
+	if [ -n "$SRC_DSC" ]; then
+		say "source of $pkg cached: $(basename "$SRC_DSC")"
+		return 0
+	fi
+	rw_mirrors
+	mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$dir"
+	printf 'deb-src %s bookworm main\ndeb-src %s bookworm-security main\n' \
+		"$RW_MIRROR" "$RW_SECURITY_MIRROR" >"$a/sources.list"
+	say "fetching $pkg from $RW_MIRROR and $RW_SECURITY_MIRROR"
+	rw_apt -q update >"$RW_LOG/apt-update.log" 2>&1 ||
+		die "apt-get update failed (see $RW_LOG/apt-update.log)"
+	(cd "$dir" && rw_apt -q source --download-only "$pkg") >"$RW_LOG/apt-source.log" 2>&1 ||
+		die "apt-get source $pkg failed (see $RW_LOG/apt-source.log)"
+	SRC_DSC=$(ls "$dir"/*.dsc 2>/dev/null | head -n1)
+	[ -n "$SRC_DSC" ] || die "no .dsc for $pkg"
+}
+
+# dsc_version DSC: the Debian version of a source package.
+dsc_version() { awk '/^Version:/ { print $2; exit }' "$1"; }
+
+# unpack_source DSC DIR: dpkg-source -x (Debian's patches applied) into DIR.
+unpack_source() {
+	rm -rf "$2"
+	dpkg-source -q --no-check -x "$1" "$2" >"$RW_LOG/dpkg-source.log" 2>&1 ||
+		die "dpkg-source -x $(basename "$1") failed (see $RW_LOG/dpkg-source.log)"
+	rm -rf "$2/.pc"
+}
+
+# debian_patch TREE WORD: the debian/patches file of TREE named in its
+# series whose name or content mentions WORD (e.g. a CVE number).
+debian_patch() {
+	local tree=$1 word=$2 p
+	while read -r p _; do
+		case $p in '' | '#'*) continue ;; esac
+		if [[ $p == *"$word"* ]] || grep -q -- "$word" "$tree/debian/patches/$p" 2>/dev/null; then
+			echo "$tree/debian/patches/$p"
+			return 0
+		fi
+	done <"$tree/debian/patches/series"
+	return 1
+}
+
+# --- building ----------------------------------------------------------------
+
+# Identity of the compiler wrapper: a deployed build made with another
+# qpatch-cc is rebuilt (its objects would not compare with new ones).
+cc_identity() { sha256sum "$QP_BIN/qpatch-cc" | cut -c1-16; }
+
+# deploy_build TREE CMD: build TREE with qpatch-cc as a user deploying the
+# program would (`sh -c CMD` with CC set), once; later runs reuse it.
+# Sets FULL_BUILD_S to the time that full build took.
+deploy_build() {
+	local tree=$1 cmd=$2 stamp=$1/.qp-rw-deployed want t0
+	want="$(cc_identity) $cmd"
+	if [ -f "$stamp" ] && [ "$(sed -n 2p "$stamp")" = "$want" ]; then
+		FULL_BUILD_S=$(sed -n 1p "$stamp")
+		say "deployed build cached (full build took ${FULL_BUILD_S} s)"
+		return 0
+	fi
+	say "building the original tree with qpatch-cc: $cmd"
+	t0=$(now_s)
+	(cd "$tree" && CC="$QP_BIN/qpatch-cc" sh -c "$cmd") >"$RW_LOG/deploy-build.log" 2>&1 ||
+		die "build of the original tree failed (see $RW_LOG/deploy-build.log)"
+	FULL_BUILD_S=$(elapsed "$t0")
+	printf '%s\n%s\n' "$FULL_BUILD_S" "$want" >"$stamp"
+	say "full build: ${FULL_BUILD_S} s"
+}
+
+# qp_build ORIG PATCHED FIX BINARY CMD: run qpatch-build (work directory
+# $RW_WORK, kept: it holds the fixed build), parse its report into
+# PATCH_FUNCS (replaced and new functions), PATCH_NFUNCS, PATCH_BYTES,
+# QPB_TOTAL_S, QPB_PATCHED_S.
+qp_build() {
+	local orig=$1 patched=$2 fix=$3 binary=$4 cmd=$5 t0 out=$RW_LOG/qpatch-build.log
+	rm -rf "$RW_WORK" "$fix"
+	t0=$(now_s)
+	"$QP_BIN/qpatch-build" "$orig" "$patched" -o "$fix" --target "$orig/$binary" \
+		--binary "$binary" --build-cmd "$cmd" -w "$RW_WORK" >"$out" 2>&1
+	local rc=$?
+	QPB_TOTAL_S=$(elapsed "$t0")
+	sed 's/^/    /' "$out"
+	if [ $rc -ne 0 ]; then
+		die "qpatch-build: $(grep -v '^qpatch-build: \(building\|original build\|patched build\)' "$out" | grep -m1 'qpatch-build:\|REFUSED' | sed 's/^qpatch-build: //')"
+	fi
+	PATCH_FUNCS=$(awk '$1 == "replaced" { printf "%s%s", sep, $2; sep = ", " }
+		$1 == "new" && $2 == "function" { printf "%s%s (new)", sep, $3; sep = ", " }' "$out")
+	PATCH_NFUNCS=$(awk '$1 == "replaced" || ($1 == "new" && $2 == "function") { n++ } END { print n + 0 }' "$out")
+	PATCH_BYTES=$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$out")
+	QPB_PATCHED_S=$(sed -n 's/.*patched build \([0-9.]*\) s.*/\1/p' "$out")
+	ROW_FUNCS="$PATCH_NFUNCS: $PATCH_FUNCS"
+	ROW_SIZE="$PATCH_BYTES B"
+	ROW_BUILD="$QPB_TOTAL_S s (incremental build $QPB_PATCHED_S s) / $FULL_BUILD_S s"
+}
+
+# qp_load PID FIX: apply; sets STOP_US from "target stopped for N us".
+qp_load() {
+	local out=$RW_LOG/qpatch-load.log
+	"$QP_BIN/qpatch-load" "$1" "$2" >"$out" 2>&1
+	local rc=$?
+	sed 's/^/    /' "$out"
+	[ $rc -eq 0 ] || die "qpatch-load: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"
+	STOP_US=$(sed -n 's/^target stopped for \([0-9]*\) us.*/\1/p' "$out")
+	ROW_STOP="$STOP_US µs"
+}
+
+# qp_undo PID: undo the last patch.
+qp_undo() {
+	local out=$RW_LOG/qpatch-undo.log
+	"$QP_BIN/qpatch-load" --undo "$1" >"$out" 2>&1
+	local rc=$?
+	sed 's/^/    /' "$out"
+	[ $rc -eq 0 ] || die "qpatch-load --undo: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"
+}
+
+# qp_listed PID ID: the patch is recorded in the process.
+qp_listed() { "$QP_BIN/qpatch-load" --list "$1" 2>/dev/null | grep -q "patch '$2'"; }
+qp_none() { "$QP_BIN/qpatch-load" --list "$1" 2>&1 | grep -q "no patches applied"; }
+patch_id() { "$QP_BIN/qpatch-dump" "$1" | sed -n "1s/^patch '\(.*\)'.*/\1/p"; }
