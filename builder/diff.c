@@ -422,8 +422,9 @@ static int diff_src_from_target(struct qp_diff *d, struct diff_obj *o,
 	}
 	if (!t)
 		return -ENOENT;
+	/* the object's binding: a hidden global is local in the binary */
 	return diff_add_src(d, s->name, t->value, t->size, t->type,
-			    t->bind == STB_LOCAL ? STB_LOCAL : STB_GLOBAL,
+			    s->bind == STB_LOCAL ? STB_LOCAL : STB_GLOBAL,
 			    QP_SRC_IN_TARGET, file, out);
 }
 

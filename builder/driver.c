@@ -287,6 +287,31 @@ static int drv_check_target(const char *built, const char *deployed, struct qp_e
 			 deployed, nb ? hb : "(none)", built, na ? ha : "(none)");
 }
 
+/* Did the build @tag compile an object at @rel (relative to its tree)? */
+static bool drv_logged(struct drv *d, const char *tag, const char *rel)
+{
+	char logpath[PATH_MAX], line[3 * PATH_MAX + 8];
+	const char *tree = !strcmp(tag, "orig") ? d->orig : d->pat;
+	size_t tlen = strlen(tree);
+	bool found = false;
+	FILE *f;
+
+	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
+	f = fopen(logpath, "r");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *obj = strrchr(line, '\t');
+
+		if (!obj)
+			continue;
+		obj++;
+		obj[strcspn(obj, "\n")] = '\0';
+		found = !strncmp(obj, tree, tlen) && obj[tlen] == '/' && !strcmp(obj + tlen + 1, rel);
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /* Pair each object the patched build recompiled with its original. */
 static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error *err)
 {
@@ -312,6 +337,9 @@ static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error
 		ret = path_join(orig_obj, d->orig, obj + plen + 1, err);
 		if (ret)
 			break;
+		/* build-system probes compile objects and delete them again */
+		if (access(obj, R_OK) || (access(orig_obj, R_OK) && drv_logged(d, "orig", obj + plen + 1)))
+			continue;
 		/* an object the original build lacks comes from a new source file */
 		ret = qp_diff__add_object(diff, access(orig_obj, R_OK) ? NULL : orig_obj, obj,
 					  obj + plen + 1, err);

@@ -178,9 +178,39 @@ const struct qp_elf_sym *qp_target__sym_at(const struct qp_target *t, uint64_t v
 	return f.found;
 }
 
+struct target_hidden_find {
+	const struct qp_elf_sym *found; /* the one hidden symbol */
+	int count;                      /* how many */
+};
+
+static int target_hidden_cb(struct qp_elf_sym *s, void *arg)
+{
+	struct target_hidden_find *f = arg;
+
+	if (s->bind == STB_LOCAL && qp_sym_is_defined(s) &&
+	    (GELF_ST_VISIBILITY(s->other) != STV_DEFAULT || (s->file && !s->file[0]))) {
+		f->found = s;
+		f->count++;
+	}
+	return 0;
+}
+
+/*
+ * A global of the program's objects.  Globals with hidden or internal
+ * visibility (e.g. Lua's LUAI_FUNC) are global while linking, but the
+ * linker turns them into locals of the binary, listed after an STT_FILE
+ * symbol with an empty name (or keeping their visibility): they are found
+ * there, by name, when exactly one matches.
+ */
 const struct qp_elf_sym *qp_target__find_global(const struct qp_target *t, const char *name)
 {
-	return qp_elf__find_global(t->elf, name);
+	const struct qp_elf_sym *g = qp_elf__find_global(t->elf, name);
+	struct target_hidden_find f = { 0 };
+
+	if (g)
+		return g;
+	qp_elf__for_each_named(t->elf, name, target_hidden_cb, &f);
+	return f.count == 1 ? f.found : NULL;
 }
 
 int qp_target__plt(const struct qp_target *t, const char *name, uint64_t *addr)

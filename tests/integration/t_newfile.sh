@@ -1,5 +1,6 @@
 #!/bin/bash
-# A fix that adds a source file (and changes the Makefile to build it): the
+# A fix that adds a source file (and changes the Makefile to build it), in
+# a tree whose build compiles and deletes a probe object each time: the
 # new file's function goes into the patch and the changed caller uses it.
 . "$(dirname "$0")/lib.sh"
 

@@ -11,6 +11,7 @@
  *   absent NAME          NAME is not in the patch at all
  *   line-only NAME       NAME changed only in __LINE__ values and is left out
  *   refused NAME WHY     the build is refused; NAME's reason contains WHY
+ *   src NAME             the patch refers to NAME of the target (IN_TARGET)
  *   src-local NAME SIB   the patch refers to the target's static NAME, the
  *                        one whose FILE scope also holds SIB
  */
@@ -125,6 +126,22 @@ static void check_src_local(const struct qp_patch *p, const char *target, const 
 	CHECK(seen);
 }
 
+static void check_src(const struct qp_patch *p, const char *name)
+{
+	size_t i;
+	int seen = 0;
+
+	for (i = 1; p && i < qp_patch__src_sym_count(p); i++) {
+		const struct qp_sym *s = qp_patch__src_sym(p, i);
+
+		if (!strcmp(s->name, name) && s->shndx == QP_SRC_IN_TARGET && s->value)
+			seen = 1;
+	}
+	CHECK(seen);
+	if (!seen)
+		fprintf(stderr, "  no IN_TARGET src symbol '%s'\n", name);
+}
+
 static void check_expect(const char *casedir, const char *target, const struct qp_report *r,
 			 const struct qp_patch *p, int ret, const struct qp_error *err)
 {
@@ -161,11 +178,13 @@ static void check_expect(const char *casedir, const char *target, const struct q
 			CHECK_CONTAINS(c ? c->why : NULL, rest);
 		} else if (!strcmp(verb, "src-local")) {
 			check_src_local(p, target, name, rest);
+		} else if (!strcmp(verb, "src")) {
+			check_src(p, name);
 		} else {
 			fprintf(stderr, "%s: unknown verb '%s'\n", path, verb);
 			CHECK(0);
 		}
-		if (!c && strcmp(verb, "absent") && strcmp(verb, "src-local"))
+		if (!c && strcmp(verb, "absent") && strncmp(verb, "src", 3))
 			fprintf(stderr, "  case %s: no report entry for '%s'\n", casedir, name);
 	}
 	fclose(f);
