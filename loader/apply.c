@@ -827,13 +827,29 @@ static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+static int ld_tries(const struct ld_ctx *c)
+{
+	return c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
+}
+
+static int ld_delay_ms(const struct ld_ctx *c)
+{
+	return c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
+}
+
+/* Between two attempts the target runs: a pending Ctrl-C may end us here. */
+static void ld_pause(struct ld_ctx *c)
+{
+	pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
+	usleep((useconds_t)ld_delay_ms(c) * 1000);
+	ld_block_signals(NULL);
+}
+
 /* Stop the target with no thread in the way of @busy; retry per policy.
  * On success the target is stopped. */
 static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 			 struct qp_error *err)
 {
-	int tries = c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
-	int delay = c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
 	char why[512] = "";
 	int ret;
 
@@ -846,14 +862,29 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		if (!busy(c, why, sizeof(why)))
 			return 0;
 		qp_proc__resume(&c->proc, NULL);
-		if (c->stats->attempts >= tries)
+		if (c->stats->attempts >= ld_tries(c))
 			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms)",
-					 why, tries, tries * delay);
-		/* the target runs again: a pending Ctrl-C may end us here */
-		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
-		usleep((useconds_t)delay * 1000);
-		ld_block_signals(NULL);
+					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c));
+		ld_pause(c);
 	}
+}
+
+/* Stop the target (retrying while @busy), run @work on it, resume it; the
+ * stop times go into the stats. */
+static int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
+			    int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err)
+{
+	int ret = ld_stop_quiet(c, busy, err);
+
+	if (ret)
+		return ret;
+	c->stats->threads = c->proc.nthreads;
+	ret = work(c, err);
+	c->stats->stopped_us = now_us() - c->stopped_t0;
+	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
+		ret = err->code;
+	c->stats->stop_us = now_us() - c->stop_t0;
+	return ret;
 }
 
 static bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
@@ -957,15 +988,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 		ret = ld_prepare(&c, err);
 	if (!ret) {
 		ld_block_signals(&c.sigmask);
-		ret = ld_stop_quiet(&c, ld_apply_busy, err);
-		if (!ret) {
-			stats->threads = c.proc.nthreads;
-			ret = ld_apply_stopped(&c, err);
-			stats->stopped_us = now_us() - c.stopped_t0;
-			if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
-				ret = err->code;
-			stats->stop_us = now_us() - c.stop_t0;
-		}
+		ret = ld_while_stopped(&c, ld_apply_busy, ld_apply_stopped, err);
 		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
 	stats->region = ret ? 0 : c.region;
@@ -1180,19 +1203,14 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
  */
 static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
 {
-	int tries = c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
-	int delay = c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
 	size_t left = 0, i;
 	int attempt;
 
 	for (i = 0; i < n; i++)
 		left += v[i].rec.state == QP_REC_RESTORED;
-	for (attempt = 0; left && attempt < tries; attempt++) {
-		if (attempt) { /* the target runs: a pending Ctrl-C may end us here */
-			pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
-			usleep((useconds_t)delay * 1000);
-			ld_block_signals(NULL);
-		}
+	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
+		if (attempt)
+			ld_pause(c);
 		if (qp_proc__stop(&c->proc, NULL))
 			break;
 		for (i = 0; i < n; i++) {
@@ -1258,15 +1276,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
 	ld_block_signals(&c.sigmask);
 	if (!ret)
-		ret = ld_stop_quiet(&c, ld_never_busy, err);
-	if (!ret) {
-		stats->threads = c.proc.nthreads;
-		ret = ld_undo_restore(&c, err);
-		stats->stopped_us = now_us() - c.stopped_t0;
-		if (qp_proc__resume(&c.proc, ret ? NULL : err) && !ret)
-			ret = err->code;
-		stats->stop_us = now_us() - c.stop_t0;
-	}
+		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
 		ld_reap(&c, applied, n);
