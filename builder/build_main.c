@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"                        binary the original tree builds\n"
 		"  -b, --binary NAME     executable in the build tree (when there are several)\n"
 		"  -c, --build-cmd CMD   build command run with sh -c (default: make CC=qpatch-cc)\n"
-		"  -w, --workdir DIR     build here instead of a new temporary directory\n"
+		"  -w, --workdir DIR     build here instead of a new temporary directory; the\n"
+		"                        next run with the same DIR reuses the original build\n"
 		"  -k, --keep            keep the temporary work directory\n"
 		"      --id ID           patch id (default: derived from the contents)\n"
 		"  -j, --json            print the report as JSON on stdout\n"
@@ -71,8 +72,9 @@ static void print_json(const struct qp_report *r, const char *output, int ret,
 	qp_json_str(stdout, r->id);
 	printf(",\"bytes\":%zu,\"target\":", r->patch_bytes);
 	qp_json_str(stdout, r->target);
-	printf(",\"objects_compared\":%zu,\"orig_build_s\":%.3f,\"patched_build_s\":%.3f,\"diff_s\":%.3f",
-	       r->objects_compared, r->orig_build_s, r->patched_build_s, r->diff_s);
+	printf(",\"objects_compared\":%zu,\"orig_build_s\":%.3f,\"orig_warm\":%s,\"patched_build_s\":%.3f,\"diff_s\":%.3f",
+	       r->objects_compared, r->orig_build_s, r->orig_warm ? "true" : "false",
+	       r->patched_build_s, r->diff_s);
 	printf(",\"error\":");
 	qp_json_str(stdout, ret ? (err->msg[0] ? err->msg : qp_strerror(ret)) : "");
 	printf(",\"changes\":[");
@@ -110,8 +112,9 @@ static void print_report(const struct qp_report *r, const char *output, bool ok)
 		return;
 	printf("patch '%s': id %s, %zu bytes, target '%s'\n", output, r->id, r->patch_bytes,
 	       r->target);
-	printf("objects compared: %zu; original build %.2f s, patched build %.2f s, diff %.3f s\n",
-	       r->objects_compared, r->orig_build_s, r->patched_build_s, r->diff_s);
+	printf("objects compared: %zu; original build %.2f s%s, patched build %.2f s, diff %.3f s\n",
+	       r->objects_compared, r->orig_build_s, r->orig_warm ? " (warm)" : "",
+	       r->patched_build_s, r->diff_s);
 }
 
 int main(int argc, char **argv)

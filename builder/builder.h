@@ -43,7 +43,8 @@ struct qp_report {
 	struct qp_change *changes; /* in discovery order */
 	size_t nchanges;           /* count of changes */
 	size_t objects_compared;   /* object pairs compared */
-	double orig_build_s;       /* seconds for the original build (0 when reused) */
+	double orig_build_s;       /* seconds for the original build (or its update) */
+	bool orig_warm;            /* the original build was reused from the work dir */
 	double patched_build_s;    /* seconds for the patched build */
 	double diff_s;             /* seconds comparing and emitting */
 	size_t patch_bytes;        /* size of the written file */
@@ -87,7 +88,9 @@ struct qp_build_opts {
 	const char *target;       /* deployed binary to check, or NULL */
 	const char *binary;       /* executable in the build tree, NULL = the only one */
 	const char *build_cmd;    /* shell command, NULL = "make" */
-	const char *workdir;      /* where trees are built; NULL = a new temp dir */
+	const char *workdir;      /* where trees are built, kept: given again for the
+				     same tree, its original build is reused;
+				     NULL = a new temporary directory */
 	const char *cc_wrapper;   /* absolute path of qpatch-cc */
 	const char *id;           /* patch id; NULL = derived from contents */
 	bool keep_workdir;        /* do not delete a temp workdir */

@@ -40,6 +40,7 @@ struct drv {
 	char orig[PATH_MAX];              /* work/orig: original build */
 	char pat[PATH_MAX];               /* work/patched: patched build */
 	bool made_work;                   /* we created work (and may delete it) */
+	bool warm;                        /* work holds an earlier original build */
 };
 
 static double now_s(void)
@@ -351,6 +352,15 @@ static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error
 	return ret;
 }
 
+static int remove_tree(struct drv *d, const char *dir, struct qp_error *err)
+{
+	char *argv[] = { "rm", "-rf", (char *)dir, NULL };
+	char log[PATH_MAX];
+
+	snprintf(log, sizeof(log), "%s/copy.log", d->work);
+	return run(argv, "/", NULL, log, err);
+}
+
 static int drv_builds(struct drv *d, struct qp_error *err)
 {
 	char log[PATH_MAX];
@@ -358,17 +368,25 @@ static int drv_builds(struct drv *d, struct qp_error *err)
 	int copied = 0, ret;
 
 	snprintf(log, sizeof(log), "%s/copy.log", d->work);
-	drv_progress(d, "building original tree '%s' in '%s'", d->opts->orig_dir, d->orig);
+	drv_progress(d, "%s original tree '%s' in '%s'", d->warm ? "updating the build of" : "building",
+		     d->opts->orig_dir, d->orig);
 	t0 = now_s();
-	ret = copy_tree(d->orig_src, d->orig, log, err);
+	if (d->warm) /* only what changed since is rebuilt */
+		ret = sync_tree(d, d->orig_src, d->orig, &copied, err);
+	else
+		ret = copy_tree(d->orig_src, d->orig, log, err);
 	if (!ret)
 		ret = build_tree(d, d->orig, "orig", err);
 	if (ret)
 		return qp_preperr(err, ret, "original build");
 	d->rep->orig_build_s = now_s() - t0;
+	d->rep->orig_warm = d->warm;
 	drv_progress(d, "original build done in %.2f s", d->rep->orig_build_s);
 	t0 = now_s();
-	ret = copy_tree(d->orig, d->pat, log, err);
+	copied = 0;
+	ret = remove_tree(d, d->pat, err);
+	if (!ret)
+		ret = copy_tree(d->orig, d->pat, log, err);
 	if (!ret)
 		ret = sync_tree(d, d->pat_src, d->pat, &copied, err);
 	drv_progress(d, "building patched tree incrementally (%d changed file%s)", copied,
@@ -379,6 +397,42 @@ static int drv_builds(struct drv *d, struct qp_error *err)
 		return qp_preperr(err, ret, "patched build");
 	d->rep->patched_build_s = now_s() - t0;
 	drv_progress(d, "patched build done in %.2f s", d->rep->patched_build_s);
+	return 0;
+}
+
+/*
+ * A work directory remembers which original tree it builds (file
+ * "source"): given again for the same tree, its original build is reused
+ * and only updated, which makes the next patch cheap; another tree's is an
+ * error rather than a silently wrong comparison.
+ */
+static int drv_check_stamp(struct drv *d, struct qp_error *err)
+{
+	char stamp[PATH_MAX], seen[PATH_MAX] = "";
+	FILE *f;
+
+	snprintf(stamp, sizeof(stamp), "%s/source", d->work);
+	f = fopen(stamp, "r");
+	if (f) {
+		if (!fgets(seen, sizeof(seen), f))
+			seen[0] = '\0';
+		fclose(f);
+		seen[strcspn(seen, "\n")] = '\0';
+		if (strcmp(seen, d->orig_src))
+			return qp_seterr(err, -EEXIST, "work directory '%s' holds a build of '%s', not of '%s'",
+					 d->work, seen, d->orig_src);
+		d->warm = !access(d->orig, F_OK);
+		return 0;
+	}
+	if (!access(d->orig, F_OK) || !access(d->pat, F_OK))
+		return qp_seterr(err, -EEXIST, "work directory '%s' is not empty", d->work);
+	f = fopen(stamp, "w");
+	if (!f || fprintf(f, "%s\n", d->orig_src) < 0) {
+		if (f)
+			fclose(f);
+		return qp_seterr(err, -errno, "unable to write '%s': %s", stamp, strerror(errno));
+	}
+	fclose(f);
 	return 0;
 }
 
@@ -412,9 +466,7 @@ static int drv_make_work(struct drv *d, struct qp_error *err)
 		return qp_seterr(err, -errno, "'%s': %s", d->opts->patched_dir, strerror(errno));
 	snprintf(d->orig, sizeof(d->orig), "%s/orig", d->work);
 	snprintf(d->pat, sizeof(d->pat), "%s/patched", d->work);
-	if (!access(d->orig, F_OK) || !access(d->pat, F_OK))
-		return qp_seterr(err, -EEXIST, "work directory '%s' is not empty", d->work);
-	return 0;
+	return drv_check_stamp(d, err);
 }
 
 static void drv_remove_work(struct drv *d)

@@ -20,6 +20,13 @@ check "readelf reads the patch" readelf -S "$T/fix.qpatch"
 "$QP_BIN/qpatch-build" -q --json "$T/app" "$EX/patched" -o "$T/fix2.qpatch" --target "$T/app/ledger" >"$T/build.json"
 check "report as JSON" python3 -c "import json,sys; v=json.load(open('$T/build.json')); sys.exit(not (v['ok'] and any(c['kind']=='replaced' and c['name']=='ledger_report' and ':' in c['where'] for c in v['changes'])))"
 check "same sources, same patch id" cmp -s <("$QP_BIN/qpatch-dump" "$T/fix.qpatch" | head -1) <("$QP_BIN/qpatch-dump" "$T/fix2.qpatch" | head -1)
+# a kept work directory: the second build reuses the original build
+"$QP_BIN/qpatch-build" -q -w "$T/work" "$T/app" "$EX/patched" -o "$T/fix3.qpatch" >/dev/null 2>&1
+"$QP_BIN/qpatch-build" -q -w "$T/work" "$T/app" "$EX/patched" -o "$T/fix4.qpatch" >"$T/warm.out" 2>&1
+check "second build with the work directory is warm" grep -q "original build [0-9.]* s (warm)" "$T/warm.out"
+check "warm build, same patch" cmp -s <("$QP_BIN/qpatch-dump" "$T/fix.qpatch" | head -1) <("$QP_BIN/qpatch-dump" "$T/fix4.qpatch" | head -1)
+"$QP_BIN/qpatch-build" -q -w "$T/work" "$EX/orig" "$EX/patched" -o "$T/fix5.qpatch" >"$T/other.out" 2>&1
+check "work directory of another tree refused" grep -q "holds a build of" "$T/other.out"
 
 last_tick() { tail -n 1 "$T/out" | sed -E 's/^tick ([0-9]+):.*/\1/'; }
 before_tick=$(last_tick)

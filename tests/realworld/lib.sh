@@ -162,9 +162,15 @@ dsc_version() { awk '/^Version:/ { print $2; exit }' "$1"; }
 
 # unpack_source DSC DIR: dpkg-source -x (Debian's patches applied) into DIR.
 unpack_source() {
-	rm -rf "$2"
-	dpkg-source -q --no-check -x "$1" "$2" >"$RW_LOG/dpkg-source.log" 2>&1 ||
+	local dl tmp
+	dl=$(dirname "$1")
+	tmp=unpacked.$$
+	rm -rf "$2" "${dl:?}/$tmp"
+	mkdir -p "$(dirname "$2")"
+	(cd "$dl" && dpkg-source -q --no-check -x "$(basename "$1")" "$tmp") \
+		>"$RW_LOG/dpkg-source.log" 2>&1 ||
 		die "dpkg-source -x $(basename "$1") failed (see $RW_LOG/dpkg-source.log)"
+	mv "$dl/$tmp" "$2"
 	rm -rf "$2/.pc"
 }
 
@@ -188,17 +194,20 @@ debian_patch() {
 # qpatch-cc is rebuilt (its objects would not compare with new ones).
 cc_identity() { sha256sum "$QP_BIN/qpatch-cc" | cut -c1-16; }
 
-# deploy_build TREE CMD: build TREE with qpatch-cc as a user deploying the
-# program would (`sh -c CMD` with CC set), once; later runs reuse it.
-# Sets FULL_BUILD_S to the time that full build took.
+# deploy_build TREE CMD MAKE_TREE: build TREE with qpatch-cc as a user
+# deploying the program would (`sh -c CMD` with CC set), once; later runs
+# reuse it.  MAKE_TREE (a function) creates the unbuilt tree first.  Sets
+# FULL_BUILD_S to the time that full build took.
 deploy_build() {
-	local tree=$1 cmd=$2 stamp=$1/.qp-rw-deployed want t0
+	local tree=$1 cmd=$2 stamp=$1.deployed want t0
 	want="$(cc_identity) $cmd"
 	if [ -f "$stamp" ] && [ "$(sed -n 2p "$stamp")" = "$want" ]; then
 		FULL_BUILD_S=$(sed -n 1p "$stamp")
 		say "deployed build cached (full build took ${FULL_BUILD_S} s)"
 		return 0
 	fi
+	rm -rf "$tree" "$stamp"
+	"$3" "$tree"
 	say "building the original tree with qpatch-cc: $cmd"
 	t0=$(now_s)
 	(cd "$tree" && CC="$QP_BIN/qpatch-cc" sh -c "$cmd") >"$RW_LOG/deploy-build.log" 2>&1 ||

@@ -1,0 +1,216 @@
+#!/bin/bash
+# Real-world case: Debian's redis 7.0, CVE-2024-46981 (a Lua script can make
+# the garbage collector free user data still used by finalizers when the
+# interpreter is reset: use after free, remote code execution).  The fix
+# adds one line to scriptingRelease() in src/eval.c: a full collection
+# before lua_close().  scriptingRelease is inlined into its callers.
+#
+# bookworm ships the fix as debian/patches/0001-Fix-LUA-garbage-collector-
+# CVE-2024-46981-1513.patch: the patched tree is the package as shipped, the
+# original tree is the same with that patch reverted.  Minimal build:
+# `make MALLOC=libc` (bundled Lua, no jemalloc, no TLS, no systemd).
+#
+# redis-server runs with 100000 keys; 4 clients stay connected sending INCR
+# and redis-benchmark loads it (20 connections) while the patch goes in; the
+# probe (redis/probe.lua + SCRIPT FLUSH) shows the order in which Lua
+# finalizers run when the interpreter is reset, which the fix changes.
+. "$(dirname "$0")/lib.sh"
+
+PKG=redis
+CVE=CVE-2024-46981
+ROW_PROGRAM=$PKG
+ROW_FIX="$CVE (eval.c)"
+BUILD_CMD='make CC="$CC" MALLOC=libc'
+export MAKEFLAGS=-j$QP_RW_JOBS
+NCLIENTS=4
+NKEYS=100000
+
+step fetch
+fetch_source $PKG
+VER=$(dsc_version "$SRC_DSC")
+ROW_PROGRAM="$PKG $VER"
+D=$QP_RW_CACHE/$PKG-${VER#*:}
+RW_WORK=$D/work
+
+step prepare
+if [ ! -f "$D/patched.prepared" ]; then
+	unpack_source "$SRC_DSC" "$D/patched"
+	FIXP=$(debian_patch "$D/patched" 46981) || die "no debian/patches file for $CVE in $PKG $VER"
+	cp "$FIXP" "$D/fix.patch"
+	touch "$D/patched.prepared"
+fi
+say "fix: $(basename "$(debian_patch "$D/patched" 46981)")"
+make_orig() {
+	cp -a "$D/patched" "$1" &&
+		patch -d "$1" -R -p1 -s <"$D/fix.patch" || die "cannot revert the fix"
+}
+
+step "deploy build"
+deploy_build "$D/orig" "$BUILD_CMD" make_orig
+CLI=$D/orig/src/redis-cli
+BENCH=$D/orig/src/redis-benchmark
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+	local p i
+	for i in $(seq 50); do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# start_redis BINARY NAME: redis-server with a config file in $RW_LOG/NAME;
+# sets PORT, PID, LOGFILE.
+start_redis() {
+	local dir=$RW_LOG/$2
+	rm -rf "$dir" && mkdir -p "$dir"
+	PORT=$(free_port) || die "no free TCP port"
+	LOGFILE=$dir/redis.log
+	cat >"$dir/redis.conf" <<-EOF
+		port $PORT
+		bind 127.0.0.1
+		dir $dir
+		logfile $LOGFILE
+		save ""
+		appendonly no
+		daemonize no
+		# newproxy(), which the probe uses
+		lua-enable-deprecated-api yes
+		# DEBUG POPULATE and DEBUG DIGEST
+		enable-debug-command local
+	EOF
+	spawn "$dir/stdout" "$1" "$dir/redis.conf"
+	PID=$SPAWNED
+	wait_for 20 rcli_quiet ping || die "redis-server did not start: $(tail -n3 "$LOGFILE" "$dir/stdout" 2>/dev/null)"
+}
+rcli() { "$CLI" -p "$PORT" "$@"; }
+rcli_quiet() { [ "$("$CLI" -p "$PORT" "$@" 2>/dev/null)" = PONG ]; }
+
+# probe TAG: EVAL the probe and SCRIPT FLUSH; PROBE is "reachable first"
+# (lua_close finalizes everything: the original code) or "unreachable
+# first" (a collection ran before lua_close: the fix).  If the garbage was
+# collected before SCRIPT FLUSH (Lua's incremental collector), try again.
+probe() {
+	local tag try first
+	PROBE=""
+	for try in 1 2 3 4 5; do
+		tag=$1.$try
+		[ "$(rcli eval "$(cat "$RW_HERE/redis/probe.lua")" 0 "$tag")" = "$tag" ] || return 1
+		grep -q "qpatch-probe $tag " "$LOGFILE" && continue
+		[ "$(rcli script flush)" = OK ] || return 1
+		wait_for 10 test "$(grep -c "qpatch-probe $tag " "$LOGFILE")" -eq 2 || return 1
+		first=$(grep -m1 "qpatch-probe $tag " "$LOGFILE" | awk '{ print $NF }')
+		PROBE="$first first"
+		return 0
+	done
+	return 1
+}
+
+step reference
+# The fixed build is only made by qpatch-build (below), so first check the
+# probe on the original build: a fresh server must answer "reachable first".
+start_redis "$D/orig/src/redis-server" ref-orig
+probe ref || die "probe failed on the original build: $(tail -n3 "$LOGFILE")"
+[ "$PROBE" = "reachable first" ] || die "the original build answers '$PROBE' to the probe"
+stop_pid "$PID"
+
+step start
+start_redis "$D/orig/src/redis-server" live
+[ "$(rcli debug populate $NKEYS key 32)" = OK ] || die "DEBUG POPULATE failed"
+N0=$(rcli dbsize)
+DIG0=$(rcli debug digest)
+probe before || die "probe failed: $(tail -n3 "$LOGFILE")"
+P0=$PROBE
+say "pid $PID, port $PORT: $N0 keys, digest $DIG0, probe: $P0"
+[ "$P0" = "reachable first" ] || die "the live server answers '$P0' to the probe before the patch"
+
+step load
+STOP=$RW_LOG/live/stop-clients
+CLIENT_PIDS=()
+for i in $(seq $NCLIENTS); do
+	spawn "$RW_LOG/live/client.$i.out" "$RW_HERE/redis/client.sh" "$CLI" "$PORT" 2 "client:$i" "$STOP"
+	CLIENT_PIDS+=("$SPAWNED")
+done
+spawn "$RW_LOG/live/benchmark.out" "$BENCH" -p "$PORT" --dbnum 1 -c 20 -n 2000000000 -r 100000 \
+	-t set,get,incr,lpush,hset -q
+BPID=$SPAWNED
+connected() { [ "$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')" -ge $((NCLIENTS + 21)) ]; }
+wait_for 20 connected || die "clients and redis-benchmark did not connect"
+CONN0=$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')
+say "$CONN0 connections, redis-benchmark running"
+sleep 1
+
+step qpatch-build
+qp_build "$D/orig" "$D/patched" "$RW_LOG/fix.qpatch" src/redis-server "$BUILD_CMD"
+
+step "reference (fixed build)"
+LIVE=("$PID" "$PORT" "$LOGFILE")
+start_redis "$RW_WORK/patched/src/redis-server" ref-fixed
+probe ref || die "probe failed on the fixed build: $(tail -n3 "$LOGFILE")"
+PFIX=$PROBE
+stop_pid "$PID"
+PID=${LIVE[0]} PORT=${LIVE[1]} LOGFILE=${LIVE[2]}
+say "fixed build answers '$PFIX'"
+[ "$PFIX" != "$P0" ] || die "the probe does not tell the fixed build from the original ('$P0')"
+
+step qpatch-load
+expect "redis-benchmark still running" kill -0 "$BPID"
+qp_load "$PID" "$RW_LOG/fix.qpatch"
+ID=$(patch_id "$RW_LOG/fix.qpatch")
+expect "patch $ID listed in the process" qp_listed "$PID" "$ID"
+
+step "fixed code runs"
+probe after || die "probe failed after the patch: $(tail -n3 "$LOGFILE")"
+P1=$PROBE
+say "probe: $P1"
+[ "$P1" = "$PFIX" ] || die "after the patch the probe gives '$P1', the fixed build '$PFIX' (before: '$P0')"
+expect "redis-benchmark still running" kill -0 "$BPID"
+sleep 1
+
+step undo
+qp_undo "$PID"
+expect "no patch left in the process" qp_none "$PID"
+probe undone || die "probe failed after undo: $(tail -n3 "$LOGFILE")"
+P2=$PROBE
+say "probe: $P2"
+[ "$P2" = "$P0" ] || die "after undo the probe gives '$P2', before the patch '$P0'"
+
+step "nothing lost"
+# redis-benchmark exits at the first error or lost connection
+expect "redis-benchmark ran throughout" kill -0 "$BPID"
+CONN1=$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')
+touch "$STOP"
+for p in "${CLIENT_PIDS[@]}"; do
+	wait "$p" 2>/dev/null
+done
+stop_pid "$BPID"
+tr '\r' '\n' <"$RW_LOG/live/benchmark.out" >"$RW_LOG/live/benchmark.txt"
+BERR=$(grep -ci 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")
+[ "$BERR" -eq 0 ] || die "redis-benchmark reported errors: $(grep -i -m1 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")"
+BRPS=$(grep -o 'overall: [0-9.]*' "$RW_LOG/live/benchmark.txt" | tail -n1 | awk '{ printf "%.0f", $2 }')
+REPLIES=0
+for i in $(seq $NCLIENTS); do
+	out=$RW_LOG/live/client.$i.out
+	n=$(grep -c '^[0-9][0-9]*$' "$out")
+	bad=$(grep -vc '^[0-9][0-9]*$' "$out")
+	v=$(rcli -n 2 get "client:$i")
+	[ "$bad" -eq 0 ] || die "client $i got errors: $(grep -v -m1 '^[0-9][0-9]*$' "$out")"
+	[ "$n" -gt 0 ] && [ "$v" = "$n" ] || die "client $i: $n replies but client:$i = $v"
+	REPLIES=$((REPLIES + n))
+done
+say "ok: $NCLIENTS clients, $REPLIES INCR replies, all counted; $CONN0 connections before, $CONN1 after"
+[ "$CONN1" -ge "$CONN0" ] || die "connections dropped: $CONN0 before, $CONN1 after"
+rcli -n 1 flushdb >/dev/null && rcli -n 2 flushdb >/dev/null
+N1=$(rcli dbsize)
+DIG1=$(rcli debug digest)
+[ "$N1" = "$N0" ] || die "$N0 keys before, $N1 after"
+[ "$DIG1" = "$DIG0" ] || die "dataset digest $DIG0 before, $DIG1 after"
+say "ok: $N1 keys, digest unchanged"
+
+step stop
+rcli shutdown nosave >/dev/null 2>&1
+wait "$PID" 2>/dev/null
+ROW_RESULT="ok: probe '$P0' → '$P1' (as the fixed build) → undo → '$P2'; $NCLIENTS clients ($REPLIES INCRs) + redis-benchmark (~$BRPS req/s) connected throughout, 0 errors, $N1 keys and digest unchanged"
+row_write
+say "$ROW_RESULT"
