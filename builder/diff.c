@@ -928,7 +928,11 @@ static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
 			memcpy(buf + r->offset, &v, 8);
 			return 0;
 		case R_X86_64_64:
-			out.type = R_X86_64_RELATIVE;
+		case R_X86_64_32:
+		case R_X86_64_32S:
+			/* absolute: the loader adds the image's address */
+			out.type = r->type == R_X86_64_64 ? R_X86_64_RELATIVE :
+				   r->type == R_X86_64_32 ? QP_R_IMAGE32 : QP_R_IMAGE32S;
 			out.sym = 0;
 			out.addend = (int64_t)(S + (uint64_t)r->addend);
 			ret = qp_patch__add_rela(p, &out);

@@ -55,6 +55,8 @@ static const struct patch_rtype patch_rtypes[] = {
 	RT(R_X86_64_TPOFF32, 4),
 	RT(R_X86_64_GOTTPOFF, 4),
 	RT(QP_R_REPLACE, 0),
+	RT(QP_R_IMAGE32, 4),
+	RT(QP_R_IMAGE32S, 4),
 };
 #undef RT
 
@@ -675,11 +677,11 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 	if (!rt)
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu: unsupported type 0x%x", i, r->type);
-	if (r->type == R_X86_64_RELATIVE) {
+	if (r->type == R_X86_64_RELATIVE || r->type == QP_R_IMAGE32 || r->type == QP_R_IMAGE32S) {
 		if (r->sym)
 			return qp_seterr(err, QP_EFORMAT,
-					 "relocation %zu (R_X86_64_RELATIVE): symbol index %u is not 0",
-					 i, r->sym);
+					 "relocation %zu (%s): symbol index %u is not 0",
+					 i, rt->name, r->sym);
 	} else if (r->sym < 1 || r->sym >= p->src_cnt) {
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): symbol index %u out of range (%zu src symbols)",

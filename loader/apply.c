@@ -46,6 +46,7 @@
 #define LD_MAX_FUNC (1u << 20) /* decode at most this much of an old function */
 #define LD_RANGE (1ull << 31)
 #define LD_IFUNC_TIMEOUT_MS 200
+#define LD_HEAP_ROOM (256ull << 20) /* kept free above [heap] */
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -96,6 +97,7 @@ struct ld_ctx {
 	uint64_t rec_size, image_off, extra_off; /* layout inside it */
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
+	bool need_low;                /* the patch has 32-bit absolute references to itself */
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
@@ -458,10 +460,17 @@ static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t s
 
 	if (lo_limit < 0x10000)
 		lo_limit = 0x10000;
+	if (c->need_low && hi_limit > (1ull << 32)) /* 32-bit absolute references */
+		hi_limit = 1ull << 32;
 	for (i = 0; i <= maps->n; i++) {
 		uint64_t gs = i ? maps->v[i - 1].end : lo_limit;
+
+		/* leave the heap room to grow (brk) */
+		if (i && !strcmp(maps->v[i - 1].path, "[heap]"))
+			gs += LD_HEAP_ROOM;
 		uint64_t ge = i < maps->n ? maps->v[i].start : 0x7ffffffff000ull;
 		uint64_t cand, dist;
+
 
 		if (gs < lo_limit)
 			gs = lo_limit;
@@ -594,6 +603,16 @@ static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_
 	case R_X86_64_RELATIVE:
 		v = (int64_t)(img + A);
 		memcpy(field, &v, 8);
+		return 0;
+	case QP_R_IMAGE32:
+	case QP_R_IMAGE32S:
+		v = (int64_t)(img + A);
+		if ((r->type == QP_R_IMAGE32 && (uint64_t)v > UINT32_MAX) ||
+		    (r->type == QP_R_IMAGE32S && v != (int32_t)v))
+			return qp_seterr(err, -ERANGE,
+					 "the patch at 0x%llx is above 4 GiB, out of reach of position-dependent code",
+					 (unsigned long long)c->region);
+		memcpy(field, &(int32_t){ (int32_t)v }, 4);
 		return 0;
 	case R_X86_64_PC64:
 		v = (int64_t)(S + A - P);
@@ -959,6 +978,11 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 		ret = ld_prepare_funcs(c, err);
 	if (ret)
 		return ret;
+	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
+		uint32_t t = qp_patch__rela(c->patch, i)->type;
+
+		c->need_low |= t == QP_R_IMAGE32 || t == QP_R_IMAGE32S;
+	}
 	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func));
 	c->image_off = c->rec_size;
 	c->extra_off = c->image_off + page_up(info->image_size);

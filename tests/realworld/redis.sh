@@ -188,7 +188,8 @@ stop_pid "$BPID"
 tr '\r' '\n' <"$RW_LOG/live/benchmark.out" >"$RW_LOG/live/benchmark.txt"
 BERR=$(grep -ci 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")
 [ "$BERR" -eq 0 ] || die "redis-benchmark reported errors: $(grep -i -m1 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")"
-BRPS=$(grep -o 'overall: [0-9.]*' "$RW_LOG/live/benchmark.txt" | tail -n1 | awk '{ printf "%.0f", $2 }')
+BRPS=$(sed -n 's/.*rps=[0-9.]* (overall: \([0-9.]*\)).*/\1/p' "$RW_LOG/live/benchmark.txt" | tail -n1 |
+	awk '{ printf "%.0f", $1 }')
 REPLIES=0
 for i in $(seq $NCLIENTS); do
 	out=$RW_LOG/live/client.$i.out

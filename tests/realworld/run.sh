@@ -65,14 +65,21 @@ for c in "${cases[@]}"; do
 done
 total=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 
-rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -n "$(git -C "$ROOT" status --porcelain -- builder loader format libdecode 2>/dev/null)" ] && rev="$rev+local changes"
+# Which qpatch: the commit of this tree when the tools were built from it.
+case $QP_BIN/ in
+"$ROOT"/*)
+	rev="qpatch $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	[ -n "$(git -C "$ROOT" status --porcelain -- builder loader format libdecode 2>/dev/null)" ] &&
+		rev="$rev with local changes"
+	;;
+*) rev="qpatch tools of $QP_BIN" ;;
+esac
 {
 	echo "| program | fix | functions in the patch | patch size | qpatch-build (warm) / full build | target stopped | result |"
 	echo "|---|---|---|---|---|---|---|"
 	for c in "${cases[@]}"; do cat "$QP_RW_OUT/$c.row"; done
 	echo
-	echo "Produced by \`tests/realworld/run.sh\` on $(date -u +%Y-%m-%d) (qpatch $rev, $(nproc) CPUs, make -j$QP_RW_JOBS) in $total s; logs in \`$QP_RW_OUT\`."
+	echo "Produced by \`tests/realworld/run.sh\` on $(date -u +%Y-%m-%d) ($rev, $(nproc) CPUs, make -j$QP_RW_JOBS) in $total s; logs in \`$QP_RW_OUT\`."
 } >"$QP_RW_OUT/table.md"
 echo
 cat "$QP_RW_OUT/table.md"

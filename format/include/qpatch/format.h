@@ -61,6 +61,16 @@
  */
 #define QP_R_REPLACE 0x5150u
 
+/*
+ * 32-bit absolute references to the patch image itself, from code built
+ * without -fPIE (non-PIE programs live below 4 GiB, and so does a patch
+ * near them): the field gets image + r_addend, zero-extended (IMAGE32) or
+ * sign-extended (IMAGE32S); sym is 0.  The 32-bit counterparts of
+ * R_X86_64_RELATIVE.
+ */
+#define QP_R_IMAGE32 0x5151u
+#define QP_R_IMAGE32S 0x5152u
+
 /* src symbol shndx values: where the loader finds the symbol. */
 #define QP_SRC_IN_TARGET SHN_ABS  /* value is a link-time address in the target object */
 #define QP_SRC_EXTERNAL SHN_UNDEF /* look the name up in the process's loaded libraries */
