@@ -73,6 +73,9 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
  */
 int qp_diff__set_sources(struct qp_diff *d, const char *prefix, const char *orig_dir,
 			 const char *patched_dir);
+/* The build-id the patch is for, when the deployed binary's differs from
+ * the target's only outside its loaded sections. */
+void qp_diff__set_build_id(struct qp_diff *d, const uint8_t *id, size_t size);
 /* Decide and build the patch.  On refusal returns QP_EREFUSED with every
  * refusal listed in the report and the first in @err. */
 int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,

@@ -93,6 +93,8 @@ struct qp_diff {
 	char *src_prefix;        /* see qp_diff__set_sources(), or NULL */
 	char *src_orig;          /* directory for original sources */
 	char *src_patched;       /* directory for patched sources */
+	uint8_t build_id[QP_BUILD_ID_MAX]; /* overrides the target's, when set */
+	size_t build_id_size;    /* bytes in build_id, 0 = the target's */
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -799,6 +801,12 @@ void qp_diff__free(struct qp_diff *d)
 	free(d);
 }
 
+void qp_diff__set_build_id(struct qp_diff *d, const uint8_t *id, size_t size)
+{
+	d->build_id_size = size < sizeof(d->build_id) ? size : sizeof(d->build_id);
+	memcpy(d->build_id, id, d->build_id_size);
+}
+
 int qp_diff__set_sources(struct qp_diff *d, const char *prefix, const char *orig_dir,
 			 const char *patched_dir)
 {
@@ -1150,6 +1158,11 @@ int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,
 	if (!p)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	qp_target__fill_info(d->tgt, &info);
+	if (d->build_id_size) {
+		memset(info.build_id, 0, sizeof(info.build_id));
+		memcpy(info.build_id, d->build_id, d->build_id_size);
+		info.build_id_size = (uint32_t)d->build_id_size;
+	}
 	ret = diff_emit_srcs(d, p, err);
 	if (!ret)
 		ret = diff_emit_sections(d, p, out_index, err);

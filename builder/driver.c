@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * qpatch-build's driver: builds the original and the patched tree with
+ * qpatch-build's driver: builds the original and the patched version with
  * qpatch-cc in a work directory (the user's trees are only read), finds the
  * recompiled objects and the target binary, and runs the differ.
  *
- * The patched tree is built incrementally: it starts as a copy of the
- * finished original build (mtimes kept), then only the source files whose
- * content differs are copied over it, so the build tool recompiles just
- * what the change touches.  Both builds map their work directory to the
- * original tree's path (-ffile-prefix-map), so __FILE__ strings and debug
- * paths are the same in both and in a build made in the original tree.
+ * Both versions are built in one tree, WORK/tree, one after the other, so
+ * build systems that record absolute paths (CMake, meson, autotools) work
+ * unchanged.  The original tree is copied there and built; the objects it
+ * compiled and the target binary are saved (WORK/orig-objs, WORK/target);
+ * then the files of the patched tree whose content differs are copied over
+ * it and the build runs again, recompiling just what the change touches.
+ * The next run with the same work directory first copies the original
+ * files back (again only those that differ), so its original build is an
+ * incremental one.  The tree is mapped to the original tree's path
+ * (-ffile-prefix-map), so __FILE__ strings and debug paths are those of a
+ * build made in the original tree.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,10 +42,13 @@ struct drv {
 	char work[QP_WORK_MAX];           /* work directory */
 	char orig_src[PATH_MAX];          /* realpath of the original tree */
 	char pat_src[PATH_MAX];           /* realpath of the patched tree */
-	char orig[PATH_MAX];              /* work/orig: original build */
-	char pat[PATH_MAX];               /* work/patched: patched build */
+	char tree[PATH_MAX];              /* work/tree: where both versions build */
+	char snap[PATH_MAX];              /* work/orig-objs: the original's objects */
+	char target[PATH_MAX];            /* work/target/NAME: the original's binary */
 	bool made_work;                   /* we created work (and may delete it) */
 	bool warm;                        /* work holds an earlier original build */
+	uint8_t target_id[64];            /* deployed build-id when it differs, else empty */
+	size_t target_id_size;            /* bytes in target_id */
 };
 
 static double now_s(void)
@@ -248,8 +256,8 @@ static int drv_target(struct drv *d, char *target, struct qp_error *err)
 	int n, i;
 
 	if (d->opts->binary)
-		return path_join(target, d->orig, d->opts->binary, err);
-	n = find_executables(d->orig, found, 8, 0);
+		return path_join(target, d->tree, d->opts->binary, err);
+	n = find_executables(d->tree, found, 8, 0);
 	if (n == 1) {
 		snprintf(target, PATH_MAX, "%s", found[0]);
 		return 0;
@@ -261,138 +269,270 @@ static int drv_target(struct drv *d, char *target, struct qp_error *err)
 		size_t len = strlen(err->msg);
 
 		snprintf(err->msg + len, sizeof(err->msg) - len, " '%s'",
-			 found[i] + strlen(d->orig) + 1);
+			 found[i] + strlen(d->tree) + 1);
 	}
 	return err->code;
 }
 
-/* The deployed binary must be the one the original tree builds. */
-static int drv_check_target(const char *built, const char *deployed, struct qp_error *err)
+/* The first loaded section of @a that differs from @b's, or NULL when
+ * all match: same names, addresses, sizes and bytes; notes (the build-id)
+ * are not compared. */
+static const char *drv_code_differs(const struct qp_elf *a, const struct qp_elf *b)
 {
-	uint8_t a[64], b[64];
-	size_t na, nb;
+	size_t i, j;
+
+	for (i = 1; i < a->nsecs; i++) {
+		const struct qp_elf_sec *x = &a->secs[i], *y = NULL;
+
+		if (!(x->shdr.sh_flags & SHF_ALLOC) || x->shdr.sh_type == SHT_NOTE)
+			continue;
+		for (j = 1; j < b->nsecs && !y; j++)
+			if (!strcmp(b->secs[j].name, x->name))
+				y = &b->secs[j];
+		if (!y || y->shdr.sh_type != x->shdr.sh_type || y->shdr.sh_addr != x->shdr.sh_addr ||
+		    y->size != x->size || (x->data && y->data && memcmp(x->data, y->data, x->size)))
+			return x->name;
+	}
+	return NULL;
+}
+
+/*
+ * The deployed binary must be the one the original tree builds: the same
+ * build-id, or, when only non-loaded parts differ (debug info records the
+ * build directory, so an out-of-tree CMake build elsewhere differs there),
+ * the same loaded sections byte for byte.  Then the patch carries the
+ * deployed binary's build-id, the one the loader looks for.
+ */
+static int drv_check_target(struct drv *d, const char *built, const char *deployed,
+			    struct qp_error *err)
+{
+	struct qp_elf *a = NULL, *b = NULL;
+	const char *differs;
 	char ha[129], hb[129];
 	int ret;
 
-	ret = qp_elf_read_build_id(built, a, sizeof(a), &na, err);
+	ret = qp_elf__open(built, QP_ELF_NO_RELAS, &a, err);
 	if (!ret)
-		ret = qp_elf_read_build_id(deployed, b, sizeof(b), &nb, err);
+		ret = qp_elf__open(deployed, QP_ELF_NO_RELAS, &b, err);
 	if (ret)
-		return ret;
-	if (na == nb && na && !memcmp(a, b, na))
-		return 0;
-	qp_hex(a, na, ha);
-	qp_hex(b, nb, hb);
-	return qp_seterr(err, QP_ETARGET,
-			 "'%s' has build-id %s but the original tree builds %s (build-id %s): not the same program, or not built with qpatch-cc",
-			 deployed, nb ? hb : "(none)", built, na ? ha : "(none)");
+		goto out;
+	if (a->build_id_size && a->build_id_size == b->build_id_size &&
+	    !memcmp(a->build_id, b->build_id, a->build_id_size))
+		goto out;
+	qp_hex(a->build_id, a->build_id_size, ha);
+	qp_hex(b->build_id, b->build_id_size, hb);
+	differs = b->build_id_size ? drv_code_differs(a, b) : "the build-id";
+	if (differs) {
+		ret = qp_seterr(err, QP_ETARGET,
+				"'%s' (build-id %s) is not what the original tree builds: '%s' (build-id %s) differs in %s; not the same program, or not built with qpatch-cc and the same flags",
+				deployed, b->build_id_size ? hb : "none", built, ha, differs);
+		goto out;
+	}
+	memcpy(d->target_id, b->build_id, b->build_id_size);
+	d->target_id_size = b->build_id_size;
+	drv_progress(d, "'%s' has build-id %s, the original build %s: only debug info differs, the code is the same",
+		     deployed, hb, ha);
+out:
+	qp_elf__free(a);
+	qp_elf__free(b);
+	return ret;
 }
 
-/* Did the build @tag compile an object at @rel (relative to its tree)? */
-static bool drv_logged(struct drv *d, const char *tag, const char *rel)
+/*
+ * Call @fn for each object the build @tag ("orig", "patched") compiled
+ * inside the tree, with its absolute path and its path relative to the
+ * tree; stops at the first non-zero return.
+ */
+static int drv_for_each_object(struct drv *d, const char *tag,
+			       int (*fn)(struct drv *d, const char *obj, const char *rel, void *arg),
+			       void *arg)
 {
 	char logpath[PATH_MAX], line[3 * PATH_MAX + 8];
-	const char *tree = !strcmp(tag, "orig") ? d->orig : d->pat;
-	size_t tlen = strlen(tree);
-	bool found = false;
+	size_t tlen = strlen(d->tree);
+	int ret = 0;
 	FILE *f;
 
 	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
 	f = fopen(logpath, "r");
-	while (f && !found && fgets(line, sizeof(line), f)) {
+	while (f && !ret && fgets(line, sizeof(line), f)) {
 		char *obj = strrchr(line, '\t');
 
 		if (!obj)
 			continue;
 		obj++;
 		obj[strcspn(obj, "\n")] = '\0';
-		found = !strncmp(obj, tree, tlen) && obj[tlen] == '/' && !strcmp(obj + tlen + 1, rel);
+		if (!strncmp(obj, d->tree, tlen) && obj[tlen] == '/')
+			ret = fn(d, obj, obj + tlen + 1, arg);
 	}
 	if (f)
 		fclose(f);
-	return found;
-}
-
-/* Pair each object the patched build recompiled with its original. */
-static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error *err)
-{
-	char logpath[PATH_MAX], line[3 * PATH_MAX + 8];
-	size_t plen = strlen(d->pat);
-	FILE *f;
-	int ret = 0;
-
-	snprintf(logpath, sizeof(logpath), "%s/patched.objects", d->work);
-	f = fopen(logpath, "r");
-	if (!f)
-		return qp_seterr(err, -ENODATA,
-				 "the patched build recompiled nothing: do the trees differ in C sources?");
-	while (!ret && fgets(line, sizeof(line), f)) {
-		char *obj = strrchr(line, '\t'), orig_obj[PATH_MAX];
-
-		if (!obj)
-			continue;
-		obj++;
-		obj[strcspn(obj, "\n")] = '\0';
-		if (strncmp(obj, d->pat, plen) || obj[plen] != '/')
-			continue; /* not inside the tree */
-		ret = path_join(orig_obj, d->orig, obj + plen + 1, err);
-		if (ret)
-			break;
-		/* build-system probes compile objects and delete them again */
-		if (access(obj, R_OK) || (access(orig_obj, R_OK) && drv_logged(d, "orig", obj + plen + 1)))
-			continue;
-		/* an object the original build lacks comes from a new source file */
-		ret = qp_diff__add_object(diff, access(orig_obj, R_OK) ? NULL : orig_obj, obj,
-					  obj + plen + 1, err);
-		d->rep->objects_compared++;
-	}
-	fclose(f);
-	if (!ret && !d->rep->objects_compared)
-		ret = qp_seterr(err, -ENODATA, "the patched build recompiled no object");
 	return ret;
 }
 
-static int remove_tree(struct drv *d, const char *dir, struct qp_error *err)
+static int drv_is_rel(struct drv *d, const char *obj, const char *rel, void *arg)
 {
-	char *argv[] = { "rm", "-rf", (char *)dir, NULL };
-	char log[PATH_MAX];
-
-	snprintf(log, sizeof(log), "%s/copy.log", d->work);
-	return run(argv, "/", NULL, log, err);
+	return !strcmp(rel, arg);
 }
 
-static int drv_builds(struct drv *d, struct qp_error *err)
+/* Copy a file, creating the directories on the way; keeps its mode. */
+static int copy_file(const char *from, const char *to, struct qp_error *err)
 {
-	char log[PATH_MAX];
-	double t0;
+	char dir[PATH_MAX], buf[65536], *p;
+	int in, out, ret = 0;
+	struct stat st;
+	ssize_t n;
+
+	snprintf(dir, sizeof(dir), "%s", to);
+	for (p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(dir, 0755) && errno != EEXIST)
+			return qp_seterr(err, -errno, "unable to create '%s': %s", dir, strerror(errno));
+		*p = '/';
+	}
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st)) {
+		ret = qp_seterr(err, -errno, "unable to read '%s': %s", from, strerror(errno));
+		if (in >= 0)
+			close(in);
+		return ret;
+	}
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	if (out < 0) {
+		close(in);
+		return qp_seterr(err, -errno, "unable to write '%s': %s", to, strerror(errno));
+	}
+	while (!ret && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			ret = qp_seterr(err, -EIO, "unable to write '%s'", to);
+	close(in);
+	if (close(out) && !ret)
+		ret = qp_seterr(err, -errno, "unable to write '%s': %s", to, strerror(errno));
+	return ret;
+}
+
+/* Save an object of the original build (probes are gone already). */
+static int drv_save_object(struct drv *d, const char *obj, const char *rel, void *arg)
+{
+	char to[PATH_MAX];
+	struct qp_error *err = arg;
+
+	if (access(obj, R_OK))
+		return 0;
+	return path_join(to, d->snap, rel, err) ? err->code : copy_file(obj, to, err);
+}
+
+struct drv_pairing {
+	struct qp_diff *diff;     /* differ to feed */
+	struct qp_error *err;     /* where errors go */
+};
+
+/* Pair an object the patched build recompiled with its saved original. */
+static int drv_pair_object(struct drv *d, const char *obj, const char *rel, void *arg)
+{
+	struct drv_pairing *pr = arg;
+	char orig_obj[PATH_MAX];
+	bool have_orig;
+	int ret;
+
+	ret = path_join(orig_obj, d->snap, rel, pr->err);
+	if (ret)
+		return ret;
+	have_orig = !access(orig_obj, R_OK);
+	/* build-system probes compile objects and delete them again */
+	if (access(obj, R_OK) || (!have_orig && drv_for_each_object(d, "orig", drv_is_rel, (void *)rel)))
+		return 0;
+	/* an object the original build lacks comes from a new source file */
+	ret = qp_diff__add_object(pr->diff, have_orig ? orig_obj : NULL, obj, rel, pr->err);
+	d->rep->objects_compared++;
+	return ret;
+}
+
+static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error *err)
+{
+	struct drv_pairing pr = { .diff = diff, .err = err };
+	int ret = drv_for_each_object(d, "patched", drv_pair_object, &pr);
+
+	if (!ret && !d->rep->objects_compared)
+		ret = qp_seterr(err, -ENODATA,
+				"the patched build recompiled nothing: do the trees differ in C sources?");
+	return ret;
+}
+
+/* Save every object file under @dir (relative path @rel) of a cold build:
+ * also those the build did not compile because the tree came built. */
+static int drv_save_all_objects(struct drv *d, const char *dir, const char *rel,
+				struct qp_error *err)
+{
+	DIR *dd = opendir(dir);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dd)
+		return 0;
+	while (!ret && (de = readdir(dd))) {
+		char p[PATH_MAX], r[PATH_MAX];
+		size_t n = strlen(de->d_name);
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >= (int)sizeof(p) ||
+		    snprintf(r, sizeof(r), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof(r) ||
+		    lstat(p, &st))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			ret = drv_save_all_objects(d, p, r, err);
+		else if (S_ISREG(st.st_mode) && n > 2 && !strcmp(de->d_name + n - 2, ".o"))
+			ret = drv_save_object(d, p, r, err);
+	}
+	closedir(dd);
+	return ret;
+}
+
+/* The original version: built (or updated), its objects and binary saved. */
+static int drv_build_orig(struct drv *d, struct qp_error *err)
+{
+	char log[PATH_MAX], built[PATH_MAX];
+	const char *base;
+	double t0 = now_s();
 	int copied = 0, ret;
 
 	snprintf(log, sizeof(log), "%s/copy.log", d->work);
 	drv_progress(d, "%s original tree '%s' in '%s'", d->warm ? "updating the build of" : "building",
-		     d->opts->orig_dir, d->orig);
-	t0 = now_s();
-	if (d->warm) /* only what changed since is rebuilt */
-		ret = sync_tree(d, d->orig_src, d->orig, &copied, err);
+		     d->opts->orig_dir, d->tree);
+	if (d->warm) /* puts back what the last patched build changed */
+		ret = sync_tree(d, d->orig_src, d->tree, &copied, err);
 	else
-		ret = copy_tree(d->orig_src, d->orig, log, err);
+		ret = copy_tree(d->orig_src, d->tree, log, err);
 	if (!ret)
-		ret = build_tree(d, d->orig, "orig", err);
+		ret = build_tree(d, d->tree, "orig", err);
+	if (!ret)
+		ret = d->warm ? drv_for_each_object(d, "orig", drv_save_object, err) :
+				drv_save_all_objects(d, d->tree, "", err);
+	if (!ret)
+		ret = drv_target(d, built, err);
+	if (!ret) {
+		base = strrchr(built, '/');
+		snprintf(d->target, sizeof(d->target), "%s/target/%s", d->work, base ? base + 1 : built);
+		ret = copy_file(built, d->target, err);
+	}
 	if (ret)
 		return qp_preperr(err, ret, "original build");
 	d->rep->orig_build_s = now_s() - t0;
 	d->rep->orig_warm = d->warm;
 	drv_progress(d, "original build done in %.2f s", d->rep->orig_build_s);
-	t0 = now_s();
-	copied = 0;
-	ret = remove_tree(d, d->pat, err);
-	if (!ret)
-		ret = copy_tree(d->orig, d->pat, log, err);
-	if (!ret)
-		ret = sync_tree(d, d->pat_src, d->pat, &copied, err);
-	drv_progress(d, "building patched tree incrementally (%d changed file%s)", copied,
+	return 0;
+}
+
+static int drv_build_patched(struct drv *d, struct qp_error *err)
+{
+	double t0 = now_s();
+	int copied = 0, ret;
+
+	ret = sync_tree(d, d->pat_src, d->tree, &copied, err);
+	drv_progress(d, "building the patched version incrementally (%d changed file%s)", copied,
 		     copied == 1 ? "" : "s");
 	if (!ret)
-		ret = build_tree(d, d->pat, "patched", err);
+		ret = build_tree(d, d->tree, "patched", err);
 	if (ret)
 		return qp_preperr(err, ret, "patched build");
 	d->rep->patched_build_s = now_s() - t0;
@@ -421,10 +561,10 @@ static int drv_check_stamp(struct drv *d, struct qp_error *err)
 		if (strcmp(seen, d->orig_src))
 			return qp_seterr(err, -EEXIST, "work directory '%s' holds a build of '%s', not of '%s'",
 					 d->work, seen, d->orig_src);
-		d->warm = !access(d->orig, F_OK);
+		d->warm = !access(d->tree, F_OK);
 		return 0;
 	}
-	if (!access(d->orig, F_OK) || !access(d->pat, F_OK))
+	if (!access(d->tree, F_OK))
 		return qp_seterr(err, -EEXIST, "work directory '%s' is not empty", d->work);
 	f = fopen(stamp, "w");
 	if (!f || fprintf(f, "%s\n", d->orig_src) < 0) {
@@ -464,8 +604,8 @@ static int drv_make_work(struct drv *d, struct qp_error *err)
 		return qp_seterr(err, -errno, "'%s': %s", d->opts->orig_dir, strerror(errno));
 	if (!realpath(d->opts->patched_dir, d->pat_src))
 		return qp_seterr(err, -errno, "'%s': %s", d->opts->patched_dir, strerror(errno));
-	snprintf(d->orig, sizeof(d->orig), "%s/orig", d->work);
-	snprintf(d->pat, sizeof(d->pat), "%s/patched", d->work);
+	snprintf(d->tree, sizeof(d->tree), "%s/tree", d->work);
+	snprintf(d->snap, sizeof(d->snap), "%s/orig-objs", d->work);
 	return drv_check_stamp(d, err);
 }
 
@@ -483,25 +623,26 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 	struct drv d = { .opts = opts, .rep = rep };
 	struct qp_diff *diff = NULL;
 	struct qp_patch *patch = NULL;
-	char target[PATH_MAX];
 	struct stat st;
 	double t0;
 	int ret;
 
 	ret = drv_make_work(&d, err);
 	if (!ret)
-		ret = drv_builds(&d, err);
-	if (!ret)
-		ret = drv_target(&d, target, err);
+		ret = drv_build_orig(&d, err);
 	if (!ret && opts->target)
-		ret = drv_check_target(target, opts->target, err);
+		ret = drv_check_target(&d, d.target, opts->target, err);
+	if (!ret)
+		ret = drv_build_patched(&d, err);
 	if (ret)
 		goto out;
-	snprintf(rep->target, sizeof(rep->target), "%s", opts->target ? opts->target : target);
+	snprintf(rep->target, sizeof(rep->target), "%s", opts->target ? opts->target : d.target);
 	t0 = now_s();
-	ret = qp_diff__new(target, &diff, err);
-	if (!ret)
-		ret = qp_diff__set_sources(diff, d.orig_src, d.orig, d.pat);
+	ret = qp_diff__new(d.target, &diff, err);
+	if (!ret && d.target_id_size)
+		qp_diff__set_build_id(diff, d.target_id, d.target_id_size);
+	if (!ret) /* original sources are the user's; patched ones are in the tree */
+		ret = qp_diff__set_sources(diff, d.orig_src, d.orig_src, d.tree);
 	if (!ret)
 		ret = drv_diff_objects(&d, diff, err);
 	if (!ret)

@@ -213,17 +213,23 @@ deploy_build() {
 	(cd "$tree" && CC="$QP_BIN/qpatch-cc" sh -c "$cmd") >"$RW_LOG/deploy-build.log" 2>&1 ||
 		die "build of the original tree failed (see $RW_LOG/deploy-build.log)"
 	FULL_BUILD_S=$(elapsed "$t0")
+	DEPLOYED_NOW=1
 	printf '%s\n%s\n' "$FULL_BUILD_S" "$want" >"$stamp"
 	say "full build: ${FULL_BUILD_S} s"
 }
 
-# qp_build ORIG PATCHED FIX BINARY CMD: run qpatch-build (work directory
-# $RW_WORK, kept: it holds the fixed build), parse its report into
-# PATCH_FUNCS (replaced and new functions), PATCH_NFUNCS, PATCH_BYTES,
+# qp_build ORIG PATCHED FIX BINARY CMD: run qpatch-build with the work
+# directory $RW_WORK, kept between runs (qpatch-build reuses its original
+# build, and it holds the fixed build: see ref_bin), and parse its report
+# into PATCH_FUNCS (replaced and new functions), PATCH_NFUNCS, PATCH_BYTES,
 # QPB_TOTAL_S, QPB_PATCHED_S.
 qp_build() {
 	local orig=$1 patched=$2 fix=$3 binary=$4 cmd=$5 t0 out=$RW_LOG/qpatch-build.log
-	rm -rf "$RW_WORK" "$fix"
+	# a work directory of an earlier deployed build is of no use
+	[ "${DEPLOYED_NOW:-0}" = 1 ] && rm -rf "$RW_WORK"
+	# nor one that does not say which tree it builds (older qpatch-build)
+	[ -f "$RW_WORK/source" ] || rm -rf "$RW_WORK"
+	rm -f "$fix"
 	t0=$(now_s)
 	"$QP_BIN/qpatch-build" "$orig" "$patched" -o "$fix" --target "$orig/$binary" \
 		--binary "$binary" --build-cmd "$cmd" -w "$RW_WORK" >"$out" 2>&1
@@ -241,6 +247,17 @@ qp_build() {
 	ROW_FUNCS="$PATCH_NFUNCS: $PATCH_FUNCS"
 	ROW_SIZE="$PATCH_BYTES B"
 	ROW_BUILD="$QPB_TOTAL_S s (incremental build $QPB_PATCHED_S s) / $FULL_BUILD_S s"
+}
+
+# ref_bin REL: the program as the fixed tree builds it, from qpatch-build's
+# work directory (the patched version is built last; WORK/tree or, with
+# older qpatch-build, WORK/patched).
+ref_bin() {
+	local d
+	for d in tree patched; do
+		[ -x "$RW_WORK/$d/$1" ] && { echo "$RW_WORK/$d/$1"; return 0; }
+	done
+	return 1
 }
 
 # qp_load PID FIX: apply; sets STOP_US from "target stopped for N us".

@@ -80,7 +80,8 @@ qp_build "$D/orig" "$D/patched" "$RW_LOG/fix.qpatch" src/lua "$BUILD_CMD"
 REF=$RW_LOG/ref
 rm -rf "$REF" && mkdir -p "$REF"
 echo probe >"$REF/cmd.1" && echo quit >"$REF/cmd.2"
-timeout 60 "$RW_WORK/patched/src/lua" "$RW_HERE/lua/server.lua" "$REF" >"$RW_LOG/ref.out" 2>&1
+REFBIN=$(ref_bin src/lua) || die "no fixed build in qpatch-build's work directory '$RW_WORK'"
+timeout 60 "$REFBIN" "$RW_HERE/lua/server.lua" "$REF" >"$RW_LOG/ref.out" 2>&1
 PFIX=$(cat "$REF/out.1" 2>/dev/null)
 say "fixed build answers '$PFIX'"
 [ -n "$PFIX" ] && [ "$PFIX" != "$P0" ] ||

@@ -7,8 +7,10 @@
 #
 # bookworm ships the fix as debian/patches/0001-Fix-LUA-garbage-collector-
 # CVE-2024-46981-1513.patch: the patched tree is the package as shipped, the
-# original tree is the same with that patch reverted.  Minimal build:
-# `make MALLOC=libc` (bundled Lua, no jemalloc, no TLS, no systemd).
+# original tree is the same with that patch reverted.  Built with Debian's
+# compiler flags (dpkg-buildflags, hardening=+all as debian/rules asks) but
+# a minimal configuration: `make MALLOC=libc` (bundled Lua, no jemalloc, no
+# TLS, no systemd).
 #
 # redis-server runs with 100000 keys; 4 clients stay connected sending INCR
 # and redis-benchmark loads it (20 connections) while the patch goes in; the
@@ -20,7 +22,7 @@ PKG=redis
 CVE=CVE-2024-46981
 ROW_PROGRAM=$PKG
 ROW_FIX="$CVE (eval.c)"
-BUILD_CMD='make CC="$CC" MALLOC=libc'
+BUILD_CMD='export DEB_BUILD_MAINT_OPTIONS=hardening=+all; CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" make CC="$CC" MALLOC=libc'
 export MAKEFLAGS=-j$QP_RW_JOBS
 NCLIENTS=4
 NKEYS=100000
@@ -146,7 +148,8 @@ qp_build "$D/orig" "$D/patched" "$RW_LOG/fix.qpatch" src/redis-server "$BUILD_CM
 
 step "reference (fixed build)"
 LIVE=("$PID" "$PORT" "$LOGFILE")
-start_redis "$RW_WORK/patched/src/redis-server" ref-fixed
+REFBIN=$(ref_bin src/redis-server) || die "no fixed build in qpatch-build's work directory '$RW_WORK'"
+start_redis "$REFBIN" ref-fixed
 probe ref || die "probe failed on the fixed build: $(tail -n3 "$LOGFILE")"
 PFIX=$PROBE
 stop_pid "$PID"

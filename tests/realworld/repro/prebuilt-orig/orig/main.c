@@ -1,0 +1,16 @@
+#include <stdio.h>
+#include <unistd.h>
+
+int value(void)
+{
+	return 1;
+}
+
+int main(void)
+{
+	for (;;) {
+		printf("%d\n", value());
+		fflush(stdout);
+		usleep(100000);
+	}
+}
