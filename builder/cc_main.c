@@ -226,30 +226,33 @@ int main(int argc, char **argv)
 	const char *map = getenv("QPATCH_PREFIX_MAP");
 	char *extra[3] = { "-ffunction-sections", "-fdata-sections", NULL };
 	char **args, *mapopt = NULL;
-	int i, nextra = 2, nsrc = 0, ret;
+	int i, k = 0, nsrc = 0, ret;
 
 	if (!cc || !*cc)
 		cc = "cc";
-	if (map && *map && asprintf(&mapopt, "-ffile-prefix-map=%s", map) > 0)
-		extra[nextra++] = mapopt;
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
-	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
-	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
-		ret = cc_split(argc, argv, extra, nextra, cc);
-		free(mapopt);
-		return ret;
-	}
 	args = calloc((size_t)argc + 4, sizeof(*args));
 	if (!args)
 		return 1;
-	args[0] = (char *)cc;
+	/*
+	 * Our path map goes first: gcc uses the last map that matches, so a
+	 * build that maps its own directory (Debian's -ffile-prefix-map=$PWD=.)
+	 * keeps doing so, exactly as in the deployed build.  The section flags
+	 * go last, so that nothing turns them off.
+	 */
+	args[k++] = (char *)cc;
+	if (map && *map && asprintf(&mapopt, "-ffile-prefix-map=%s", map) > 0)
+		args[k++] = mapopt;
 	for (i = 1; i < argc; i++)
-		args[i] = argv[i];
-	for (i = 0; i < nextra; i++)
-		args[argc + i] = extra[i];
-	ret = cc_run(args);
-	if (!ret)
+		args[k++] = argv[i];
+	args[k++] = extra[0];
+	args[k++] = extra[1];
+	args[k] = NULL;
+	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
+	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
+		ret = cc_split(k, args, extra, 0, cc);
+	else if (!(ret = cc_run(args)))
 		cc_log(argc, argv);
 	free(args);
 	free(mapopt);

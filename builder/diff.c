@@ -593,14 +593,22 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	return diff_include(d, o, s->sec, &ref->incl);
 }
 
-/* A source path from debug info, where it is on this side of the build. */
+/*
+ * A source path from debug info, where it is on this side of the build:
+ * under the original tree's path, or relative (a build that maps its own
+ * directory to ".", as Debian's flags do), both taken from the side's
+ * tree.
+ */
 static void diff_source_path(const struct qp_diff *d, const char *path, bool patched,
 			     char *out, size_t size)
 {
 	size_t n = d->src_prefix ? strlen(d->src_prefix) : 0;
+	const char *dir = patched ? d->src_patched : d->src_orig;
 
 	if (n && !strncmp(path, d->src_prefix, n) && path[n] == '/')
-		snprintf(out, size, "%s%s", patched ? d->src_patched : d->src_orig, path + n);
+		snprintf(out, size, "%s%s", dir, path + n);
+	else if (n && path[0] != '/')
+		snprintf(out, size, "%s/%s", dir, path[0] == '.' && path[1] == '/' ? path + 2 : path);
 	else
 		snprintf(out, size, "%s", path);
 }

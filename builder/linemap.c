@@ -5,6 +5,7 @@
  * "OLDFIRST OLDLAST NEWFIRST NEWLAST".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,10 @@ int qp_linemap__build(const char *old_path, const char *new_path, struct qp_line
 		return qp_seterr(err, -errno, "fork: %s", strerror(errno));
 	}
 	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 2); /* a missing file is an answer ("changed"), not noise */
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
