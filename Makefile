@@ -1,11 +1,12 @@
 # Thin convenience layer over CMake; the real build is CMakeLists.txt.
 #   make demo    build qpatch and patch a running program live
 #   make check   build qpatch and run the whole test suite
+#   make realworld  live-patch Debian's lua5.4 and redis with their real CVE fixes (docs/realworld.md)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check check-asan fuzz clean
+.PHONY: all deps build demo check check-asan fuzz clean realworld
 
 all: build
 
@@ -24,6 +25,10 @@ check: build
 
 check-asan:
 	@$(MAKE) --no-print-directory check BUILD=build-asan CMAKE_FLAGS="-DQP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+realworld: build
+	@scripts/install-realworld-deps.sh
+	@QP_BIN=$(abspath $(BUILD))/bin tests/realworld/run.sh $(CASES)
 
 clean:
 	rm -rf build build-asan

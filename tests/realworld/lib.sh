@@ -17,6 +17,9 @@ set -o pipefail
 : "${QP_RW_CACHE:?}"
 : "${QP_RW_OUT:?}"
 QP_RW_JOBS=${QP_RW_JOBS:-2}
+# the programs' builds, also those qpatch-build runs
+export MAKEFLAGS=-j$QP_RW_JOBS
+# shellcheck disable=SC2034 # used by the case scripts
 RW_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RW_CASE=$(basename "$0" .sh)
 RW_LOG=$QP_RW_OUT/$RW_CASE
@@ -91,9 +94,6 @@ wait_for() {
 	done
 	return 1
 }
-
-# first_line FILE: the first line of a file ("" when missing).
-first_line() { [ -f "$1" ] && head -n1 "$1" || true; }
 
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }

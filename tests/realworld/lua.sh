@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 PKG=lua5.4
-CVE=CVE-2022-33099
+CVE="CVE-2022-33099"
 ROW_PROGRAM=$PKG
 ROW_FIX="$CVE (ldebug.c, lvm.c)"
 BUILD_CMD='make linux CC="$CC -std=gnu99" MYCFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)" MYLDFLAGS="$(dpkg-buildflags --get LDFLAGS)"'
@@ -129,6 +129,6 @@ wait "$PID"
 rc=$?
 [ $rc -eq 0 ] || die "interpreter exited with status $rc: $(cat "$RW_LOG/server.out")"
 ITER=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$S2")
-ROW_RESULT="ok: probe $P0 → $P1 (as the fixed build) → undo → $P2; $ITER loop rounds, no error lost, state intact"
+ROW_RESULT="ok: probe $P0 → $P1 (as the fixed build) → undo → $P2; $ITER iterations of the busy loop, no error lost, state intact"
 row_write
 say "$ROW_RESULT"

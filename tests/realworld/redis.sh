@@ -19,11 +19,10 @@
 . "$(dirname "$0")/lib.sh"
 
 PKG=redis
-CVE=CVE-2024-46981
+CVE="CVE-2024-46981"
 ROW_PROGRAM=$PKG
 ROW_FIX="$CVE (eval.c)"
 BUILD_CMD='export DEB_BUILD_MAINT_OPTIONS=hardening=+all; CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" make CC="$CC" MALLOC=libc'
-export MAKEFLAGS=-j$QP_RW_JOBS
 NCLIENTS=4
 NKEYS=100000
 
@@ -89,6 +88,8 @@ start_redis() {
 rcli() { "$CLI" -p "$PORT" "$@"; }
 rcli_quiet() { [ "$("$CLI" -p "$PORT" "$@" 2>/dev/null)" = PONG ]; }
 
+probe_logged() { [ "$(grep -c "qpatch-probe $1 " "$LOGFILE")" -eq 2 ]; }
+
 # probe TAG: EVAL the probe and SCRIPT FLUSH; PROBE is "reachable first"
 # (lua_close finalizes everything: the original code) or "unreachable
 # first" (a collection ran before lua_close: the fix).  If the garbage was
@@ -101,7 +102,7 @@ probe() {
 		[ "$(rcli eval "$(cat "$RW_HERE/redis/probe.lua")" 0 "$tag")" = "$tag" ] || return 1
 		grep -q "qpatch-probe $tag " "$LOGFILE" && continue
 		[ "$(rcli script flush)" = OK ] || return 1
-		wait_for 10 test "$(grep -c "qpatch-probe $tag " "$LOGFILE")" -eq 2 || return 1
+		wait_for 10 probe_logged "$tag" || return 1
 		first=$(grep -m1 "qpatch-probe $tag " "$LOGFILE" | awk '{ print $NF }')
 		PROBE="$first first"
 		return 0

@@ -13,6 +13,8 @@
 #   QP_RW_JOBS   make -j for the programs' builds (default 2)
 #   QP_RW_DOC    1 (default): after a run of every case, write the results
 #                table into docs/realworld.md; 0: only print it
+#   QP_RW_LABEL  how the table names the qpatch tested (default: the commit
+#                of this tree when QP_BIN is inside it)
 #
 # Each case writes one table row; the table is printed at the end and saved
 # as $QP_RW_OUT/table.md.  Exit status 0 when every case passed.
@@ -74,12 +76,13 @@ case $QP_BIN/ in
 	;;
 *) rev="qpatch tools of $QP_BIN" ;;
 esac
+rev=${QP_RW_LABEL:-$rev}
 {
 	echo "| program | fix | functions in the patch | patch size | qpatch-build (warm) / full build | target stopped | result |"
 	echo "|---|---|---|---|---|---|---|"
 	for c in "${cases[@]}"; do cat "$QP_RW_OUT/$c.row"; done
 	echo
-	echo "Produced by \`tests/realworld/run.sh\` on $(date -u +%Y-%m-%d) ($rev, $(nproc) CPUs, make -j$QP_RW_JOBS) in $total s; logs in \`$QP_RW_OUT\`."
+	echo "Produced by \`tests/realworld/run.sh\` on $(date -u +%Y-%m-%d) ($rev, $(nproc) CPUs, make -j$QP_RW_JOBS) in $total s."
 } >"$QP_RW_OUT/table.md"
 echo
 cat "$QP_RW_OUT/table.md"
@@ -93,5 +96,6 @@ if [ "$QP_RW_DOC" = 1 ] && [ "${cases[*]}" = "$ALL_CASES" ] && [ -f "$doc" ] &&
 		/^<!-- realworld-table-begin -->$/ { skip = 1 }' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
 	echo "table written into docs/realworld.md"
 fi
+echo "logs: $QP_RW_OUT"
 echo "real-world suite: $((${#cases[@]} - failed)) passed, $failed failed, $total s"
 [ "$failed" -eq 0 ]

@@ -8,7 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 name=${1:?usage: run.sh NAME [BIN_DIR]}
-bin=${2:-${QP_BIN:-$here/../../../build-rw/bin}}
+bin=${2:-${QP_BIN:-$here/../../../build/bin}}
 bin=$(cd "$bin" && pwd) || exit 2
 case=$here/$name
 [ -d "$case/orig" ] || { echo "no reproduction '$name'" >&2; exit 2; }
@@ -26,9 +26,20 @@ sleep 0.5
 echo "before: $(tail -n1 "$tmp/out")"
 echo "\$ qpatch-build orig patched -o fix.qpatch --target orig/prog"
 if ! "$bin/qpatch-build" "$tmp/orig" "$case/patched" -o "$tmp/fix.qpatch" \
-	--target "$tmp/orig/prog" -w "$tmp/work" 2>&1; then
+	--target "$tmp/orig/prog" -w "$tmp/work" >"$tmp/build.out" 2>&1; then
+	cat "$tmp/build.out"
 	echo "RESULT: qpatch-build failed"
 	exit 1
+fi
+cat "$tmp/build.out"
+# NAME/expect-build: lines (extended regexps) qpatch-build's output must hold
+if [ -f "$case/expect-build" ]; then
+	while IFS= read -r re; do
+		[ -n "$re" ] && ! grep -Eq -- "$re" "$tmp/build.out" && {
+			echo "RESULT: qpatch-build's report lacks /$re/"
+			exit 1
+		}
+	done <"$case/expect-build"
 fi
 "$bin/qpatch-dump" "$tmp/fix.qpatch" | sed -n '/^src symbols/,/^$/p'
 echo "\$ qpatch-load PID fix.qpatch"
