@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs the Debian 12 packages qpatch needs to build and test, if any
-# are missing.  Run as root (or with sudo) on a fresh machine; as another
+# are missing; "install-deps.sh fuzz" adds clang and its libFuzzer runtime
+# for scripts/fuzz.sh.  Run as root (or with sudo) on a fresh machine; as another
 # user it only says what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
 libzydis-dev libzycore-dev binutils make python3"
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
