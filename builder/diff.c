@@ -682,6 +682,99 @@ static int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct q
 	return diff_refuse(d, o, s->name, t->size, err, msg);
 }
 
+struct diff_layout {
+	char *name;       /* struct, union or typedef name */
+	unsigned long size; /* byte size */
+	char *members;    /* member signature */
+	bool twice;       /* two different types of that name: not compared */
+};
+
+struct diff_layouts {
+	struct diff_layout *v; /* the original object's types */
+	size_t n;              /* count of v */
+	struct qp_diff *d;     /* for refusals */
+	struct diff_obj *o;    /* the object pair */
+	struct qp_error *err;  /* first refusal */
+	int refused;           /* QP_EREFUSED once one is refused */
+};
+
+static int layout_collect(const char *name, unsigned long size, const char *members,
+			  const char *where, void *arg)
+{
+	struct diff_layouts *l = arg;
+	struct diff_layout *v;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].name, name))
+			continue;
+		if (l->v[i].size != size || strcmp(l->v[i].members, members))
+			l->v[i].twice = true;
+		return 0;
+	}
+	v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	v[l->n] = (struct diff_layout){ strdup(name), size, strdup(members), false };
+	if (!v[l->n].name || !v[l->n].members)
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static int layout_compare(const char *name, unsigned long size, const char *members,
+			  const char *where, void *arg)
+{
+	struct diff_layouts *l = arg;
+	char why[256];
+	size_t i;
+	int ret;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].name, name) || l->v[i].twice)
+			continue;
+		if (l->v[i].size == size && !strcmp(l->v[i].members, members))
+			return 0;
+		snprintf(why, sizeof(why),
+			 "layout of '%s' changed (%lu -> %lu bytes%s): data the running process already has uses the old one",
+			 name, l->v[i].size, size, l->v[i].size == size ? ", members moved" : "");
+		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
+		if (ret != QP_EREFUSED)
+			return ret;
+		l->refused = ret;
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * A type whose layout changed cannot be patched in: existing functions and
+ * the process's data use the old one (QEMU's CVE-2025-11234 fix adds a
+ * field to a device state struct, for instance).  Compared from the debug
+ * info of both objects, for types declared at file scope.
+ */
+static int diff_layouts(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
+{
+	struct diff_layouts l = { .d = d, .o = o, .err = err };
+	size_t i;
+	int ret;
+
+	if (!o->osrc)
+		return 0; /* a new file: its types are new */
+	ret = qp_srcline__for_each_struct(o->osrc, layout_collect, &l);
+	if (!ret)
+		ret = qp_srcline__for_each_struct(o->src, layout_compare, &l);
+	for (i = 0; i < l.n; i++) {
+		free(l.v[i].name);
+		free(l.v[i].members);
+	}
+	free(l.v);
+	if (ret)
+		return ret == -ENOMEM ? qp_seterr(err, ret, "out of memory") : ret;
+	return l.refused;
+}
+
 /* Step 1: changed and new functions of one object pair. */
 static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
 {
@@ -1145,6 +1238,8 @@ int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,
 	d->rep = report;
 	for (i = 0; i < d->nobjs; i++) {
 		ret = diff_select(d, &d->objs[i], err);
+		if (!ret || ret == QP_EREFUSED)
+			ret = diff_layouts(d, &d->objs[i], err) ?: ret;
 		if (ret == QP_EREFUSED)
 			refused = ret;
 		else if (ret)

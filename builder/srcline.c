@@ -138,6 +138,125 @@ int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 	return -ENOENT;
 }
 
+/* "a@0:4,b@8:8," for the members of a struct or union, into @out. */
+static void srcline_members(Dwarf_Die *type, char *out, size_t size)
+{
+	Dwarf_Die m;
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (dwarf_child(type, &m) != 0)
+		return;
+	do {
+		Dwarf_Attribute at;
+		Dwarf_Word off = 0;
+		Dwarf_Die mt;
+		int bits = -1;
+		Dwarf_Word msize = 0;
+		const char *n;
+
+		if (dwarf_tag(&m) != DW_TAG_member)
+			continue;
+		n = dwarf_diename(&m);
+		if (dwarf_attr(&m, DW_AT_data_member_location, &at))
+			dwarf_formudata(&at, &off);
+		if (dwarf_attr(&m, DW_AT_data_bit_offset, &at)) {
+			Dwarf_Word b = 0;
+
+			dwarf_formudata(&at, &b);
+			bits = (int)b;
+		}
+		if (dwarf_attr(&m, DW_AT_type, &at) && dwarf_formref_die(&at, &mt)) {
+			int sz = dwarf_bytesize(&mt);
+
+			/* through typedefs and qualifiers to something with a size */
+			while (sz < 0 && dwarf_attr(&mt, DW_AT_type, &at) && dwarf_formref_die(&at, &mt))
+				sz = dwarf_bytesize(&mt);
+			msize = sz < 0 ? 0 : (Dwarf_Word)sz;
+		}
+		len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu%s%d,", n ? n : "",
+					(unsigned long long)off, (unsigned long long)msize,
+					bits >= 0 ? "/" : "", bits >= 0 ? bits : 0);
+		if (len >= size)
+			return;
+	} while (dwarf_siblingof(&m, &m) == 0);
+}
+
+struct srcline_walk_structs {
+	int (*fn)(const char *name, unsigned long size, const char *members, const char *where,
+		  void *arg);
+	void *arg;
+};
+
+static int srcline_one_struct(struct srcline_walk_structs *w, Dwarf_Die *type, const char *name,
+			      Dwarf_Die *decl)
+{
+	char members[4096], where[512] = "";
+	const char *file = dwarf_decl_file(decl);
+	int size = dwarf_bytesize(type), line = 0;
+
+	if (size < 0 || dwarf_hasattr(type, DW_AT_declaration))
+		return 0; /* incomplete: declared, not defined here */
+	srcline_members(type, members, sizeof(members));
+	if (file && dwarf_decl_line(decl, &line) == 0)
+		snprintf(where, sizeof(where), "%s:%d", file, line);
+	return w->fn(name, (unsigned long)size, members, where, w->arg);
+}
+
+/* Structs declared at file scope (one declared inside a function is local
+ * to it: nothing outside sees its layout). */
+static int srcline_walk_structs(struct srcline_walk_structs *w, Dwarf_Die *parent)
+{
+	Dwarf_Die die;
+	int ret = 0;
+
+	if (dwarf_child(parent, &die) != 0)
+		return 0;
+	do {
+		int tag = dwarf_tag(&die);
+		const char *n = dwarf_diename(&die);
+
+		if ((tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && n) {
+			ret = srcline_one_struct(w, &die, n, &die);
+		} else if (tag == DW_TAG_typedef && n) {
+			Dwarf_Attribute at;
+			Dwarf_Die t;
+
+			if (dwarf_attr(&die, DW_AT_type, &at) && dwarf_formref_die(&at, &t) &&
+			    (dwarf_tag(&t) == DW_TAG_structure_type || dwarf_tag(&t) == DW_TAG_union_type) &&
+			    !dwarf_diename(&t))
+				ret = srcline_one_struct(w, &t, n, &die);
+		}
+	} while (!ret && dwarf_siblingof(&die, &die) == 0);
+	return ret;
+}
+
+int qp_srcline__for_each_struct(struct qp_srcline *s,
+				int (*fn)(const char *name, unsigned long size, const char *members,
+					  const char *where, void *arg),
+				void *arg)
+{
+	struct srcline_walk_structs w = { .fn = fn, .arg = arg };
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+	int ret = 0;
+
+	if (!s)
+		return 0;
+	if (!s->tried)
+		srcline_open(s);
+	if (!s->dw)
+		return 0;
+	while (!ret && dwarf_nextcu(s->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu;
+
+		if (dwarf_offdie(s->dw, off + hsize, &cu))
+			ret = srcline_walk_structs(&w, &cu);
+		off = next;
+	}
+	return ret;
+}
+
 void qp_srcline__free(struct qp_srcline *s)
 {
 	if (!s)

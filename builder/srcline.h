@@ -18,6 +18,16 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
  * 0, or -ENOENT when the object has no line for it. */
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line);
+/*
+ * Call @fn for each named struct or union type declared at file scope in
+ * the object's debug info (an anonymous one named by its typedef) with its byte size and a
+ * signature of its members ("name@offset:size,..."), and where it is
+ * declared; stops at a non-zero return.
+ */
+int qp_srcline__for_each_struct(struct qp_srcline *s,
+				int (*fn)(const char *name, unsigned long size, const char *members,
+					  const char *where, void *arg),
+				void *arg);
 void qp_srcline__free(struct qp_srcline *s);
 
 #endif
