@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Applying, listing and undoing patches in a live process.
+ * Applying a patch to a live process (listing: records.c; undoing: undo.c;
+ * whether code may change now: safety.c).
  *
  * Apply, in order (everything before "stop" runs while the target runs):
  *   1. find the target object in /proc/PID/maps by build-id, its load bias;
@@ -31,77 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "proc.h"
-#include "unwind.h"
+#include "ld.h"
 #include "qpatch/decode.h"
 #include "qpatch/elf.h"
-
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-
-#define LD_PAGE 4096ull
-#define LD_STUB_SIZE 16     /* jmp *0(%rip); .quad addr; 2 bytes pad */
-#define LD_MAX_FUNC (1u << 20) /* decode at most this much of an old function */
-#define LD_RANGE (1ull << 31)
-#define LD_IFUNC_TIMEOUT_MS 200
-#define LD_HEAP_ROOM (256ull << 20) /* kept free above [heap] */
-
-static inline uint64_t page_up(uint64_t x)
-{
-	return (x + LD_PAGE - 1) & ~(LD_PAGE - 1);
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-/* One redirected function being prepared. */
-struct ld_func {
-	const struct qp_rela *rela;   /* its QP_R_REPLACE entry */
-	struct qp_record_func rec;    /* what goes into the record */
-	bool written;                 /* jump written (for rollback) */
-};
-
-/* An address range threads must not be in or return into. */
-struct ld_range {
-	uint64_t lo, hi;     /* [lo, hi) */
-	uint64_t entry;      /* a thread exactly here (or before, from lo) is fine; 0 = none */
-	const char *name;    /* for messages */
-	bool check_stack;    /* also frames below the thread's own (v[0] decides) */
-};
-
-struct ld_ctx {
-	pid_t pid;                    /* target process */
-	const struct qp_patch *patch; /* the patch */
-	const struct qp_load_opts *opts; /* retry policy */
-	struct qp_load_stats *stats;  /* filled as we go */
-	struct qp_proc proc;          /* ptrace state */
-	struct qp_maps maps;          /* memory map before stopping */
-	uint64_t bias;                /* load bias of the target object */
-	uint64_t obj_lo, obj_hi;      /* address range of the target object */
-	bool tls_main;                /* target is the main program (static TLS at a known offset) */
-	uint64_t tls_block;           /* size of its TLS block: thread pointer - block start */
-	uint64_t *symaddr;            /* resolved address per src symbol */
-	bool *ifunc;                  /* per src symbol: symaddr is an IFUNC resolver */
-	struct ld_func *funcs;        /* redirected functions */
-	size_t nfuncs;                /* count of funcs */
-	uint64_t seq;                 /* sequence number for this patch */
-	uint64_t region, region_size; /* the mapping, once created */
-	uint64_t hole;                /* where the mapping goes, chosen before stopping */
-	uint64_t rec_size, image_off, extra_off; /* layout inside it */
-	uint8_t *buf;                 /* local copy of the whole mapping */
-	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
-	bool need_low;                /* the patch has 32-bit absolute references to itself */
-	double stop_t0;               /* when the last stop attempt began */
-	double stopped_t0;            /* when its last thread stopped */
-	sigset_t sigmask;             /* signal mask before ld_block_signals() */
-};
 
 /*
  * While the target is stopped and being changed, the signals that end a
@@ -110,7 +43,7 @@ struct ld_ctx {
  * take effect.  A loader that died with a thread running a remote syscall
  * would leave that thread with borrowed registers.  SIGKILL cannot wait.
  */
-static void ld_block_signals(sigset_t *old)
+void ld_block_signals(sigset_t *old)
 {
 	sigset_t ignored;
 	sigset_t set;
@@ -127,7 +60,7 @@ static void ld_block_signals(sigset_t *old)
 }
 
 /* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
-static int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
 {
 	static const struct { enum qp_fault step; const char *name; } names[] = {
 #define QP_FAULT_NAME(name, val, str) { name, str },
@@ -302,99 +235,6 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
-/* --- records of applied patches ----------------------------------------- */
-
-static int ld_read_record(struct qp_proc *p, uint64_t addr, struct qp_applied *a,
-			  struct qp_error *err)
-{
-	size_t n;
-	int ret;
-
-	ret = qp_proc__read(p, addr, &a->rec, sizeof(a->rec), err);
-	if (ret)
-		return ret;
-	if (memcmp(a->rec.magic, QP_RECORD_MAGIC, 8) || a->rec.version != 1 ||
-	    a->rec.nfuncs > 65536)
-		return qp_seterr(err, -EINVAL, "process %d: bad patch record at 0x%" PRIx64,
-				 (int)p->pid, addr);
-	a->rec.id[QP_ID_MAX - 1] = '\0';
-	a->rec.target[QP_NAME_MAX - 1] = '\0';
-	a->region = addr;
-	n = a->rec.nfuncs;
-	a->funcs = calloc(n ? n : 1, sizeof(*a->funcs));
-	if (!a->funcs)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	return qp_proc__read(p, addr + sizeof(a->rec), a->funcs, n * sizeof(*a->funcs), err);
-}
-
-static int applied_cmp(const void *a, const void *b)
-{
-	const struct qp_applied *x = a, *y = b;
-
-	return x->rec.seq < y->rec.seq ? -1 : x->rec.seq > y->rec.seq;
-}
-
-static int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
-		   size_t *count, struct qp_error *err)
-{
-	static const char prefix[] = "/memfd:" QP_MEMFD_PREFIX;
-	struct qp_applied *v = NULL;
-	size_t i, n = 0;
-	int ret = 0;
-
-	for (i = 0; i < maps->n && !ret; i++) {
-		struct qp_applied *nv;
-
-		if (strncmp(maps->v[i].path, prefix, sizeof(prefix) - 1) || maps->v[i].offset)
-			continue;
-		nv = realloc(v, (n + 1) * sizeof(*v));
-		if (!nv) {
-			ret = qp_seterr(err, -ENOMEM, "out of memory");
-			break;
-		}
-		v = nv;
-		memset(&v[n], 0, sizeof(v[n]));
-		ret = ld_read_record(p, maps->v[i].start, &v[n], err);
-		n++;
-	}
-	if (ret) {
-		qp_applied__free(v, n);
-		return ret;
-	}
-	if (n > 1)
-		qsort(v, n, sizeof(*v), applied_cmp);
-	*out = v;
-	*count = n;
-	return 0;
-}
-
-void qp_applied__free(struct qp_applied *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; v && i < n; i++)
-		free(v[i].funcs);
-	free(v);
-}
-
-int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err)
-{
-	struct qp_proc p;
-	struct qp_maps maps = { 0 };
-	int ret;
-
-	*out = NULL;
-	*n = 0;
-	ret = qp_proc__open(pid, &p, err);
-	if (!ret)
-		ret = qp_maps__read(pid, &maps, err);
-	if (!ret)
-		ret = ld_list(&p, &maps, out, n, err);
-	qp_maps__release(&maps);
-	qp_proc__close(&p);
-	return ret;
-}
-
 /* --- patch sites ---------------------------------------------------------- */
 
 static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
@@ -493,7 +333,7 @@ static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t s
 	return 0;
 }
 
-static int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
+int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 		      int64_t *ret, struct qp_error *err)
 {
 	int r = qp_proc__syscall(&c->proc, nr, args, nargs, ret, err);
@@ -722,7 +562,7 @@ static int ld_protect(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
-static void jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
+void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
 {
 	int32_t rel = (int32_t)(to - (from + QP_JMP_REL32_SIZE));
 
@@ -749,7 +589,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		if (memcmp(now, f->rec.saved, sizeof(now)))
 			return qp_seterr(err, QP_ETARGET, "'%s' changed in process %d while preparing",
 					 f->rec.name, (int)c->pid);
-		jmp_encode(jmp, f->rec.site, f->rec.new_addr);
+		ld_jmp_encode(jmp, f->rec.site, f->rec.new_addr);
 		ret = qp_proc__write(&c->proc, f->rec.site, jmp, sizeof(jmp), err);
 		if (ret)
 			return ret;
@@ -846,7 +686,7 @@ static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
-static int ld_tries(const struct ld_ctx *c)
+int ld_tries(const struct ld_ctx *c)
 {
 	return c->opts && c->opts->retries > 0 ? c->opts->retries : 200;
 }
@@ -857,7 +697,7 @@ static int ld_delay_ms(const struct ld_ctx *c)
 }
 
 /* Between two attempts the target runs: a pending Ctrl-C may end us here. */
-static void ld_pause(struct ld_ctx *c)
+void ld_pause(struct ld_ctx *c)
 {
 	pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
 	usleep((useconds_t)ld_delay_ms(c) * 1000);
@@ -890,7 +730,7 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 
 /* Stop the target (retrying while @busy), run @work on it, resume it; the
  * stop times go into the stats. */
-static int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
+int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 			    int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err)
 {
 	int ret = ld_stop_quiet(c, busy, err);
@@ -906,42 +746,7 @@ static int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char
 	return ret;
 }
 
-static bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
-			 const struct ld_range *v, size_t n, char *why, size_t why_size);
-
-/*
- * Apply is blocked by a thread inside, or due to return into, a function
- * being replaced: it would go on running the old code, and the fix would
- * not be in force for it.  A thread at the very start of one is fine: it
- * runs the jump next.  With allow_active, only a thread inside the bytes
- * the jump overwrites blocks (the others finish the old code).
- */
-static bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
-{
-	struct ld_range *v = calloc(c->nfuncs ? c->nfuncs : 1, sizeof(*v));
-	bool busy = false;
-	size_t i, j;
-
-	if (!v) {
-		snprintf(why, size, "out of memory");
-		return true;
-	}
-	for (j = 0; j < c->nfuncs; j++) {
-		const struct qp_record_func *f = &c->funcs[j].rec;
-
-		v[j].lo = c->opts && c->opts->allow_active ? f->site + 1 : f->old_addr;
-		v[j].hi = c->opts && c->opts->allow_active ? f->site + f->len : f->old_addr + f->old_size;
-		v[j].entry = c->opts && c->opts->allow_active ? 0 : f->site;
-		v[j].name = f->name;
-		v[j].check_stack = !(c->opts && c->opts->allow_active);
-	}
-	for (i = 0; i < c->proc.nthreads && !busy; i++)
-		busy = ld_thread_in(c, &c->proc.threads[i], v, c->nfuncs, why, size);
-	free(v);
-	return busy;
-}
-
-static void ld_ctx_release(struct ld_ctx *c)
+void ld_ctx_release(struct ld_ctx *c)
 {
 	qp_proc__close(&c->proc);
 	qp_maps__release(&c->maps);
@@ -1018,300 +823,6 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
 	stats->total_us = now_us() - t0;
-	ld_ctx_release(&c);
-	return ret;
-}
-
-/* --- undo ------------------------------------------------------------------ */
-
-/* Most stack bytes read for one thread's conservative scan; a stack used
- * deeper than that is unwound instead. */
-#define LD_STACK_PREFILTER (8u << 20)
-
-/* The mapping of @c->maps that holds @addr, or NULL. */
-static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
-{
-	size_t i;
-
-	for (i = 0; i < maps->n; i++)
-		if (addr >= maps->v[i].start && addr < maps->v[i].end)
-			return &maps->v[i];
-	return NULL;
-}
-
-static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, uint64_t a)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (a >= v[i].lo && a < v[i].hi)
-			return &v[i];
-	return NULL;
-}
-
-/*
- * Conservative: any word on a thread's stack from @from up to the end of
- * its mapping (at most @limit bytes) that points into a range counts as a
- * return address into it.  A stale value can only delay, never let an
- * unsafe change through.  *@complete tells whether the scan reached the
- * end of the mapping.
- */
-static const struct ld_range *ld_stack_scan(struct ld_ctx *c, uint64_t from, uint64_t limit,
-					    const struct ld_range *v, size_t n, uint64_t *where,
-					    bool *complete)
-{
-	const struct qp_map *m = ld_map_of(&c->maps, from);
-	const struct ld_range *hit = NULL;
-	uint64_t sp = from & ~7ull, end, *buf;
-	size_t cnt, i;
-
-	*complete = false;
-	*where = sp;
-	if (!m)
-		return v; /* not a stack we know: cannot tell */
-	end = m->end - sp > limit ? sp + limit : m->end;
-	cnt = (size_t)(end - sp) / 8;
-	buf = malloc(cnt * 8 + 8);
-	if (!buf || pread(c->proc.mem_fd, buf, cnt * 8, (off_t)sp) != (ssize_t)(cnt * 8)) {
-		free(buf);
-		return v;
-	}
-	for (i = 0; i < cnt && !hit; i++) {
-		hit = ld_range_of(v, n, buf[i]);
-		if (hit)
-			*where = sp + i * 8;
-	}
-	free(buf);
-	*complete = end == m->end;
-	return hit;
-}
-
-struct ld_frames {
-	const struct ld_range *v;   /* ranges looked for */
-	size_t n;                   /* count of v */
-	const struct ld_range *hit; /* range a frame returns into */
-	int depth;                  /* that frame */
-	uint64_t pc;                /* its pc */
-};
-
-static int ld_frame_cb(uint64_t pc, int depth, void *arg)
-{
-	struct ld_frames *f = arg;
-
-	if (!depth) /* the thread's own position: judged from its registers */
-		return 0;
-	f->hit = ld_range_of(f->v, f->n, pc);
-	f->depth = depth;
-	f->pc = pc;
-	return f->hit ? 2 : 0;
-}
-
-/*
- * Is thread @t inside one of the ranges (past its entry), or due to return
- * into one?  A stack that holds no address in the ranges at all cannot
- * return into them (one read, cheap); otherwise the libdw unwinder tells
- * real return addresses from stale words, and where it cannot unwind
- * further the rest of the stack is judged conservatively.
- */
-static bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
-			 const struct ld_range *v, size_t n, char *why, size_t why_size)
-{
-	struct ld_frames f = { .v = v, .n = n };
-	const struct ld_range *r = ld_range_of(v, n, t->regs.rip);
-	uint64_t sp = t->regs.rsp, where;
-	int ret = QP_UNWIND_PARTIAL;
-	bool complete;
-
-	if (r && !(r->entry && t->regs.rip <= r->entry && t->regs.rip >= r->lo)) {
-		snprintf(why, why_size, "thread %d is executing '%s' (pc 0x%llx)", (int)t->tid,
-			 r->name, (unsigned long long)t->regs.rip);
-		return true;
-	}
-	if (!v[0].check_stack)
-		return false;
-	if (!ld_stack_scan(c, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
-		return false;
-	if (c->uw)
-		ret = qp_unwind__thread(c->uw, t->tid, ld_frame_cb, &f, &sp);
-	if (f.hit) {
-		snprintf(why, why_size, "thread %d will return into '%s' (frame #%d, pc 0x%llx)",
-			 (int)t->tid, f.hit->name, f.depth, (unsigned long long)f.pc);
-		return true;
-	}
-	if (ret != QP_UNWIND_PARTIAL)
-		return false;
-	r = ld_stack_scan(c, sp ? sp : t->regs.rsp, LD_STACK_PREFILTER, v, n, &where, &complete);
-	if (r)
-		snprintf(why, why_size, "thread %d may return into '%s' (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
-			 (int)t->tid, r->name, (unsigned long long)where);
-	return r != NULL;
-}
-
-/* Does any thread run in, or may it return into, [start, start + size)? */
-static bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
-			   char *why, size_t why_size)
-{
-	char name[QP_ID_MAX + 16];
-	struct ld_range r = { .lo = start, .hi = start + size, .name = name, .check_stack = true };
-	size_t i;
-
-	snprintf(name, sizeof(name), "patch %s", id);
-	for (i = 0; i < c->proc.nthreads; i++)
-		if (ld_thread_in(c, &c->proc.threads[i], &r, 1, why, why_size))
-			return true;
-	return false;
-}
-
-/* Putting the original bytes back needs no thread out of the way: threads
- * in the patch finish it (phase 2 waits for them), the jump bytes hold one
- * instruction no thread can be inside. */
-static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
-{
-	return false;
-}
-
-/* Phase 1, target stopped: put the saved bytes back and mark the record. */
-static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
-{
-	uint32_t state = QP_REC_RESTORED;
-	size_t i;
-	int ret;
-
-	for (i = 0; i < c->nfuncs; i++) {
-		const struct qp_record_func *f = &c->funcs[i].rec;
-		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
-
-		if (f->len != QP_JMP_REL32_SIZE)
-			return qp_seterr(err, -EINVAL, "bad record for '%s'", f->name);
-		ret = qp_proc__read(&c->proc, f->site, now, sizeof(now), err);
-		if (ret)
-			return ret;
-		jmp_encode(jmp, f->site, f->new_addr);
-		if (memcmp(now, jmp, sizeof(jmp)))
-			return qp_seterr(err, QP_ETARGET,
-					 "'%s' at 0x%llx no longer jumps to this patch; not undoing",
-					 f->name, (unsigned long long)f->site);
-	}
-	ret = ld_fault(c, QP_FAULT_UNDO_STOPPED, err);
-	for (i = c->nfuncs; !ret && i-- > 0;) {
-		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
-				     QP_JMP_REL32_SIZE, err);
-		if (!ret)
-			c->funcs[i].written = true;
-		if (!ret && i == c->nfuncs - 1)
-			ret = ld_fault(c, QP_FAULT_UNDO_FIRST, err);
-	}
-	if (!ret)
-		ret = ld_fault(c, QP_FAULT_UNDO_RESTORED, err);
-	if (!ret)
-		ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state), &state,
-				     sizeof(state), err);
-	if (ret) { /* the record still says applied: so must the code */
-		for (i = 0; i < c->nfuncs; i++) {
-			uint8_t jmp[QP_JMP_REL32_SIZE];
-
-			if (!c->funcs[i].written)
-				continue;
-			jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
-			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
-		}
-	}
-	return ret;
-}
-
-/*
- * Phase 2: no jump leads into undone patches any more, so threads leave
- * them; unmap each once no thread runs in or returns into it.  What is
- * still in use when the retries run out stays mapped (state RESTORED) and
- * a later undo removes it.
- */
-static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
-{
-	size_t left = 0, i;
-	int attempt;
-
-	for (i = 0; i < n; i++)
-		left += v[i].rec.state == QP_REC_RESTORED;
-	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
-		if (attempt)
-			ld_pause(c);
-		if (qp_proc__stop(&c->proc, NULL))
-			break;
-		for (i = 0; i < n; i++) {
-			int64_t res;
-
-			if (v[i].rec.state != QP_REC_RESTORED ||
-			    ld_region_busy(c, v[i].region, v[i].rec.region_size, v[i].rec.id,
-					   c->stats->kept_why, sizeof(c->stats->kept_why)))
-				continue;
-			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
-					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, NULL)) {
-				v[i].rec.state = 0;
-				left--;
-			}
-		}
-		qp_proc__resume(&c->proc, NULL);
-	}
-	c->stats->kept = left;
-}
-
-int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
-		 struct qp_load_stats *stats, struct qp_error *err)
-{
-	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
-	struct qp_applied *applied = NULL, *a = NULL;
-	double t0 = now_us();
-	size_t n = 0, i;
-	int ret;
-
-	memset(stats, 0, sizeof(*stats));
-	ret = qp_proc__open(pid, &c.proc, err);
-	if (!ret)
-		ret = qp_maps__read(pid, &c.maps, err);
-	if (!ret)
-		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
-	for (i = n; !ret && i-- > 0;)
-		if (applied[i].rec.state == QP_REC_APPLIED && !a)
-			a = &applied[i];
-	if (!ret && !a)
-		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
-	if (!ret && id && strcmp(id, a->rec.id)) {
-		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
-			;
-		ret = i < n && applied[i].rec.state == QP_REC_APPLIED ?
-			qp_seterr(err, -EBUSY, "patch '%s' was applied before '%s'; undo that first",
-				  id, a->rec.id) :
-			qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id, (int)pid);
-	}
-	if (ret)
-		goto out;
-	c.region = a->region;
-	c.region_size = a->rec.region_size;
-	c.nfuncs = a->rec.nfuncs;
-	c.funcs = calloc(c.nfuncs ? c.nfuncs : 1, sizeof(*c.funcs));
-	if (!c.funcs) {
-		ret = qp_seterr(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < c.nfuncs; i++)
-		c.funcs[i].rec = a->funcs[i];
-	ret = qp_proc__find_gadget(&c.proc, err);
-	if (!ret)
-		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
-	ld_block_signals(&c.sigmask);
-	if (!ret)
-		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
-	if (!ret) {
-		a->rec.state = QP_REC_RESTORED;
-		ld_reap(&c, applied, n);
-	}
-	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
-	stats->region = c.region;
-	stats->nfuncs = c.nfuncs;
-out:
-	stats->total_us = now_us() - t0;
-	qp_applied__free(applied, n);
-	c.region = 0;
 	ld_ctx_release(&c);
 	return ret;
 }

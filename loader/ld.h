@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to the loader: the context of one apply or undo, shared by
+ * apply.c (applying), safety.c (may the code change now?), records.c (what
+ * is applied) and undo.c.
+ */
+#ifndef QPATCH_LOADER_LD_H
+#define QPATCH_LOADER_LD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "loader.h"
+#include "proc.h"
+#include "unwind.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define LD_PAGE 4096ull
+#define LD_STUB_SIZE 16     /* jmp *0(%rip); .quad addr; 2 bytes pad */
+#define LD_MAX_FUNC (1u << 20) /* decode at most this much of an old function */
+#define LD_RANGE (1ull << 31)
+#define LD_IFUNC_TIMEOUT_MS 200
+#define LD_HEAP_ROOM (256ull << 20) /* kept free above [heap] */
+
+static inline uint64_t page_up(uint64_t x)
+{
+	return (x + LD_PAGE - 1) & ~(LD_PAGE - 1);
+}
+
+static inline double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* One redirected function being prepared. */
+struct ld_func {
+	const struct qp_rela *rela;   /* its QP_R_REPLACE entry */
+	struct qp_record_func rec;    /* what goes into the record */
+	bool written;                 /* jump written (for rollback) */
+};
+
+/* An address range threads must not be in or return into. */
+struct ld_range {
+	uint64_t lo, hi;     /* [lo, hi) */
+	uint64_t entry;      /* a thread exactly here (or before, from lo) is fine; 0 = none */
+	const char *name;    /* for messages */
+	bool check_stack;    /* also frames below the thread's own (v[0] decides) */
+};
+
+struct ld_ctx {
+	pid_t pid;                    /* target process */
+	const struct qp_patch *patch; /* the patch */
+	const struct qp_load_opts *opts; /* retry policy */
+	struct qp_load_stats *stats;  /* filled as we go */
+	struct qp_proc proc;          /* ptrace state */
+	struct qp_maps maps;          /* memory map before stopping */
+	uint64_t bias;                /* load bias of the target object */
+	uint64_t obj_lo, obj_hi;      /* address range of the target object */
+	bool tls_main;                /* target is the main program (static TLS at a known offset) */
+	uint64_t tls_block;           /* size of its TLS block: thread pointer - block start */
+	uint64_t *symaddr;            /* resolved address per src symbol */
+	bool *ifunc;                  /* per src symbol: symaddr is an IFUNC resolver */
+	struct ld_func *funcs;        /* redirected functions */
+	size_t nfuncs;                /* count of funcs */
+	uint64_t seq;                 /* sequence number for this patch */
+	uint64_t region, region_size; /* the mapping, once created */
+	uint64_t hole;                /* where the mapping goes, chosen before stopping */
+	uint64_t rec_size, image_off, extra_off; /* layout inside it */
+	uint8_t *buf;                 /* local copy of the whole mapping */
+	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
+	bool need_low;                /* the patch has 32-bit absolute references to itself */
+	double stop_t0;               /* when the last stop attempt began */
+	double stopped_t0;            /* when its last thread stopped */
+	sigset_t sigmask;             /* signal mask before ld_block_signals() */
+};
+
+/* apply.c */
+void ld_block_signals(sigset_t *old);
+int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
+int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
+	       int64_t *ret, struct qp_error *err);
+void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
+int ld_tries(const struct ld_ctx *c);
+void ld_pause(struct ld_ctx *c);
+int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
+		     int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err);
+void ld_ctx_release(struct ld_ctx *c);
+
+/* records.c */
+int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
+	    size_t *count, struct qp_error *err);
+
+/* safety.c */
+bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,
+		  size_t n, char *why, size_t why_size);
+bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
+bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
+		    char *why, size_t why_size);
+
+#endif

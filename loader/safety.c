@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/*
+ * May the code change now?  No thread may be inside, or due to return
+ * into, code being replaced (apply) or removed (undo): checked from each
+ * thread's registers, one read of its used stack, and the libdw unwinder.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ld.h"
+
+/* Most stack bytes read for one thread's conservative scan; a stack used
+ * deeper than that is unwound instead. */
+#define LD_STACK_PREFILTER (8u << 20)
+
+/* The mapping of @c->maps that holds @addr, or NULL. */
+static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
+{
+	size_t i;
+
+	for (i = 0; i < maps->n; i++)
+		if (addr >= maps->v[i].start && addr < maps->v[i].end)
+			return &maps->v[i];
+	return NULL;
+}
+
+static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, uint64_t a)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (a >= v[i].lo && a < v[i].hi)
+			return &v[i];
+	return NULL;
+}
+
+/*
+ * Conservative: any word on a thread's stack from @from up to the end of
+ * its mapping (at most @limit bytes) that points into a range counts as a
+ * return address into it.  A stale value can only delay, never let an
+ * unsafe change through.  *@complete tells whether the scan reached the
+ * end of the mapping.
+ */
+static const struct ld_range *ld_stack_scan(struct ld_ctx *c, uint64_t from, uint64_t limit,
+					    const struct ld_range *v, size_t n, uint64_t *where,
+					    bool *complete)
+{
+	const struct qp_map *m = ld_map_of(&c->maps, from);
+	const struct ld_range *hit = NULL;
+	uint64_t sp = from & ~7ull, end, *buf;
+	size_t cnt, i;
+
+	*complete = false;
+	*where = sp;
+	if (!m)
+		return v; /* not a stack we know: cannot tell */
+	end = m->end - sp > limit ? sp + limit : m->end;
+	cnt = (size_t)(end - sp) / 8;
+	buf = malloc(cnt * 8 + 8);
+	if (!buf || pread(c->proc.mem_fd, buf, cnt * 8, (off_t)sp) != (ssize_t)(cnt * 8)) {
+		free(buf);
+		return v;
+	}
+	for (i = 0; i < cnt && !hit; i++) {
+		hit = ld_range_of(v, n, buf[i]);
+		if (hit)
+			*where = sp + i * 8;
+	}
+	free(buf);
+	*complete = end == m->end;
+	return hit;
+}
+
+struct ld_frames {
+	const struct ld_range *v;   /* ranges looked for */
+	size_t n;                   /* count of v */
+	const struct ld_range *hit; /* range a frame returns into */
+	int depth;                  /* that frame */
+	uint64_t pc;                /* its pc */
+};
+
+static int ld_frame_cb(uint64_t pc, int depth, void *arg)
+{
+	struct ld_frames *f = arg;
+
+	if (!depth) /* the thread's own position: judged from its registers */
+		return 0;
+	f->hit = ld_range_of(f->v, f->n, pc);
+	f->depth = depth;
+	f->pc = pc;
+	return f->hit ? 2 : 0;
+}
+
+/*
+ * Is thread @t inside one of the ranges (past its entry), or due to return
+ * into one?  A stack that holds no address in the ranges at all cannot
+ * return into them (one read, cheap); otherwise the libdw unwinder tells
+ * real return addresses from stale words, and where it cannot unwind
+ * further the rest of the stack is judged conservatively.
+ */
+bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
+			 const struct ld_range *v, size_t n, char *why, size_t why_size)
+{
+	struct ld_frames f = { .v = v, .n = n };
+	const struct ld_range *r = ld_range_of(v, n, t->regs.rip);
+	uint64_t sp = t->regs.rsp, where;
+	int ret = QP_UNWIND_PARTIAL;
+	bool complete;
+
+	if (r && !(r->entry && t->regs.rip <= r->entry && t->regs.rip >= r->lo)) {
+		snprintf(why, why_size, "thread %d is executing '%s' (pc 0x%llx)", (int)t->tid,
+			 r->name, (unsigned long long)t->regs.rip);
+		return true;
+	}
+	if (!v[0].check_stack)
+		return false;
+	if (!ld_stack_scan(c, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
+		return false;
+	if (c->uw)
+		ret = qp_unwind__thread(c->uw, t->tid, ld_frame_cb, &f, &sp);
+	if (f.hit) {
+		snprintf(why, why_size, "thread %d will return into '%s' (frame #%d, pc 0x%llx)",
+			 (int)t->tid, f.hit->name, f.depth, (unsigned long long)f.pc);
+		return true;
+	}
+	if (ret != QP_UNWIND_PARTIAL)
+		return false;
+	r = ld_stack_scan(c, sp ? sp : t->regs.rsp, LD_STACK_PREFILTER, v, n, &where, &complete);
+	if (r)
+		snprintf(why, why_size, "thread %d may return into '%s' (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
+			 (int)t->tid, r->name, (unsigned long long)where);
+	return r != NULL;
+}
+
+/* Does any thread run in, or may it return into, [start, start + size)? */
+bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
+			   char *why, size_t why_size)
+{
+	char name[QP_ID_MAX + 16];
+	struct ld_range r = { .lo = start, .hi = start + size, .name = name, .check_stack = true };
+	size_t i;
+
+	snprintf(name, sizeof(name), "patch %s", id);
+	for (i = 0; i < c->proc.nthreads; i++)
+		if (ld_thread_in(c, &c->proc.threads[i], &r, 1, why, why_size))
+			return true;
+	return false;
+}
+
+/*
+ * Apply is blocked by a thread inside, or due to return into, a function
+ * being replaced: it would go on running the old code, and the fix would
+ * not be in force for it.  A thread at the very start of one is fine: it
+ * runs the jump next.  With allow_active, only a thread inside the bytes
+ * the jump overwrites blocks (the others finish the old code).
+ */
+bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
+{
+	struct ld_range *v = calloc(c->nfuncs ? c->nfuncs : 1, sizeof(*v));
+	bool busy = false;
+	size_t i, j;
+
+	if (!v) {
+		snprintf(why, size, "out of memory");
+		return true;
+	}
+	for (j = 0; j < c->nfuncs; j++) {
+		const struct qp_record_func *f = &c->funcs[j].rec;
+
+		v[j].lo = c->opts && c->opts->allow_active ? f->site + 1 : f->old_addr;
+		v[j].hi = c->opts && c->opts->allow_active ? f->site + f->len : f->old_addr + f->old_size;
+		v[j].entry = c->opts && c->opts->allow_active ? 0 : f->site;
+		v[j].name = f->name;
+		v[j].check_stack = !(c->opts && c->opts->allow_active);
+	}
+	for (i = 0; i < c->proc.nthreads && !busy; i++)
+		busy = ld_thread_in(c, &c->proc.threads[i], v, c->nfuncs, why, size);
+	free(v);
+	return busy;
+}

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Undoing the last patch: the original bytes are put back with the target
+ * stopped, then the mapping is removed once no thread uses it.
+ */
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ld.h"
+#include "qpatch/decode.h"
+
+/* Putting the original bytes back needs no thread out of the way: threads
+ * in the patch finish it (phase 2 waits for them), the jump bytes hold one
+ * instruction no thread can be inside. */
+static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
+{
+	return false;
+}
+
+/* Phase 1, target stopped: put the saved bytes back and mark the record. */
+static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
+{
+	uint32_t state = QP_REC_RESTORED;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < c->nfuncs; i++) {
+		const struct qp_record_func *f = &c->funcs[i].rec;
+		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
+
+		if (f->len != QP_JMP_REL32_SIZE)
+			return qp_seterr(err, -EINVAL, "bad record for '%s'", f->name);
+		ret = qp_proc__read(&c->proc, f->site, now, sizeof(now), err);
+		if (ret)
+			return ret;
+		ld_jmp_encode(jmp, f->site, f->new_addr);
+		if (memcmp(now, jmp, sizeof(jmp)))
+			return qp_seterr(err, QP_ETARGET,
+					 "'%s' at 0x%llx no longer jumps to this patch; not undoing",
+					 f->name, (unsigned long long)f->site);
+	}
+	ret = ld_fault(c, QP_FAULT_UNDO_STOPPED, err);
+	for (i = c->nfuncs; !ret && i-- > 0;) {
+		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
+				     QP_JMP_REL32_SIZE, err);
+		if (!ret)
+			c->funcs[i].written = true;
+		if (!ret && i == c->nfuncs - 1)
+			ret = ld_fault(c, QP_FAULT_UNDO_FIRST, err);
+	}
+	if (!ret)
+		ret = ld_fault(c, QP_FAULT_UNDO_RESTORED, err);
+	if (!ret)
+		ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state), &state,
+				     sizeof(state), err);
+	if (ret) { /* the record still says applied: so must the code */
+		for (i = 0; i < c->nfuncs; i++) {
+			uint8_t jmp[QP_JMP_REL32_SIZE];
+
+			if (!c->funcs[i].written)
+				continue;
+			ld_jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
+			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
+		}
+	}
+	return ret;
+}
+
+/*
+ * Phase 2: no jump leads into undone patches any more, so threads leave
+ * them; unmap each once no thread runs in or returns into it.  What is
+ * still in use when the retries run out stays mapped (state RESTORED) and
+ * a later undo removes it.
+ */
+static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
+{
+	size_t left = 0, i;
+	int attempt;
+
+	for (i = 0; i < n; i++)
+		left += v[i].rec.state == QP_REC_RESTORED;
+	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
+		if (attempt)
+			ld_pause(c);
+		if (qp_proc__stop(&c->proc, NULL))
+			break;
+		for (i = 0; i < n; i++) {
+			int64_t res;
+
+			if (v[i].rec.state != QP_REC_RESTORED ||
+			    ld_region_busy(c, v[i].region, v[i].rec.region_size, v[i].rec.id,
+					   c->stats->kept_why, sizeof(c->stats->kept_why)))
+				continue;
+			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
+					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, NULL)) {
+				v[i].rec.state = 0;
+				left--;
+			}
+		}
+		qp_proc__resume(&c->proc, NULL);
+	}
+	c->stats->kept = left;
+}
+
+int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
+		 struct qp_load_stats *stats, struct qp_error *err)
+{
+	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
+	struct qp_applied *applied = NULL, *a = NULL;
+	double t0 = now_us();
+	size_t n = 0, i;
+	int ret;
+
+	memset(stats, 0, sizeof(*stats));
+	ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = qp_maps__read(pid, &c.maps, err);
+	if (!ret)
+		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
+	for (i = n; !ret && i-- > 0;)
+		if (applied[i].rec.state == QP_REC_APPLIED && !a)
+			a = &applied[i];
+	if (!ret && !a)
+		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
+	if (!ret && a && id && strcmp(id, a->rec.id)) {
+		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
+			;
+		ret = i < n && applied[i].rec.state == QP_REC_APPLIED ?
+			qp_seterr(err, -EBUSY, "patch '%s' was applied before '%s'; undo that first",
+				  id, a->rec.id) :
+			qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id, (int)pid);
+	}
+	if (ret)
+		goto out;
+	c.region = a->region;
+	c.region_size = a->rec.region_size;
+	c.nfuncs = a->rec.nfuncs;
+	c.funcs = calloc(c.nfuncs ? c.nfuncs : 1, sizeof(*c.funcs));
+	if (!c.funcs) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < c.nfuncs; i++)
+		c.funcs[i].rec = a->funcs[i];
+	ret = qp_proc__find_gadget(&c.proc, err);
+	if (!ret)
+		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
+	ld_block_signals(&c.sigmask);
+	if (!ret)
+		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
+	if (!ret) {
+		a->rec.state = QP_REC_RESTORED;
+		ld_reap(&c, applied, n);
+	}
+	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
+	stats->region = c.region;
+	stats->nfuncs = c.nfuncs;
+out:
+	stats->total_us = now_us() - t0;
+	qp_applied__free(applied, n);
+	c.region = 0;
+	ld_ctx_release(&c);
+	return ret;
+}
