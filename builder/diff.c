@@ -14,6 +14,8 @@
  *   3. layout:   text, rodata, data, bss of the patch image;
  *   4. emit:     dst symbols, src symbols (FILE-scoped locals first), and
  *                relocations; references inside the image are resolved now.
+ * Steps 3 and 4 are in emit.c; refusals beyond changed data (type layouts,
+ * sites the jump cannot take) and __LINE__-only changes in checks.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,85 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "builder.h"
+#include "diff_internal.h"
 #include "qpatch/decode.h"
-#include "correlate.h"
-#include "linemap.h"
-#include "qpatch/elf.h"
-#include "srcline.h"
-#include "target.h"
-
-enum diff_out { OUT_TEXT, OUT_RODATA, OUT_DATA, OUT_BSS, OUT_NR };
-
-static const char *const diff_out_names[OUT_NR] = {
-	QP_SEC_TEXT, QP_SEC_RODATA, QP_SEC_DATA, QP_SEC_BSS,
-};
-
-/* One object pair. */
-struct diff_obj {
-	struct qp_elf *orig;     /* object of the original build */
-	struct qp_elf *pat;      /* object of the patched build */
-	char *name;              /* for messages: path relative to the build tree */
-	struct qp_srcline *src;  /* source lines of the patched object */
-	struct qp_srcline *osrc; /* source lines of the original object */
-	struct qp_correlation corr; /* patched symbols' twins in the original */
-	int *incl;               /* per patched section: index in diff.incl, or -1 */
-	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */
-	int scope_ret;           /* result of resolving the scope (cached) */
-	bool scope_done;         /* scope resolved (successfully or not) */
-};
-
-/* Where one relocation of an included section points. */
-struct diff_ref {
-	bool internal;           /* target is inside the patch image */
-	size_t incl;             /* internal: included section */
-	uint64_t off;            /* internal: offset inside it */
-	size_t src;              /* external: index in diff.srcs */
-};
-
-/* A section of a patched object that goes into the patch. */
-struct diff_incl {
-	struct diff_obj *o;      /* object it comes from */
-	struct qp_elf_sec *sec;  /* the section in o->pat */
-	enum diff_out out;       /* output section */
-	uint64_t off;            /* offset inside the output section */
-	struct diff_ref *refs;   /* one per relocation of sec */
-	struct qp_elf_sym *replaces; /* the patched function that replaces an old one, or NULL */
-	size_t replaces_src;     /* src index of the old function in the target */
-};
-
-/* A src symbol to emit. */
-struct diff_src {
-	char *name;              /* symbol name (e.g. "balance", "printf@plt") */
-	uint64_t value;          /* link-time address in the target (IN_TARGET) */
-	uint64_t size;           /* st_size */
-	uint8_t type, bind;      /* STT_*, STB_* */
-	uint16_t shndx;          /* QP_SRC_IN_TARGET or QP_SRC_EXTERNAL */
-	size_t file;             /* target FILE symbol index for locals, else 0 */
-	size_t index;            /* final index in the src table */
-};
-
-struct qp_diff {
-	struct qp_target *tgt;   /* the target binary */
-	struct diff_obj *objs;   /* object pairs */
-	size_t nobjs;            /* count of objs */
-	struct diff_incl *incl;  /* included sections, in inclusion order */
-	size_t nincl, cap_incl;  /* count and capacity of incl */
-	struct diff_src *srcs;   /* src symbols */
-	size_t nsrcs, cap_srcs;  /* count and capacity of srcs */
-	struct qp_report *rep;   /* report being filled */
-	uint64_t out_size[OUT_NR]; /* bytes per output section */
-	uint64_t out_align[OUT_NR]; /* alignment per output section */
-	char *src_prefix;        /* see qp_diff__set_sources(), or NULL */
-	char *src_orig;          /* directory for original sources */
-	char *src_patched;       /* directory for patched sources */
-	uint8_t build_id[QP_BUILD_ID_MAX]; /* overrides the target's, when set */
-	size_t build_id_size;    /* bytes in build_id, 0 = the target's */
-};
 
 /* --- small helpers -------------------------------------------------------- */
 
-static int diff_note(struct qp_diff *d, enum qp_change_kind kind, const char *name,
+int diff_note(struct qp_diff *d, enum qp_change_kind kind, const char *name,
 		     const struct diff_obj *o, uint64_t size, const char *why)
 {
 	struct qp_report *r = d->rep;
@@ -121,24 +50,24 @@ static int diff_note(struct qp_diff *d, enum qp_change_kind kind, const char *na
 	return 0;
 }
 
-static bool sec_is_text(const struct qp_elf_sec *s)
+bool sec_is_text(const struct qp_elf_sec *s)
 {
 	return (s->shdr.sh_flags & SHF_ALLOC) && (s->shdr.sh_flags & SHF_EXECINSTR);
 }
 
-static bool sec_is_rodata(const struct qp_elf_sec *s)
+bool sec_is_rodata(const struct qp_elf_sec *s)
 {
 	return (s->shdr.sh_flags & SHF_ALLOC) &&
 	       !(s->shdr.sh_flags & (SHF_WRITE | SHF_EXECINSTR | SHF_TLS));
 }
 
-static bool sec_is_data(const struct qp_elf_sec *s)
+bool sec_is_data(const struct qp_elf_sec *s)
 {
 	return (s->shdr.sh_flags & SHF_ALLOC) && (s->shdr.sh_flags & SHF_WRITE) &&
 	       !(s->shdr.sh_flags & SHF_TLS);
 }
 
-static bool rela_is_pcrel(uint32_t type)
+bool rela_is_pcrel(uint32_t type)
 {
 	switch (type) {
 	case R_X86_64_PC32: case R_X86_64_PLT32: case R_X86_64_PC64:
@@ -149,14 +78,14 @@ static bool rela_is_pcrel(uint32_t type)
 	}
 }
 
-static unsigned rela_width(uint32_t type)
+unsigned rela_width(uint32_t type)
 {
 	return type == R_X86_64_64 || type == R_X86_64_PC64 ? 8 : 4;
 }
 
 /* The one function or variable a -ffunction-sections/-fdata-sections
  * section holds, or NULL when it holds none or several. */
-static struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_sec *sec)
+struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_sec *sec)
 {
 	struct qp_elf_sym *s, *found = NULL;
 
@@ -174,7 +103,7 @@ static struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_
 }
 
 /* The original object's twin of @s, a symbol of the patched object. */
-static struct qp_elf_sym *obj_twin(const struct diff_obj *o, const struct qp_elf_sym *s)
+struct qp_elf_sym *obj_twin(const struct diff_obj *o, const struct qp_elf_sym *s)
 {
 	return o->corr.twin[s->index];
 }
@@ -220,7 +149,7 @@ static int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_
 	return 4;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
+uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -281,7 +210,7 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 
 /* Same relocations at the same offsets with the same meanings; @a of the
  * original object, @b of the patched one. */
-static bool relas_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
+bool relas_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
 			const struct qp_elf_sec *b)
 {
 	char ka[512], kb[512];
@@ -303,7 +232,7 @@ static bool relas_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
 }
 
 /* Same size, bytes and relocation meanings. */
-static bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
+bool sec_equal(const struct diff_obj *o, const struct qp_elf_sec *a,
 		      const struct qp_elf_sec *b)
 {
 	if (a->size != b->size || a->shdr.sh_type != b->shdr.sh_type)
@@ -432,7 +361,7 @@ static int diff_src_from_target(struct qp_diff *d, struct diff_obj *o,
 
 /* An undefined symbol of the patched object: the target's definition, its
  * PLT entry, or (for the loader to find) a library's. */
-static int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
+int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
 		       uint64_t size, struct qp_error *err, const char *why)
 {
 	int ret = diff_note(d, QP_CHANGE_REFUSED, name, o, size, why);
@@ -593,188 +522,6 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	return diff_include(d, o, s->sec, &ref->incl);
 }
 
-/*
- * A source path from debug info, where it is on this side of the build:
- * under the original tree's path, or relative (a build that maps its own
- * directory to ".", as Debian's flags do), both taken from the side's
- * tree.
- */
-static void diff_source_path(const struct qp_diff *d, const char *path, bool patched,
-			     char *out, size_t size)
-{
-	size_t n = d->src_prefix ? strlen(d->src_prefix) : 0;
-	const char *dir = patched ? d->src_patched : d->src_orig;
-
-	if (n && !strncmp(path, d->src_prefix, n) && path[n] == '/')
-		snprintf(out, size, "%s%s", dir, path + n);
-	else if (n && path[0] != '/')
-		snprintf(out, size, "%s/%s", dir, path[0] == '.' && path[1] == '/' ? path + 2 : path);
-	else
-		snprintf(out, size, "%s", path);
-}
-
-/*
- * Does one differing instruction only carry a moved __LINE__?  Its
- * immediate must be the source line the debug info gives for that very
- * instruction, on both sides, and the source diff must map the original
- * line to the patched one as an unchanged line.  Anything else (another
- * constant, a changed line) is a real change.
- */
-static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
-			    const struct qp_elf_sym *s, const struct qp_insn_diff *x,
-			    char *note, size_t note_size)
-{
-	char fa[1024], fb[1024], pa[2048], pb[2048];
-	struct qp_linemap map;
-	int la, lb;
-	long mapped;
-
-	if (qp_srcline__at(o->osrc, os->name, x->a_addr, fa, sizeof(fa), &la) ||
-	    qp_srcline__at(o->src, s->name, x->b_addr, fb, sizeof(fb), &lb) ||
-	    x->a_imm != la || x->b_imm != lb)
-		return false;
-	diff_source_path(d, fa, false, pa, sizeof(pa));
-	diff_source_path(d, fb, true, pb, sizeof(pb));
-	if (qp_linemap__build(pa, pb, &map, NULL))
-		return false;
-	mapped = qp_linemap__map(&map, la);
-	qp_linemap__release(&map);
-	if (mapped != lb)
-		return false;
-	snprintf(note + strlen(note), note_size - strlen(note), "%s%d->%d",
-		 note[0] ? ", " : "only __LINE__ values moved: ", la, lb);
-	return true;
-}
-
-/* A function whose only differences are __LINE__ values of unchanged
- * source lines that moved: nothing to patch. */
-static bool diff_line_only(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
-			   const struct qp_elf_sym *s)
-{
-	struct qp_insn_diff x[64];
-	struct qp_compare_result res;
-	char why[256], note[256] = "";
-	size_t i;
-
-	if (!os->sec->data || !s->sec->data || os->sec->size != s->sec->size ||
-	    !relas_equal(o, os->sec, s->sec) ||
-	    qp_decode_compare(os->sec->data, os->sec->size, 0, s->sec->data, s->sec->size, 0,
-			      x, 64, &res, why, sizeof(why)) ||
-	    !qp_decode_imm_only(&res) || res.ndiffs > 64)
-		return false;
-	for (i = 0; i < res.ndiffs; i++)
-		if ((x[i].what & QP_DIFF_IMM) && !diff_line_moved(d, o, os, s, &x[i], note, sizeof(note)))
-			return false;
-	diff_note(d, QP_CHANGE_LINE_ONLY, s->name, o, s->size, note);
-	return true;
-}
-
-/* The old function must be able to take the loader's jump. */
-static int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
-			   size_t src, struct qp_error *err)
-{
-	const struct qp_elf_sym *t = qp_target__sym_at(d->tgt, d->srcs[src].value, s->name);
-	char why[256], msg[300];
-
-	if (!t || !qp_target__check_site(d->tgt, t, why, sizeof(why)))
-		return 0;
-	snprintf(msg, sizeof(msg), "cannot redirect the old function: %s", why);
-	return diff_refuse(d, o, s->name, t->size, err, msg);
-}
-
-struct diff_layout {
-	char *name;       /* struct, union or typedef name */
-	unsigned long size; /* byte size */
-	char *members;    /* member signature */
-	bool twice;       /* two different types of that name: not compared */
-};
-
-struct diff_layouts {
-	struct diff_layout *v; /* the original object's types */
-	size_t n;              /* count of v */
-	struct qp_diff *d;     /* for refusals */
-	struct diff_obj *o;    /* the object pair */
-	struct qp_error *err;  /* first refusal */
-	int refused;           /* QP_EREFUSED once one is refused */
-};
-
-static int layout_collect(const char *name, unsigned long size, const char *members,
-			  const char *where, void *arg)
-{
-	struct diff_layouts *l = arg;
-	struct diff_layout *v;
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i].name, name))
-			continue;
-		if (l->v[i].size != size || strcmp(l->v[i].members, members))
-			l->v[i].twice = true;
-		return 0;
-	}
-	v = realloc(l->v, (l->n + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	l->v = v;
-	v[l->n] = (struct diff_layout){ strdup(name), size, strdup(members), false };
-	if (!v[l->n].name || !v[l->n].members)
-		return -ENOMEM;
-	l->n++;
-	return 0;
-}
-
-static int layout_compare(const char *name, unsigned long size, const char *members,
-			  const char *where, void *arg)
-{
-	struct diff_layouts *l = arg;
-	char why[256];
-	size_t i;
-	int ret;
-
-	for (i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i].name, name) || l->v[i].twice)
-			continue;
-		if (l->v[i].size == size && !strcmp(l->v[i].members, members))
-			return 0;
-		snprintf(why, sizeof(why),
-			 "layout of '%s' changed (%lu -> %lu bytes%s): data the running process already has uses the old one",
-			 name, l->v[i].size, size, l->v[i].size == size ? ", members moved" : "");
-		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
-		if (ret != QP_EREFUSED)
-			return ret;
-		l->refused = ret;
-		return 0;
-	}
-	return 0;
-}
-
-/*
- * A type whose layout changed cannot be patched in: existing functions and
- * the process's data use the old one (QEMU's CVE-2025-11234 fix adds a
- * field to a device state struct, for instance).  Compared from the debug
- * info of both objects, for types declared at file scope.
- */
-static int diff_layouts(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
-{
-	struct diff_layouts l = { .d = d, .o = o, .err = err };
-	size_t i;
-	int ret;
-
-	if (!o->osrc)
-		return 0; /* a new file: its types are new */
-	ret = qp_srcline__for_each_struct(o->osrc, layout_collect, &l);
-	if (!ret)
-		ret = qp_srcline__for_each_struct(o->src, layout_compare, &l);
-	for (i = 0; i < l.n; i++) {
-		free(l.v[i].name);
-		free(l.v[i].members);
-	}
-	free(l.v);
-	if (ret)
-		return ret == -ENOMEM ? qp_seterr(err, ret, "out of memory") : ret;
-	return l.refused;
-}
-
 /* Step 1: changed and new functions of one object pair. */
 static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
 {
@@ -853,24 +600,6 @@ static int diff_close(struct qp_diff *d, struct qp_error *err)
 		}
 	}
 	return refused;
-}
-
-/* Step 3: offsets of the included sections inside the output sections. */
-static void diff_layout(struct qp_diff *d)
-{
-	size_t i;
-
-	for (i = 0; i < OUT_NR; i++)
-		d->out_align[i] = 16;
-	for (i = 0; i < d->nincl; i++) {
-		struct diff_incl *in = &d->incl[i];
-		uint64_t a = in->sec->shdr.sh_addralign ? in->sec->shdr.sh_addralign : 1;
-
-		if (a > d->out_align[in->out])
-			d->out_align[in->out] = a;
-		in->off = (d->out_size[in->out] + a - 1) & ~(a - 1);
-		d->out_size[in->out] = in->off + in->sec->size;
-	}
 }
 
 void qp_diff__free(struct qp_diff *d)
@@ -983,225 +712,6 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 	return 0;
 }
 
-/* --- emission ------------------------------------------------------------- */
-
-/* Image offsets of the output sections: text at 0, the others page aligned
- * so the loader can protect them separately. */
-static void diff_out_bases(struct qp_diff *d, uint64_t *base)
-{
-	uint64_t at = 0;
-	int i;
-
-	for (i = 0; i < OUT_NR; i++) {
-		if (i == OUT_BSS && d->out_size[OUT_DATA])
-			at = base[OUT_DATA] + d->out_size[OUT_DATA];
-		else
-			at = (at + 4095) & ~(uint64_t)4095;
-		at = (at + d->out_align[i] - 1) & ~(d->out_align[i] - 1);
-		base[i] = at;
-		at += d->out_size[i];
-	}
-}
-
-/* Apply an internal reference now, or emit a relocation. */
-static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
-			  const struct diff_incl *in, const struct qp_elf_rela *r,
-			  const struct diff_ref *ref, const uint64_t *base, struct qp_error *err)
-{
-	uint64_t P = base[in->out] + in->off + r->offset;
-	struct qp_rela out = { .offset = P, .type = r->type, .addend = r->addend };
-	unsigned w = rela_width(r->type);
-	int ret;
-
-	if (r->offset + w > in->sec->size)
-		return qp_seterr(err, -EINVAL, "%s: section '%s': relocation at 0x%llx out of bounds",
-				 in->o->name, in->sec->name, (unsigned long long)r->offset);
-	if (!ref->internal) {
-		out.sym = (uint32_t)d->srcs[ref->src].index;
-		ret = qp_patch__add_rela(p, &out);
-		return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
-	} else {
-		const struct diff_incl *t = &d->incl[ref->incl];
-		uint64_t S = base[t->out] + t->off + ref->off;
-		int64_t v = (int64_t)(S + (uint64_t)r->addend - P);
-
-		switch (r->type) {
-		case R_X86_64_PC32:
-		case R_X86_64_PLT32:
-			if (v != (int32_t)v)
-				return qp_seterr(err, -ERANGE, "%s: '%s' too far for a 32-bit reference",
-						 in->o->name, in->sec->name);
-			memcpy(buf + r->offset, &(int32_t){ (int32_t)v }, 4);
-			return 0;
-		case R_X86_64_PC64:
-			memcpy(buf + r->offset, &v, 8);
-			return 0;
-		case R_X86_64_64:
-		case R_X86_64_32:
-		case R_X86_64_32S:
-			/* absolute: the loader adds the image's address */
-			out.type = r->type == R_X86_64_64 ? R_X86_64_RELATIVE :
-				   r->type == R_X86_64_32 ? QP_R_IMAGE32 : QP_R_IMAGE32S;
-			out.sym = 0;
-			out.addend = (int64_t)(S + (uint64_t)r->addend);
-			ret = qp_patch__add_rela(p, &out);
-			return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
-		default:
-			return qp_seterr(err, QP_EUNSUPP,
-					 "%s: section '%s': relocation type %u to patch-local data is not supported (build with -fPIC or -fPIE)",
-					 in->o->name, in->sec->name, r->type);
-		}
-	}
-}
-
-static int src_cmp(const void *a, const void *b)
-{
-	const struct diff_src *x = *(const struct diff_src *const *)a;
-	const struct diff_src *y = *(const struct diff_src *const *)b;
-	int lx = x->bind == STB_LOCAL, ly = y->bind == STB_LOCAL;
-
-	if (lx != ly)
-		return ly - lx; /* locals first */
-	if (x->file != y->file)
-		return x->file < y->file ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-/* src table: FILE symbol, its locals; ...; then globals. */
-static int diff_emit_srcs(struct qp_diff *d, struct qp_patch *p, struct qp_error *err)
-{
-	struct diff_src **order = calloc(d->nsrcs ? d->nsrcs : 1, sizeof(*order));
-	size_t i, file = (size_t)-1;
-	int ret = 0;
-
-	if (!order)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	for (i = 0; i < d->nsrcs; i++)
-		order[i] = &d->srcs[i];
-	qsort(order, d->nsrcs, sizeof(*order), src_cmp);
-	for (i = 0; i < d->nsrcs && ret >= 0; i++) {
-		struct diff_src *s = order[i];
-		struct qp_sym sym = { .name = s->name, .value = s->value, .size = s->size,
-				      .type = s->type, .bind = s->bind, .shndx = s->shndx };
-
-		if (s->bind == STB_LOCAL && s->file != file) {
-			struct qp_sym f = { .name = qp_target__file_name(d->tgt, s->file),
-					    .type = STT_FILE, .bind = STB_LOCAL,
-					    .shndx = SHN_ABS };
-
-			file = s->file;
-			ret = qp_patch__add_src_sym(p, &f);
-			if (ret < 0)
-				break;
-		}
-		ret = qp_patch__add_src_sym(p, &sym);
-		s->index = (size_t)ret;
-	}
-	free(order);
-	return ret < 0 ? qp_seterr(err, ret, "cannot add src symbols") : 0;
-}
-
-/* dst symbols: the functions and variables defined in included sections,
- * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it. */
-static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct diff_incl *in,
-			 const struct qp_elf_sym *s, int sec_index, struct qp_error *err)
-{
-	struct qp_sym sym = { .name = s->name, .size = s->size, .type = s->type,
-			      .bind = s->bind == STB_LOCAL ? STB_LOCAL : STB_GLOBAL,
-			      .value = in->off + s->value, .shndx = (uint16_t)sec_index };
-	struct qp_rela rep = { .type = QP_R_REPLACE };
-	int ret;
-
-	ret = qp_patch__add_dst_sym(p, &sym);
-	if (ret < 0)
-		return qp_seterr(err, ret, "cannot add dst symbol '%s'", s->name);
-	if (in->replaces != s)
-		return 0;
-	rep.sym = (uint32_t)d->srcs[in->replaces_src].index;
-	rep.addend = ret;
-	rep.offset = qp_patch__dst_sym_addr(p, (size_t)ret);
-	ret = qp_patch__add_rela(p, &rep);
-	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
-}
-
-static int diff_emit_dsts(struct qp_diff *d, struct qp_patch *p, const int *out_index,
-			  struct qp_error *err)
-{
-	size_t i;
-	int pass, ret;
-
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < d->nincl; i++) {
-			struct diff_incl *in = &d->incl[i];
-			struct qp_elf_sym *s;
-
-			qp_elf_for_each_sym(in->o->pat, s) {
-				if (s->sec != in->sec || (s->type != STT_FUNC && s->type != STT_OBJECT) ||
-				    (s->bind == STB_LOCAL) != (pass == 0))
-					continue;
-				ret = diff_emit_dst(d, p, in, s, out_index[in->out], err);
-				if (ret)
-					return ret;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Output sections with the included sections' bytes, internal references
- * applied, and the relocations for the rest. */
-static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, int *out_index,
-			      struct qp_error *err)
-{
-	uint8_t *bufs[OUT_NR] = { 0 };
-	uint64_t base[OUT_NR];
-	size_t i, j;
-	int ret = 0, k;
-
-	diff_out_bases(d, base);
-	for (k = 0; k < OUT_NR; k++) {
-		out_index[k] = -1;
-		if (k != OUT_BSS && d->out_size[k] &&
-		    !(bufs[k] = calloc(1, d->out_size[k]))) {
-			ret = qp_seterr(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	for (i = 0; i < d->nincl; i++) {
-		struct diff_incl *in = &d->incl[i];
-
-		if (in->out != OUT_BSS && in->sec->data)
-			memcpy(bufs[in->out] + in->off, in->sec->data, in->sec->size);
-	}
-	for (i = 0; i < d->nincl && !ret; i++)
-		for (j = 0; j < d->incl[i].sec->nrelas && !ret; j++)
-			ret = diff_emit_rela(d, p, bufs[d->incl[i].out] + d->incl[i].off,
-					     &d->incl[i], &d->incl[i].sec->relas[j],
-					     &d->incl[i].refs[j], base, err);
-	for (k = 0; k < OUT_NR && !ret; k++) {
-		static const uint64_t flags[OUT_NR] = {
-			SHF_ALLOC | SHF_EXECINSTR, SHF_ALLOC,
-			SHF_ALLOC | SHF_WRITE, SHF_ALLOC | SHF_WRITE,
-		};
-		struct qp_section sec = {
-			.name = diff_out_names[k],
-			.type = k == OUT_BSS ? SHT_NOBITS : SHT_PROGBITS,
-			.flags = flags[k], .addr = base[k], .size = d->out_size[k],
-			.align = d->out_align[k], .data = bufs[k],
-		};
-
-		if (!d->out_size[k])
-			continue;
-		out_index[k] = qp_patch__add_section(p, &sec);
-		if (out_index[k] < 0)
-			ret = qp_seterr(err, out_index[k], "cannot add section '%s'", sec.name);
-	}
-out:
-	for (k = 0; k < OUT_NR; k++)
-		free(bufs[k]);
-	return ret;
-}
-
 static void diff_report_incl(struct qp_diff *d)
 {
 	size_t i;
@@ -1227,9 +737,6 @@ static void diff_report_incl(struct qp_diff *d)
 int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,
 		  struct qp_report *report, struct qp_error *err)
 {
-	int out_index[OUT_NR];
-	struct qp_patch *p = NULL;
-	struct qp_info info = { .version = QP_FORMAT_VERSION };
 	bool replaces = false;
 	size_t i;
 	int ret = 0, refused = 0;
@@ -1255,54 +762,9 @@ int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,
 	if (!replaces)
 		return qp_seterr(err, -ENODATA,
 				 "no function of the target changed: nothing to patch");
-	diff_layout(d);
 	diff_report_incl(d);
-	p = qp_patch__new();
-	if (!p)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	qp_target__fill_info(d->tgt, &info);
-	if (d->build_id_size) {
-		memset(info.build_id, 0, sizeof(info.build_id));
-		memcpy(info.build_id, d->build_id, d->build_id_size);
-		info.build_id_size = (uint32_t)d->build_id_size;
-	}
-	ret = diff_emit_srcs(d, p, err);
+	ret = diff_emit_patch(d, id, out, err);
 	if (!ret)
-		ret = diff_emit_sections(d, p, out_index, err);
-	if (!ret)
-		ret = diff_emit_dsts(d, p, out_index, err);
-	if (ret)
-		goto fail;
-	for (i = 0; i < qp_patch__section_count(p); i++) {
-		const struct qp_section *s = qp_patch__section(p, i);
-
-		if (s->addr + s->size > info.image_size)
-			info.image_size = s->addr + s->size;
-	}
-	if (id && *id) {
-		snprintf(info.id, sizeof(info.id), "%s", id);
-	} else {
-		uint64_t h = fnv1a(0xcbf29ce484222325ull, info.build_id, info.build_id_size);
-
-		for (i = 0; i < qp_patch__section_count(p); i++) {
-			const struct qp_section *s = qp_patch__section(p, i);
-
-			if (s->data)
-				h = fnv1a(h, s->data, s->size);
-		}
-		for (i = 0; i < qp_patch__rela_count(p); i++)
-			h = fnv1a(h, qp_patch__rela(p, i), sizeof(struct qp_rela));
-		snprintf(info.id, sizeof(info.id), "%016llx", (unsigned long long)h);
-	}
-	ret = qp_patch__set_info(p, &info);
-	if (ret) {
-		qp_seterr(err, ret, "cannot set patch info");
-		goto fail;
-	}
-	snprintf(report->id, sizeof(report->id), "%s", info.id);
-	*out = p;
-	return 0;
-fail:
-	qp_patch__free(p);
+		snprintf(report->id, sizeof(report->id), "%s", qp_patch__info(*out)->id);
 	return ret;
 }

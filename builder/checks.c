@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the differ refuses or leaves out: changes to the layout of existing
+ * types, old functions that cannot take the jump, and functions whose only
+ * change is a moved __LINE__.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff_internal.h"
+#include "linemap.h"
+#include "qpatch/decode.h"
+
+/*
+ * A source path from debug info, where it is on this side of the build:
+ * under the original tree's path, or relative (a build that maps its own
+ * directory to ".", as Debian's flags do), both taken from the side's
+ * tree.
+ */
+static void diff_source_path(const struct qp_diff *d, const char *path, bool patched,
+			     char *out, size_t size)
+{
+	size_t n = d->src_prefix ? strlen(d->src_prefix) : 0;
+	const char *dir = patched ? d->src_patched : d->src_orig;
+
+	if (n && !strncmp(path, d->src_prefix, n) && path[n] == '/')
+		snprintf(out, size, "%s%s", dir, path + n);
+	else if (n && path[0] != '/')
+		snprintf(out, size, "%s/%s", dir, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+	else
+		snprintf(out, size, "%s", path);
+}
+
+/*
+ * Does one differing instruction only carry a moved __LINE__?  Its
+ * immediate must be the source line the debug info gives for that very
+ * instruction, on both sides, and the source diff must map the original
+ * line to the patched one as an unchanged line.  Anything else (another
+ * constant, a changed line) is a real change.
+ */
+static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			    const struct qp_elf_sym *s, const struct qp_insn_diff *x,
+			    char *note, size_t note_size)
+{
+	char fa[1024], fb[1024], pa[2048], pb[2048];
+	struct qp_linemap map;
+	int la, lb;
+	long mapped;
+
+	if (qp_srcline__at(o->osrc, os->name, x->a_addr, fa, sizeof(fa), &la) ||
+	    qp_srcline__at(o->src, s->name, x->b_addr, fb, sizeof(fb), &lb) ||
+	    x->a_imm != la || x->b_imm != lb)
+		return false;
+	diff_source_path(d, fa, false, pa, sizeof(pa));
+	diff_source_path(d, fb, true, pb, sizeof(pb));
+	if (qp_linemap__build(pa, pb, &map, NULL))
+		return false;
+	mapped = qp_linemap__map(&map, la);
+	qp_linemap__release(&map);
+	if (mapped != lb)
+		return false;
+	snprintf(note + strlen(note), note_size - strlen(note), "%s%d->%d",
+		 note[0] ? ", " : "only __LINE__ values moved: ", la, lb);
+	return true;
+}
+
+/* A function whose only differences are __LINE__ values of unchanged
+ * source lines that moved: nothing to patch. */
+bool diff_line_only(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			   const struct qp_elf_sym *s)
+{
+	struct qp_insn_diff x[64];
+	struct qp_compare_result res;
+	char why[256], note[256] = "";
+	size_t i;
+
+	if (!os->sec->data || !s->sec->data || os->sec->size != s->sec->size ||
+	    !relas_equal(o, os->sec, s->sec) ||
+	    qp_decode_compare(os->sec->data, os->sec->size, 0, s->sec->data, s->sec->size, 0,
+			      x, 64, &res, why, sizeof(why)) ||
+	    !qp_decode_imm_only(&res) || res.ndiffs > 64)
+		return false;
+	for (i = 0; i < res.ndiffs; i++)
+		if ((x[i].what & QP_DIFF_IMM) && !diff_line_moved(d, o, os, s, &x[i], note, sizeof(note)))
+			return false;
+	diff_note(d, QP_CHANGE_LINE_ONLY, s->name, o, s->size, note);
+	return true;
+}
+
+/* The old function must be able to take the loader's jump. */
+int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
+			   size_t src, struct qp_error *err)
+{
+	const struct qp_elf_sym *t = qp_target__sym_at(d->tgt, d->srcs[src].value, s->name);
+	char why[256], msg[300];
+
+	if (!t || !qp_target__check_site(d->tgt, t, why, sizeof(why)))
+		return 0;
+	snprintf(msg, sizeof(msg), "cannot redirect the old function: %s", why);
+	return diff_refuse(d, o, s->name, t->size, err, msg);
+}
+
+struct diff_layout {
+	char *name;       /* struct, union or typedef name */
+	unsigned long size; /* byte size */
+	char *members;    /* member signature */
+	bool twice;       /* two different types of that name: not compared */
+};
+
+struct diff_layouts {
+	struct diff_layout *v; /* the original object's types */
+	size_t n;              /* count of v */
+	struct qp_diff *d;     /* for refusals */
+	struct diff_obj *o;    /* the object pair */
+	struct qp_error *err;  /* first refusal */
+	int refused;           /* QP_EREFUSED once one is refused */
+};
+
+static int layout_collect(const char *name, unsigned long size, const char *members,
+			  const char *where, void *arg)
+{
+	struct diff_layouts *l = arg;
+	struct diff_layout *v;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].name, name))
+			continue;
+		if (l->v[i].size != size || strcmp(l->v[i].members, members))
+			l->v[i].twice = true;
+		return 0;
+	}
+	v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	v[l->n] = (struct diff_layout){ strdup(name), size, strdup(members), false };
+	if (!v[l->n].name || !v[l->n].members)
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static int layout_compare(const char *name, unsigned long size, const char *members,
+			  const char *where, void *arg)
+{
+	struct diff_layouts *l = arg;
+	char why[256];
+	size_t i;
+	int ret;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].name, name) || l->v[i].twice)
+			continue;
+		if (l->v[i].size == size && !strcmp(l->v[i].members, members))
+			return 0;
+		snprintf(why, sizeof(why),
+			 "layout of '%s' changed (%lu -> %lu bytes%s): data the running process already has uses the old one",
+			 name, l->v[i].size, size, l->v[i].size == size ? ", members moved" : "");
+		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
+		if (ret != QP_EREFUSED)
+			return ret;
+		l->refused = ret;
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * A type whose layout changed cannot be patched in: existing functions and
+ * the process's data use the old one (QEMU's CVE-2025-11234 fix adds a
+ * field to a device state struct, for instance).  Compared from the debug
+ * info of both objects, for types declared at file scope.
+ */
+int diff_layouts(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
+{
+	struct diff_layouts l = { .d = d, .o = o, .err = err };
+	size_t i;
+	int ret;
+
+	if (!o->osrc)
+		return 0; /* a new file: its types are new */
+	ret = qp_srcline__for_each_struct(o->osrc, layout_collect, &l);
+	if (!ret)
+		ret = qp_srcline__for_each_struct(o->src, layout_compare, &l);
+	for (i = 0; i < l.n; i++) {
+		free(l.v[i].name);
+		free(l.v[i].members);
+	}
+	free(l.v);
+	if (ret)
+		return ret == -ENOMEM ? qp_seterr(err, ret, "out of memory") : ret;
+	return l.refused;
+}

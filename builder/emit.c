@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Laying out and emitting the patch: output sections, references inside
+ * the image resolved now, src and dst symbol tables, relocations.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff_internal.h"
+
+static const char *const diff_out_names[OUT_NR] = {
+	QP_SEC_TEXT, QP_SEC_RODATA, QP_SEC_DATA, QP_SEC_BSS,
+};
+
+/* Step 3: offsets of the included sections inside the output sections. */
+static void diff_layout(struct qp_diff *d)
+{
+	size_t i;
+
+	for (i = 0; i < OUT_NR; i++)
+		d->out_align[i] = 16;
+	for (i = 0; i < d->nincl; i++) {
+		struct diff_incl *in = &d->incl[i];
+		uint64_t a = in->sec->shdr.sh_addralign ? in->sec->shdr.sh_addralign : 1;
+
+		if (a > d->out_align[in->out])
+			d->out_align[in->out] = a;
+		in->off = (d->out_size[in->out] + a - 1) & ~(a - 1);
+		d->out_size[in->out] = in->off + in->sec->size;
+	}
+}
+
+/* Image offsets of the output sections: text at 0, the others page aligned
+ * so the loader can protect them separately. */
+static void diff_out_bases(struct qp_diff *d, uint64_t *base)
+{
+	uint64_t at = 0;
+	int i;
+
+	for (i = 0; i < OUT_NR; i++) {
+		if (i == OUT_BSS && d->out_size[OUT_DATA])
+			at = base[OUT_DATA] + d->out_size[OUT_DATA];
+		else
+			at = (at + 4095) & ~(uint64_t)4095;
+		at = (at + d->out_align[i] - 1) & ~(d->out_align[i] - 1);
+		base[i] = at;
+		at += d->out_size[i];
+	}
+}
+
+/* Apply an internal reference now, or emit a relocation. */
+static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
+			  const struct diff_incl *in, const struct qp_elf_rela *r,
+			  const struct diff_ref *ref, const uint64_t *base, struct qp_error *err)
+{
+	uint64_t P = base[in->out] + in->off + r->offset;
+	struct qp_rela out = { .offset = P, .type = r->type, .addend = r->addend };
+	unsigned w = rela_width(r->type);
+	int ret;
+
+	if (r->offset + w > in->sec->size)
+		return qp_seterr(err, -EINVAL, "%s: section '%s': relocation at 0x%llx out of bounds",
+				 in->o->name, in->sec->name, (unsigned long long)r->offset);
+	if (!ref->internal) {
+		out.sym = (uint32_t)d->srcs[ref->src].index;
+		ret = qp_patch__add_rela(p, &out);
+		return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
+	} else {
+		const struct diff_incl *t = &d->incl[ref->incl];
+		uint64_t S = base[t->out] + t->off + ref->off;
+		int64_t v = (int64_t)(S + (uint64_t)r->addend - P);
+
+		switch (r->type) {
+		case R_X86_64_PC32:
+		case R_X86_64_PLT32:
+			if (v != (int32_t)v)
+				return qp_seterr(err, -ERANGE, "%s: '%s' too far for a 32-bit reference",
+						 in->o->name, in->sec->name);
+			memcpy(buf + r->offset, &(int32_t){ (int32_t)v }, 4);
+			return 0;
+		case R_X86_64_PC64:
+			memcpy(buf + r->offset, &v, 8);
+			return 0;
+		case R_X86_64_64:
+		case R_X86_64_32:
+		case R_X86_64_32S:
+			/* absolute: the loader adds the image's address */
+			out.type = r->type == R_X86_64_64 ? R_X86_64_RELATIVE :
+				   r->type == R_X86_64_32 ? QP_R_IMAGE32 : QP_R_IMAGE32S;
+			out.sym = 0;
+			out.addend = (int64_t)(S + (uint64_t)r->addend);
+			ret = qp_patch__add_rela(p, &out);
+			return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
+		default:
+			return qp_seterr(err, QP_EUNSUPP,
+					 "%s: section '%s': relocation type %u to patch-local data is not supported (build with -fPIC or -fPIE)",
+					 in->o->name, in->sec->name, r->type);
+		}
+	}
+}
+
+static int src_cmp(const void *a, const void *b)
+{
+	const struct diff_src *x = *(const struct diff_src *const *)a;
+	const struct diff_src *y = *(const struct diff_src *const *)b;
+	int lx = x->bind == STB_LOCAL, ly = y->bind == STB_LOCAL;
+
+	if (lx != ly)
+		return ly - lx; /* locals first */
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* src table: FILE symbol, its locals; ...; then globals. */
+static int diff_emit_srcs(struct qp_diff *d, struct qp_patch *p, struct qp_error *err)
+{
+	struct diff_src **order = calloc(d->nsrcs ? d->nsrcs : 1, sizeof(*order));
+	size_t i, file = (size_t)-1;
+	int ret = 0;
+
+	if (!order)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 0; i < d->nsrcs; i++)
+		order[i] = &d->srcs[i];
+	qsort(order, d->nsrcs, sizeof(*order), src_cmp);
+	for (i = 0; i < d->nsrcs && ret >= 0; i++) {
+		struct diff_src *s = order[i];
+		struct qp_sym sym = { .name = s->name, .value = s->value, .size = s->size,
+				      .type = s->type, .bind = s->bind, .shndx = s->shndx };
+
+		if (s->bind == STB_LOCAL && s->file != file) {
+			struct qp_sym f = { .name = qp_target__file_name(d->tgt, s->file),
+					    .type = STT_FILE, .bind = STB_LOCAL,
+					    .shndx = SHN_ABS };
+
+			file = s->file;
+			ret = qp_patch__add_src_sym(p, &f);
+			if (ret < 0)
+				break;
+		}
+		ret = qp_patch__add_src_sym(p, &sym);
+		s->index = (size_t)ret;
+	}
+	free(order);
+	return ret < 0 ? qp_seterr(err, ret, "cannot add src symbols") : 0;
+}
+
+/* dst symbols: the functions and variables defined in included sections,
+ * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it. */
+static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct diff_incl *in,
+			 const struct qp_elf_sym *s, int sec_index, struct qp_error *err)
+{
+	struct qp_sym sym = { .name = s->name, .size = s->size, .type = s->type,
+			      .bind = s->bind == STB_LOCAL ? STB_LOCAL : STB_GLOBAL,
+			      .value = in->off + s->value, .shndx = (uint16_t)sec_index };
+	struct qp_rela rep = { .type = QP_R_REPLACE };
+	int ret;
+
+	ret = qp_patch__add_dst_sym(p, &sym);
+	if (ret < 0)
+		return qp_seterr(err, ret, "cannot add dst symbol '%s'", s->name);
+	if (in->replaces != s)
+		return 0;
+	rep.sym = (uint32_t)d->srcs[in->replaces_src].index;
+	rep.addend = ret;
+	rep.offset = qp_patch__dst_sym_addr(p, (size_t)ret);
+	ret = qp_patch__add_rela(p, &rep);
+	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
+}
+
+static int diff_emit_dsts(struct qp_diff *d, struct qp_patch *p, const int *out_index,
+			  struct qp_error *err)
+{
+	size_t i;
+	int pass, ret;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < d->nincl; i++) {
+			struct diff_incl *in = &d->incl[i];
+			struct qp_elf_sym *s;
+
+			qp_elf_for_each_sym(in->o->pat, s) {
+				if (s->sec != in->sec || (s->type != STT_FUNC && s->type != STT_OBJECT) ||
+				    (s->bind == STB_LOCAL) != (pass == 0))
+					continue;
+				ret = diff_emit_dst(d, p, in, s, out_index[in->out], err);
+				if (ret)
+					return ret;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Output sections with the included sections' bytes, internal references
+ * applied, and the relocations for the rest. */
+static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, int *out_index,
+			      struct qp_error *err)
+{
+	uint8_t *bufs[OUT_NR] = { 0 };
+	uint64_t base[OUT_NR];
+	size_t i, j;
+	int ret = 0, k;
+
+	diff_out_bases(d, base);
+	for (k = 0; k < OUT_NR; k++) {
+		out_index[k] = -1;
+		if (k != OUT_BSS && d->out_size[k] &&
+		    !(bufs[k] = calloc(1, d->out_size[k]))) {
+			ret = qp_seterr(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < d->nincl; i++) {
+		struct diff_incl *in = &d->incl[i];
+
+		if (in->out != OUT_BSS && in->sec->data)
+			memcpy(bufs[in->out] + in->off, in->sec->data, in->sec->size);
+	}
+	for (i = 0; i < d->nincl && !ret; i++)
+		for (j = 0; j < d->incl[i].sec->nrelas && !ret; j++)
+			ret = diff_emit_rela(d, p, bufs[d->incl[i].out] + d->incl[i].off,
+					     &d->incl[i], &d->incl[i].sec->relas[j],
+					     &d->incl[i].refs[j], base, err);
+	for (k = 0; k < OUT_NR && !ret; k++) {
+		static const uint64_t flags[OUT_NR] = {
+			SHF_ALLOC | SHF_EXECINSTR, SHF_ALLOC,
+			SHF_ALLOC | SHF_WRITE, SHF_ALLOC | SHF_WRITE,
+		};
+		struct qp_section sec = {
+			.name = diff_out_names[k],
+			.type = k == OUT_BSS ? SHT_NOBITS : SHT_PROGBITS,
+			.flags = flags[k], .addr = base[k], .size = d->out_size[k],
+			.align = d->out_align[k], .data = bufs[k],
+		};
+
+		if (!d->out_size[k])
+			continue;
+		out_index[k] = qp_patch__add_section(p, &sec);
+		if (out_index[k] < 0)
+			ret = qp_seterr(err, out_index[k], "cannot add section '%s'", sec.name);
+	}
+out:
+	for (k = 0; k < OUT_NR; k++)
+		free(bufs[k]);
+	return ret;
+}
+
+/* Lay out and emit the patch for what was selected (steps 3 and 4). */
+int diff_emit_patch(struct qp_diff *d, const char *id, struct qp_patch **out,
+		    struct qp_error *err)
+{
+	int out_index[OUT_NR];
+	struct qp_patch *p = NULL;
+	struct qp_info info = { .version = QP_FORMAT_VERSION };
+	size_t i;
+	int ret;
+
+	diff_layout(d);
+	p = qp_patch__new();
+	if (!p)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	qp_target__fill_info(d->tgt, &info);
+	if (d->build_id_size) {
+		memset(info.build_id, 0, sizeof(info.build_id));
+		memcpy(info.build_id, d->build_id, d->build_id_size);
+		info.build_id_size = (uint32_t)d->build_id_size;
+	}
+	ret = diff_emit_srcs(d, p, err);
+	if (!ret)
+		ret = diff_emit_sections(d, p, out_index, err);
+	if (!ret)
+		ret = diff_emit_dsts(d, p, out_index, err);
+	if (ret)
+		goto fail;
+	for (i = 0; i < qp_patch__section_count(p); i++) {
+		const struct qp_section *s = qp_patch__section(p, i);
+
+		if (s->addr + s->size > info.image_size)
+			info.image_size = s->addr + s->size;
+	}
+	if (id && *id) {
+		snprintf(info.id, sizeof(info.id), "%s", id);
+	} else {
+		uint64_t h = fnv1a(0xcbf29ce484222325ull, info.build_id, info.build_id_size);
+
+		for (i = 0; i < qp_patch__section_count(p); i++) {
+			const struct qp_section *s = qp_patch__section(p, i);
+
+			if (s->data)
+				h = fnv1a(h, s->data, s->size);
+		}
+		for (i = 0; i < qp_patch__rela_count(p); i++)
+			h = fnv1a(h, qp_patch__rela(p, i), sizeof(struct qp_rela));
+		snprintf(info.id, sizeof(info.id), "%016llx", (unsigned long long)h);
+	}
+	ret = qp_patch__set_info(p, &info);
+	if (ret) {
+		qp_seterr(err, ret, "cannot set patch info");
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	qp_patch__free(p);
+	return ret;
+}
