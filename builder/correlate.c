@@ -77,8 +77,8 @@ static bool rela_points_at(const struct qp_elf_rela *r, const struct qp_elf_sym 
 }
 
 /*
- * The functions (by name) referring to static local @v, as one string
- * "f,g," in symbol order; @twin maps patched functions to original names
+ * The functions and variables (by name) referring to static local @v, as
+ * one string "f,g," in symbol order; @twin maps patched functions to original names
  * when given, so both sides use the original's names.
  */
 static void referrers(struct qp_elf *e, const struct qp_elf_sym *v, struct qp_elf_sym **twin,
@@ -91,7 +91,9 @@ static void referrers(struct qp_elf *e, const struct qp_elf_sym *v, struct qp_el
 	qp_elf_for_each_sym(e, f) {
 		const char *name;
 
-		if (f->type != STT_FUNC || !f->sec)
+		/* functions, and data that points at it (a table of a compound
+		 * literal, like QEMU's VMStateDescription fields) */
+		if ((f->type != STT_FUNC && f->type != STT_OBJECT) || !f->sec || f == v)
 			continue;
 		for (i = 0; i < f->sec->nrelas && !rela_points_at(&f->sec->relas[i], v); i++)
 			;

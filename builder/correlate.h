@@ -26,8 +26,8 @@ struct qp_correlation {
  *     "foo.isra.1" are both "foo.isra") when that leaves one candidate;
  *  2. static locals ("count.1": a local variable with a numeric suffix),
  *     whose numbers follow the order the compiler met them in and shift
- *     with any edit, by base name and the set of functions (paired by rule
- *     1) that refer to them; ties (e.g. a new static of a function inlined
+ *     with any edit, by base name and the set of functions and variables
+ *     (paired by rule 1) that refer to them; ties (e.g. a new static of a function inlined
  *     into the same caller) are broken by equal size and initial bytes,
  *     else they are marked ambiguous.
  * Returns 0 or -ENOMEM; release with qp_correlation__release().
