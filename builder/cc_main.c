@@ -98,6 +98,42 @@ static void cc_log(int argc, char **argv)
 	close(fd);
 }
 
+/*
+ * While qpatch-build builds its copy of the tree (QPATCH_PREFIX_MAP is
+ * "COPY=ORIGINAL"), an argument naming the original tree (a build
+ * directory configured there: "-iquote /src/include") would compile the
+ * copy against the original's headers, and a fix in a header would be
+ * missed.  Such arguments are written to QPATCH_CC_LOG.leaks, and
+ * qpatch-build refuses the build.
+ */
+static void cc_check_leaks(int argc, char **argv)
+{
+	const char *map = getenv("QPATCH_PREFIX_MAP"), *log = getenv("QPATCH_CC_LOG");
+	const char *orig = map ? strchr(map, '=') : NULL;
+	char path[PATH_MAX + 8], line[2 * PATH_MAX];
+	size_t n;
+	int i, fd;
+
+	if (!orig || !log || !*log || !*++orig)
+		return;
+	n = strlen(orig);
+	for (i = 1; i < argc; i++) {
+		const char *at = strstr(argv[i], orig);
+
+		if (!at || (at[n] != '/' && at[n] != '\0'))
+			continue;
+		snprintf(path, sizeof(path), "%s.leaks", log);
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return;
+		n = (size_t)snprintf(line, sizeof(line), "%s\n", argv[i]);
+		if (write(fd, line, n < sizeof(line) ? n : sizeof(line) - 1) < 0)
+			n = 0;
+		close(fd);
+		return;
+	}
+}
+
 /* Run the real compiler with @args (NULL-terminated); returns its status. */
 static int cc_run(char **args)
 {
@@ -232,6 +268,7 @@ int main(int argc, char **argv)
 		cc = "cc";
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
+	cc_check_leaks(argc, argv);
 	args = calloc((size_t)argc + 4, sizeof(*args));
 	if (!args)
 		return 1;

@@ -193,10 +193,30 @@ static int sync_tree(struct drv *d, const char *from, const char *to, int *copie
 	return ret;
 }
 
+/* Did the build compile against the original tree (see qpatch-cc)? */
+static int drv_check_leaks(struct drv *d, const char *tag, struct qp_error *err)
+{
+	char path[PATH_MAX], arg[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.objects.leaks", d->work, tag);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(arg, sizeof(arg), f))
+		arg[0] = '\0';
+	fclose(f);
+	arg[strcspn(arg, "\n")] = '\0';
+	return qp_seterr(err, -EINVAL,
+			 "the build of the copy refers to the original tree ('%s'): a build directory configured in '%s' is being reused; give a tree without it and let --build-cmd configure one",
+			 arg, d->orig_src);
+}
+
 static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp_error *err)
 {
 	char cc_env[PATH_MAX + 8], log_env[PATH_MAX + 16], map_env[2 * PATH_MAX + 24];
 	char real_cc[PATH_MAX + 16], cc_arg[PATH_MAX + 8], logpath[PATH_MAX], out[PATH_MAX];
+	char leaks[PATH_MAX + 8];
 	const char *cc = getenv("CC");
 	char *env[] = { cc_env, log_env, map_env, real_cc, NULL };
 	char *make_argv[] = { "make", cc_arg, NULL };
@@ -205,13 +225,17 @@ static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp
 	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
 	snprintf(out, sizeof(out), "%s/%s.build.log", d->work, tag);
 	unlink(logpath);
+	snprintf(leaks, sizeof(leaks), "%s.leaks", logpath);
+	unlink(leaks);
 	snprintf(cc_env, sizeof(cc_env), "CC=%s", d->opts->cc_wrapper);
 	snprintf(cc_arg, sizeof(cc_arg), "CC=%s", d->opts->cc_wrapper);
 	snprintf(log_env, sizeof(log_env), "QPATCH_CC_LOG=%s", logpath);
 	snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
 	snprintf(real_cc, sizeof(real_cc), "QPATCH_REAL_CC=%s",
 		 cc && *cc && !strstr(cc, "qpatch-cc") ? cc : "cc");
-	return run(d->opts->build_cmd ? sh_argv : make_argv, dir, env, out, err);
+	int ret = run(d->opts->build_cmd ? sh_argv : make_argv, dir, env, out, err);
+
+	return ret ? ret : drv_check_leaks(d, tag, err);
 }
 
 /* An executable (not an object, not a shared library) under @dir. */
@@ -454,7 +478,8 @@ static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error
 
 	if (!ret && !d->rep->objects_compared)
 		ret = qp_seterr(err, -ENODATA,
-				"the patched build recompiled nothing: do the trees differ in C sources?");
+				"the patched build recompiled nothing: do the trees differ in C sources? (a build directory configured inside '%s' and copied along would still compile against that tree's headers: give a tree without it)",
+				d->orig_src);
 	return ret;
 }
 
