@@ -58,11 +58,16 @@ stop_pid() {
 	return 0
 }
 
-# row_write: the table row of this case, for run.sh to collect.
+# row_write: the table row of this case, for run.sh to collect; a case
+# with several rows (one per fix) puts the others in ROWS_AFTER.
+ROWS_AFTER=""
 row_write() {
-	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$ROW_FIX" \
-		"${ROW_FUNCS:--}" "${ROW_SIZE:--}" "${ROW_BUILD:--}" "${ROW_STOP:--}" \
-		"$ROW_RESULT" >"$QP_RW_OUT/$RW_CASE.row"
+	{
+		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$ROW_FIX" \
+			"${ROW_FUNCS:--}" "${ROW_SIZE:--}" "${ROW_BUILD:--}" "${ROW_STOP:--}" \
+			"$ROW_RESULT"
+		printf '%s' "$ROWS_AFTER"
+	} >"$QP_RW_OUT/$RW_CASE.row"
 }
 
 # die MESSAGE: the case failed at the current step; record it and stop.
@@ -218,35 +223,53 @@ deploy_build() {
 	say "full build: ${FULL_BUILD_S} s"
 }
 
-# qp_build ORIG PATCHED FIX BINARY CMD: run qpatch-build with the work
-# directory $RW_WORK, kept between runs (qpatch-build reuses its original
-# build, and it holds the fixed build: see ref_bin), and parse its report
-# into PATCH_FUNCS (replaced and new functions), PATCH_NFUNCS, PATCH_BYTES,
-# QPB_TOTAL_S, QPB_PATCHED_S.
+# qp_build ORIG PATCHED FIX BINARY CMD [TARGET]: run qpatch-build with the
+# work directory $RW_WORK, kept between runs (qpatch-build reuses its
+# original build, and it holds the fixed build: see ref_bin), and parse its
+# report into PATCH_FUNCS (replaced and new functions), PATCH_NFUNCS,
+# PATCH_BYTES, QPB_TOTAL_S, QPB_PATCHED_S.  BINARY is the program in the
+# build tree, TARGET the deployed one (default ORIG/BINARY).
 qp_build() {
-	local orig=$1 patched=$2 fix=$3 binary=$4 cmd=$5 t0 out=$RW_LOG/qpatch-build.log
+	qp_build_run "$@"
+	if [ "$QPB_RC" -ne 0 ]; then
+		die "qpatch-build: $QPB_ERROR"
+	fi
+	PATCH_FUNCS=$(awk '$1 == "replaced" { printf "%s%s", sep, $2; sep = ", " }
+		$1 == "new" && $2 == "function" { printf "%s%s (new)", sep, $3; sep = ", " }' "$QPB_LOG")
+	PATCH_NFUNCS=$(awk '$1 == "replaced" || ($1 == "new" && $2 == "function") { n++ } END { print n + 0 }' "$QPB_LOG")
+	PATCH_BYTES=$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$QPB_LOG")
+	QPB_PATCHED_S=$(sed -n 's/.*patched build \([0-9.]*\) s.*/\1/p' "$QPB_LOG")
+	ROW_FUNCS="$PATCH_NFUNCS: $PATCH_FUNCS"
+	ROW_SIZE="$PATCH_BYTES B"
+	ROW_BUILD="$QPB_TOTAL_S s (incremental build $QPB_PATCHED_S s) / $FULL_BUILD_S s"
+}
+
+# qp_build_run ORIG PATCHED FIX BINARY CMD [TARGET]: run qpatch-build as
+# qp_build does, its output in $RW_LOG/$QPB_LOGNAME.log (default
+# qpatch-build.log); sets QPB_RC, QPB_TOTAL_S, QPB_LOG, and QPB_ERROR to its
+# first error or refusal when it failed.
+qp_build_run() {
+	local orig=$1 patched=$2 fix=$3 binary=$4 cmd=$5 target=${6:-$1/$4} t0
+	local out=$RW_LOG/${QPB_LOGNAME:-qpatch-build}.log
 	# a work directory of an earlier deployed build is of no use
 	[ "${DEPLOYED_NOW:-0}" = 1 ] && rm -rf "$RW_WORK"
+	DEPLOYED_NOW=0
 	# nor one that does not say which tree it builds (older qpatch-build)
 	[ -f "$RW_WORK/source" ] || rm -rf "$RW_WORK"
 	rm -f "$fix"
 	t0=$(now_s)
-	"$QP_BIN/qpatch-build" "$orig" "$patched" -o "$fix" --target "$orig/$binary" \
+	"$QP_BIN/qpatch-build" "$orig" "$patched" -o "$fix" --target "$target" \
 		--binary "$binary" --build-cmd "$cmd" -w "$RW_WORK" >"$out" 2>&1
-	local rc=$?
+	QPB_RC=$?
 	QPB_TOTAL_S=$(elapsed "$t0")
+	QPB_LOG=$out
 	sed 's/^/    /' "$out"
-	if [ $rc -ne 0 ]; then
-		die "qpatch-build: $(grep -v '^qpatch-build: \(building\|original build\|patched build\)' "$out" | grep -m1 'qpatch-build:\|REFUSED' | sed 's/^qpatch-build: //')"
-	fi
-	PATCH_FUNCS=$(awk '$1 == "replaced" { printf "%s%s", sep, $2; sep = ", " }
-		$1 == "new" && $2 == "function" { printf "%s%s (new)", sep, $3; sep = ", " }' "$out")
-	PATCH_NFUNCS=$(awk '$1 == "replaced" || ($1 == "new" && $2 == "function") { n++ } END { print n + 0 }' "$out")
-	PATCH_BYTES=$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$out")
-	QPB_PATCHED_S=$(sed -n 's/.*patched build \([0-9.]*\) s.*/\1/p' "$out")
-	ROW_FUNCS="$PATCH_NFUNCS: $PATCH_FUNCS"
-	ROW_SIZE="$PATCH_BYTES B"
-	ROW_BUILD="$QPB_TOTAL_S s (incremental build $QPB_PATCHED_S s) / $FULL_BUILD_S s"
+	QPB_ERROR=""
+	# the error is qpatch-build's last line (the others are progress)
+	[ "$QPB_RC" -eq 0 ] ||
+		QPB_ERROR=$({ grep '^qpatch-build: ' "$out" | tail -n1 | sed 's/^qpatch-build: //'; } ||
+			grep -m1 'REFUSED' "$out")
+	return 0
 }
 
 # ref_bin REL: the program as the fixed tree builds it, from qpatch-build's

@@ -2,17 +2,22 @@
 # The real-world suite: live-patches real Debian programs with their real
 # security fixes (see docs/realworld.md).
 #
-#   tests/realworld/run.sh [CASE...]      cases: lua redis (default: all)
+#   tests/realworld/run.sh [CASE...]      cases: lua redis qemu
+#
+# Without a case it runs lua and redis, and qemu too with QP_RW_ALL=1 (its
+# first run builds QEMU twice: about 2 x 10 minutes on 2 CPUs).
 #
 # Environment:
+#   QP_RW_ALL    1: run every case when none is named (default 0)
 #   QP_BIN       qpatch tools (default: build/bin of this tree)
 #   QP_RW_CACHE  cache: source packages, unpacked trees, deployed builds
 #                (default ~/.cache/qpatch-realworld); a second run rebuilds
 #                nothing it already has
 #   QP_RW_OUT    logs of this run (default $QP_RW_CACHE/runs/latest)
 #   QP_RW_JOBS   make -j for the programs' builds (default 2)
-#   QP_RW_DOC    1 (default): after a run of every case, write the results
-#                table into docs/realworld.md; 0: only print it
+#   QP_RW_DOC    1 (default): after a run of every case (lua redis qemu),
+#                write the results table into docs/realworld.md; 0: only
+#                print it
 #   QP_RW_LABEL  how the table names the qpatch tested (default: the commit
 #                of this tree when QP_BIN is inside it)
 #
@@ -21,7 +26,9 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CASES="lua redis"
+ALL_CASES="lua redis qemu"
+DEFAULT_CASES="lua redis"
+[ "${QP_RW_ALL:-0}" = 1 ] && DEFAULT_CASES=$ALL_CASES
 
 export QP_BIN=${QP_BIN:-$ROOT/build/bin}
 export QP_RW_CACHE=${QP_RW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qpatch-realworld}
@@ -43,7 +50,7 @@ fi
 QP_BIN=$(cd "$QP_BIN" && pwd)
 
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && read -r -a cases <<<"$ALL_CASES"
+[ ${#cases[@]} -eq 0 ] && read -r -a cases <<<"$DEFAULT_CASES"
 for c in "${cases[@]}"; do
 	[ -f "$HERE/$c.sh" ] || { echo "run.sh: unknown case '$c' (cases: $ALL_CASES)" >&2; exit 2; }
 done
