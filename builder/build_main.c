@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"  -w, --workdir DIR     build here instead of a new temporary directory; the\n"
 		"                        next run with the same DIR reuses the original build\n"
 		"  -k, --keep            keep the temporary work directory\n"
+		"      --no-namespace    build in the work directory's own path (with\n"
+		"                        -ffile-prefix-map), not at ORIG_DIR's path in a\n"
+		"                        private mount namespace\n"
 		"      --id ID           patch id (default: derived from the contents)\n"
 		"  -j, --json            print the report as JSON on stdout\n"
 		"  -q, --quiet           no progress messages\n"
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
 		{ "build-cmd", required_argument, NULL, 'c' },
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "no-namespace", no_argument, NULL, 'N' },
 		{ "id", required_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
 		case 'c': opts.build_cmd = optarg; break;
 		case 'w': opts.workdir = optarg; break;
 		case 'k': opts.keep_workdir = true; break;
+		case 'N': opts.no_namespace = true; break;
 		case 'I': opts.id = optarg; break;
 		case 'q': opts.progress = NULL; break;
 		case 'j': json = 1; break;

@@ -97,6 +97,8 @@ struct qp_build_opts {
 	const char *cc_wrapper;   /* absolute path of qpatch-cc */
 	const char *id;           /* patch id; NULL = derived from contents */
 	bool keep_workdir;        /* do not delete a temp workdir */
+	bool no_namespace;        /* build in the work tree's own path, not at
+				     orig_dir's path in a mount namespace */
 	/* progress messages ("building original tree"), may be NULL */
 	void (*progress)(void *arg, const char *msg);
 	void *progress_arg;       /* passed to progress */

@@ -7,7 +7,8 @@
  * variable gets its own section and the builder can compare them one by
  * one.  When $QPATCH_CC_LOG names a file, every successful compilation with
  * -c appends one line "CWD<TAB>SOURCE<TAB>OBJECT" (absolute paths) to it;
- * qpatch-build reads that to know which objects a build produced.
+ * qpatch-build reads that to know which objects a build produced.  Every
+ * link goes to $QPATCH_CC_LOG.links (see cc_log_link()).
  *
  * $QPATCH_PREFIX_MAP="FROM=TO" adds -ffile-prefix-map=FROM=TO: qpatch-build
  * builds copies of the trees elsewhere, and this keeps __FILE__ and debug
@@ -96,6 +97,78 @@ static void cc_log(int argc, char **argv)
 			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", log);
 	}
 	close(fd);
+}
+
+/* An object or an archive: what a link takes from the tree. */
+static int is_link_input(const char *path)
+{
+	unsigned char h[18];
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(h, 1, sizeof(h), f) : 0;
+
+	if (f)
+		fclose(f);
+	return (n >= 8 && (!memcmp(h, "!<arch>\n", 8) || !memcmp(h, "!<thin>\n", 8))) ||
+	       (n >= 18 && !memcmp(h, "\177ELF", 4) && h[16] == 1 && h[17] == 0);
+}
+
+static int link_add(char *line, size_t size, size_t *len, const char *cwd, const char *arg)
+{
+	char path[PATH_MAX];
+	int n;
+
+	if (abs_path(cwd, arg, path, sizeof(path)) || !is_link_input(path))
+		return 0;
+	n = snprintf(line + *len, size - *len, "\t%s", path);
+	if (n < 0 || (size_t)n >= size - *len)
+		return -1;
+	*len += (size_t)n;
+	return 0;
+}
+
+/*
+ * A link (@args: the whole command, NULL-terminated): one line
+ * "CWD<TAB>OUTPUT<TAB>INPUT..." in $QPATCH_CC_LOG.links, the inputs being
+ * the objects and archives it names (also inside -Wl,), so that
+ * qpatch-build knows which objects make up the binary it patches.
+ */
+static void cc_log_link(char **args)
+{
+	const char *log = getenv("QPATCH_CC_LOG"), *out = "a.out";
+	char cwd[PATH_MAX], path[PATH_MAX + 8], outp[PATH_MAX], *line;
+	size_t size = 1 << 20, len;
+	int i, fd, bad = 0;
+
+	if (!log || !*log || !getcwd(cwd, sizeof(cwd)))
+		return;
+	for (i = 1; args[i]; i++)
+		if (!strcmp(args[i], "-o") && args[i + 1])
+			out = args[++i];
+	if (abs_path(cwd, out, outp, sizeof(outp)) || !(line = malloc(size)))
+		return;
+	len = (size_t)snprintf(line, size, "%s\t%s", cwd, outp);
+	for (i = 1; args[i] && !bad; i++) {
+		if (!strcmp(args[i], "-o")) {
+			i++;
+		} else if (!strncmp(args[i], "-Wl,", 4)) {
+			char *copy = strdup(args[i] + 4), *tok, *save = NULL;
+
+			for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !bad;
+			     tok = strtok_r(NULL, ",", &save))
+				bad = tok[0] != '-' && link_add(line, size, &len, cwd, tok);
+			free(copy);
+		} else if (args[i][0] != '-') {
+			bad = link_add(line, size, &len, cwd, args[i]);
+		}
+	}
+	snprintf(path, sizeof(path), "%s.links", log);
+	if (!bad && len + 1 < size && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
+		line[len++] = '\n';
+		if (write(fd, line, len) != (ssize_t)len)
+			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", path);
+		close(fd);
+	}
+	free(line);
 }
 
 /*
@@ -248,6 +321,8 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 			args[k++] = objs[j] ? objs[j] : argv[j];
 		args[k] = NULL;
 		ret = cc_run(args);
+		if (!ret)
+			cc_log_link(args);
 	}
 	for (i = 0; i < argc; i++)
 		free(objs[i]);
@@ -289,8 +364,11 @@ int main(int argc, char **argv)
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
 	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
 		ret = cc_split(k, args, extra, 0, cc);
-	else if (!(ret = cc_run(args)))
+	else if (!(ret = cc_run(args)) && has_arg(argc, argv, "-c"))
 		cc_log(argc, argv);
+	else if (!ret && !has_arg(argc, argv, "-S") && !has_arg(argc, argv, "-E") &&
+		 !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
+		cc_log_link(args);
 	free(args);
 	free(mapopt);
 	return ret;

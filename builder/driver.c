@@ -12,9 +12,17 @@
  * it and the build runs again, recompiling just what the change touches.
  * The next run with the same work directory first copies the original
  * files back (again only those that differ), so its original build is an
- * incremental one.  The tree is mapped to the original tree's path
- * (-ffile-prefix-map), so __FILE__ strings and debug paths are those of a
- * build made in the original tree.
+ * incremental one.
+ *
+ * The builds run at the original tree's path: in a private mount namespace
+ * the work tree is bind-mounted over the original tree (bindns.c), so a
+ * build directory configured in the original tree, whose Makefiles name it
+ * by absolute path (autotools' abs_srcdir, meson, CMake), builds the work
+ * tree's files, and __FILE__, debug info and the build-id are those of the
+ * deployed build.  Where namespaces are not available (or with
+ * --no-namespace) the builds run in WORK/tree itself, mapped to the
+ * original path with -ffile-prefix-map, and a build that still names the
+ * original tree is refused (see qpatch-cc).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindns.h"
 #include "builder.h"
+#include "linkset.h"
 #include "qpatch/elf.h"
 
 /* Work directory paths are kept short enough for every file name below
@@ -45,7 +55,11 @@ struct drv {
 	char tree[PATH_MAX];              /* work/tree: where both versions build */
 	char snap[PATH_MAX];              /* work/orig-objs: the original's objects */
 	char target[PATH_MAX];            /* work/target/NAME: the original's binary */
+	char built[PATH_MAX];             /* the binary in the tree */
+	struct qp_linkset *links;         /* objects linked into it, NULL = unknown */
+	size_t unlinked;                  /* recompiled objects not linked into it */
 	bool made_work;                   /* we created work (and may delete it) */
+	bool at_orig_path;                /* builds see tree at orig_src (bindns) */
 	bool warm;                        /* work holds an earlier original build */
 	uint8_t target_id[64];            /* deployed build-id when it differs, else empty */
 	size_t target_id_size;            /* bytes in target_id */
@@ -85,12 +99,14 @@ static int path_join(char *out, const char *a, const char *b, struct qp_error *e
 
 /*
  * Run @argv in @cwd with @env ("NAME=VALUE" strings, NULL-terminated) added,
- * output to @logpath.  Returns 0 when it exits with status 0.
+ * output to @logpath.  With @bind, in a mount namespace where the
+ * directory @bind is mounted over @cwd.  Returns 0 when it exits with
+ * status 0.
  */
-static int run(char *const *argv, const char *cwd, char *const *env, const char *logpath,
-	       struct qp_error *err)
+static int run_at(char *const *argv, const char *cwd, const char *bind, char *const *env,
+		  const char *logpath, struct qp_error *err)
 {
-	int status, fd;
+	int status, fd, ret;
 	pid_t pid;
 
 	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -104,7 +120,13 @@ static int run(char *const *argv, const char *cwd, char *const *env, const char 
 	if (!pid) {
 		for (; env && *env; env++)
 			putenv(*env);
-		if (chdir(cwd) || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (bind && (ret = qp_bindns_enter(bind, cwd))) {
+			dprintf(2, "unable to mount '%s' at '%s': %s\n", bind, cwd, strerror(-ret));
+			_exit(126);
+		}
+		if (chdir(cwd))
 			_exit(126);
 		execvp(argv[0], argv);
 		dprintf(2, "unable to run '%s': %s\n", argv[0], strerror(errno));
@@ -118,6 +140,12 @@ static int run(char *const *argv, const char *cwd, char *const *env, const char 
 		return qp_seterr(err, -ECHILD, "'%s' failed in '%s' (exit %d); its output is in '%s'",
 				 argv[0], cwd, WIFEXITED(status) ? WEXITSTATUS(status) : -1, logpath);
 	return 0;
+}
+
+static int run(char *const *argv, const char *cwd, char *const *env, const char *logpath,
+	       struct qp_error *err)
+{
+	return run_at(argv, cwd, NULL, env, logpath, err);
 }
 
 static int copy_tree(const char *from, const char *to, const char *logpath,
@@ -212,11 +240,40 @@ static int drv_check_leaks(struct drv *d, const char *tag, struct qp_error *err)
 			 arg, d->orig_src);
 }
 
+/*
+ * The links a build ran (qpatch-cc's log) are added to WORK/links, which
+ * keeps them across runs: a warm or an up-to-date build links nothing, and
+ * the last link of the target seen is still the one that made it.
+ */
+static int drv_keep_links(struct drv *d, const char *log, struct qp_error *err)
+{
+	char all[PATH_MAX], buf[65536];
+	FILE *in = fopen(log, "r"), *out;
+	size_t n;
+	int ret = 0;
+
+	if (!in)
+		return 0;
+	snprintf(all, sizeof(all), "%s/links", d->work);
+	out = fopen(all, "a");
+	if (!out) {
+		fclose(in);
+		return qp_seterr(err, -errno, "unable to write '%s': %s", all, strerror(errno));
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			ret = qp_seterr(err, -EIO, "unable to write '%s'", all);
+	fclose(in);
+	if (fclose(out) && !ret)
+		ret = qp_seterr(err, -EIO, "unable to write '%s'", all);
+	return ret;
+}
+
 static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp_error *err)
 {
 	char cc_env[PATH_MAX + 8], log_env[PATH_MAX + 16], map_env[2 * PATH_MAX + 24];
 	char real_cc[PATH_MAX + 16], cc_arg[PATH_MAX + 8], logpath[PATH_MAX], out[PATH_MAX];
-	char leaks[PATH_MAX + 8];
+	char leaks[PATH_MAX + 8], links[PATH_MAX + 8];
 	const char *cc = getenv("CC");
 	char *env[] = { cc_env, log_env, map_env, real_cc, NULL };
 	char *make_argv[] = { "make", cc_arg, NULL };
@@ -230,11 +287,21 @@ static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp
 	snprintf(cc_env, sizeof(cc_env), "CC=%s", d->opts->cc_wrapper);
 	snprintf(cc_arg, sizeof(cc_arg), "CC=%s", d->opts->cc_wrapper);
 	snprintf(log_env, sizeof(log_env), "QPATCH_CC_LOG=%s", logpath);
-	snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
+	/* at the original's path nothing needs mapping, and naming it is right */
+	if (d->at_orig_path)
+		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=");
+	else
+		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
 	snprintf(real_cc, sizeof(real_cc), "QPATCH_REAL_CC=%s",
 		 cc && *cc && !strstr(cc, "qpatch-cc") ? cc : "cc");
-	int ret = run(d->opts->build_cmd ? sh_argv : make_argv, dir, env, out, err);
+	snprintf(links, sizeof(links), "%s.links", logpath);
+	unlink(links);
+	int ret = run_at(d->opts->build_cmd ? sh_argv : make_argv,
+			 d->at_orig_path ? d->orig_src : dir, d->at_orig_path ? dir : NULL, env,
+			 out, err);
 
+	if (!ret)
+		ret = drv_keep_links(d, links, err);
 	return ret ? ret : drv_check_leaks(d, tag, err);
 }
 
@@ -365,14 +432,16 @@ out:
 /*
  * Call @fn for each object the build @tag ("orig", "patched") compiled
  * inside the tree, with its absolute path and its path relative to the
- * tree; stops at the first non-zero return.
+ * tree; stops at the first non-zero return.  qpatch-cc logs the paths the
+ * build saw: under the original tree's path when it ran there.
  */
 static int drv_for_each_object(struct drv *d, const char *tag,
 			       int (*fn)(struct drv *d, const char *obj, const char *rel, void *arg),
 			       void *arg)
 {
-	char logpath[PATH_MAX], line[3 * PATH_MAX + 8];
-	size_t tlen = strlen(d->tree);
+	char logpath[PATH_MAX], line[3 * PATH_MAX + 8], path[PATH_MAX];
+	const char *seen = d->at_orig_path ? d->orig_src : d->tree;
+	size_t slen = strlen(seen);
 	int ret = 0;
 	FILE *f;
 
@@ -385,8 +454,11 @@ static int drv_for_each_object(struct drv *d, const char *tag,
 			continue;
 		obj++;
 		obj[strcspn(obj, "\n")] = '\0';
-		if (!strncmp(obj, d->tree, tlen) && obj[tlen] == '/')
-			ret = fn(d, obj, obj + tlen + 1, arg);
+		if (strncmp(obj, seen, slen) || obj[slen] != '/')
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", d->tree, obj + slen + 1) >= (int)sizeof(path))
+			continue;
+		ret = fn(d, path, path + strlen(d->tree) + 1, arg);
 	}
 	if (f)
 		fclose(f);
@@ -465,18 +537,50 @@ static int drv_pair_object(struct drv *d, const char *obj, const char *rel, void
 	/* build-system probes compile objects and delete them again */
 	if (access(obj, R_OK) || (!have_orig && drv_for_each_object(d, "orig", drv_is_rel, (void *)rel)))
 		return 0;
+	/* another binary's object, or the same source compiled for another one */
+	if (d->links && !qp_linkset__has(d->links, obj)) {
+		d->unlinked++;
+		return 0;
+	}
 	/* an object the original build lacks comes from a new source file */
 	ret = qp_diff__add_object(pr->diff, have_orig ? orig_obj : NULL, obj, rel, pr->err);
 	d->rep->objects_compared++;
 	return ret;
 }
 
+/* Which objects the target binary is linked from, when the build linked
+ * it through qpatch-cc. */
+static int drv_load_links(struct drv *d, struct qp_error *err)
+{
+	char log[PATH_MAX];
+	int ret;
+
+	snprintf(log, sizeof(log), "%s/links", d->work);
+	ret = qp_linkset__load(log, d->built, d->at_orig_path ? d->orig_src : NULL, d->tree,
+			       &d->links, err);
+	if (ret == -ENOENT) {
+		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc?): comparing every recompiled object",
+			     d->built + strlen(d->tree) + 1);
+		return 0;
+	}
+	return ret;
+}
+
 static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error *err)
 {
 	struct drv_pairing pr = { .diff = diff, .err = err };
-	int ret = drv_for_each_object(d, "patched", drv_pair_object, &pr);
+	int ret = drv_load_links(d, err);
 
-	if (!ret && !d->rep->objects_compared)
+	if (!ret)
+		ret = drv_for_each_object(d, "patched", drv_pair_object, &pr);
+	if (!ret && d->unlinked)
+		drv_progress(d, "%zu recompiled object%s not linked into '%s': left out", d->unlinked,
+			     d->unlinked == 1 ? "" : "s", d->built + strlen(d->tree) + 1);
+	if (!ret && !d->rep->objects_compared && d->unlinked)
+		ret = qp_seterr(err, -ENODATA,
+				"the patched build recompiled %zu object%s, none of them linked into '%s': the change does not touch it",
+				d->unlinked, d->unlinked == 1 ? "" : "s", d->built + strlen(d->tree) + 1);
+	else if (!ret && !d->rep->objects_compared)
 		ret = qp_seterr(err, -ENODATA,
 				"the patched build recompiled nothing: do the trees differ in C sources? (a build directory configured inside '%s' and copied along would still compile against that tree's headers: give a tree without it)",
 				d->orig_src);
@@ -516,7 +620,7 @@ static int drv_save_all_objects(struct drv *d, const char *dir, const char *rel,
 /* The original version: built (or updated), its objects and binary saved. */
 static int drv_build_orig(struct drv *d, struct qp_error *err)
 {
-	char log[PATH_MAX], built[PATH_MAX];
+	char log[PATH_MAX], *built = d->built;
 	const char *base;
 	double t0 = now_s();
 	int copied = 0, ret;
@@ -601,6 +705,32 @@ static int drv_check_stamp(struct drv *d, struct qp_error *err)
 	return 0;
 }
 
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Build at the original tree's path where a mount namespace allows it:
+ * not when the work directory is inside the original tree (the mount
+ * would hide it from the build). */
+static void drv_choose_path(struct drv *d)
+{
+	const char *why = NULL;
+
+	if (d->opts->no_namespace)
+		why = "--no-namespace";
+	else if (path_under(d->work, d->orig_src))
+		why = "the work directory is inside the original tree";
+	else if (qp_bindns_probe(d->work, d->orig_src))
+		why = "no mount namespace can be made here";
+	d->at_orig_path = !why;
+	if (why)
+		drv_progress(d, "building in '%s' itself, not at the original tree's path (%s)",
+			     d->tree, why);
+}
+
 static int drv_make_work(struct drv *d, struct qp_error *err)
 {
 	if (d->opts->workdir) {
@@ -631,6 +761,7 @@ static int drv_make_work(struct drv *d, struct qp_error *err)
 		return qp_seterr(err, -errno, "'%s': %s", d->opts->patched_dir, strerror(errno));
 	snprintf(d->tree, sizeof(d->tree), "%s/tree", d->work);
 	snprintf(d->snap, sizeof(d->snap), "%s/orig-objs", d->work);
+	drv_choose_path(d);
 	return drv_check_stamp(d, err);
 }
 
@@ -680,6 +811,7 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 out:
 	qp_patch__free(patch);
 	qp_diff__free(diff);
+	qp_linkset__free(d.links);
 	drv_remove_work(&d);
 	return ret;
 }

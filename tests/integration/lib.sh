@@ -65,6 +65,9 @@ wait_match() {
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
+# not COMMAND...: succeeds when COMMAND fails (for check).
+not() { ! "$@"; }
+
 # The memory map of a process: equal before and after proves that a
 # refused patch left no mapping behind.
 maps_of() { cat "/proc/$1/maps"; }

@@ -1,0 +1,5 @@
+/* fixed: a static inline function of a header */
+static inline int rate(void)
+{
+	return 2;
+}

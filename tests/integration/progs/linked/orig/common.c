@@ -1,0 +1,16 @@
+/* calls, so that scale() is long enough for the jump */
+int scaled;
+
+#ifdef CLI
+__attribute__((noipa)) int scale(int x)
+{
+	scaled++;
+	return x * 100;
+}
+#else
+__attribute__((noipa)) int scale(int x)
+{
+	scaled++;
+	return x * 3;
+}
+#endif
