@@ -131,22 +131,42 @@ static const char *key_name(const struct diff_obj *o, const struct qp_elf *e,
  * Decoding the function finds the instruction; 4 (the common case) when
  * the code cannot be decoded.
  */
-static int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
+/* The instruction of code section @sec holding the field of @r. */
+static int rela_insn(const struct qp_elf_sec *sec, const struct qp_elf_rela *r,
+		     struct qp_insn *insn)
 {
 	uint64_t off = 0;
 
-	if (!rela_is_pcrel(r->type) || !sec_is_text(sec) || !sec->data)
-		return r->type == R_X86_64_PC64 ? 8 : (rela_is_pcrel(r->type) ? 4 : 0);
+	if (!sec_is_text(sec) || !sec->data)
+		return -ENOENT;
 	while (off < sec->size) {
-		struct qp_insn insn;
-
-		if (qp_decode_insn(sec->data + off, sec->size - off, off, &insn))
+		if (qp_decode_insn(sec->data + off, sec->size - off, off, insn))
 			break;
-		if (r->offset >= off && r->offset < off + insn.len)
-			return (int64_t)(off + insn.len - r->offset);
-		off += insn.len;
+		if (r->offset >= off && r->offset < off + insn->len)
+			return 0;
+		off += insn->len;
 	}
-	return 4;
+	return -ENOENT;
+}
+
+static int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
+{
+	struct qp_insn insn;
+
+	if (!rela_is_pcrel(r->type) || rela_insn(sec, r, &insn))
+		return r->type == R_X86_64_PC64 ? 8 : (rela_is_pcrel(r->type) ? 4 : 0);
+	return (int64_t)(insn.addr + insn.len - r->offset);
+}
+
+/* Is @r the target of a direct call or jump (not an address taken)? */
+static bool rela_is_branch(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
+{
+	struct qp_insn insn;
+
+	if (r->type == R_X86_64_PLT32)
+		return true;
+	return r->type == R_X86_64_PC32 && !rela_insn(sec, r, &insn) && insn.has_rel &&
+	       !insn.rip_relative;
 }
 
 uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
@@ -454,6 +474,28 @@ static struct qp_elf_sym *diff_new_global(struct qp_diff *d, const char *name,
 }
 
 /*
+ * The address of a function the target has (a function pointer taken, not
+ * a call): the old function's, even when the patch replaces it.  Pointers
+ * the running process already holds (tables, callbacks registered at
+ * start-up) are old addresses, and new code comparing with them must see
+ * the same value; calling through it reaches the new code by the jump.
+ * -ENOENT when @s is not such a function.
+ */
+static int diff_old_address(struct qp_diff *d, struct diff_obj *o, struct qp_elf_sym *s,
+			    struct diff_ref *ref, struct qp_error *err)
+{
+	struct qp_elf_sym *os;
+
+	if (s->type != STT_FUNC || !s->sec || !sec_is_text(s->sec) || o->corr.ambiguous[s->index])
+		return -ENOENT;
+	os = obj_twin(o, s);
+	if (!os)
+		return -ENOENT;
+	ref->internal = false;
+	return diff_src_from_target(d, o, os, &ref->src, err);
+}
+
+/*
  * Resolve one relocation of an included section: internal (pull the target
  * section in) or a src symbol.
  */
@@ -488,6 +530,15 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	if (s->type == STT_SECTION || (s->type == STT_NOTYPE && s->bind == STB_LOCAL)) {
 		/* a section-relative reference: read-only data is copied, code and
 		 * variables are the one symbol the section holds */
+		struct qp_elf_sym *fn = sec_is_text(t) ? sec_sole_symbol(o->pat, t) : NULL;
+
+		/* (the function at the start of its section: the addend holds) */
+		if (fn && fn->type == STT_FUNC && !fn->value && !s->value && !rela_is_branch(sec, r) &&
+		    r->addend + rela_pc_adjust(sec, r) == 0) {
+			ret = diff_old_address(d, o, fn, ref, err);
+			if (ret != -ENOENT)
+				return ret;
+		}
 		if (sec_is_rodata(t) || o->incl[t->index] >= 0) {
 			ref->internal = true;
 			ref->off = s->value;
@@ -497,6 +548,11 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 		if (!s)
 			return diff_refuse(d, o, t->name, t->size, err,
 					   "reference into a section holding several variables (build with -fdata-sections)");
+	}
+	if (!rela_is_branch(sec, r)) {
+		ret = diff_old_address(d, o, s, ref, err);
+		if (ret != -ENOENT)
+			return ret;
 	}
 	if (o->incl[s->sec->index] >= 0 || sec_is_rodata(s->sec)) {
 		ref->internal = true;

@@ -50,6 +50,38 @@ static void diff_out_bases(struct qp_diff *d, uint64_t *base)
 	}
 }
 
+/*
+ * A load of an address from the GOT (R_X86_64_[REX_]GOTPCRELX, which the
+ * psABI lets a linker relax) of something inside the patch: the address
+ * is known, so the instruction uses it directly, as ld does for a symbol
+ * it binds locally.  mov foo@GOTPCREL(%rip),%reg becomes lea foo(%rip),%reg;
+ * call/jmp *foo@GOTPCREL(%rip) become addr32 call foo / jmp foo; nop.
+ * @v is S + A - P for the field at @off.  -1 for any other instruction.
+ */
+static int emit_relax_got(uint8_t *buf, uint64_t off, const int64_t *v)
+{
+	int32_t rel = (int32_t)*v;
+
+	if (off < 2)
+		return -1;
+	if (buf[off - 2] == 0x8b && (buf[off - 1] & 0xc7) == 0x05) { /* mov m, r */
+		buf[off - 2] = 0x8d;                                 /* lea */
+	} else if (buf[off - 2] == 0xff && buf[off - 1] == 0x15) {  /* call *m */
+		buf[off - 2] = 0x67;
+		buf[off - 1] = 0xe8;
+	} else if (buf[off - 2] == 0xff && buf[off - 1] == 0x25) {  /* jmp *m */
+		buf[off - 2] = 0xe9;
+		rel += 1; /* the field moves one byte back */
+		memcpy(buf + off - 1, &rel, 4);
+		buf[off + 3] = 0x90;
+		return 0;
+	} else {
+		return -1;
+	}
+	memcpy(buf + off, &rel, 4);
+	return 0;
+}
+
 /* Apply an internal reference now, or emit a relocation. */
 static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
 			  const struct diff_incl *in, const struct qp_elf_rela *r,
@@ -93,6 +125,11 @@ static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
 			out.addend = (int64_t)(S + (uint64_t)r->addend);
 			ret = qp_patch__add_rela(p, &out);
 			return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
+		case R_X86_64_GOTPCRELX:
+		case R_X86_64_REX_GOTPCRELX:
+			if (v == (int32_t)v && !emit_relax_got(buf, r->offset, &v))
+				return 0;
+			/* fall through */
 		default:
 			return qp_seterr(err, QP_EUNSUPP,
 					 "%s: section '%s': relocation type %u to patch-local data is not supported (build with -fPIC or -fPIE)",
