@@ -162,6 +162,9 @@ static int layout_compare(const char *name, unsigned long size, const char *memb
 		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
 		if (ret != QP_EREFUSED)
 			return ret;
+		/* the type's declaration, which the report cannot look up by name */
+		snprintf(l->d->rep->changes[l->d->rep->nchanges - 1].where,
+			 sizeof(l->d->rep->changes[0].where), "%s", where);
 		l->refused = ret;
 		return 0;
 	}
