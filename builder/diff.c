@@ -131,7 +131,7 @@ static const char *key_name(const struct diff_obj *o, const struct qp_elf *e,
  * Decoding the function finds the instruction; 4 (the common case) when
  * the code cannot be decoded.
  */
-static int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
+int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
 {
 	uint64_t off = 0;
 

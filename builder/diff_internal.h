@@ -92,6 +92,7 @@ bool sec_is_text(const struct qp_elf_sec *s);
 bool sec_is_rodata(const struct qp_elf_sec *s);
 bool sec_is_data(const struct qp_elf_sec *s);
 unsigned rela_width(uint32_t type);
+int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r);
 struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_sec *sec);
 struct qp_elf_sym *obj_twin(const struct diff_obj *o, const struct qp_elf_sym *s);
 uint64_t fnv1a(uint64_t h, const void *buf, size_t len);
