@@ -34,6 +34,10 @@ static void usage(FILE *f)
 		"                        -ffile-prefix-map), not at ORIG_DIR's path in a\n"
 		"                        private mount namespace\n"
 		"      --id ID           patch id (default: derived from the contents)\n"
+		"      --keep-value VAR  accept that existing variable VAR has a new initial\n"
+		"                        value: the process keeps the value it has (the new\n"
+		"                        one applies from the next start); repeatable.  The\n"
+		"                        only refusal that can be overridden\n"
 		"  -j, --json            print the report as JSON on stdout\n"
 		"  -q, --quiet           no progress messages\n"
 		"  -h, --help            this text\n");
@@ -131,6 +135,7 @@ int main(int argc, char **argv)
 		{ "keep", no_argument, NULL, 'k' },
 		{ "no-namespace", no_argument, NULL, 'N' },
 		{ "id", required_argument, NULL, 'I' },
+		{ "keep-value", required_argument, NULL, 'K' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -140,7 +145,15 @@ int main(int argc, char **argv)
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	char wrapper[PATH_MAX];
-	int c, ret, json = 0;
+	const char **keep;
+	int c, ret, json = 0, nkeep = 0;
+
+	keep = calloc((size_t)argc + 1, sizeof(*keep));
+	if (!keep) {
+		fprintf(stderr, "qpatch-build: out of memory\n");
+		return 1;
+	}
+	opts.keep_values = keep;
 
 	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqjh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -152,20 +165,23 @@ int main(int argc, char **argv)
 		case 'k': opts.keep_workdir = true; break;
 		case 'N': opts.no_namespace = true; break;
 		case 'I': opts.id = optarg; break;
+		case 'K': keep[nkeep++] = optarg; break;
 		case 'q': opts.progress = NULL; break;
 		case 'j': json = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); free(keep); return 0;
+		default: usage(stderr); free(keep); return 2;
 		}
 	}
 	if (argc - optind != 2 || !opts.output) {
 		usage(stderr);
+		free(keep);
 		return 2;
 	}
 	opts.orig_dir = argv[optind];
 	opts.patched_dir = argv[optind + 1];
 	if (find_wrapper(wrapper, sizeof(wrapper))) {
 		fprintf(stderr, "qpatch-build: cannot find qpatch-cc next to qpatch-build\n");
+		free(keep);
 		return 1;
 	}
 	opts.cc_wrapper = wrapper;
@@ -177,5 +193,6 @@ int main(int argc, char **argv)
 	if (ret)
 		fprintf(stderr, "qpatch-build: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
 	qp_report__release(&rep);
+	free(keep);
 	return ret ? 1 : 0;
 }

@@ -28,6 +28,7 @@ enum qp_change_kind {
 	QP_CHANGE_NEW_VAR,    /* variable that the original did not have */
 	QP_CHANGE_REFUSED,    /* a change that cannot be applied live */
 	QP_CHANGE_LINE_ONLY,  /* only __LINE__ values moved: left out */
+	QP_CHANGE_KEPT_VALUE, /* initial value changed; the process keeps its value (asked for) */
 };
 
 struct qp_change {
@@ -73,6 +74,15 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
  */
 int qp_diff__set_sources(struct qp_diff *d, const char *prefix, const char *orig_dir,
 			 const char *patched_dir);
+/*
+ * Accept a changed initial value of existing variable @name (the symbol
+ * name, or a function-scope static's name without its number): the patch
+ * keeps using the running process's variable with the value it has; the
+ * new initial value matters only to a restart.  A changed size, a
+ * thread-local variable or a changed type layout stays refused.  A name
+ * that matches no such variable makes qp_diff__emit() fail.
+ */
+int qp_diff__keep_value(struct qp_diff *d, const char *name, struct qp_error *err);
 /* The build-id the patch is for, when the deployed binary's differs from
  * the target's only outside its loaded sections. */
 void qp_diff__set_build_id(struct qp_diff *d, const uint8_t *id, size_t size);
@@ -96,6 +106,7 @@ struct qp_build_opts {
 				     NULL = a new temporary directory */
 	const char *cc_wrapper;   /* absolute path of qpatch-cc */
 	const char *id;           /* patch id; NULL = derived from contents */
+	const char *const *keep_values; /* see qp_diff__keep_value(), NULL-terminated, or NULL */
 	bool keep_workdir;        /* do not delete a temp workdir */
 	bool no_namespace;        /* build in the work tree's own path, not at
 				     orig_dir's path in a mount namespace */

@@ -89,13 +89,59 @@ bool diff_line_only(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_s
 	return true;
 }
 
+/*
+ * Where in old function @os (original object) a jump of its cold part
+ * lands before @end, the end of the bytes the loader overwrites; -1 when
+ * none does.  The loader decodes the old function only, but its cold part
+ * jumps back into it (fixture `coldentry`: to its first instruction); a
+ * jump landing there would run the new function with the old one's stack
+ * frame, or the middle of the jump instruction.
+ */
+static int64_t diff_cold_entry(struct diff_obj *o, const struct qp_elf_sym *os, uint64_t end)
+{
+	struct qp_elf_sym *c;
+	size_t i;
+
+	qp_elf_for_each_sym(o->orig, c) {
+		if (!c->sec || !qp_correlate_is_cold(c))
+			continue;
+		for (i = 0; i < c->sec->nrelas; i++) {
+			const struct qp_elf_rela *r = &c->sec->relas[i];
+			int64_t at;
+
+			if (!r->sym || r->sym->sec != os->sec ||
+			    (r->sym != os && r->sym->type != STT_SECTION))
+				continue;
+			at = (int64_t)r->sym->value - (int64_t)os->value + r->addend +
+			     rela_pc_adjust(c->sec, r);
+			if (at >= 0 && (uint64_t)at < end)
+				return at;
+		}
+	}
+	return -1;
+}
+
 /* The old function must be able to take the loader's jump. */
 int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
 			   size_t src, struct qp_error *err)
 {
 	const struct qp_elf_sym *t = qp_target__sym_at(d->tgt, d->srcs[src].value, s->name);
+	const struct qp_elf_sym *os = obj_twin(o, s);
 	char why[256], msg[300];
+	int64_t at;
 
+	if (os && os->sec && os->sec->data && os->value < os->sec->size) {
+		uint64_t end = qp_decode_patch_entry(os->sec->data + os->value,
+						     os->sec->size - os->value, 0) + QP_JMP_REL32_SIZE;
+
+		at = diff_cold_entry(o, os, end);
+		if (at >= 0) {
+			snprintf(msg, sizeof(msg),
+				 "cannot redirect the old function: its cold part jumps back to offset %lld, inside the %llu bytes the jump replaces",
+				 (long long)at, (unsigned long long)end);
+			return diff_refuse(d, o, s->name, os->size, err, msg);
+		}
+	}
 	if (!t || !qp_target__check_site(d->tgt, t, why, sizeof(why)))
 		return 0;
 	snprintf(msg, sizeof(msg), "cannot redirect the old function: %s", why);
@@ -162,6 +208,9 @@ static int layout_compare(const char *name, unsigned long size, const char *memb
 		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
 		if (ret != QP_EREFUSED)
 			return ret;
+		/* the type's declaration, which the report cannot look up by name */
+		snprintf(l->d->rep->changes[l->d->rep->nchanges - 1].where,
+			 sizeof(l->d->rep->changes[0].where), "%s", where);
 		l->refused = ret;
 		return 0;
 	}

@@ -50,6 +50,27 @@ void qp_correlate_base_name(const char *name, char *out, size_t size)
 	out[len < size ? len : size - 1] = '\0';
 }
 
+bool qp_correlate_is_clone(const char *name)
+{
+	static const char *const kinds[] = { ".constprop.", ".isra.", ".part." };
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strstr(name, kinds[i]))
+			return true;
+	return false;
+}
+
+bool qp_correlate_is_cold(const struct qp_elf_sym *s)
+{
+	const char *p = strstr(s->name, ".cold");
+
+	if (s->type != STT_FUNC || !p || p == s->name)
+		return false;
+	p += 5;
+	return !*p || (*p == '.' && all_digits(p + 1, strlen(p + 1)));
+}
+
 static bool is_named_def(const struct qp_elf_sym *s)
 {
 	return s->sec && s->name[0] &&
@@ -207,7 +228,8 @@ static void pair_static(struct qp_elf *orig, struct qp_elf *pat, const struct qp
 			c->ambiguous[s->index] = true;
 }
 
-int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, struct qp_correlation *c)
+int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, const struct qp_correlate_veto *veto,
+		 struct qp_correlation *c)
 {
 	size_t n = pat->nsyms ? pat->nsyms : 1;
 	struct qp_elf_sym **twin, *s, *os;
@@ -233,6 +255,10 @@ int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, struct qp_correlation 
 	qp_elf_for_each_sym(pat, s)
 		if (is_named_def(s) && !twin[s->index] && !is_static_local(s))
 			twin[s->index] = by_base_name(orig, s, twin, pat->nsyms);
+	qp_elf_for_each_sym(pat, s)
+		if (veto && twin[s->index] && s->type == STT_FUNC && qp_correlate_is_clone(s->name) &&
+		    !qp_correlate_is_cold(s) && veto->fn(veto->arg, twin[s->index], s))
+			twin[s->index] = NULL;
 	qp_elf_for_each_sym(orig, os)
 		if (is_static_local(os))
 			pair_static(orig, pat, os, c);

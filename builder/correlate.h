@@ -19,6 +19,18 @@ struct qp_correlation {
 };
 
 /*
+ * Asked about every pair of compiler-made clones (a name with a
+ * ".constprop", ".isra" or ".part" component) that rule 1 pairs: true
+ * means "not the same function" (its calling convention changed), and the
+ * patched clone stays without a twin, so it is new and everything that
+ * calls it compares as changed.
+ */
+struct qp_correlate_veto {
+	bool (*fn)(void *arg, const struct qp_elf_sym *os, const struct qp_elf_sym *s);
+	void *arg; /* passed to fn */
+};
+
+/*
  * Pair each defined function, variable or TLS variable of @pat with its
  * twin in @orig.  Rules:
  *  1. everything but static locals by exact name, type and binding; what
@@ -30,9 +42,16 @@ struct qp_correlation {
  *     (paired by rule 1) that refer to them; ties (e.g. a new static of a function inlined
  *     into the same caller) are broken by equal size and initial bytes,
  *     else they are marked ambiguous.
+ * Function pairs that are clones are put to @veto (may be NULL) before
+ * rule 2 uses them.
  * Returns 0 or -ENOMEM; release with qp_correlation__release().
  */
-int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, struct qp_correlation *c);
+int qp_correlate(struct qp_elf *orig, struct qp_elf *pat, const struct qp_correlate_veto *veto,
+		 struct qp_correlation *c);
+/* Has @name a compiler clone component (".constprop.N", ".isra.N", ".part.N")? */
+bool qp_correlate_is_clone(const char *name);
+/* Is @s the cold part of a function ("foo.cold", "foo.part.0.cold")? */
+bool qp_correlate_is_cold(const struct qp_elf_sym *s);
 void qp_correlation__release(struct qp_correlation *c);
 
 /* "foo.part.0.isra.1" -> "foo.part.isra" into @out. */

@@ -125,12 +125,6 @@ static const char *key_name(const struct diff_obj *o, const struct qp_elf *e,
 	return buf;
 }
 
-/*
- * Bytes between a PC-relative field and the end of its instruction: the
- * addend of a section-relative reference is (target - that distance).
- * Decoding the function finds the instruction; 4 (the common case) when
- * the code cannot be decoded.
- */
 /* The instruction of code section @sec holding the field of @r. */
 static int rela_insn(const struct qp_elf_sec *sec, const struct qp_elf_rela *r,
 		     struct qp_insn *insn)
@@ -149,7 +143,13 @@ static int rela_insn(const struct qp_elf_sec *sec, const struct qp_elf_rela *r,
 	return -ENOENT;
 }
 
-static int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
+/*
+ * Bytes between a PC-relative field and the end of its instruction: the
+ * addend of a section-relative reference is (target - that distance).
+ * Decoding the function finds the instruction; 4 (the common case) when
+ * the code cannot be decoded.
+ */
+int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r)
 {
 	struct qp_insn insn;
 
@@ -179,17 +179,55 @@ uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
 }
 
 /*
+ * A read-only variable (a const table) is part of the meaning of the code
+ * that reads it: the patch copies the new one for the code it includes,
+ * so every function reading a changed one must be included too.  Its
+ * bytes and its relocations (by target name) are hashed into the key.
+ */
+static uint64_t rodata_hash(const struct qp_elf_sym *s)
+{
+	const struct qp_elf_sec *t = s->sec;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	if (t->data && s->value <= t->size && s->size <= t->size - s->value)
+		h = fnv1a(h, t->data + s->value, s->size);
+	for (i = 0; i < t->nrelas; i++) {
+		const struct qp_elf_rela *r = &t->relas[i];
+		const char *n = !r->sym ? "" : r->sym->type == STT_SECTION && r->sym->sec ?
+				r->sym->sec->name : r->sym->name;
+
+		h = fnv1a(h, &r->offset, sizeof(r->offset));
+		h = fnv1a(h, &r->type, sizeof(r->type));
+		h = fnv1a(h, &r->addend, sizeof(r->addend));
+		h = fnv1a(h, n, strlen(n));
+	}
+	return h;
+}
+
+/* "sym:NAME+ADDEND", with a content hash for read-only variables. */
+static void sym_key(const struct diff_obj *o, const struct qp_elf *e, const struct qp_elf_sym *s,
+		    int64_t addend, char *buf, size_t size)
+{
+	char nb[300];
+	int n = snprintf(buf, size, "sym:%s%+lld", key_name(o, e, s, nb, sizeof(nb)),
+			 (long long)addend);
+
+	if (s->type == STT_OBJECT && s->sec && sec_is_rodata(s->sec) && n > 0 && (size_t)n < size)
+		snprintf(buf + n, size - (size_t)n, "/%016llx", (unsigned long long)rodata_hash(s));
+}
+
+/*
  * What a relocation points at, as a string that is equal for the original
  * and the patched object exactly when the reference means the same thing:
- * named symbols by name, strings and constants by content, other sections
- * by name and content.
+ * named symbols by name (read-only variables also by content), strings
+ * and constants by content, other sections by name and content.
  */
 static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp_elf_sec *sec,
 		     const struct qp_elf_rela *r, char *buf, size_t size)
 {
 	const struct qp_elf_sym *s = r->sym;
 	const struct qp_elf_sec *t;
-	char nb[300];
 	int64_t off;
 
 	if (!s) {
@@ -198,8 +236,7 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 	}
 	t = s->sec;
 	if (!t || (s->type != STT_SECTION && s->type != STT_NOTYPE) || s->bind != STB_LOCAL) {
-		snprintf(buf, size, "sym:%s%+lld", key_name(o, e, s, nb, sizeof(nb)),
-			 (long long)r->addend);
+		sym_key(o, e, s, r->addend, buf, size);
 		return;
 	}
 	off = (int64_t)s->value + r->addend + rela_pc_adjust(sec, r);
@@ -220,8 +257,7 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 	}
 	s = sec_sole_symbol(e, t);
 	if (s) {
-		snprintf(buf, size, "sym:%s%+lld", key_name(o, e, s, nb, sizeof(nb)),
-			 (long long)r->addend);
+		sym_key(o, e, s, r->addend, buf, size);
 		return;
 	}
 	snprintf(buf, size, "sec:%s%+lld/%016llx", t->name, (long long)r->addend,
@@ -549,12 +585,13 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 			return diff_refuse(d, o, t->name, t->size, err,
 					   "reference into a section holding several variables (build with -fdata-sections)");
 	}
-	if (!rela_is_branch(sec, r)) {
+	if (!rela_is_branch(sec, r) && !qp_correlate_is_cold(s)) {
 		ret = diff_old_address(d, o, s, ref, err);
 		if (ret != -ENOENT)
 			return ret;
 	}
-	if (o->incl[s->sec->index] >= 0 || sec_is_rodata(s->sec)) {
+	/* a cold part goes with its function: the new code jumps into its own */
+	if (o->incl[s->sec->index] >= 0 || sec_is_rodata(s->sec) || qp_correlate_is_cold(s)) {
 		ref->internal = true;
 		ref->off = s->value;
 		return diff_include(d, o, s->sec, &ref->incl);
@@ -578,6 +615,87 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	return diff_include(d, o, s->sec, &ref->incl);
 }
 
+/* The keep_value entry for variable @name, or -1. */
+static int diff_keep_index(const struct qp_diff *d, const char *name)
+{
+	char base[256];
+	size_t i;
+
+	qp_correlate_base_name(name, base, sizeof(base));
+	for (i = 0; i < d->nkeep; i++)
+		if (!strcmp(d->keep[i], name) || !strcmp(d->keep[i], base))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * An existing variable @s (twin @os) must keep its size and initial value:
+ * the process has the old one and the patch does not touch it.  Only a
+ * changed initial value can be accepted (qp_diff__keep_value): the patch
+ * then means "go on with the value the process has", exactly what a
+ * restart-free fix of, say, a default setting wants.  A new size would
+ * make new code read or write past the old variable; a thread-local one
+ * is also copied into every thread the process starts later, from the old
+ * initial image, so "only a restart sees it" would not hold.
+ */
+static int diff_check_var(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			  const struct qp_elf_sym *s, struct qp_error *err)
+{
+	int k = diff_keep_index(d, s->name);
+
+	if (k >= 0)
+		d->keep_used[k] = true;
+	if (os->size != s->size)
+		return diff_refuse(d, o, s->name, s->size, err, k < 0 ?
+				   "size of an existing variable changed" :
+				   "size of an existing variable changed (cannot be kept: new code would use memory past the old variable)");
+	if (sec_equal(o, os->sec, s->sec))
+		return 0;
+	if (k < 0)
+		return diff_refuse(d, o, s->name, s->size, err,
+				   "initial value of an existing variable changed");
+	if (s->type == STT_TLS)
+		return diff_refuse(d, o, s->name, s->size, err,
+				   "initial value of an existing thread-local variable changed (cannot be kept: threads started later would still get the old one)");
+	return diff_note(d, QP_CHANGE_KEPT_VALUE, s->name, o, s->size,
+			 "initial value changed; the running process keeps its value, the new one applies from the next start") ?
+	       qp_seterr(err, -ENOMEM, "out of memory") : 0;
+}
+
+/*
+ * Did a cold part that function @s jumps into ("compute.cold", the
+ * unlikely branches gcc moves to .text.unlikely) change?  It is entered
+ * and left by plain jumps at any offset, so it is never redirected on its
+ * own: a change in it is a change of the function, and the new function
+ * gets its own new cold part.
+ */
+static bool diff_cold_changed(struct diff_obj *o, const struct qp_elf_sym *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->sec->nrelas; i++) {
+		const struct qp_elf_sym *c = s->sec->relas[i].sym, *oc;
+
+		if (c && c->type == STT_SECTION && c->sec)
+			c = sec_sole_symbol(o->pat, c->sec);
+		if (!c || !c->sec || c == s || !qp_correlate_is_cold(c))
+			continue;
+		oc = obj_twin(o, c);
+		if (!oc || !oc->sec || !sec_equal(o, oc->sec, c->sec))
+			return true;
+	}
+	return false;
+}
+
+/* Is function @s of the patched object unchanged (its twin @os)? */
+static bool diff_func_same(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			   const struct qp_elf_sym *s)
+{
+	if (!os || !os->sec || diff_cold_changed(o, s))
+		return false;
+	return sec_equal(o, os->sec, s->sec) || diff_line_only(d, o, os, s);
+}
+
 /* Step 1: changed and new functions of one object pair. */
 static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *err)
 {
@@ -587,10 +705,10 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 
 	qp_elf_for_each_sym(o->pat, s) {
 		if (s->type != STT_FUNC || !s->sec || !sec_is_text(s->sec) ||
-		    o->incl[s->sec->index] >= 0)
+		    o->incl[s->sec->index] >= 0 || qp_correlate_is_cold(s))
 			continue;
 		os = obj_twin(o, s);
-		if (os && os->sec && (sec_equal(o, os->sec, s->sec) || diff_line_only(d, o, os, s)))
+		if (diff_func_same(d, o, os, s))
 			continue;
 		ret = diff_include(d, o, s->sec, &idx);
 		if (ret)
@@ -617,14 +735,7 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		os = obj_twin(o, s);
 		if (!os || !os->sec)
 			continue;
-		if (os->size != s->size)
-			ret = diff_refuse(d, o, s->name, s->size, err,
-					  "size of an existing variable changed");
-		else if (!sec_equal(o, os->sec, s->sec))
-			ret = diff_refuse(d, o, s->name, s->size, err,
-					  "initial value of an existing variable changed");
-		else
-			ret = 0;
+		ret = diff_check_var(d, o, os, s, err);
 		if (ret == QP_EREFUSED)
 			refused = ret;
 		else if (ret)
@@ -658,21 +769,20 @@ static int diff_close(struct qp_diff *d, struct qp_error *err)
 	return refused;
 }
 
+static void diff_obj_release(struct diff_obj *o);
+
 void qp_diff__free(struct qp_diff *d)
 {
 	size_t i;
 
 	if (!d)
 		return;
-	for (i = 0; i < d->nobjs; i++) {
-		qp_elf__free(d->objs[i].orig);
-		qp_elf__free(d->objs[i].pat);
-		qp_srcline__free(d->objs[i].src);
-		qp_srcline__free(d->objs[i].osrc);
-		qp_correlation__release(&d->objs[i].corr);
-		free(d->objs[i].name);
-		free(d->objs[i].incl);
-	}
+	for (i = 0; i < d->nobjs; i++)
+		diff_obj_release(&d->objs[i]);
+	for (i = 0; i < d->nkeep; i++)
+		free(d->keep[i]);
+	free(d->keep);
+	free(d->keep_used);
 	for (i = 0; i < d->nincl; i++)
 		free(d->incl[i].refs);
 	for (i = 0; i < d->nsrcs; i++)
@@ -685,6 +795,25 @@ void qp_diff__free(struct qp_diff *d)
 	free(d->src_orig);
 	free(d->src_patched);
 	free(d);
+}
+
+int qp_diff__keep_value(struct qp_diff *d, const char *name, struct qp_error *err)
+{
+	char **v;
+	bool *u;
+
+	if (!name || !*name)
+		return qp_seterr(err, -EINVAL, "empty variable name to keep");
+	v = realloc(d->keep, (d->nkeep + 1) * sizeof(*v));
+	if (v)
+		d->keep = v;
+	u = v ? realloc(d->keep_used, (d->nkeep + 1) * sizeof(*u)) : NULL;
+	if (u)
+		d->keep_used = u;
+	if (!v || !u || !(v[d->nkeep] = strdup(name)))
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	u[d->nkeep++] = false;
+	return 0;
 }
 
 void qp_diff__set_build_id(struct qp_diff *d, const uint8_t *id, size_t size)
@@ -721,6 +850,59 @@ int qp_diff__new(const char *target_path, struct qp_diff **out, struct qp_error 
 	return 0;
 }
 
+/*
+ * Two clones paired by name are the same function only if they take their
+ * arguments the same way.  gcc reuses "mix.constprop.0" for a clone with
+ * another argument folded in (fixture `constconv`: mix(x, 5, 9) became
+ * mix(3, x, 9); both clones take one int in %edi, the callers' bytes do
+ * not change, the clone's meaning of that int does).  Replacing the old
+ * clone's body would hand the new meaning to every old caller, including
+ * any the patched object no longer has.  Such a clone is made new: its
+ * callers then compare as changed and are replaced by ones that call it,
+ * and the old clone stays for code that still runs the old callers.  The
+ * convention comes from the DWARF of both clones; without it, a clone
+ * whose bytes changed is made new all the same.
+ */
+static bool diff_clone_veto(void *arg, const struct qp_elf_sym *os, const struct qp_elf_sym *s)
+{
+	struct diff_obj *o = arg;
+	char a[512], b[512], why[256];
+
+	if (!qp_srcline__params(o->osrc, os->name, a, sizeof(a)) &&
+	    !qp_srcline__params(o->src, s->name, b, sizeof(b))) {
+		if (!strcmp(a, b))
+			return false;
+		snprintf(why, sizeof(why),
+			 "the clone's calling convention changed (parameters %s -> %s): a new function, its callers replaced",
+			 a, b);
+	} else {
+		if (os->sec && s->sec && os->sec->size == s->sec->size &&
+		    (!os->sec->data || !memcmp(os->sec->data, s->sec->data, s->sec->size)))
+			return false;
+		snprintf(why, sizeof(why),
+			 "clone changed and no debug info tells its calling convention: a new function, its callers replaced");
+	}
+	free(o->why_new[s->index]);
+	o->why_new[s->index] = strdup(why);
+	return true;
+}
+
+static void diff_obj_release(struct diff_obj *o)
+{
+	size_t i;
+
+	for (i = 0; o->why_new && o->pat && i < o->pat->nsyms; i++)
+		free(o->why_new[i]);
+	free(o->why_new);
+	qp_correlation__release(&o->corr);
+	qp_srcline__free(o->src);
+	qp_srcline__free(o->osrc);
+	free(o->incl);
+	qp_elf__free(o->orig);
+	qp_elf__free(o->pat);
+	free(o->name);
+}
+
 int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *patched_obj,
 			const char *name, struct qp_error *err)
 {
@@ -750,16 +932,16 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && orig_obj && !(o->osrc = qp_srcline__new(orig_obj)))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
-	if (!ret && qp_correlate(o->orig, o->pat, &o->corr))
+	if (!ret && !(o->why_new = calloc(o->pat->nsyms ? o->pat->nsyms : 1, sizeof(*o->why_new))))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret) {
+		struct qp_correlate_veto veto = { diff_clone_veto, o };
+
+		if (qp_correlate(o->orig, o->pat, &veto, &o->corr))
+			ret = qp_seterr(err, -ENOMEM, "out of memory");
+	}
 	if (ret) {
-		qp_correlation__release(&o->corr);
-		qp_srcline__free(o->src);
-		qp_srcline__free(o->osrc);
-		free(o->incl);
-		qp_elf__free(o->orig);
-		qp_elf__free(o->pat);
-		free(o->name);
+		diff_obj_release(o);
 		return ret;
 	}
 	for (i = 0; i < o->pat->nsecs; i++)
@@ -786,7 +968,7 @@ static void diff_report_incl(struct qp_diff *d)
 			k = QP_CHANGE_COPIED;
 		else
 			k = QP_CHANGE_NEW_VAR;
-		diff_note(d, k, name, in->o, in->sec->size, NULL);
+		diff_note(d, k, name, in->o, in->sec->size, s ? in->o->why_new[s->index] : NULL);
 	}
 }
 
@@ -808,6 +990,11 @@ int qp_diff__emit(struct qp_diff *d, const char *id, struct qp_patch **out,
 		else if (ret)
 			return ret;
 	}
+	for (i = 0; i < d->nkeep; i++)
+		if (!d->keep_used[i])
+			return qp_seterr(err, -EINVAL,
+					 "'%s' is to keep its value, but no existing variable of that name changed",
+					 d->keep[i]);
 	ret = diff_close(d, err);
 	if (ret && ret != QP_EREFUSED)
 		return ret;

@@ -27,6 +27,7 @@ struct diff_obj {
 	struct qp_srcline *src;  /* source lines of the patched object */
 	struct qp_srcline *osrc; /* source lines of the original object */
 	struct qp_correlation corr; /* patched symbols' twins in the original */
+	char **why_new;          /* per patched symbol: why a clone was not paired, or NULL */
 	int *incl;               /* per patched section: index in diff.incl, or -1 */
 	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */
 	int scope_ret;           /* result of resolving the scope (cached) */
@@ -77,6 +78,9 @@ struct qp_diff {
 	char *src_prefix;        /* see qp_diff__set_sources(), or NULL */
 	char *src_orig;          /* directory for original sources */
 	char *src_patched;       /* directory for patched sources */
+	char **keep;             /* variables whose running value is kept (qp_diff__keep_value) */
+	bool *keep_used;         /* per keep entry: it matched a changed variable */
+	size_t nkeep;            /* count of keep */
 	uint8_t build_id[QP_BUILD_ID_MAX]; /* overrides the target's, when set */
 	size_t build_id_size;    /* bytes in build_id, 0 = the target's */
 };
@@ -88,6 +92,7 @@ bool sec_is_text(const struct qp_elf_sec *s);
 bool sec_is_rodata(const struct qp_elf_sec *s);
 bool sec_is_data(const struct qp_elf_sec *s);
 unsigned rela_width(uint32_t type);
+int64_t rela_pc_adjust(const struct qp_elf_sec *sec, const struct qp_elf_rela *r);
 struct qp_elf_sym *sec_sole_symbol(struct qp_elf *e, const struct qp_elf_sec *sec);
 struct qp_elf_sym *obj_twin(const struct diff_obj *o, const struct qp_elf_sym *s);
 uint64_t fnv1a(uint64_t h, const void *buf, size_t len);

@@ -779,6 +779,7 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 	struct drv d = { .opts = opts, .rep = rep };
 	struct qp_diff *diff = NULL;
 	struct qp_patch *patch = NULL;
+	const char *const *k;
 	struct stat st;
 	double t0;
 	int ret;
@@ -799,6 +800,8 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 		qp_diff__set_build_id(diff, d.target_id, d.target_id_size);
 	if (!ret) /* original sources are the user's; patched ones are in the tree */
 		ret = qp_diff__set_sources(diff, d.orig_src, d.orig_src, d.tree);
+	for (k = opts->keep_values; !ret && k && *k; k++)
+		ret = qp_diff__keep_value(diff, *k, err);
 	if (!ret)
 		ret = drv_diff_objects(&d, diff, err);
 	if (!ret)
@@ -832,6 +835,7 @@ const char *qp_change_kind_name(enum qp_change_kind k)
 		[QP_CHANGE_NEW_VAR] = "new variable",
 		[QP_CHANGE_REFUSED] = "REFUSED",
 		[QP_CHANGE_LINE_ONLY] = "line only",
+		[QP_CHANGE_KEPT_VALUE] = "kept value",
 	};
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";

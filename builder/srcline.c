@@ -18,6 +18,7 @@ struct qp_srcline {
 	Dwfl *dwfl;       /* libdwfl session, NULL until first use */
 	Dwarf *dw;        /* its DWARF, NULL if none */
 	Dwfl_Module *mod; /* the object as a libdwfl module */
+	Dwarf_Addr bias;  /* module address minus DWARF address */
 	bool tried;       /* opening was attempted */
 };
 
@@ -43,7 +44,6 @@ struct qp_srcline *qp_srcline__new(const char *obj_path)
 static void srcline_open(struct qp_srcline *s)
 {
 	Dwfl_Module *mod;
-	Dwarf_Addr bias;
 
 	s->tried = true;
 	s->dwfl = dwfl_begin(&srcline_callbacks);
@@ -53,7 +53,7 @@ static void srcline_open(struct qp_srcline *s)
 	dwfl_report_end(s->dwfl, NULL, NULL);
 	s->mod = mod;
 	if (mod)
-		s->dw = dwfl_module_getdwarf(mod, &bias);
+		s->dw = dwfl_module_getdwarf(mod, &s->bias);
 }
 
 /* Depth-first search of @die's children for a named declaration. */
@@ -107,8 +107,8 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 	}
 }
 
-int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
-		   char *file, size_t file_size, int *line)
+/* The module address of function @func; 0 or -ENOENT. */
+static int srcline_func_addr(struct qp_srcline *s, const char *func, GElf_Addr *out)
 {
 	int i, n;
 
@@ -123,19 +123,110 @@ int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		GElf_Sym sym;
 		GElf_Addr addr;
 		const char *name = dwfl_module_getsym_info(s->mod, i, &sym, &addr, NULL, NULL, NULL);
-		const char *src;
-		Dwfl_Line *l;
 
-		if (!name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || strcmp(name, func))
-			continue;
-		l = dwfl_module_getsrc(s->mod, addr + offset);
-		src = l ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
-		if (!src)
-			return -ENOENT;
-		snprintf(file, file_size, "%s", src);
-		return 0;
+		if (name && GELF_ST_TYPE(sym.st_info) == STT_FUNC && !strcmp(name, func)) {
+			*out = addr;
+			return 0;
+		}
 	}
 	return -ENOENT;
+}
+
+int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
+		   char *file, size_t file_size, int *line)
+{
+	GElf_Addr addr;
+	const char *src;
+	Dwfl_Line *l;
+
+	if (srcline_func_addr(s, func, &addr))
+		return -ENOENT;
+	l = dwfl_module_getsrc(s->mod, addr + offset);
+	src = l ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
+	if (!src)
+		return -ENOENT;
+	snprintf(file, file_size, "%s", src);
+	return 0;
+}
+
+/* The concrete DW_TAG_subprogram of the CU @cu that starts at @lowpc. */
+static bool srcline_subprogram_at(Dwarf_Die *cu, Dwarf_Addr lowpc, Dwarf_Die *out)
+{
+	Dwarf_Addr pc;
+
+	if (dwarf_child(cu, out) != 0)
+		return false;
+	do {
+		if (dwarf_tag(out) == DW_TAG_subprogram && dwarf_lowpc(out, &pc) == 0 && pc == lowpc)
+			return true;
+	} while (dwarf_siblingof(out, out) == 0);
+	return false;
+}
+
+/* "name" (received), "name=" (folded to a constant) or "name?" (neither:
+ * dropped, or received and unused) for one formal parameter. */
+static int srcline_param(Dwarf_Die *p, char *out, size_t size)
+{
+	Dwarf_Attribute at;
+	Dwarf_Die origin;
+	const char *n = dwarf_diename(p);
+	const char *how = "?";
+
+	if (!n && dwarf_attr(p, DW_AT_abstract_origin, &at) && dwarf_formref_die(&at, &origin))
+		n = dwarf_diename(&origin);
+	if (dwarf_hasattr(p, DW_AT_const_value))
+		how = "=";
+	else if (dwarf_hasattr(p, DW_AT_location))
+		how = "";
+	return snprintf(out, size, "%s%s,", n ? n : "", how);
+}
+
+int qp_srcline__params(struct qp_srcline *s, const char *func, char *out, size_t size)
+{
+	GElf_Addr addr;
+	Dwarf_Addr bias;
+	Dwarf_Die *cu, fn, p;
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (srcline_func_addr(s, func, &addr))
+		return -ENOENT;
+	cu = dwfl_module_addrdie(s->mod, addr, &bias);
+	if (!cu || !srcline_subprogram_at(cu, addr - bias, &fn))
+		return -ENOENT;
+	if (dwarf_child(&fn, &p) != 0)
+		return 0; /* no parameters */
+	do {
+		if (dwarf_tag(&p) != DW_TAG_formal_parameter)
+			continue;
+		len += (size_t)srcline_param(&p, out + len, size - len);
+		if (len >= size)
+			return -ENAMETOOLONG;
+	} while (dwarf_siblingof(&p, &p) == 0);
+	if (len)
+		out[len - 1] = '\0'; /* the last comma */
+	return 0;
+}
+
+int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size)
+{
+	Dwarf_Addr bias;
+	Dwarf_Die *cu;
+	const char *n;
+
+	out[0] = '\0';
+	if (!s)
+		return -ENOENT;
+	if (!s->tried)
+		srcline_open(s);
+	if (!s->mod)
+		return -ENOENT;
+	cu = dwfl_module_addrdie(s->mod, addr + s->bias, &bias);
+	n = cu ? dwarf_diename(cu) : NULL;
+	if (!n)
+		return -ENOENT;
+	snprintf(out, size, "%s", n);
+	return 0;
 }
 
 /* "a@0:4,b@8:8," for the members of a struct or union, into @out. */

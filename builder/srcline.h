@@ -19,6 +19,19 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line);
 /*
+ * How a compiler-made clone (foo.constprop.0, foo.isra.0, foo.part.0)
+ * takes its parameters, from the DWARF of its concrete subprogram: one
+ * entry per formal parameter in DWARF order, "a" when it is received,
+ * "a=" when it is folded to a constant, "a?" when neither is said, joined
+ * by commas ("x,b=,c=").  Two
+ * clones whose strings differ are called differently.  0, or -ENOENT
+ * when the object has no debug info for @func.
+ */
+int qp_srcline__params(struct qp_srcline *s, const char *func, char *out, size_t size);
+/* DW_AT_name of the compile unit holding link-time address @addr (a
+ * linked binary: "b/util.c"); 0, or -ENOENT. */
+int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size);
+/*
  * Call @fn for each named struct or union type declared at file scope in
  * the object's debug info (an anonymous one named by its typedef) with its byte size and a
  * signature of its members ("name@offset:size,..."), and where it is

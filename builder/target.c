@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "qpatch/decode.h"
+#include "srcline.h"
 #include "target.h"
 
 struct target_plt {
@@ -243,12 +244,73 @@ static bool target_scope_holds(const struct qp_target *t, size_t file, struct qp
 	return true;
 }
 
+static bool target_local_named(const struct qp_elf_sym *s, size_t file)
+{
+	return s->file_index == file && s->bind == STB_LOCAL && s->name[0] &&
+	       (s->type == STT_FUNC || s->type == STT_OBJECT) && qp_sym_is_defined(s);
+}
+
+/* Named local functions and variables: of FILE scope @file of the target
+ * (@obj NULL), or of object @obj. */
+static size_t target_count_locals(const struct qp_target *t, size_t file, struct qp_elf *obj)
+{
+	struct qp_elf_sym *s;
+	size_t n = 0;
+
+	if (obj) {
+		qp_elf_for_each_sym(obj, s)
+			n += obj_local_named(s);
+		return n;
+	}
+	qp_elf_for_each_sym(t->elf, s)
+		n += target_local_named(s, file);
+	return n;
+}
+
+/* "a/util.c" for FILE scope @file: the compile unit (debug info) holding
+ * one of its locals; "FILE symbol N" without debug info. */
+static void target_scope_name(const struct qp_target *t, size_t file, char *out, size_t size)
+{
+	struct qp_srcline *dbg = qp_srcline__new(t->elf->path);
+	struct qp_elf_sym *s;
+	char cu[1024] = "";
+
+	qp_elf_for_each_sym(t->elf, s)
+		if (target_local_named(s, file) && !qp_srcline__cu_name(dbg, s->value, cu, sizeof(cu)))
+			break;
+	qp_srcline__free(dbg);
+	if (cu[0])
+		snprintf(out, size, "'%s' (FILE symbol %zu)", cu, file);
+	else
+		snprintf(out, size, "FILE symbol %zu", file);
+}
+
+/*
+ * Of the scopes @match[0..@n) that hold all of @obj's locals, the one
+ * holding no other: "calc.c" with {scale} is not "calc.c" with {scale,
+ * calls}.  0 when that does not leave exactly one.
+ */
+static size_t target_exact_scope(const struct qp_target *t, struct qp_elf *obj,
+				 const size_t *match, size_t n)
+{
+	size_t want = target_count_locals(t, 0, obj), found = 0, nfound = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (target_count_locals(t, match[i], NULL) == want) {
+			found = match[i];
+			nfound++;
+		}
+	}
+	return nfound == 1 ? found : 0;
+}
+
 int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objname,
 		     size_t *file, struct qp_error *err)
 {
 	const char *fname = NULL;
 	struct qp_elf_sym *s;
-	size_t match[2] = { 0, 0 }, nmatch = 0, ncand = 0;
+	size_t match[64], nmatch = 0, ncand = 0;
+	char a[1200], b[1200];
 
 	qp_elf_for_each_sym(obj, s) {
 		if (s->type == STT_FILE) {
@@ -265,9 +327,8 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 		ncand++;
 		if (!target_scope_holds(t, s->index, obj))
 			continue;
-		if (nmatch < 2)
-			match[nmatch] = s->index;
-		nmatch++;
+		if (nmatch < sizeof(match) / sizeof(match[0]))
+			match[nmatch++] = s->index;
 	}
 	if (nmatch == 1) {
 		*file = match[0];
@@ -277,9 +338,14 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 		return qp_seterr(err, QP_ERESOLVE,
 				 "%s: none of the %zu FILE symbol(s) '%s' of '%s' holds all its static symbols (is it linked into this binary?)",
 				 objname, ncand, fname, t->elf->path);
+	*file = target_exact_scope(t, obj, match, nmatch);
+	if (*file)
+		return 0;
+	target_scope_name(t, match[0], a, sizeof(a));
+	target_scope_name(t, match[1], b, sizeof(b));
 	return qp_seterr(err, QP_ERESOLVE,
-			 "%s: ambiguous: FILE symbols %zu and %zu of '%s' are both '%s' with the same static symbols",
-			 objname, match[0], match[1], t->elf->path, fname);
+			 "%s: ambiguous: %zu files '%s' of '%s' hold the same static symbols, among them %s and %s; cannot tell which one this object is (give one of them a static symbol the other lacks)",
+			 objname, nmatch, fname, t->elf->path, a, b);
 }
 
 int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,

@@ -4,8 +4,10 @@
 # for scripts/fuzz.sh.  Run as root (or with sudo) on a fresh machine; as another
 # user it only says what is missing.
 set -eu
+# autoconf and automake: tests/integration/t_autotools.sh builds a real
+# autotools project.
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
-libzydis-dev libzycore-dev binutils make python3"
+libzydis-dev libzycore-dev binutils make python3 autoconf automake"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

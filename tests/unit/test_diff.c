@@ -8,12 +8,21 @@
  *   replaced NAME        NAME is redirected to new code
  *   new-func NAME        NAME is a new function in the patch
  *   new-var NAME         NAME is a new variable in the patch
+ *   copied NAME          NAME is copied into the patch (code or read-only data
+ *                        the new code uses, not redirected)
  *   absent NAME          NAME is not in the patch at all
  *   line-only NAME       NAME changed only in __LINE__ values and is left out
  *   refused NAME WHY     the build is refused; NAME's reason contains WHY
  *   src NAME             the patch refers to NAME of the target (IN_TARGET)
  *   src-local NAME SIB   the patch refers to the target's static NAME, the
  *                        one whose FILE scope also holds SIB
+ *   keep NAME            before emitting: qp_diff__keep_value(NAME)
+ *   kept NAME            NAME's changed initial value is kept (not refused)
+ *   why NAME TEXT        NAME's report entry gives a reason containing TEXT
+ *   where NAME TEXT      NAME's report entry's source location contains TEXT
+ *   error TEXT           the diff fails (not a refusal) with TEXT in the message
+ *   live BEFORE AFTER    for tests/integration/t_corpus.sh: the running
+ *                        program's lines (regexes); not checked here
  */
 #include <dirent.h>
 #include <errno.h>
@@ -142,11 +151,52 @@ static void check_src(const struct qp_patch *p, const char *name)
 		fprintf(stderr, "  no IN_TARGET src symbol '%s'\n", name);
 }
 
+/* Lines of @casedir/expect with verb @verb: call @fn(NAME, REST). */
+static int for_each_expect(const char *casedir, const char *verb,
+			   int (*fn)(void *arg, const char *name, const char *rest), void *arg)
+{
+	char path[PATH_MAX], line[512];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/expect", casedir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (!ret && fgets(line, sizeof(line), f)) {
+		char v[32] = "", name[128] = "", rest[256] = "";
+
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%31s %127s %255[^\n]", v, name, rest) >= 2 && !strcmp(v, verb))
+			ret = fn(arg, name, rest);
+	}
+	fclose(f);
+	return ret;
+}
+
+static int keep_one(void *arg, const char *name, const char *rest)
+{
+	struct qp_error err = { 0 };
+
+	(void)rest;
+	return qp_diff__keep_value(arg, name, &err);
+}
+
+static int error_one(void *arg, const char *name, const char *rest)
+{
+	const struct qp_error *err = arg;
+	char text[400];
+
+	snprintf(text, sizeof(text), "%s%s%s", name, *rest ? " " : "", rest);
+	CHECK_CONTAINS(err->msg, text);
+	return 0;
+}
+
 static void check_expect(const char *casedir, const char *target, const struct qp_report *r,
 			 const struct qp_patch *p, int ret, const struct qp_error *err)
 {
 	char path[PATH_MAX], line[512];
-	int refused = 0;
+	int refused = 0, failed = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/expect", casedir);
@@ -162,10 +212,23 @@ static void check_expect(const char *casedir, const char *target, const struct q
 		if (sscanf(line, "%31s %127s %255[^\n]", verb, name, rest) < 2)
 			continue;
 		c = find_change(r, name);
-		if (!strcmp(verb, "replaced")) {
+		if (!strcmp(verb, "live") || !strcmp(verb, "keep")) {
+			continue;
+		} else if (!strcmp(verb, "error")) {
+			failed = 1;
+			continue;
+		} else if (!strcmp(verb, "kept")) {
+			CHECK(c && c->kind == QP_CHANGE_KEPT_VALUE);
+		} else if (!strcmp(verb, "why")) {
+			CHECK_CONTAINS(c ? c->why : NULL, rest);
+		} else if (!strcmp(verb, "where")) {
+			CHECK_CONTAINS(c ? c->where : NULL, rest);
+		} else if (!strcmp(verb, "replaced")) {
 			CHECK(c && c->kind == QP_CHANGE_REPLACED);
 		} else if (!strcmp(verb, "new-func")) {
 			CHECK(c && c->kind == QP_CHANGE_NEW_FUNC);
+		} else if (!strcmp(verb, "copied")) {
+			CHECK(c && c->kind == QP_CHANGE_COPIED);
 		} else if (!strcmp(verb, "new-var")) {
 			CHECK(c && c->kind == QP_CHANGE_NEW_VAR);
 		} else if (!strcmp(verb, "line-only")) {
@@ -188,7 +251,10 @@ static void check_expect(const char *casedir, const char *target, const struct q
 			fprintf(stderr, "  case %s: no report entry for '%s'\n", casedir, name);
 	}
 	fclose(f);
-	if (refused) {
+	if (failed) {
+		CHECK(ret != 0 && ret != QP_EREFUSED);
+		for_each_expect(casedir, "error", error_one, (void *)err);
+	} else if (refused) {
 		CHECK_INT(ret, QP_EREFUSED);
 	} else {
 		CHECK_INT(ret, 0);
@@ -226,6 +292,8 @@ static void run_case(const char *fixtures, const char *name)
 	}
 	ret = qp_diff__new(target, &d, &err);
 	CHECK_INT(ret, 0);
+	if (!ret)
+		CHECK_INT(for_each_expect(casedir, "keep", keep_one, d), 0);
 	for (i = 0; !ret && i < npat; i++) {
 		char a[PATH_MAX], b[PATH_MAX];
 

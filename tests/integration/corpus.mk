@@ -1,0 +1,14 @@
+# Makefile for a tests/fixtures/diff case, copied into the tree by
+# t_corpus.sh: every .c below the tree is one object of the program "prog",
+# compiled as tests/unit/test_diff.c compiles it (-O2 -g; qpatch-cc adds the
+# section flags).
+CC ?= cc
+CFLAGS ?= -O2 -g
+SRCS := $(shell find . -name '*.c' -not -path './.qpatch-cc/*' | sort)
+OBJS := $(SRCS:.c=.o)
+
+prog: $(OBJS)
+	$(CC) -o $@ $(OBJS)
+
+%.o: %.c
+	$(CC) $(CFLAGS) -c -o $@ $<
