@@ -190,6 +190,7 @@ int main(int argc, char **argv)
 		print_json(&rep, opts.output, ret, &err);
 	else
 		print_report(&rep, opts.output, ret == 0);
+	fflush(stdout); /* the report first, whole, when both go to one file */
 	if (ret)
 		fprintf(stderr, "qpatch-build: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
 	qp_report__release(&rep);

@@ -189,11 +189,38 @@ static int layout_collect(const char *name, unsigned long size, const char *memb
 	return 0;
 }
 
+/* The first member whose name, offset or size differs between two
+ * signatures ("a@0:4,b@8:8,"), as ", member 'b' 8:8 -> 8:4 (offset:size)",
+ * or "". */
+static void layout_first_change(const char *a, const char *b, char *out, size_t size)
+{
+	while (*a || *b) {
+		size_t na = strcspn(a, ","), nb = strcspn(b, ",");
+
+		if (na != nb || strncmp(a, b, na)) {
+			const char *at = memchr(a, '@', na), *bt = memchr(b, '@', nb);
+			int an = at ? (int)(at - a) : (int)na, bn = bt ? (int)(bt - b) : (int)nb;
+
+			if (!na)
+				snprintf(out, size, ", member '%.*s' added", bn, b);
+			else if (!nb || an != bn || strncmp(a, b, (size_t)an))
+				snprintf(out, size, ", member '%.*s' %s", an, a, nb ? "replaced" : "removed");
+			else
+				snprintf(out, size, ", member '%.*s' %.*s -> %.*s (offset:size)", an, a,
+					 (int)na - an - 1, at + 1, (int)nb - bn - 1, bt + 1);
+			return;
+		}
+		a += na + (a[na] == ',');
+		b += nb + (b[nb] == ',');
+	}
+	out[0] = '\0';
+}
+
 static int layout_compare(const char *name, unsigned long size, const char *members,
 			  const char *where, void *arg)
 {
 	struct diff_layouts *l = arg;
-	char why[256];
+	char why[256], what[160];
 	size_t i;
 	int ret;
 
@@ -202,9 +229,10 @@ static int layout_compare(const char *name, unsigned long size, const char *memb
 			continue;
 		if (l->v[i].size == size && !strcmp(l->v[i].members, members))
 			return 0;
+		layout_first_change(l->v[i].members, members, what, sizeof(what));
 		snprintf(why, sizeof(why),
 			 "layout of '%s' changed (%lu -> %lu bytes%s): data the running process already has uses the old one",
-			 name, l->v[i].size, size, l->v[i].size == size ? ", members moved" : "");
+			 name, l->v[i].size, size, what);
 		ret = diff_refuse(l->d, l->o, name, size, l->err, why);
 		if (ret != QP_EREFUSED)
 			return ret;

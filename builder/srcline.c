@@ -265,9 +265,12 @@ static void srcline_members(Dwarf_Die *type, char *out, size_t size)
 				sz = dwarf_bytesize(&mt);
 			msize = sz < 0 ? 0 : (Dwarf_Word)sz;
 		}
-		len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu%s%d,", n ? n : "",
-					(unsigned long long)off, (unsigned long long)msize,
-					bits >= 0 ? "/" : "", bits >= 0 ? bits : 0);
+		if (bits >= 0)
+			len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu/%d,", n ? n : "",
+						(unsigned long long)off, (unsigned long long)msize, bits);
+		else
+			len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu,", n ? n : "",
+						(unsigned long long)off, (unsigned long long)msize);
 		if (len >= size)
 			return;
 	} while (dwarf_siblingof(&m, &m) == 0);
