@@ -2,8 +2,9 @@
 # Installs the extra Debian 12 packages the real-world suite needs
 # (tests/realworld/, `make realworld`), if any are missing: Debian source
 # package tools (apt-get source, dpkg-source, dpkg-buildflags), patch and xz
-# for the packages' tarballs.  The lua and redis builds need nothing more
-# (redis builds its bundled Lua, hiredis, linenoise).
+# for the packages' tarballs, and tclsh, which sqlite's build runs.  The
+# lua and redis builds need nothing more (redis builds its bundled Lua,
+# hiredis, linenoise).
 #
 #   scripts/install-realworld-deps.sh [qemu]
 #
@@ -13,7 +14,7 @@
 # pixman, zlib, libfdt), and the SeaBIOS firmware its machine boots.
 # Run as root (or with sudo); as another user it only says what is missing.
 set -eu
-PKGS="dpkg-dev patch xz-utils build-essential make"
+PKGS="dpkg-dev patch xz-utils build-essential make tcl"
 QEMU_PKGS="meson ninja-build python3 pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev seabios"
 case " ${1:-} ${CASES:-} " in
 *" qemu "*) PKGS="$PKGS $QEMU_PKGS" ;;

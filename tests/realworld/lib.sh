@@ -272,6 +272,56 @@ qp_build_run() {
 	return 0
 }
 
+# refused_fix FIX FILES ORIG FIXED BINARY CMD TARGET TYPE: a real fix that
+# must not be applied to a running process: qpatch-build of ORIG -> FIXED
+# (work directory $RW_WORK.refused-FIX) must fail, write no patch, and list
+# a refusal saying that the layout of TYPE changed.  Runs in a subshell so
+# the case goes on if it fails; its row (with its refusals as result) is
+# added to ROWS_AFTER, and REFUSED_RC is its status.
+refused_fix() {
+	local fix=$1 files=$2
+	(
+	ROW_FIX="$fix ($files)" ROW_FUNCS="" ROW_SIZE="" ROW_STOP=""
+	RW_WORK=$RW_WORK.refused-$fix
+	QPB_LOGNAME=qpatch-build-$fix
+	qp_build_run "$3" "$4" "$RW_LOG/$fix.qpatch" "$5" "$6" "$7"
+	QPB_PATCHED_S=$(sed -n 's/.*patched build \(done in \)\{0,1\}\([0-9.]*\) s.*/\2/p' "$QPB_LOG" | tail -n1)
+	ROW_BUILD="$QPB_TOTAL_S s (incremental build ${QPB_PATCHED_S:-?} s) / $FULL_BUILD_S s"
+	if [ "$QPB_RC" -eq 0 ]; then
+		ROW_SIZE="$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$QPB_LOG") B"
+		die "qpatch-build made a patch instead of refusing: the fix changes the layout of $8, which the running process's data keeps"
+	fi
+	[ -e "$RW_LOG/$fix.qpatch" ] && die "qpatch-build failed but wrote '$RW_LOG/$fix.qpatch'"
+	# its refusals, "NAME<TAB>WHY<TAB>OBJECT" (the report's lines are
+	# KIND NAME WHERE SIZE bytes  WHY[  OBJECT])
+	awk '$1 == "REFUSED" {
+		rest = substr($0, index($0, " bytes") + 6); n = split(rest, p, /  +/)
+		print $2 "\t" p[2] "\t" (n >= 3 ? p[3] : $3) }' "$QPB_LOG" >"$RW_LOG/$fix.refusals.tsv"
+	awk -F'\t' -v t="$8" '$1 == t && $2 ~ /layout/ { ok = 1 } END { exit !ok }' "$RW_LOG/$fix.refusals.tsv" ||
+		die "qpatch-build refused, but not saying that the layout of $8 changed: $QPB_ERROR"
+	# one entry per name and reason, with the objects (basenames); layouts first
+	local refusals
+	refusals=$(awk -F'\t' '
+		{ k = $1 "\t" $2; o = $3; sub(/.*\//, "", o); if (!(k in objs)) order[++n] = k
+		  if (++nobj[k] <= 3) objs[k] = objs[k] (objs[k] == "" ? "" : ", ") o
+		  else more[k] = " and " (nobj[k] - 3) " more objects" }
+		END {
+			for (pass = 1; pass <= 2; pass++)
+				for (i = 1; i <= n; i++) {
+					split(order[i], f, "\t")
+					if ((f[2] ~ /layout/) != (pass == 1))
+						continue
+					printf "%s%s: %s (%s%s)", (m++ ? "; " : ""), f[1], f[2], objs[order[i]], more[order[i]]
+				}
+		}' "$RW_LOG/$fix.refusals.tsv")
+	ROW_RESULT="refused, as it must be: $refusals; no patch written"
+	row_write
+	say "$ROW_RESULT"
+	)
+	REFUSED_RC=$?
+	ROWS_AFTER=$ROWS_AFTER$(cat "$QP_RW_OUT/$RW_CASE.row" 2>/dev/null)$'\n'
+}
+
 # ref_bin REL: the program as the fixed tree builds it, from qpatch-build's
 # work directory (the patched version is built last; WORK/tree or, with
 # older qpatch-build, WORK/patched).

@@ -39,12 +39,12 @@ ROW_FIX="$FIX1 (hw/ide/core.c)"
 CONF='--target-list=x86_64-softmmu --without-default-features'
 # the deployed build: in the tree, as `./configure && make` does (./build)
 DEPLOY_CMD="./configure $CONF --cc=\"\$CC\" && make"
-# qpatch-build's builds: in a build directory of its own work tree
-# (qpbuild/), configured there once, so that meson's absolute paths name
-# the work tree (the copy of the deployed ./build names the original tree)
-QPB_CMD="mkdir -p qpbuild && cd qpbuild && { [ -f build.ninja ] || ../configure $CONF --cc=\"\$CC\"; } && make"
+# qpatch-build's builds: make in its copy of the deployed tree, ./build
+# included; qpatch-build runs them at the original tree's path, so the
+# absolute paths meson wrote into ./build name the copy
+QPB_CMD=make
 BIN=build/qemu-system-x86_64
-QPB_BIN=qpbuild/qemu-system-x86_64
+QPB_BIN=$BIN
 
 step fetch
 missing=""
@@ -166,51 +166,10 @@ probe() {
 running() { hmp "info status" | grep -q 'VM status: running'; }
 
 step "refused fix"
-# The same deployed QEMU and work directory: the websocket fix, which
-# changes struct QIOChannelWebsock, must be refused, naming the reason.
-# (In a subshell: the case goes on if this fails, and fails at the end.)
-[ "${DEPLOYED_NOW:-0}" = 1 ] && rm -rf "$RW_WORK"
-DEPLOYED_NOW=0
-(
-ROW_FIX="$FIX2 (include/io/channel-websock.h, io/channel-websock.c)"
-QPB_LOGNAME=qpatch-build-refused
-qp_build_run "$D/orig" "$D/fixed-$FIX2" "$RW_LOG/refused.qpatch" "$QPB_BIN" "$QPB_CMD" "$QEMU"
-QPB_PATCHED_S=$(sed -n 's/.*patched build \(done in \)\{0,1\}\([0-9.]*\) s.*/\2/p' "$QPB_LOG" | tail -n1)
-ROW_BUILD="$QPB_TOTAL_S s (incremental build ${QPB_PATCHED_S:-?} s) / $FULL_BUILD_S s"
-if [ "$QPB_RC" -eq 0 ]; then
-	ROW_FUNCS="$(awk '$1 == "replaced" || ($1 == "new" && $2 == "function") { n++ } END { print n + 0 }' "$QPB_LOG"): $(awk '$1 == "replaced" { printf "%s%s", sep, $2; sep = ", " } $1 == "new" && $2 == "function" { printf "%s%s (new)", sep, $3; sep = ", " }' "$QPB_LOG")"
-	ROW_SIZE="$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$QPB_LOG") B"
-	die "qpatch-build made a patch instead of refusing: the fix adds hs_io_tag before io_tag in struct QIOChannelWebsock, whose live objects keep the old layout"
-fi
-[ -e "$RW_LOG/refused.qpatch" ] && die "qpatch-build failed but wrote '$RW_LOG/refused.qpatch'"
-# its refusals, "NAME<TAB>WHY<TAB>OBJECT"; one must name the struct and
-# its layout
-# (qpatch-build's report: KIND NAME WHERE SIZE bytes  WHY[  OBJECT])
-awk '$1 == "REFUSED" {
-	rest = substr($0, index($0, " bytes") + 6); n = split(rest, p, /  +/)
-	print $2 "\t" p[2] "\t" (n >= 3 ? p[3] : $3) }' "$QPB_LOG" >"$RW_LOG/refusals.tsv"
-awk -F'\t' '$1 == "QIOChannelWebsock" && $2 ~ /layout/ { ok = 1 } END { exit !ok }' "$RW_LOG/refusals.tsv" ||
-	die "qpatch-build refused, but not saying that the layout of struct QIOChannelWebsock changed: $QPB_ERROR"
-# one entry per name and reason, with the objects (basenames); layouts first
-REFUSALS=$(awk -F'\t' '
-	{ k = $1 "\t" $2; o = $3; sub(/.*\//, "", o); if (!(k in objs)) order[++n] = k; objs[k] = objs[k] (objs[k] == "" ? "" : ", ") o }
-	END {
-		for (pass = 1; pass <= 2; pass++)
-			for (i = 1; i <= n; i++) {
-				split(order[i], f, "\t")
-				if ((f[2] ~ /layout/) != (pass == 1))
-					continue
-				printf "%s%s: %s (%s)", (m++ ? "; " : ""), f[1], f[2], objs[order[i]]
-			}
-	}' \
-	"$RW_LOG/refusals.tsv")
-ROW_RESULT="refused, as it must be: $REFUSALS; no patch written"
-row_write
-say "$ROW_RESULT"
-)
-# its row comes second; a failure there fails the case, after the rest ran
-REFUSED_RC=$?
-ROWS_AFTER=$(cat "$QP_RW_OUT/$RW_CASE.row" 2>/dev/null)$'\n'
+# The same deployed QEMU: the websocket fix, which changes struct
+# QIOChannelWebsock, must be refused, naming the reason.
+refused_fix "$FIX2" "include/io/channel-websock.h, io/channel-websock.c" "$D/orig" \
+	"$D/fixed-$FIX2" "$QPB_BIN" "$QPB_CMD" "$QEMU" QIOChannelWebsock
 ROW_FIX="$FIX1 (hw/ide/core.c)" ROW_BUILD="" ROW_RESULT=""
 
 step start

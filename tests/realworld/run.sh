@@ -2,9 +2,9 @@
 # The real-world suite: live-patches real Debian programs with their real
 # security fixes (see docs/realworld.md).
 #
-#   tests/realworld/run.sh [CASE...]      cases: lua redis qemu
+#   tests/realworld/run.sh [CASE...]      cases: lua redis sqlite qemu
 #
-# Without a case it runs lua and redis, and qemu too with QP_RW_ALL=1 (its
+# Without a case it runs lua, redis and sqlite, and qemu too with QP_RW_ALL=1 (its
 # first run builds QEMU twice: about 2 x 10 minutes on 2 CPUs).
 #
 # Environment:
@@ -15,7 +15,7 @@
 #                nothing it already has
 #   QP_RW_OUT    logs of this run (default $QP_RW_CACHE/runs/latest)
 #   QP_RW_JOBS   make -j for the programs' builds (default 2)
-#   QP_RW_DOC    1 (default): after a run of every case (lua redis qemu),
+#   QP_RW_DOC    1 (default): after a run of every case (lua redis sqlite qemu),
 #                write the results table into docs/realworld.md; 0: only
 #                print it
 #   QP_RW_LABEL  how the table names the qpatch tested (default: the commit
@@ -26,8 +26,8 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CASES="lua redis qemu"
-DEFAULT_CASES="lua redis"
+ALL_CASES="lua redis sqlite qemu"
+DEFAULT_CASES="lua redis sqlite"
 [ "${QP_RW_ALL:-0}" = 1 ] && DEFAULT_CASES=$ALL_CASES
 
 export QP_BIN=${QP_BIN:-$ROOT/build/bin}
