@@ -229,6 +229,27 @@ int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, siz
 	return 0;
 }
 
+int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size)
+{
+	Dwarf_Die *cu;
+	Dwarf_Addr bias;
+	const char *n;
+
+	out[0] = '\0';
+	if (!s)
+		return -ENOENT;
+	if (!s->tried)
+		srcline_open(s);
+	if (!s->mod)
+		return -ENOENT;
+	cu = dwfl_module_nextcu(s->mod, NULL, &bias);
+	n = cu ? dwarf_diename(cu) : NULL;
+	if (!n)
+		return -ENOENT;
+	snprintf(out, size, "%s", n);
+	return 0;
+}
+
 /* "a@0:4,b@8:8," for the members of a struct or union, into @out. */
 static void srcline_members(Dwarf_Die *type, char *out, size_t size)
 {

@@ -267,22 +267,59 @@ static size_t target_count_locals(const struct qp_target *t, size_t file, struct
 	return n;
 }
 
-/* "a/util.c" for FILE scope @file: the compile unit (debug info) holding
- * one of its locals; "FILE symbol N" without debug info. */
+/* The compile unit (debug info) holding one of FILE scope @file's
+ * locals: "a/util.c"; "" without debug info. */
+static void target_scope_cu(const struct qp_target *t, struct qp_srcline *dbg, size_t file,
+			    char *out, size_t size)
+{
+	struct qp_elf_sym *s;
+
+	out[0] = '\0';
+	qp_elf_for_each_sym(t->elf, s)
+		if (target_local_named(s, file) && !qp_srcline__cu_name(dbg, s->value, out, size))
+			break;
+}
+
+/* "'a/util.c' (FILE symbol N)", or "FILE symbol N" without debug info. */
 static void target_scope_name(const struct qp_target *t, size_t file, char *out, size_t size)
 {
 	struct qp_srcline *dbg = qp_srcline__new(t->elf->path);
-	struct qp_elf_sym *s;
-	char cu[1024] = "";
+	char cu[1024];
 
-	qp_elf_for_each_sym(t->elf, s)
-		if (target_local_named(s, file) && !qp_srcline__cu_name(dbg, s->value, cu, sizeof(cu)))
-			break;
+	target_scope_cu(t, dbg, file, cu, sizeof(cu));
 	qp_srcline__free(dbg);
 	if (cu[0])
 		snprintf(out, size, "'%s' (FILE symbol %zu)", cu, file);
 	else
 		snprintf(out, size, "FILE symbol %zu", file);
+}
+
+/*
+ * Of the scopes @match[0..@n), the one whose compile unit has the name of
+ * @obj's: the FILE symbol says only "util.c", the debug info of both the
+ * object and the binary says "a/util.c" (fixture `ambiguous`).  0 when
+ * that does not leave exactly one (no debug info, or the same name).
+ */
+static size_t target_cu_scope(const struct qp_target *t, struct qp_elf *obj, const size_t *match,
+			      size_t n)
+{
+	struct qp_srcline *mine = qp_srcline__new(obj->path), *dbg = NULL;
+	char want[1024], cu[1024];
+	size_t found = 0, nfound = 0, i;
+
+	if (!qp_srcline__unit_name(mine, want, sizeof(want)) &&
+	    (dbg = qp_srcline__new(t->elf->path))) {
+		for (i = 0; i < n; i++) {
+			target_scope_cu(t, dbg, match[i], cu, sizeof(cu));
+			if (!strcmp(cu, want)) {
+				found = match[i];
+				nfound++;
+			}
+		}
+	}
+	qp_srcline__free(dbg);
+	qp_srcline__free(mine);
+	return nfound == 1 ? found : 0;
 }
 
 /*
@@ -339,6 +376,8 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 				 "%s: none of the %zu FILE symbol(s) '%s' of '%s' holds all its static symbols (is it linked into this binary?)",
 				 objname, ncand, fname, t->elf->path);
 	*file = target_exact_scope(t, obj, match, nmatch);
+	if (!*file)
+		*file = target_cu_scope(t, obj, match, nmatch);
 	if (*file)
 		return 0;
 	target_scope_name(t, match[0], a, sizeof(a));
