@@ -1,7 +1,7 @@
 # Thin convenience layer over CMake; the real build is CMakeLists.txt.
 #   make demo    build qpatch and patch a running program live
 #   make check   build qpatch and run the whole test suite
-#   make realworld  live-patch Debian's lua5.4 and redis with their real CVE fixes (docs/realworld.md)
+#   make realworld  live-patch Debian's lua5.4, redis and sqlite3 with real fixes; CASES=qemu for QEMU (docs/realworld.md)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
