@@ -11,7 +11,12 @@ P=$QP_SRC/tests/integration/progs/statics
 build_tree "$P/orig" "$T/app" || { fail "build the program"; finish; exit 1; }
 "$QP_BIN/qpatch-build" -q "$T/app" "$P/patched" -o "$T/fix.qpatch" --target "$T/app/statics" >"$T/build.out" 2>&1
 check "patch built" test $? -eq 0
-chmod a+rx "$T" "$T/app" && chmod a+r "$T/fix.qpatch"
+# the tools and the patch where "nobody" can reach them (the build tree
+# may sit under a directory only root can enter)
+PUB=$(mktemp -d /tmp/qp-perm.XXXXXX)
+trap 'rm -rf "$PUB"; cleanup' EXIT
+cp "$QP_BIN/qpatch-load" "$T/fix.qpatch" "$PUB/" && chmod 755 "$PUB" "$PUB/qpatch-load" &&
+	chmod 644 "$PUB/fix.qpatch" || { fail "copy the tools to $PUB"; finish; exit 1; }
 start "$T/out" "$T/app/statics"
 check "target prints" wait_lines "$T/out" 3
 maps_of "$TARGET_PID" >"$T/maps.before"
@@ -19,11 +24,11 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 for op in apply list undo; do
 	case $op in
-	apply) args=("$TARGET_PID" "$T/fix.qpatch") ;;
+	apply) args=("$TARGET_PID" "$PUB/fix.qpatch") ;;
 	list) args=(--list "$TARGET_PID") ;;
 	undo) args=(--undo "$TARGET_PID") ;;
 	esac
-	as_nobody "$QP_BIN/qpatch-load" "${args[@]}" >"$T/$op.out" 2>&1
+	as_nobody "$PUB/qpatch-load" "${args[@]}" >"$T/$op.out" 2>&1
 	check "$op as nobody: exit status 1" test $? -eq 1
 	check "$op as nobody: says permission is denied" grep -q "Permission denied" "$T/$op.out"
 	check "$op as nobody: names the process" grep -q "process $TARGET_PID" "$T/$op.out"
