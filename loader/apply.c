@@ -59,8 +59,7 @@ void ld_block_signals(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old ? old : &ignored);
 }
 
-/* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
-int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+static const char *ld_step_name(enum qp_fault step)
 {
 	static const struct { enum qp_fault step; const char *name; } names[] = {
 #define QP_FAULT_NAME(name, val, str) { name, str },
@@ -69,12 +68,44 @@ int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
 	};
 	size_t i;
 
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].step == step)
+			return names[i].name;
+	return "?";
+}
+
+/* Step @step is reached: noted for messages; tests may pause the loader
+ * here (at_step) or make it fail on purpose (fault_at). */
+int ld_fault(struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+{
+	c->step = step;
+	if (c->opts && c->opts->at_step)
+		c->opts->at_step(step, ld_step_name(step), c->opts->at_step_arg);
 	if (!c->opts || c->opts->fault_at != step)
 		return 0;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]) && names[i].step != step; i++)
-		;
 	return qp_seterr(err, -EIO, "injected failure after step %d (%s)", (int)step,
-			 i < sizeof(names) / sizeof(names[0]) ? names[i].name : "?");
+			 ld_step_name(step));
+}
+
+/*
+ * @ret failed: if the reason is that the target died meanwhile (killed, or
+ * exited while running between attempts), say so instead — the message of
+ * whatever call noticed it first ("cannot write ... short write") would
+ * hide the cause, and "left unchanged" would be false.
+ */
+int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err)
+{
+	char cause[QP_ERRMSG_MAX], how[64], step[96] = "";
+
+	if (!ret || !qp_proc__dead(&c->proc))
+		return ret;
+	c->stats->target_gone = true;
+	snprintf(cause, sizeof(cause), "%s", err && err->msg[0] ? err->msg : qp_strerror(ret));
+	if (c->step)
+		snprintf(step, sizeof(step), ", after step %d (%s)", (int)c->step, ld_step_name(c->step));
+	return qp_seterr(err, QP_EPROC, "process %d %s while %s%s; it is gone (%s)", (int)c->pid,
+			 qp_proc__death(&c->proc, how, sizeof(how)),
+			 c->undo ? "its patch was being undone" : "being patched", step, cause);
 }
 
 /* --- finding the target and symbols ------------------------------------- */
@@ -789,12 +820,15 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 	int ret = ld_stop_quiet(c, busy, err);
 
 	if (ret)
-		return ret;
+		return ld_check_death(c, ret, err);
 	c->stats->threads = c->proc.nthreads;
 	ret = work(c, err);
+	if (!ret && qp_proc__died_now(&c->proc)) /* it worked, on a dying process */
+		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
+	ret = ld_check_death(c, ret, err);
 	c->stats->stopped_us = now_us() - c->stopped_t0;
 	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
-		ret = err->code;
+		ret = ld_check_death(c, err->code, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
 	return ret;
 }

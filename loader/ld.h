@@ -97,6 +97,8 @@ struct ld_ctx {
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
 	bool need_low;                /* the patch has 32-bit absolute references to itself */
+	bool undo;                    /* undoing (for messages) */
+	enum qp_fault step;           /* last step of QP_FAULTS reached */
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
@@ -106,7 +108,8 @@ struct ld_ctx {
 void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size);
 int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out);
 void ld_block_signals(sigset_t *old);
-int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
+int ld_fault(struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
+int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
