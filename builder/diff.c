@@ -545,6 +545,11 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 	if (!s)
 		return qp_seterr(err, QP_EUNSUPP, "%s: section '%s': relocation at 0x%llx has no symbol",
 				 o->name, sec->name, (unsigned long long)r->offset);
+	if (!qp_rela_type_name(r->type) || r->type >= QP_R_REPLACE)
+		return diff_refuse(d, o, s->name[0] ? s->name : sec->name, 0, err,
+				   r->type == R_X86_64_GOTPC32_TLSDESC || r->type == R_X86_64_TLSDESC_CALL ?
+				   "TLS descriptors (-mtls-dialect=gnu2) are not supported: build with the default TLS dialect" :
+				   "relocation type not supported in a patch");
 	if (!s->sec) {
 		struct diff_obj *o2;
 		struct qp_elf_sym *def;

@@ -54,6 +54,9 @@ static const struct patch_rtype patch_rtypes[] = {
 	RT(R_X86_64_RELATIVE, 8),
 	RT(R_X86_64_TPOFF32, 4),
 	RT(R_X86_64_GOTTPOFF, 4),
+	RT(R_X86_64_TLSGD, 4),
+	RT(R_X86_64_TLSLD, 4),
+	RT(R_X86_64_DTPOFF32, 4),
 	RT(QP_R_REPLACE, 0),
 	RT(QP_R_IMAGE32, 4),
 	RT(QP_R_IMAGE32S, 4),
@@ -75,6 +78,17 @@ const char *qp_rela_type_name(uint32_t type)
 	const struct patch_rtype *rt = patch_rtype(type);
 
 	return rt ? rt->name : NULL;
+}
+
+bool qp_rela_is_tls(uint32_t type)
+{
+	switch (type) {
+	case R_X86_64_TPOFF32: case R_X86_64_GOTTPOFF: case R_X86_64_TLSGD:
+	case R_X86_64_TLSLD: case R_X86_64_DTPOFF32:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* ---- construction ---------------------------------------------------- */
@@ -690,6 +704,14 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): symbol %u '%s' is an STT_FILE symbol",
 				 i, rt->name, r->sym, p->src[r->sym].name);
+	} else if (r->type != QP_R_REPLACE &&
+		   qp_rela_is_tls(r->type) != (p->src[r->sym].type == STT_TLS)) {
+		/* a thread-local access names a thread-local variable, and only
+		 * such an access does: its value is an offset, not an address */
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (%s): symbol %u '%s' is %sa thread-local variable",
+				 i, rt->name, r->sym, p->src[r->sym].name,
+				 qp_rela_is_tls(r->type) ? "not " : "");
 	}
 	if (r->type == QP_R_REPLACE)
 		return validate_replace(p, r, i, err);

@@ -59,8 +59,7 @@ void ld_block_signals(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old ? old : &ignored);
 }
 
-/* Tests make the loader fail here on purpose (qp_load_opts.fault_at). */
-int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+static const char *ld_step_name(enum qp_fault step)
 {
 	static const struct { enum qp_fault step; const char *name; } names[] = {
 #define QP_FAULT_NAME(name, val, str) { name, str },
@@ -69,18 +68,50 @@ int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
 	};
 	size_t i;
 
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].step == step)
+			return names[i].name;
+	return "?";
+}
+
+/* Step @step is reached: noted for messages; tests may pause the loader
+ * here (at_step) or make it fail on purpose (fault_at). */
+int ld_fault(struct ld_ctx *c, enum qp_fault step, struct qp_error *err)
+{
+	c->step = step;
+	if (c->opts && c->opts->at_step)
+		c->opts->at_step(step, ld_step_name(step), c->opts->at_step_arg);
 	if (!c->opts || c->opts->fault_at != step)
 		return 0;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]) && names[i].step != step; i++)
-		;
 	return qp_seterr(err, -EIO, "injected failure after step %d (%s)", (int)step,
-			 i < sizeof(names) / sizeof(names[0]) ? names[i].name : "?");
+			 ld_step_name(step));
+}
+
+/*
+ * @ret failed: if the reason is that the target died meanwhile (killed, or
+ * exited while running between attempts), say so instead — the message of
+ * whatever call noticed it first ("cannot write ... short write") would
+ * hide the cause, and "left unchanged" would be false.
+ */
+int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err)
+{
+	char cause[QP_ERRMSG_MAX], how[64], step[96] = "";
+
+	if (!ret || !qp_proc__dead(&c->proc))
+		return ret;
+	c->stats->target_gone = true;
+	snprintf(cause, sizeof(cause), "%s", err && err->msg[0] ? err->msg : qp_strerror(ret));
+	if (c->step)
+		snprintf(step, sizeof(step), ", after step %d (%s)", (int)c->step, ld_step_name(c->step));
+	return qp_seterr(err, QP_EPROC, "process %d %s while %s%s; it is gone (%s)", (int)c->pid,
+			 qp_proc__death(&c->proc, how, sizeof(how)),
+			 c->undo ? "its patch was being undone" : "being patched", step, cause);
 }
 
 /* --- finding the target and symbols ------------------------------------- */
 
 /* A path libelf can open for mapping @m, even if the file was replaced. */
-static void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size)
+void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size)
 {
 	if (strstr(m->path, " (deleted)"))
 		snprintf(out, size, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
@@ -160,6 +191,7 @@ static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
 			c->bias = 0;
 		ld_tls_layout(c, e);
 		qp_elf__free(e);
+		c->target = m;
 		ld_object_range(&c->maps, m->path, &c->obj_lo, &c->obj_hi);
 		return 0;
 	}
@@ -169,9 +201,12 @@ static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
 			 (int)c->pid, want, info->target_name);
 }
 
-/* An external symbol: the first library (in map order) that exports it. */
-static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_t *addr,
-			       bool *ifunc, struct qp_error *err)
+/*
+ * The first loaded object, in map order, whose .dynsym defines @name: a
+ * thread-local variable when @tls, anything else otherwise.  -ENOENT when
+ * none does.
+ */
+int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out)
 {
 	const char *last = "";
 	size_t i;
@@ -189,17 +224,32 @@ static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_
 		ld_map_file(c->pid, m, path, sizeof(path));
 		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, NULL))
 			continue;
-		d = e->dynamic ? qp_elf__find_global(e, s->name) : NULL;
-		if (d) {
-			*addr = m->start - qp_elf__first_load_vaddr(e) + d->value;
-			*ifunc = d->type == STT_GNU_IFUNC;
+		d = e->dynamic ? qp_elf__find_global(e, name) : NULL;
+		if (d && (d->type == STT_TLS) == tls) {
+			out->map = m;
+			out->bias = e->ehdr.e_type == ET_EXEC ? 0 : m->start - qp_elf__first_load_vaddr(e);
+			out->value = d->value;
+			out->type = d->type;
 			qp_elf__free(e);
 			return 0;
 		}
 		qp_elf__free(e);
 	}
-	return qp_seterr(err, QP_ERESOLVE, "symbol '%s' not found in any library of process %d",
-			 s->name, (int)c->pid);
+	return -ENOENT;
+}
+
+/* An external symbol: the first library (in map order) that exports it. */
+static int ld_resolve_external(struct ld_ctx *c, const struct qp_sym *s, uint64_t *addr,
+			       bool *ifunc, struct qp_error *err)
+{
+	struct ld_dsym d;
+
+	if (ld_lookup_dynsym(c, s->name, false, &d))
+		return qp_seterr(err, QP_ERESOLVE, "symbol '%s' not found in any library of process %d",
+				 s->name, (int)c->pid);
+	*addr = d.bias + d.value;
+	*ifunc = d.type == STT_GNU_IFUNC;
+	return 0;
 }
 
 static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
@@ -214,16 +264,8 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 	for (i = 1; i < n; i++) {
 		const struct qp_sym *s = qp_patch__src_sym(c->patch, i);
 
-		if (s->type == STT_FILE)
+		if (s->type == STT_FILE || s->type == STT_TLS) /* TLS: ld_tls_resolve() */
 			continue;
-		if (s->type == STT_TLS) {
-			if (s->shndx != QP_SRC_IN_TARGET || !c->tls_main || !c->tls_block)
-				return qp_seterr(err, QP_EUNSUPP,
-						 "thread-local '%s' is not a variable of the main program: not supported yet",
-						 s->name);
-			c->symaddr[i] = s->value - c->tls_block; /* offset from the thread pointer */
-			continue;
-		}
 		if (s->shndx == QP_SRC_IN_TARGET) {
 			c->symaddr[i] = c->bias + s->value;
 			continue;
@@ -232,7 +274,7 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return ld_tls_resolve(c, err);
 }
 
 /* --- patch sites ---------------------------------------------------------- */
@@ -414,6 +456,59 @@ static uint64_t ld_got(struct ld_ctx *c, uint32_t sym, uint64_t target)
 	return c->region + off;
 }
 
+/* A tls_index {module id, offset} for __tls_get_addr: one per symbol for
+ * general-dynamic (its offset), one for local-dynamic (offset 0). */
+static uint64_t ld_tls_index(struct ld_ctx *c, uint32_t sym, bool local)
+{
+	size_t nsym = qp_patch__src_sym_count(c->patch);
+	uint64_t off = c->extra_off + nsym * (LD_STUB_SIZE + 8) + (uint64_t)sym * 32 + (local ? 16 : 0);
+	uint64_t pair[2] = { c->tls[sym].modid, local ? 0 : c->tls[sym].value };
+
+	memcpy(c->buf + off, pair, sizeof(pair));
+	return c->region + off;
+}
+
+static int ld_put32(uint8_t *field, int64_t v, const char *what, const char *name,
+		    struct qp_error *err)
+{
+	if (v != (int32_t)v)
+		return qp_seterr(err, -ERANGE, "%s of '%s' does not fit 32 bits", what, name);
+	memcpy(field, &(int32_t){ (int32_t)v }, 4);
+	return 0;
+}
+
+/*
+ * Thread-local accesses: local-exec (%fs:T), initial-exec (a GOT slot
+ * holding T), where T = v - offset is the variable's place relative to the
+ * thread pointer; general-dynamic (a tls_index for the variable) and
+ * local-dynamic (one for its module, plus DTPOFF32: v within the block),
+ * both passed to the __tls_get_addr call that follows in the code.
+ */
+static int ld_relocate_tls(struct ld_ctx *c, const struct qp_rela *r, uint8_t *field,
+			   uint64_t P, struct qp_error *err)
+{
+	const struct qp_sym *s = qp_patch__src_sym(c->patch, r->sym);
+	const struct ld_tls *t = &c->tls[r->sym];
+	int64_t T = (int64_t)t->value - t->offset, A = r->addend;
+
+	switch (r->type) {
+	case R_X86_64_TPOFF32:
+		return ld_put32(field, T + A, "TLS offset", s->name, err);
+	case R_X86_64_GOTTPOFF:
+		return ld_put32(field, (int64_t)(ld_got(c, r->sym, (uint64_t)T) - P) + A,
+				"GOT slot", s->name, err);
+	case R_X86_64_TLSGD:
+	case R_X86_64_TLSLD:
+		return ld_put32(field, (int64_t)(ld_tls_index(c, r->sym, r->type == R_X86_64_TLSLD) - P) + A,
+				"TLS index", s->name, err);
+	case R_X86_64_DTPOFF32:
+		return ld_put32(field, (int64_t)t->value + A, "offset in its TLS block", s->name, err);
+	default:
+		return qp_seterr(err, QP_EUNSUPP, "relocation %s to '%s' is not supported yet",
+				 qp_rela_type_name(r->type) ? qp_rela_type_name(r->type) : "?", s->name);
+	}
+}
+
 static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_error *err)
 {
 	uint64_t img = c->region + c->image_off, P = img + r->offset;
@@ -422,24 +517,13 @@ static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_
 	uint8_t *field = c->buf + c->image_off + r->offset;
 	int64_t v;
 
-	if (r->sym && (s->type == STT_TLS) !=
-	    (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_GOTTPOFF))
-		return qp_seterr(err, QP_EUNSUPP, "relocation %s to '%s': unsupported TLS access model",
-				 qp_rela_type_name(r->type) ? qp_rela_type_name(r->type) : "?", s->name);
+	if (qp_rela_is_tls(r->type))
+		return ld_relocate_tls(c, r, field, P, err);
 	switch (r->type) {
 	case R_X86_64_64:
 		v = (int64_t)(S + A);
 		memcpy(field, &v, 8);
 		return 0;
-	case R_X86_64_TPOFF32: /* local-exec: %fs:offset */
-		v = (int64_t)(S + A);
-		if (v != (int32_t)v)
-			return qp_seterr(err, -ERANGE, "TLS offset of '%s' does not fit 32 bits", s->name);
-		memcpy(field, &(int32_t){ (int32_t)v }, 4);
-		return 0;
-	case R_X86_64_GOTTPOFF: /* initial-exec: a GOT slot holds the offset */
-		S = ld_got(c, r->sym, S);
-		break;
 	case R_X86_64_RELATIVE:
 		v = (int64_t)(img + A);
 		memcpy(field, &v, 8);
@@ -736,12 +820,15 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 	int ret = ld_stop_quiet(c, busy, err);
 
 	if (ret)
-		return ret;
+		return ld_check_death(c, ret, err);
 	c->stats->threads = c->proc.nthreads;
 	ret = work(c, err);
+	if (!ret && qp_proc__died_now(&c->proc)) /* it worked, on a dying process */
+		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
+	ret = ld_check_death(c, ret, err);
 	c->stats->stopped_us = now_us() - c->stopped_t0;
 	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
-		ret = err->code;
+		ret = ld_check_death(c, err->code, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
 	return ret;
 }
@@ -752,6 +839,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	qp_maps__release(&c->maps);
 	free(c->symaddr);
 	free(c->ifunc);
+	free(c->tls);
 	free(c->funcs);
 	free(c->buf);
 	qp_unwind__free(c->uw);
@@ -792,7 +880,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	c->image_off = c->rec_size;
 	c->extra_off = c->image_off + page_up(info->image_size);
 	c->region_size = c->extra_off +
-			 page_up(qp_patch__src_sym_count(c->patch) * (LD_STUB_SIZE + 8));
+			 page_up(qp_patch__src_sym_count(c->patch) * (LD_STUB_SIZE + 8 + 32));
 	c->buf = calloc(1, c->region_size);
 	if (!c->buf)
 		return qp_seterr(err, -ENOMEM, "out of memory");

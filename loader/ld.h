@@ -47,6 +47,23 @@ struct ld_func {
 	bool written;                 /* jump written (for rollback) */
 };
 
+/* A thread-local variable the patch refers to (tls.c). */
+struct ld_tls {
+	uint64_t value;      /* its offset in its module's TLS block */
+	uint64_t modid;      /* the module's TLS id; 0 when not needed */
+	int64_t offset;      /* static TLS: the block is at thread pointer - offset */
+	bool is_static;      /* offset is known */
+	char module[64];     /* file name of the module, for messages */
+};
+
+/* A dynamic symbol found in one of the loaded objects. */
+struct ld_dsym {
+	const struct qp_map *map; /* the object's first mapping */
+	uint64_t bias;       /* its load bias */
+	uint64_t value;      /* st_value */
+	uint8_t type;        /* STT_* */
+};
+
 /* An address range threads must not be in or return into. */
 struct ld_range {
 	uint64_t lo, hi;     /* [lo, hi) */
@@ -64,10 +81,13 @@ struct ld_ctx {
 	struct qp_maps maps;          /* memory map before stopping */
 	uint64_t bias;                /* load bias of the target object */
 	uint64_t obj_lo, obj_hi;      /* address range of the target object */
+	const struct qp_map *target;  /* its offset-0 mapping (in maps) */
 	bool tls_main;                /* target is the main program (static TLS at a known offset) */
 	uint64_t tls_block;           /* size of its TLS block: thread pointer - block start */
 	uint64_t *symaddr;            /* resolved address per src symbol */
 	bool *ifunc;                  /* per src symbol: symaddr is an IFUNC resolver */
+	struct ld_tls *tls;           /* per src symbol: thread-local variables */
+	uint64_t r_debug;             /* address of _r_debug, 0 until needed */
 	struct ld_func *funcs;        /* redirected functions */
 	size_t nfuncs;                /* count of funcs */
 	uint64_t seq;                 /* sequence number for this patch */
@@ -77,14 +97,19 @@ struct ld_ctx {
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
 	bool need_low;                /* the patch has 32-bit absolute references to itself */
+	bool undo;                    /* undoing (for messages) */
+	enum qp_fault step;           /* last step of QP_FAULTS reached */
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
 };
 
 /* apply.c */
+void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size);
+int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out);
 void ld_block_signals(sigset_t *old);
-int ld_fault(const struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
+int ld_fault(struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
+int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
@@ -93,6 +118,9 @@ void ld_pause(struct ld_ctx *c);
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 		     int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err);
 void ld_ctx_release(struct ld_ctx *c);
+
+/* tls.c */
+int ld_tls_resolve(struct ld_ctx *c, struct qp_error *err);
 
 /* records.c */
 int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,

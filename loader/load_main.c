@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,9 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 		return 1;
 	}
 	ret = qp_load_apply(pid, p, opts, &st, &err);
-	if (ret) {
+	if (ret && st.target_gone) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
 			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
 	} else {
@@ -150,6 +153,17 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	return 0;
 }
 
+/* For tests (QPATCH_PAUSE_AT=N): stop the loader itself after step N, so
+ * that a test can kill the target right there, then continue it. */
+static void pause_at(enum qp_fault step, const char *name, void *arg)
+{
+	if ((int)step != *(int *)arg)
+		return;
+	fprintf(stderr, "qpatch-load: paused after step %d (%s)\n", (int)step, name);
+	fflush(stderr);
+	raise(SIGSTOP);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -163,7 +177,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
-	int c, list = 0, undo = 0, json = 0, nargs;
+	int c, list = 0, undo = 0, json = 0, nargs, pause_step = 0;
 	pid_t pid;
 
 	while ((c = getopt_long(argc, argv, "lujar:d:h", longopts, NULL)) != -1) {
@@ -189,6 +203,11 @@ int main(int argc, char **argv)
 	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
 	if (getenv("QPATCH_FAULT_AT"))
 		opts.fault_at = (enum qp_fault)atoi(getenv("QPATCH_FAULT_AT"));
+	if (getenv("QPATCH_PAUSE_AT")) {
+		pause_step = atoi(getenv("QPATCH_PAUSE_AT"));
+		opts.at_step = pause_at;
+		opts.at_step_arg = &pause_step;
+	}
 	if (list)
 		return do_list(pid, json);
 	if (undo)

@@ -83,6 +83,11 @@ struct qp_load_opts {
 				   return into) old functions: they finish the old
 				   code; only the jump's own bytes must be free */
 	enum qp_fault fault_at; /* tests only: fail on purpose after this step */
+	/* tests only: called after each step of QP_FAULTS is reached (before
+	 * fault_at is honoured), e.g. to pause there while a test kills the
+	 * target; NULL for none */
+	void (*at_step)(enum qp_fault step, const char *name, void *arg);
+	void *at_step_arg;      /* its argument */
 };
 
 struct qp_load_stats {
@@ -95,6 +100,7 @@ struct qp_load_stats {
 	size_t threads;         /* threads stopped */
 	uint64_t region;        /* address of the patch mapping */
 	size_t nfuncs;          /* functions redirected / restored */
+	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
 	char kept_why[256];     /* why the last one was kept */
 };

@@ -8,6 +8,7 @@
  * while we stop a thread is remembered and delivered on detach.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,9 +19,14 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.h"
+
+#define PROC_SYSCALL_TIMEOUT_MS 10000 /* a remote syscall of ours never blocks */
+
+static char proc_task_state(pid_t pid, pid_t tid);
 
 int qp_maps__read(pid_t pid, struct qp_maps *maps, struct qp_error *err)
 {
@@ -100,21 +106,107 @@ static bool proc_has_thread(const struct qp_proc *p, pid_t tid)
 	return false;
 }
 
-/* Wait for @t's interrupt stop; signals that come first are kept. */
-static int proc_wait_stop(struct qp_thread *t, struct qp_error *err)
+static double proc_now_ms(void)
 {
-	int status;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* @t ended with waitpid status @status; while every thread is held
+ * stopped, that is the process dying (none can exit by itself). */
+static void proc_note_exit(struct qp_proc *p, struct qp_thread *t, int status)
+{
+	t->gone = true;
+	if (!p->exit_status || WIFSIGNALED(status))
+		p->exit_status = status;
+	if (p->held)
+		p->died = true;
+}
+
+/* Collect exits of the threads but @skip, without blocking; any other
+ * event is kept for that thread's next wait. */
+static void proc_reap(struct qp_proc *p, const struct qp_thread *skip)
+{
+	size_t i;
+
+	for (i = 0; i < p->nthreads; i++) {
+		struct qp_thread *u = &p->threads[i];
+		int status;
+
+		if (u == skip || u->gone || u->has_status ||
+		    waitpid(u->tid, &status, __WALL | WNOHANG) != u->tid)
+			continue;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			proc_note_exit(p, u, status);
+		} else {
+			u->status = status;
+			u->has_status = true;
+		}
+	}
+}
+
+/*
+ * Wait for the next event of thread @t, at most @timeout_ms (-1: no
+ * bound).  The other threads' exits are collected meanwhile: we trace
+ * them, so each stays a zombie until we wait for it, and the kernel
+ * reports a thread-group leader's exit only once all others are gone — a
+ * blocking waitpid() on the leader of a process killed meanwhile would
+ * never return.  SIGCHLD, blocked in this thread while we wait, wakes us
+ * as soon as any tracee changes state (the 2 ms timeout also catches a
+ * SIGCHLD taken by another thread).  Returns 1 with *@status set, 0 on
+ * timeout, or -errno (-ECHILD: @t is not ours any more).
+ */
+static int proc_wait(struct qp_proc *p, struct qp_thread *t, int *status, int timeout_ms)
+{
+	const struct timespec tick = { 0, 2 * 1000 * 1000 };
+	double t0 = proc_now_ms();
+	sigset_t chld, old;
+	int ret;
+
+	if (t->has_status) {
+		t->has_status = false;
+		*status = t->status;
+		return 1;
+	}
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
+	for (;;) {
+		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+
+		if (r == t->tid) {
+			ret = 1;
+			break;
+		}
+		if (r < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		proc_reap(p, t);
+		if (timeout_ms >= 0 && proc_now_ms() - t0 >= timeout_ms) {
+			ret = 0;
+			break;
+		}
+		sigtimedwait(&chld, NULL, &tick);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret == 1 && (WIFEXITED(*status) || WIFSIGNALED(*status)))
+		proc_note_exit(p, t, *status);
+	return ret;
+}
+
+/* Wait for @t's interrupt stop; signals that come first are kept.
+ * QP_EPROC when it ended instead. */
+static int proc_wait_stop(struct qp_proc *p, struct qp_thread *t, struct qp_error *err)
+{
+	int status, r;
 
 	for (;;) {
-		if (waitpid(t->tid, &status, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return qp_seterr(err, -errno, "thread %d: waitpid: %s", (int)t->tid,
-					 strerror(errno));
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return qp_seterr(err, QP_EPROC, "thread %d exited while being stopped",
-					 (int)t->tid);
+		r = proc_wait(p, t, &status, -1);
+		if (r < 0 || t->gone)
+			return qp_seterr(err, QP_EPROC, "thread %d ended while being stopped", (int)t->tid);
 		if (!WIFSTOPPED(status))
 			continue;
 		if ((status >> 16) == PTRACE_EVENT_STOP)
@@ -127,7 +219,8 @@ static int proc_wait_stop(struct qp_thread *t, struct qp_error *err)
 	}
 }
 
-/* Seize and interrupt @tid; its stop is collected by proc_collect(). */
+/* Seize and interrupt @tid; its stop is collected by proc_collect().
+ * 1 when it was added, 0 when it had ended already. */
 static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 {
 	struct qp_thread *t, *v;
@@ -137,17 +230,29 @@ static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	p->threads = v;
 	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
-		if (errno == ESRCH)
+		int e = errno;
+		char st = proc_task_state(p->pid, tid);
+
+		if (e == ESRCH || !st || st == 'Z' || st == 'X')
 			return 0; /* exited meanwhile */
-		return qp_seterr(err, -errno, "thread %d: cannot attach: %s%s", (int)tid,
-				 strerror(errno), errno == EPERM ? " (are you root? is it traced already?)" : "");
+		return qp_seterr(err, -e, "thread %d: cannot attach: %s%s", (int)tid,
+				 strerror(e), e == EPERM ? " (are you root? is it traced already?)" : "");
 	}
 	t = &p->threads[p->nthreads++];
 	memset(t, 0, sizeof(*t));
 	t->tid = tid;
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+	/* ESRCH: it is exiting; proc_collect() gathers its end */
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
 		return qp_seterr(err, -errno, "thread %d: cannot interrupt: %s", (int)tid, strerror(errno));
-	return 0;
+	return 1;
+}
+
+/* Forget thread @i, which ended while we stopped it (a thread may exit
+ * by itself until it is stopped). */
+static void proc_drop(struct qp_proc *p, size_t i)
+{
+	memmove(&p->threads[i], &p->threads[i + 1], (p->nthreads - i - 1) * sizeof(*p->threads));
+	p->nthreads--;
 }
 
 /* Wait for the stops of threads [from, nthreads) and read their registers. */
@@ -155,14 +260,19 @@ static int proc_collect(struct qp_proc *p, size_t from, struct qp_error *err)
 {
 	size_t i;
 
-	for (i = from; i < p->nthreads; i++) {
+	for (i = from; i < p->nthreads;) {
 		struct qp_thread *t = &p->threads[i];
 
-		if (proc_wait_stop(t, err))
+		if (!t->gone && proc_wait_stop(p, t, err) && !t->gone)
 			return err->code;
+		if (t->gone) {
+			proc_drop(p, i);
+			continue;
+		}
 		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
 			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
 					 (int)t->tid, strerror(errno));
+		i++;
 	}
 	return 0;
 }
@@ -194,16 +304,117 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 
 			if (tid <= 0 || proc_has_thread(p, tid))
 				continue;
-			found_new = true;
 			ret = proc_interrupt(p, tid, err);
+			if (ret > 0) {
+				found_new = true;
+				ret = 0;
+			}
 		}
 		closedir(d);
 		if (!ret)
 			ret = proc_collect(p, from, err);
 	}
-	if (!ret && !p->nthreads)
-		ret = qp_seterr(err, QP_EPROC, "process %d has no threads left", (int)p->pid);
+	if (!ret && !p->nthreads) {
+		char how[64];
+
+		ret = qp_seterr(err, QP_EPROC, "process %d ended while being stopped (%s)", (int)p->pid,
+				qp_proc__death(p, how, sizeof(how)));
+	}
+	p->held = !ret;
 	return ret;
+}
+
+const char *qp_proc__death(const struct qp_proc *p, char *buf, size_t size)
+{
+	int st = p->exit_status;
+
+	if (WIFSIGNALED(st))
+		snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else if (WIFEXITED(st) && p->died)
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(buf, size, "exited or was killed");
+	return buf;
+}
+
+/* The state letter of thread @tid of @pid ('R', 'S', 't', 'Z'...), or 0
+ * when it is gone. */
+static char proc_task_state(pid_t pid, pid_t tid)
+{
+	char path[96], buf[512], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')'); /* the name may hold spaces and parens */
+	return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
+/* Every task of @pid is gone or a zombie: the process has ended (what is
+ * left waits for its parent). */
+static bool proc_all_ended(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	bool ended = true;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return true;
+	while (ended && (de = readdir(d))) {
+		char st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		st = proc_task_state(pid, (pid_t)atoi(de->d_name));
+		ended = !st || st == 'Z' || st == 'X';
+	}
+	closedir(d);
+	return ended;
+}
+
+bool qp_proc__died_now(struct qp_proc *p)
+{
+	proc_reap(p, NULL);
+	return p->died;
+}
+
+bool qp_proc__dead(struct qp_proc *p)
+{
+	double t0 = proc_now_ms();
+	size_t i;
+
+	for (;;) {
+		bool settled = true;
+
+		proc_reap(p, NULL);
+		if (!p->died && proc_all_ended(p->pid)) {
+			/* a leader's exit is reported once the others are reaped */
+			proc_reap(p, NULL);
+			proc_reap(p, NULL);
+			return true;
+		}
+		if (p->died)
+			return true;
+		for (i = 0; i < p->nthreads && settled; i++) {
+			char st = proc_task_state(p->pid, p->threads[i].tid);
+
+			settled = p->threads[i].gone || st == 't' || st == 'T';
+		}
+		if (settled || proc_now_ms() - t0 > 200)
+			return false;
+		usleep(1000);
+	}
 }
 
 int qp_proc__resume(struct qp_proc *p, struct qp_error *err)
@@ -212,12 +423,25 @@ int qp_proc__resume(struct qp_proc *p, struct qp_error *err)
 	int ret = 0;
 
 	if (p->regs_dirty && p->nthreads &&
-	    ptrace(PTRACE_SETREGS, p->threads[0].tid, 0, &p->threads[0].regs) < 0)
-		ret = qp_seterr(err, -errno, "thread %d: cannot restore registers: %s",
-				(int)p->threads[0].tid, strerror(errno));
+	    ptrace(PTRACE_SETREGS, p->threads[0].tid, 0, &p->threads[0].regs) < 0) {
+		int e = errno;
+
+		ret = qp_seterr(err, e == ESRCH && qp_proc__dead(p) ? QP_EPROC : -e,
+				"thread %d: cannot restore registers: %s", (int)p->threads[0].tid,
+				strerror(e));
+	}
 	p->regs_dirty = false;
-	for (i = 0; i < p->nthreads; i++)
-		ptrace(PTRACE_DETACH, p->threads[i].tid, 0, (void *)(long)p->threads[i].pending_sig);
+	p->held = false;
+	for (i = 0; i < p->nthreads; i++) {
+		struct qp_thread *t = &p->threads[i];
+
+		if (t->gone)
+			continue;
+		if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
+		    WSTOPSIG(t->status) != SIGTRAP)
+			t->pending_sig = WSTOPSIG(t->status); /* a signal kept by proc_reap */
+		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
+	}
 	free(p->threads);
 	p->threads = NULL;
 	p->nthreads = 0;
@@ -299,7 +523,7 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 {
 	struct qp_thread *t = &p->threads[0];
 	struct user_regs_struct r = t->regs;
-	int status, i;
+	int status, i, w;
 
 	if (!p->gadget && qp_proc__find_gadget(p, err))
 		return err->code;
@@ -320,13 +544,11 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 			return qp_seterr(err, -errno, "thread %d: cannot step: %s", (int)t->tid,
 					 strerror(errno));
-		while (waitpid(t->tid, &status, __WALL) < 0)
-			if (errno != EINTR)
-				return qp_seterr(err, -errno, "thread %d: waitpid: %s",
-						 (int)t->tid, strerror(errno));
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return qp_seterr(err, QP_EPROC, "process %d exited during a remote syscall",
-					 (int)p->pid);
+		w = proc_wait(p, t, &status, PROC_SYSCALL_TIMEOUT_MS);
+		if (w <= 0 || t->gone)
+			return qp_seterr(err, w ? QP_EPROC : -ETIMEDOUT,
+					 "process %d: %s during a remote system call", (int)p->pid,
+					 w ? "thread ended" : "no answer within 10 s");
 		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
 			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
 					 (int)t->tid, strerror(errno));
@@ -337,25 +559,6 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 	}
 	*ret = (int64_t)r.rax;
 	return 0;
-}
-
-/* Wait for @tid to stop, at most @timeout_ms; 1 if it did, 0 on timeout. */
-static int proc_wait_timeout(pid_t tid, int *status, int timeout_ms)
-{
-	int waited_us = 0;
-
-	for (;;) {
-		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
-
-		if (r == tid)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (waited_us >= timeout_ms * 1000)
-			return 0;
-		usleep(50);
-		waited_us += 50;
-	}
 }
 
 int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int nargs,
@@ -384,16 +587,16 @@ int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int narg
 		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
 			return qp_seterr(err, -errno, "thread %d: cannot resume: %s", (int)t->tid,
 					 strerror(errno));
-		w = proc_wait_timeout(t->tid, &status, timeout_ms);
+		w = proc_wait(p, t, &status, timeout_ms);
 		if (w == 0) {
 			ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
-			proc_wait_stop(t, NULL);
+			proc_wait_stop(p, t, NULL);
 			return qp_seterr(err, -ETIMEDOUT,
 					 "process %d: function at 0x%" PRIx64 " did not return within %d ms",
 					 (int)p->pid, fn, timeout_ms);
 		}
-		if (w < 0 || WIFEXITED(status) || WIFSIGNALED(status))
-			return qp_seterr(err, QP_EPROC, "process %d exited during a remote call",
+		if (w < 0 || t->gone)
+			return qp_seterr(err, QP_EPROC, "process %d: thread ended during a remote call",
 					 (int)p->pid);
 		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
 			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",

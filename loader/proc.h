@@ -33,6 +33,9 @@ void qp_maps__release(struct qp_maps *maps);
 struct qp_thread {
 	pid_t tid;             /* thread id */
 	int pending_sig;       /* signal that arrived while stopping; re-sent on detach */
+	bool gone;             /* it exited (we collected its exit) */
+	bool has_status;       /* an event collected while waiting for another thread */
+	int status;            /* that event (waitpid status), for its next wait */
 	struct user_regs_struct regs; /* registers when stopped */
 };
 
@@ -43,12 +46,30 @@ struct qp_proc {
 	int mem_fd;                /* /proc/PID/mem, read-write */
 	uint64_t gadget;           /* address of a "syscall" instruction */
 	bool regs_dirty;           /* threads[0]'s registers need restoring */
+	bool held;                 /* every thread is stopped (qp_proc__stop succeeded) */
+	int exit_status;           /* how the last thread that ended did (waitpid status) */
+	bool died;                 /* a thread ended while held: the process is dying */
 };
 
 /* Open /proc/PID/mem and check the process exists and may be traced. */
 int qp_proc__open(pid_t pid, struct qp_proc *p, struct qp_error *err);
 /* Stop every thread (including threads created meanwhile). */
 int qp_proc__stop(struct qp_proc *p, struct qp_error *err);
+/*
+ * Did the process die while we held it?  Collects the exits of its
+ * threads; a thread that ends while stopped means the process is being
+ * killed (no stopped thread can exit by itself).  Waits a little (at most
+ * 200 ms) for a process whose threads are neither stopped nor gone, as
+ * happens while a SIGKILL tears it down.  For failure paths: describe the
+ * death with qp_proc__death().
+ */
+bool qp_proc__dead(struct qp_proc *p);
+/* The same without waiting: only exits already reported (cheap enough to
+ * ask with the target stopped). */
+bool qp_proc__died_now(struct qp_proc *p);
+/* "was killed by signal 9 (Killed)", "exited with status 1" (or "exited
+ * or was killed" when it ended unseen) into @buf. */
+const char *qp_proc__death(const struct qp_proc *p, char *buf, size_t size);
 /* Restore registers and let every thread run again. */
 int qp_proc__resume(struct qp_proc *p, struct qp_error *err);
 void qp_proc__close(struct qp_proc *p);

@@ -79,17 +79,18 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
  * still in use when the retries run out stays mapped (state RESTORED) and
  * a later undo removes it.
  */
-static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
+static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
 {
 	size_t left = 0, i;
-	int attempt;
+	int attempt, ret = 0;
 
 	for (i = 0; i < n; i++)
 		left += v[i].rec.state == QP_REC_RESTORED;
 	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
 		if (attempt)
 			ld_pause(c);
-		if (qp_proc__stop(&c->proc, NULL))
+		ret = qp_proc__stop(&c->proc, err);
+		if (ret)
 			break;
 		for (i = 0; i < n; i++) {
 			int64_t res;
@@ -104,15 +105,21 @@ static void ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n)
 				left--;
 			}
 		}
+		ret = ld_check_death(c, qp_proc__died_now(&c->proc) ? QP_EPROC : 0, err);
 		qp_proc__resume(&c->proc, NULL);
+		if (ret)
+			break;
 	}
 	c->stats->kept = left;
+	/* the old code is back; a mapping left behind is removed later, but a
+	 * target that died meanwhile must be reported */
+	return ld_check_death(c, ret, err);
 }
 
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err)
 {
-	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats };
+	struct ld_ctx c = { .pid = pid, .opts = opts, .stats = stats, .undo = true };
 	struct qp_applied *applied = NULL, *a = NULL;
 	double t0 = now_us();
 	size_t n = 0, i;
@@ -157,7 +164,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
-		ld_reap(&c, applied, n);
+		ret = ld_reap(&c, applied, n, err);
 	}
 	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	stats->region = c.region;

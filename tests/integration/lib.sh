@@ -71,3 +71,21 @@ not() { ! "$@"; }
 # The memory map of a process: equal before and after proves that a
 # refused patch left no mapping behind.
 maps_of() { cat "/proc/$1/maps"; }
+
+# thread_rates FILE FROM FACTOR: in the lines of FILE after line FROM, the
+# per-thread lines "t=K count=C calls=N real=R ..." (progs tlslib, tlsdl)
+# show every thread K (1..4) adding FACTOR*K per step to its counter, over
+# at least one pair of lines each, and the counter the (patched) step
+# returned is the one the thread's unpatched accessor reads (R = C): each
+# thread reached its own copy of the thread-local variables.
+thread_rates() {
+	tail -n +$(($2 + 1)) "$1" | awk -v f="$3" '
+		/^t=[0-9]+ count=/ {
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			k = v["t"]; c = v["count"]; n = v["calls"]
+			if (v["real"] != c) bad++
+			if (k in lc) { if (c - lc[k] != f * k * (n - ln[k])) bad++; pairs[k]++ }
+			lc[k] = c; ln[k] = n
+		}
+		END { for (k = 1; k <= 4; k++) if (pairs[k] < 1) bad++; exit bad != 0 }'
+}

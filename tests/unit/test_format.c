@@ -40,8 +40,9 @@ enum { S_INFO = 1, S_TEXT, S_RODATA, S_DATA, S_BSS, S_SYMSRC, S_STRSRC,
        S_SYMDST, S_STRDST, S_DIFF, S_SHSTR, S_COUNT };
 
 /* Indexes of some sample relocations. */
-enum { R_PC32 = 0, R_PLT32 = 1, R_64_RODATA = 8, R_RELATIVE = 10,
-       R_REPLACE_BUMP = 13, R_REPLACE_HELPER = 14 };
+enum { R_PC32 = 0, R_PLT32 = 1, R_GOTTPOFF = 3, R_TPOFF32 = 5, R_64_RODATA = 8,
+       R_RELATIVE = 10, R_REPLACE_BUMP = 13, R_REPLACE_HELPER = 14, R_TLSGD = 15,
+       R_TLSLD = 16, R_DTPOFF32 = 17 };
 
 #define SYM(n, v, sz, t, b, sh) \
 	{ .name = n, .value = v, .size = sz, .type = t, .bind = b, .shndx = sh }
@@ -90,6 +91,9 @@ static void spec_init(struct spec *s)
 		RELA(26, R_X86_64_GOTPCREL, 7, -4),
 		RELA(0, QP_R_REPLACE, 3, 1),
 		RELA(32, QP_R_REPLACE, 5, 2),
+		RELA(30, R_X86_64_TLSGD, 8, -4),
+		RELA(36, R_X86_64_TLSLD, 8, -4),
+		RELA(60, R_X86_64_DTPOFF32, 8, 0),
 	};
 	size_t i;
 
@@ -382,7 +386,7 @@ static void test_model_api(void)
 	CHECK(qp_patch__section(p, 4) == NULL);
 	CHECK(qp_patch__src_sym(p, 9) == NULL);
 	CHECK(qp_patch__dst_sym(p, 6) == NULL);
-	CHECK(qp_patch__rela(p, 15) == NULL);
+	CHECK(qp_patch__rela(p, 18) == NULL);
 	CHECK_STR(qp_patch__src_sym(p, 0)->name, "");
 	CHECK_INT(qp_patch__dst_sym_addr(p, 2), 32);
 	CHECK_INT(qp_patch__dst_sym_addr(p, 3), 64);
@@ -423,6 +427,13 @@ static void test_rela_names(void)
 	CHECK_STR(qp_rela_type_name(R_X86_64_RELATIVE), "R_X86_64_RELATIVE");
 	CHECK_STR(qp_rela_type_name(R_X86_64_REX_GOTPCRELX), "R_X86_64_REX_GOTPCRELX");
 	CHECK_STR(qp_rela_type_name(QP_R_REPLACE), "QP_R_REPLACE");
+	CHECK_STR(qp_rela_type_name(R_X86_64_TLSGD), "R_X86_64_TLSGD");
+	CHECK_STR(qp_rela_type_name(R_X86_64_TLSLD), "R_X86_64_TLSLD");
+	CHECK_STR(qp_rela_type_name(R_X86_64_DTPOFF32), "R_X86_64_DTPOFF32");
+	CHECK(qp_rela_type_name(R_X86_64_DTPOFF64) == NULL);
+	CHECK(qp_rela_type_name(R_X86_64_GOTPC32_TLSDESC) == NULL);
+	CHECK(qp_rela_is_tls(R_X86_64_TLSGD) && qp_rela_is_tls(R_X86_64_GOTTPOFF));
+	CHECK(!qp_rela_is_tls(R_X86_64_PC32) && !qp_rela_is_tls(QP_R_REPLACE));
 	CHECK(qp_rela_type_name(R_X86_64_COPY) == NULL);
 	CHECK(qp_rela_type_name(0x12345) == NULL);
 }
@@ -642,6 +653,28 @@ static void test_rules_relas(void)
 	spec_init(&s);
 	s.relas[R_RELATIVE].sym = 6;
 	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 10 (R_X86_64_RELATIVE): symbol index 6 is not 0");
+	/* thread-local accesses name thread-local variables, and only they */
+	spec_init(&s);
+	s.relas[R_PC32].sym = 8;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 0 (R_X86_64_PC32): symbol 8 'tls_var' is a thread-local variable");
+	spec_init(&s);
+	s.relas[R_TPOFF32].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 5 (R_X86_64_TPOFF32): symbol 2 'count' is not a thread-local variable");
+	spec_init(&s);
+	s.relas[R_GOTTPOFF].sym = 6;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 3 (R_X86_64_GOTTPOFF): symbol 6 'main' is not a thread-local variable");
+	spec_init(&s);
+	s.relas[R_TLSGD].sym = 7;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 15 (R_X86_64_TLSGD): symbol 7 'printf' is not a thread-local variable");
+	spec_init(&s);
+	s.relas[R_TLSLD].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 16 (R_X86_64_TLSLD): symbol 2 'count' is not");
+	spec_init(&s);
+	s.relas[R_DTPOFF32].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 17 (R_X86_64_DTPOFF32): symbol 2 'count' is not");
+	spec_init(&s);
+	s.relas[R_DTPOFF32].offset = 62;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 17 (R_X86_64_DTPOFF32): 4-byte field at 0x3e crosses the end");
 }
 
 static void test_rules_replace(void)
@@ -920,7 +953,7 @@ static void test_disk_sections(void)
 	EXPECT_REJECT(im, QP_EFORMAT, "section '.qpatch.diffdata': sh_link 8");
 	im = img_new();
 	sh(im, S_DIFF)->sh_size -= 1;
-	EXPECT_REJECT(im, QP_EFORMAT, "section '.qpatch.diffdata': size 359 is not a multiple of 24");
+	EXPECT_REJECT(im, QP_EFORMAT, "section '.qpatch.diffdata': size 431 is not a multiple of 24");
 	im = img_new();
 	sh(im, S_SYMSRC)->sh_entsize = 16;
 	EXPECT_REJECT(im, QP_EFORMAT, "section '.qpatch.symtab.src': sh_link 7, sh_info 6, sh_entsize 16");
@@ -1243,6 +1276,12 @@ static void test_disk_relas(void)
 	im = img_new();
 	rela(im, R_PLT32)->r_info = ELF64_R_INFO(1, R_X86_64_PLT32);
 	EXPECT_REJECT(im, QP_EFORMAT, "relocation 1 (R_X86_64_PLT32): symbol 1 'counter.c' is an STT_FILE symbol");
+	im = img_new();
+	rela(im, R_PC32)->r_info = ELF64_R_INFO(8, R_X86_64_PC32);
+	EXPECT_REJECT(im, QP_EFORMAT, "relocation 0 (R_X86_64_PC32): symbol 8 'tls_var' is a thread-local variable");
+	im = img_new();
+	rela(im, R_TLSGD)->r_info = ELF64_R_INFO(2, R_X86_64_TLSGD);
+	EXPECT_REJECT(im, QP_EFORMAT, "relocation 15 (R_X86_64_TLSGD): symbol 2 'count' is not a thread-local variable");
 	im = img_new();
 	rela(im, R_RELATIVE)->r_info = ELF64_R_INFO(6, R_X86_64_RELATIVE);
 	EXPECT_REJECT(im, QP_EFORMAT, "relocation 10 (R_X86_64_RELATIVE): symbol index 6 is not 0");

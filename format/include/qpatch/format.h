@@ -26,6 +26,7 @@
 #define QPATCH_FORMAT_H
 
 #include <elf.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -180,5 +181,8 @@ void qp_patch__free(struct qp_patch *p);
 
 /* Name of a relocation type, "R_X86_64_PC32", "QP_R_REPLACE", or NULL. */
 const char *qp_rela_type_name(uint32_t type);
+/* A thread-local access (TPOFF32, GOTTPOFF, TLSGD, TLSLD, DTPOFF32): its
+ * symbol must be STT_TLS, and no other type may name an STT_TLS symbol. */
+bool qp_rela_is_tls(uint32_t type);
 
 #endif

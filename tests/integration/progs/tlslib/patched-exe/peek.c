@@ -1,0 +1,6 @@
+extern __thread long lib_count;   /* a variable of libtlsv.so */
+
+long peek(void)
+{
+	return lib_count + 1000000;
+}

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+/*
+ * loader/proc.c on real processes: a child with several threads is stopped,
+ * resumed, then killed while held; the loader's process layer must see the
+ * death, describe it, and never block (a killed thread-group leader is
+ * reported only after its traced threads were collected: a plain blocking
+ * waitpid() on it would hang).  Every step runs under an alarm.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "proc.h"
+
+static void *child_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* A child with 1 + @extra threads, all started when it returns. */
+static pid_t spawn(int extra)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(fds))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+		int i;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+		for (i = 0; i < extra; i++)
+			pthread_create(&t, NULL, child_thread, NULL);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (pid < 0 || read(fds[0], &c, 1) != 1)
+		pid = -1;
+	close(fds[0]);
+	return pid;
+}
+
+static void test_stop_resume(void)
+{
+	struct qp_error err = { 0 };
+	struct qp_proc p;
+	pid_t pid = spawn(3);
+
+	CHECK(pid > 0);
+	alarm(10);
+	CHECK_INT(qp_proc__open(pid, &p, &err), 0);
+	CHECK_INT(qp_proc__stop(&p, &err), 0);
+	CHECK_INT(p.nthreads, 4);
+	CHECK(p.held);
+	CHECK(!qp_proc__died_now(&p));
+	CHECK(!qp_proc__dead(&p));
+	CHECK_INT(qp_proc__resume(&p, &err), 0);
+	CHECK(!p.held);
+	/* twice: nothing left behind by the first round */
+	CHECK_INT(qp_proc__stop(&p, &err), 0);
+	CHECK_INT(p.nthreads, 4);
+	CHECK_INT(qp_proc__resume(&p, &err), 0);
+	qp_proc__close(&p);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	alarm(0);
+}
+
+static void test_killed_while_held(void)
+{
+	struct qp_error err = { 0 };
+	char how[64];
+	struct qp_proc p;
+	int64_t ret;
+	pid_t pid = spawn(3);
+
+	CHECK(pid > 0);
+	alarm(10);
+	CHECK_INT(qp_proc__open(pid, &p, &err), 0);
+	CHECK_INT(qp_proc__stop(&p, &err), 0);
+	CHECK_INT(qp_proc__find_gadget(&p, &err), 0);
+	kill(pid, SIGKILL);
+	CHECK(qp_proc__dead(&p));
+	CHECK(p.died);
+	CHECK_STR(qp_proc__death(&p, how, sizeof(how)), "was killed by signal 9 (Killed)");
+	/* a remote syscall fails at once (memory may stay readable for a
+	 * moment while the last threads go) */
+	CHECK(qp_proc__syscall(&p, 39 /* getpid */, NULL, 0, &ret, &err) != 0);
+	qp_proc__resume(&p, NULL);
+	CHECK(qp_proc__stop(&p, &err) != 0);
+	qp_proc__close(&p);
+	waitpid(pid, NULL, WNOHANG);
+	alarm(0);
+}
+
+/*
+ * The process dies while its leader runs a remote call (it calls kill() on
+ * itself; the child shares our libc's addresses): the wait for the leader
+ * must collect the other threads' ends, or the kernel never reports it.
+ */
+static void test_killed_in_call(void)
+{
+	struct qp_error err = { 0 };
+	struct qp_proc p;
+	uint64_t args[2], ret = 0;
+	char how[64];
+	pid_t pid = spawn(3);
+
+	CHECK(pid > 0);
+	alarm(10);
+	CHECK_INT(qp_proc__open(pid, &p, &err), 0);
+	CHECK_INT(qp_proc__stop(&p, &err), 0);
+	CHECK_INT(p.threads[0].tid, pid);
+	args[0] = (uint64_t)pid;
+	args[1] = SIGKILL;
+	CHECK_INT(qp_proc__call(&p, (uint64_t)(uintptr_t)kill, args, 2, 5000, &ret, &err), QP_EPROC);
+	CHECK_CONTAINS(err.msg, "thread ended during a remote call");
+	CHECK(qp_proc__dead(&p));
+	CHECK_STR(qp_proc__death(&p, how, sizeof(how)), "was killed by signal 9 (Killed)");
+	qp_proc__close(&p);
+	waitpid(pid, NULL, WNOHANG);
+	alarm(0);
+}
+
+/* Not stopped by us, ended by itself: stopping it says so. */
+static void test_ended_before_stop(void)
+{
+	struct qp_error err = { 0 };
+	struct qp_proc p;
+	pid_t pid = spawn(2);
+
+	CHECK(pid > 0);
+	alarm(10);
+	CHECK_INT(qp_proc__open(pid, &p, &err), 0);
+	kill(pid, SIGKILL);
+	usleep(100000); /* a zombie now, its parent (us) has not reaped it */
+	CHECK_INT(qp_proc__stop(&p, &err), QP_EPROC);
+	CHECK_CONTAINS(err.msg, "ended while being stopped");
+	CHECK(qp_proc__dead(&p));
+	qp_proc__close(&p);
+	waitpid(pid, NULL, 0);
+	alarm(0);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		printf("test_proc: not root, skipped\n");
+		return 0;
+	}
+	test_stop_resume();
+	test_killed_while_held();
+	test_killed_in_call();
+	test_ended_before_stop();
+	return check_report("test_proc");
+}
