@@ -452,6 +452,9 @@ void qp_proc__close(struct qp_proc *p)
 {
 	if (p->nthreads)
 		qp_proc__resume(p, NULL);
+	/* a stop that found every thread gone leaves an empty array */
+	free(p->threads);
+	p->threads = NULL;
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
 	p->mem_fd = -1;
