@@ -452,6 +452,8 @@ void qp_proc__close(struct qp_proc *p)
 {
 	if (p->nthreads)
 		qp_proc__resume(p, NULL);
+	free(p->threads); /* a stop that found no thread left an empty array */
+	p->threads = NULL;
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
 	p->mem_fd = -1;
