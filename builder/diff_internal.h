@@ -107,6 +107,11 @@ int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_s
 		    size_t src, struct qp_error *err);
 int diff_layouts(struct qp_diff *d, struct diff_obj *o, struct qp_error *err);
 
+/* cfi.c: the .qpatch.eh_frame section for the included code, at image
+ * offset @at (after every other section) */
+int diff_emit_cfi(struct qp_diff *d, struct qp_patch *p, const uint64_t *base, uint64_t at,
+		  struct qp_error *err);
+
 /* emit.c */
 int diff_emit_patch(struct qp_diff *d, const char *id, struct qp_patch **out,
 		    struct qp_error *err);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Laying out and emitting the patch: output sections, references inside
- * the image resolved now, src and dst symbol tables, relocations.
+ * the image resolved now, src and dst symbol tables, relocations (and the
+ * patch's call frame information, cfi.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -234,15 +235,13 @@ static int diff_emit_dsts(struct qp_diff *d, struct qp_patch *p, const int *out_
 
 /* Output sections with the included sections' bytes, internal references
  * applied, and the relocations for the rest. */
-static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, int *out_index,
-			      struct qp_error *err)
+static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, const uint64_t *base,
+			      int *out_index, struct qp_error *err)
 {
 	uint8_t *bufs[OUT_NR] = { 0 };
-	uint64_t base[OUT_NR];
 	size_t i, j;
 	int ret = 0, k;
 
-	diff_out_bases(d, base);
 	for (k = 0; k < OUT_NR; k++) {
 		out_index[k] = -1;
 		if (k != OUT_BSS && d->out_size[k] &&
@@ -293,10 +292,12 @@ int diff_emit_patch(struct qp_diff *d, const char *id, struct qp_patch **out,
 	int out_index[OUT_NR];
 	struct qp_patch *p = NULL;
 	struct qp_info info = { .version = QP_FORMAT_VERSION };
+	uint64_t base[OUT_NR], end = 0;
 	size_t i;
 	int ret;
 
 	diff_layout(d);
+	diff_out_bases(d, base);
 	p = qp_patch__new();
 	if (!p)
 		return qp_seterr(err, -ENOMEM, "out of memory");
@@ -308,9 +309,18 @@ int diff_emit_patch(struct qp_diff *d, const char *id, struct qp_patch **out,
 	}
 	ret = diff_emit_srcs(d, p, err);
 	if (!ret)
-		ret = diff_emit_sections(d, p, out_index, err);
+		ret = diff_emit_sections(d, p, base, out_index, err);
 	if (!ret)
 		ret = diff_emit_dsts(d, p, out_index, err);
+	for (i = 0; !ret && i < qp_patch__section_count(p); i++) {
+		const struct qp_section *s = qp_patch__section(p, i);
+
+		if (s->addr + s->size > end)
+			end = s->addr + s->size;
+	}
+	/* the CFI last, on a page of its own: the loader protects it read-only */
+	if (!ret)
+		ret = diff_emit_cfi(d, p, base, (end + 4095) & ~(uint64_t)4095, err);
 	if (ret)
 		goto fail;
 	for (i = 0; i < qp_patch__section_count(p); i++) {

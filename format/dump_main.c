@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qpatch/cfi.h"
 #include "qpatch/format.h"
 
 static const char usage[] =
@@ -206,6 +207,43 @@ static void dump_replacements(const struct qp_patch *p)
 	}
 }
 
+/* The function (dst symbol) starting at image offset @at, or "?". */
+static const char *dump_func_at(const struct qp_patch *p, uint64_t at)
+{
+	size_t i;
+
+	for (i = 1; i < qp_patch__dst_sym_count(p); i++)
+		if (qp_patch__dst_sym(p, i)->type == STT_FUNC && qp_patch__dst_sym_addr(p, i) == at)
+			return qp_patch__dst_sym(p, i)->name;
+	return "?";
+}
+
+/* The FDEs of .qpatch.eh_frame (validated by the reader). */
+static void dump_cfi(const struct qp_patch *p)
+{
+	const struct qp_section *s = NULL;
+	struct qp_cfi_entry e, ce;
+	struct qp_cfi_cie c;
+	struct qp_cfi_fde f;
+	uint64_t off = 0, at;
+	size_t i;
+
+	for (i = 0; i < qp_patch__section_count(p); i++)
+		if (!strcmp(qp_patch__section(p, i)->name, QP_SEC_EH_FRAME))
+			s = qp_patch__section(p, i);
+	printf("\ncall frame information:%s\n", s ? "" : " none");
+	while (s && qp_cfi_entry(s->data, s->size, off, &e, NULL, 0) == 0) {
+		off += e.size;
+		if (e.cie || qp_cfi_entry(s->data, s->size, e.cie_off, &ce, NULL, 0) ||
+		    qp_cfi_parse_cie(s->data, s->size, &ce, &c, NULL, 0) ||
+		    qp_cfi_parse_fde(s->data, s->size, &e, &c, &f, NULL, 0))
+			continue;
+		at = (uint64_t)((int64_t)(s->addr + f.pc_off) + f.pc_value);
+		printf("  FDE image+0x%" PRIx64 "..0x%" PRIx64 " %s\n", at, at + f.pc_range,
+		       dump_func_at(p, at));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct qp_error err = { 0 };
@@ -232,6 +270,7 @@ int main(int argc, char **argv)
 	dump_dst_syms(p);
 	dump_relas(p);
 	dump_replacements(p);
+	dump_cfi(p);
 	free(disk);
 	qp_patch__free(p);
 	if (fflush(stdout) || ferror(stdout)) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpatch/cfi.h"
 #include "qpatch/format.h"
 
 /* Content sections the model accepts: with the 8 fixed sections, e_shnum
@@ -484,6 +485,131 @@ static int validate_sections(const struct qp_patch *p,
 	return 0;
 }
 
+/* ---- validation: call frame information ------------------------------ */
+
+/* The CIE at @e: exactly the form the builder writes. */
+static int validate_cie(const struct qp_section *s, const struct qp_cfi_entry *e,
+			struct qp_cfi_cie *cie, struct qp_error *err)
+{
+	char why[160];
+
+	if (qp_cfi_parse_cie(s->data, s->size, e, cie, why, sizeof(why)))
+		return qp_seterr(err, QP_EFORMAT, "section '%s': %s", s->name, why);
+	if (cie->version != 1 || strcmp(cie->aug, "zR") || cie->fde_enc != QP_CFI_FDE_ENC ||
+	    cie->code_align != 1 || cie->ra != 16)
+		return qp_seterr(err, QP_EFORMAT,
+				 "section '%s': CIE at 0x%llx is not version 1, \"zR\" with FDE encoding 0x%x, code alignment 1, return address register 16",
+				 s->name, (unsigned long long)e->off, QP_CFI_FDE_ENC);
+	if (qp_cfi_check_insns(cie->insns, cie->ninsns, cie, 0, why, sizeof(why)))
+		return qp_seterr(err, QP_EFORMAT, "section '%s': CIE at 0x%llx: %s", s->name,
+				 (unsigned long long)e->off, why);
+	return 0;
+}
+
+/* The FDE at @e: covers code of one executable section, after *@next. */
+static int validate_fde(const struct qp_section *s, const struct sec_index *ix,
+			const struct qp_cfi_entry *e, const struct qp_cfi_cie *cie,
+			uint64_t *next, struct qp_error *err)
+{
+	const struct qp_section *code;
+	struct qp_cfi_fde f;
+	char why[160];
+	int64_t pc;
+
+	if (qp_cfi_parse_fde(s->data, s->size, e, cie, &f, why, sizeof(why)))
+		return qp_seterr(err, QP_EFORMAT, "section '%s': %s", s->name, why);
+	if (f.insns != s->data + f.pc_off + 9 || s->data[f.pc_off + 8])
+		return qp_seterr(err, QP_EFORMAT, "section '%s': FDE at 0x%llx has augmentation data",
+				 s->name, (unsigned long long)e->off);
+	pc = (int64_t)(s->addr + f.pc_off) + f.pc_value;
+	code = pc >= 0 ? sec_index_find(ix, (uint64_t)pc) : NULL;
+	if (!code || !(code->flags & SHF_EXECINSTR) || !f.pc_range ||
+	    f.pc_range > code->addr + code->size - (uint64_t)pc)
+		return qp_seterr(err, QP_EFORMAT,
+				 "section '%s': FDE at 0x%llx: code [0x%llx, +0x%llx) is not inside an executable section",
+				 s->name, (unsigned long long)e->off, (long long)pc,
+				 (unsigned long long)f.pc_range);
+	if ((uint64_t)pc < *next)
+		return qp_seterr(err, QP_EFORMAT,
+				 "section '%s': FDE at 0x%llx: code at 0x%llx is not after the previous FDE's",
+				 s->name, (unsigned long long)e->off, (long long)pc);
+	*next = (uint64_t)pc + f.pc_range;
+	if (qp_cfi_check_insns(f.insns, f.ninsns, cie, f.pc_range, why, sizeof(why)))
+		return qp_seterr(err, QP_EFORMAT, "section '%s': FDE at 0x%llx: %s", s->name,
+				 (unsigned long long)e->off, why);
+	return 0;
+}
+
+/* Walk the entries of .qpatch.eh_frame; @cies holds the CIEs seen (at most
+ * one per 4 bytes of the section). */
+static int validate_cfi_entries(const struct qp_section *s, const struct sec_index *ix,
+				uint64_t *cies, struct qp_cfi_cie *cie_of, struct qp_error *err)
+{
+	struct qp_cfi_entry e;
+	uint64_t off = 0, next = 0;
+	size_t ncie = 0, i;
+	char why[160];
+	int ret;
+
+	for (;;) {
+		ret = qp_cfi_entry(s->data, s->size, off, &e, why, sizeof(why));
+		if (ret < 0)
+			return qp_seterr(err, QP_EFORMAT, "section '%s': %s", s->name, why);
+		if (ret > 0)
+			break;
+		if (e.cie) {
+			ret = validate_cie(s, &e, &cie_of[ncie], err);
+			cies[ncie++] = e.off;
+		} else {
+			for (i = 0; i < ncie && cies[i] != e.cie_off; i++)
+				;
+			ret = i < ncie ? validate_fde(s, ix, &e, &cie_of[i], &next, err) :
+				qp_seterr(err, QP_EFORMAT, "section '%s': FDE at 0x%llx does not point at an earlier CIE",
+					  s->name, (unsigned long long)e.off);
+		}
+		if (ret)
+			return ret;
+		off += e.size;
+	}
+	if (off == s->size || off + 4 != s->size)
+		return qp_seterr(err, QP_EFORMAT, "section '%s': does not end with exactly one zero terminator",
+				 s->name);
+	return 0;
+}
+
+/* The .qpatch.eh_frame section, if any: at most one, read-only data in
+ * .eh_frame form whose FDEs describe the patch's own code. */
+static int validate_eh_frame(const struct qp_patch *p, const struct sec_index *ix,
+			     struct qp_error *err)
+{
+	const struct qp_section *s = NULL;
+	struct qp_cfi_cie *cie_of;
+	uint64_t *cies;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < p->sec_cnt; i++) {
+		if (strcmp(p->secs[i].name, QP_SEC_EH_FRAME))
+			continue;
+		if (s)
+			return qp_seterr(err, QP_EFORMAT, "two sections named '%s'", QP_SEC_EH_FRAME);
+		s = &p->secs[i];
+	}
+	if (!s)
+		return 0;
+	if (s->type != SHT_PROGBITS || s->flags != SHF_ALLOC || s->size < 4 || s->align < 4)
+		return qp_seterr(err, QP_EFORMAT,
+				 "section '%s': not SHT_PROGBITS, SHF_ALLOC only, aligned to 4, at least 4 bytes",
+				 s->name);
+	cies = malloc((s->size / 4) * sizeof(*cies));
+	cie_of = malloc((s->size / 4) * sizeof(*cie_of));
+	ret = cies && cie_of ? validate_cfi_entries(s, ix, cies, cie_of, err) :
+		qp_seterr(err, -ENOMEM, "out of memory");
+	free(cies);
+	free(cie_of);
+	return ret;
+}
+
 /* ---- validation: symbols --------------------------------------------- */
 
 static bool is_null_sym(const struct qp_sym *s)
@@ -674,6 +800,10 @@ static int validate_field(const struct sec_index *ix, const struct qp_rela *r,
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): offset 0x%llx is in SHT_NOBITS section '%s'",
 				 i, rt->name, (unsigned long long)r->offset, s->name);
+	if (!strcmp(s->name, QP_SEC_EH_FRAME))
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (%s): offset 0x%llx is in section '%s', which is resolved",
+				 i, rt->name, (unsigned long long)r->offset, s->name);
 	if (rt->width > s->addr + s->size - r->offset)
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): %u-byte field at 0x%llx crosses the end of section '%s'",
@@ -732,6 +862,8 @@ int qp_patch__validate(const struct qp_patch *p, struct qp_error *err)
 	if (sec_index_build(p, &ix))
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	ret = validate_sections(p, &ix, err);
+	if (!ret)
+		ret = validate_eh_frame(p, &ix, err);
 	if (!ret)
 		ret = validate_src_syms(p, err);
 	if (!ret)

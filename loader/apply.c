@@ -599,7 +599,7 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 			return ret;
 	}
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
-	rec->version = 1;
+	rec->version = QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
 	rec->state = QP_REC_APPLIED;
 	rec->seq = c->seq;
@@ -610,8 +610,19 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	rec->applied_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	memcpy(rec->id, info->id, sizeof(rec->id));
 	memcpy(rec->target, info->target_name, sizeof(rec->target));
+	for (i = 0; i < qp_patch__section_count(c->patch); i++) {
+		const struct qp_section *s = qp_patch__section(c->patch, i);
+
+		if (!strcmp(s->name, QP_SEC_EH_FRAME)) {
+			rec->cfi_start = rec->image_start + s->addr;
+			rec->cfi_size = s->size;
+		}
+	}
 	for (i = 0; i < c->nfuncs; i++) {
-		c->funcs[i].rec.new_addr = rec->image_start + c->funcs[i].rela->offset;
+		const struct qp_rela *r = c->funcs[i].rela;
+
+		c->funcs[i].rec.new_addr = rec->image_start + r->offset;
+		c->funcs[i].rec.new_size = (uint32_t)qp_patch__dst_sym(c->patch, (size_t)r->addend)->size;
 		rec->funcs[i] = c->funcs[i].rec;
 	}
 	return 0;
@@ -842,33 +853,39 @@ void ld_ctx_release(struct ld_ctx *c)
 	free(c->tls);
 	free(c->funcs);
 	free(c->buf);
+	free(c->busy);
+	free(c->busy_in);
+	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 {
 	const struct qp_info *info = qp_patch__info(c->patch);
-	struct qp_applied *applied = NULL;
-	size_t n = 0, i;
+	const struct qp_applied *applied;
+	size_t n, i;
 	int ret;
 
 	ret = qp_maps__read(c->pid, &c->maps, err);
 	if (!ret)
 		ret = ld_find_target(c, err);
 	if (!ret)
-		ret = ld_list(&c->proc, &c->maps, &applied, &n, err);
+		ret = ld_list(&c->proc, &c->maps, &c->applied, &c->napplied, err);
 	if (ret)
 		return ret;
+	applied = c->applied;
+	n = c->napplied;
 	for (i = 0; i < n; i++)
 		if (applied[i].rec.state == QP_REC_APPLIED && !strcmp(applied[i].rec.id, info->id))
 			ret = qp_seterr(err, QP_EAPPLIED, "patch '%s' is already applied to process %d",
 					info->id, (int)c->pid);
 	c->seq = n ? applied[n - 1].rec.seq + 1 : 1;
-	qp_applied__free(applied, n);
 	if (!ret)
 		ret = ld_resolve(c, err);
 	if (!ret)
 		ret = ld_prepare_funcs(c, err);
+	if (!ret)
+		ret = ld_busy_ranges(c, err);
 	if (ret)
 		return ret;
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
@@ -887,8 +904,9 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
 	if (!ret)
 		ret = qp_proc__find_gadget(&c->proc, err);
-	if (!ret && !(c->opts && c->opts->allow_active))
-		qp_unwind__new(c->pid, &c->uw, NULL); /* without: conservative scans */
+	if (!ret && !(c->opts && c->opts->allow_active) &&
+	    !qp_unwind__new(c->pid, &c->uw, NULL)) /* without: conservative scans */
+		ld_patch_cfi(c, c->applied, c->napplied);
 	return ret;
 }
 

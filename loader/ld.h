@@ -26,6 +26,7 @@
 #define LD_RANGE (1ull << 31)
 #define LD_IFUNC_TIMEOUT_MS 200
 #define LD_HEAP_ROOM (256ull << 20) /* kept free above [heap] */
+#define LD_MAX_CFI (64ull << 20)   /* most bytes of a patch's CFI read back */
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -69,6 +70,7 @@ struct ld_range {
 	uint64_t lo, hi;     /* [lo, hi) */
 	uint64_t entry;      /* a thread exactly here (or before, from lo) is fine; 0 = none */
 	const char *name;    /* for messages */
+	const char *in;      /* where that is, e.g. "patch 'fix-1'"; NULL: the target */
 	bool check_stack;    /* also frames below the thread's own (v[0] decides) */
 };
 
@@ -96,6 +98,11 @@ struct ld_ctx {
 	uint64_t rec_size, image_off, extra_off; /* layout inside it */
 	uint8_t *buf;                 /* local copy of the whole mapping */
 	struct qp_unwind *uw;         /* stack unwinder, NULL if unavailable */
+	struct qp_applied *applied;   /* apply: the patches applied before (records) */
+	size_t napplied;              /* count of applied */
+	struct ld_range *busy;        /* apply: code threads must not be in */
+	size_t nbusy;                 /* count of busy */
+	char (*busy_in)[QP_ID_MAX + 16]; /* their "in" strings */
 	bool need_low;                /* the patch has 32-bit absolute references to itself */
 	bool undo;                    /* undoing (for messages) */
 	enum qp_fault step;           /* last step of QP_FAULTS reached */
@@ -129,8 +136,9 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,
 		  size_t n, char *why, size_t why_size);
+int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err);
 bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
-bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
-		    char *why, size_t why_size);
+bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size);
+void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n);
 
 #endif

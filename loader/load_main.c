@@ -203,6 +203,8 @@ int main(int argc, char **argv)
 	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
 	if (getenv("QPATCH_FAULT_AT"))
 		opts.fault_at = (enum qp_fault)atoi(getenv("QPATCH_FAULT_AT"));
+	/* for tests: unwind as if patches carried no CFI */
+	opts.no_patch_cfi = getenv("QPATCH_NO_PATCH_CFI") != NULL;
 	if (getenv("QPATCH_PAUSE_AT")) {
 		pause_step = atoi(getenv("QPATCH_PAUSE_AT"));
 		opts.at_step = pause_at;

@@ -27,7 +27,8 @@ struct qp_record_func {
 	uint64_t old_size;             /* its size */
 	uint8_t saved[16];             /* bytes the jump overwrote */
 	uint32_t len;                  /* number of bytes overwritten (5) */
-	uint32_t reserved;             /* 0 */
+	uint32_t new_size;             /* bytes of the new function (record version 2;
+					  0 in version 1: unknown) */
 	char name[QP_FUNC_NAME_MAX];   /* old function's name, truncated */
 };
 _Static_assert(sizeof(struct qp_record_func) == 120, "qp_record_func layout");
@@ -46,9 +47,14 @@ struct qp_record {
 	uint64_t applied_ns;           /* CLOCK_REALTIME when applied */
 	char id[QP_ID_MAX];            /* patch id */
 	char target[QP_NAME_MAX];      /* target object name */
+	uint64_t cfi_start;            /* version 2: the patch's call frame information
+					  (.qpatch.eh_frame) in the process, 0 if none */
+	uint64_t cfi_size;             /* its bytes */
 	struct qp_record_func funcs[]; /* redirected functions */
 };
-_Static_assert(sizeof(struct qp_record) == 384, "qp_record layout");
+_Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
+#define QP_RECORD_VERSION 2
+#define QP_RECORD_V1_SIZE 384          /* version 1 had no cfi_start, cfi_size */
 
 /* Record states. */
 #define QP_REC_APPLIED 1  /* the jumps lead into this patch */
@@ -88,6 +94,7 @@ struct qp_load_opts {
 	 * target; NULL for none */
 	void (*at_step)(enum qp_fault step, const char *name, void *arg);
 	void *at_step_arg;      /* its argument */
+	bool no_patch_cfi;      /* tests only: unwind without the CFI patches carry */
 };
 
 struct qp_load_stats {

@@ -452,8 +452,7 @@ void qp_proc__close(struct qp_proc *p)
 {
 	if (p->nthreads)
 		qp_proc__resume(p, NULL);
-	/* a stop that found every thread gone leaves an empty array */
-	free(p->threads);
+	free(p->threads); /* a stop that found no thread left an empty array */
 	p->threads = NULL;
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);

@@ -12,19 +12,27 @@
 
 #include "ld.h"
 
+/* A record of version 1 (no CFI fields: its functions follow at 384) or 2. */
 static int ld_read_record(struct qp_proc *p, uint64_t addr, struct qp_applied *a,
 			  struct qp_error *err)
 {
-	size_t n;
+	size_t n, head;
 	int ret;
 
 	ret = qp_proc__read(p, addr, &a->rec, sizeof(a->rec), err);
 	if (ret)
 		return ret;
-	if (memcmp(a->rec.magic, QP_RECORD_MAGIC, 8) || a->rec.version != 1 ||
+	if (memcmp(a->rec.magic, QP_RECORD_MAGIC, 8) ||
+	    (a->rec.version != 1 && a->rec.version != QP_RECORD_VERSION) ||
 	    a->rec.nfuncs > 65536)
 		return qp_seterr(err, -EINVAL, "process %d: bad patch record at 0x%" PRIx64,
 				 (int)p->pid, addr);
+	head = a->rec.version == 1 ? QP_RECORD_V1_SIZE : sizeof(a->rec);
+	if (a->rec.version == 1)
+		a->rec.cfi_start = a->rec.cfi_size = 0;
+	if (a->rec.cfi_start < addr || a->rec.cfi_size > a->rec.region_size ||
+	    a->rec.cfi_start - addr > a->rec.region_size - a->rec.cfi_size)
+		a->rec.cfi_start = a->rec.cfi_size = 0; /* not inside its own mapping: ignored */
 	a->rec.id[QP_ID_MAX - 1] = '\0';
 	a->rec.target[QP_NAME_MAX - 1] = '\0';
 	a->region = addr;
@@ -32,7 +40,10 @@ static int ld_read_record(struct qp_proc *p, uint64_t addr, struct qp_applied *a
 	a->funcs = calloc(n ? n : 1, sizeof(*a->funcs));
 	if (!a->funcs)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	return qp_proc__read(p, addr + sizeof(a->rec), a->funcs, n * sizeof(*a->funcs), err);
+	ret = qp_proc__read(p, addr + head, a->funcs, n * sizeof(*a->funcs), err);
+	for (; !ret && a->rec.version == 1 && n-- > 0;)
+		a->funcs[n].new_size = 0; /* was "reserved" */
+	return ret;
 }
 
 static int applied_cmp(const void *a, const void *b)

@@ -112,8 +112,9 @@ bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
 	bool complete;
 
 	if (r && !(r->entry && t->regs.rip <= r->entry && t->regs.rip >= r->lo)) {
-		snprintf(why, why_size, "thread %d is executing '%s' (pc 0x%llx)", (int)t->tid,
-			 r->name, (unsigned long long)t->regs.rip);
+		snprintf(why, why_size, "thread %d is executing '%s'%s%s (pc 0x%llx)", (int)t->tid,
+			 r->name, r->in ? " of " : "", r->in ? r->in : "",
+			 (unsigned long long)t->regs.rip);
 		return true;
 	}
 	if (!v[0].check_stack)
@@ -121,64 +122,128 @@ bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
 	if (!ld_stack_scan(c, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
 		return false;
 	if (c->uw)
-		ret = qp_unwind__thread(c->uw, t->tid, ld_frame_cb, &f, &sp);
+		ret = qp_unwind__thread(c->uw, &t->regs, ld_frame_cb, &f, &sp);
 	if (f.hit) {
-		snprintf(why, why_size, "thread %d will return into '%s' (frame #%d, pc 0x%llx)",
-			 (int)t->tid, f.hit->name, f.depth, (unsigned long long)f.pc);
+		snprintf(why, why_size, "thread %d will return into '%s'%s%s (frame #%d, pc 0x%llx)",
+			 (int)t->tid, f.hit->name, f.hit->in ? " of " : "", f.hit->in ? f.hit->in : "",
+			 f.depth, (unsigned long long)f.pc);
 		return true;
 	}
 	if (ret != QP_UNWIND_PARTIAL)
 		return false;
 	r = ld_stack_scan(c, sp ? sp : t->regs.rsp, LD_STACK_PREFILTER, v, n, &where, &complete);
 	if (r)
-		snprintf(why, why_size, "thread %d may return into '%s' (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
-			 (int)t->tid, r->name, (unsigned long long)where);
+		snprintf(why, why_size, "thread %d may return into '%s'%s%s (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
+			 (int)t->tid, r->name, r->in ? " of " : "", r->in ? r->in : "",
+			 (unsigned long long)where);
 	return r != NULL;
 }
 
-/* Does any thread run in, or may it return into, [start, start + size)? */
-bool ld_region_busy(struct ld_ctx *c, uint64_t start, uint64_t size, const char *id,
-			   char *why, size_t why_size)
+/*
+ * Does any thread run in, or may it return into, the mapping of applied
+ * patch @a?  Its new functions are named (from the record), the rest of
+ * the mapping is "patch ID".
+ */
+bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size)
 {
-	char name[QP_ID_MAX + 16];
-	struct ld_range r = { .lo = start, .hi = start + size, .name = name, .check_stack = true };
+	char name[QP_ID_MAX + 16], in[QP_ID_MAX + 16];
+	struct ld_range *v = calloc(a->rec.nfuncs + 1, sizeof(*v));
+	bool busy = false;
+	size_t i, n = 0;
+
+	if (!v) {
+		snprintf(why, why_size, "out of memory");
+		return true;
+	}
+	snprintf(name, sizeof(name), "patch %s", a->rec.id);
+	snprintf(in, sizeof(in), "patch '%s'", a->rec.id);
+	for (i = 0; i < a->rec.nfuncs; i++) {
+		const struct qp_record_func *f = &a->funcs[i];
+
+		if (f->new_size)
+			v[n++] = (struct ld_range){ .lo = f->new_addr, .hi = f->new_addr + f->new_size,
+						    .name = f->name, .in = in, .check_stack = true };
+	}
+	v[n++] = (struct ld_range){ .lo = a->region, .hi = a->region + a->rec.region_size,
+				    .name = name, .check_stack = true };
+	for (i = 0; i < c->proc.nthreads && !busy; i++)
+		busy = ld_thread_in(c, &c->proc.threads[i], v, n, why, why_size);
+	free(v);
+	return busy;
+}
+
+/*
+ * The code apply must find no thread in: each function being replaced,
+ * and (unless allow_active) its current replacement in every patch
+ * applied before — a thread running an earlier patch's copy would go on
+ * running that old fix.  A thread at the very start of an original
+ * function is fine: it runs the jump next.  With allow_active, only the
+ * bytes the jump overwrites count (threads inside finish the old code).
+ */
+int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
+{
+	bool active = c->opts && c->opts->allow_active;
+	size_t i, j, k, n = c->nfuncs;
+
+	for (i = 0; !active && i < c->napplied; i++)
+		n += c->applied[i].rec.nfuncs;
+	c->busy = calloc(n ? n : 1, sizeof(*c->busy));
+	c->busy_in = calloc(c->napplied ? c->napplied : 1, sizeof(*c->busy_in));
+	if (!c->busy || !c->busy_in)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (j = 0; j < c->nfuncs; j++) {
+		const struct qp_record_func *f = &c->funcs[j].rec;
+
+		c->busy[c->nbusy++] = (struct ld_range){
+			.lo = active ? f->site + 1 : f->old_addr,
+			.hi = active ? f->site + f->len : f->old_addr + f->old_size,
+			.entry = active ? 0 : f->site, .name = f->name, .check_stack = !active };
+	}
+	for (i = 0; !active && i < c->napplied; i++) {
+		const struct qp_applied *a = &c->applied[i];
+
+		snprintf(c->busy_in[i], sizeof(c->busy_in[i]), "patch '%s'", a->rec.id);
+		for (k = 0; a->rec.state == QP_REC_APPLIED && k < a->rec.nfuncs; k++)
+			for (j = 0; j < c->nfuncs; j++)
+				if (a->funcs[k].old_addr == c->funcs[j].rec.old_addr && a->funcs[k].new_size)
+					c->busy[c->nbusy++] = (struct ld_range){
+						.lo = a->funcs[k].new_addr,
+						.hi = a->funcs[k].new_addr + a->funcs[k].new_size,
+						.name = c->funcs[j].rec.name, .in = c->busy_in[i],
+						.check_stack = true };
+	}
+	return 0;
+}
+
+bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
+{
 	size_t i;
 
-	snprintf(name, sizeof(name), "patch %s", id);
 	for (i = 0; i < c->proc.nthreads; i++)
-		if (ld_thread_in(c, &c->proc.threads[i], &r, 1, why, why_size))
+		if (ld_thread_in(c, &c->proc.threads[i], c->busy, c->nbusy, why, size))
 			return true;
 	return false;
 }
 
 /*
- * Apply is blocked by a thread inside, or due to return into, a function
- * being replaced: it would go on running the old code, and the fix would
- * not be in force for it.  A thread at the very start of one is fine: it
- * runs the jump next.  With allow_active, only a thread inside the bytes
- * the jump overwrites blocks (the others finish the old code).
+ * Give the unwinder the call frame information the applied patches carry
+ * (a thread may be in a call made by patch code), read from each one's
+ * mapping.  Without it, frames of patch code end the unwinding and the
+ * rest of that stack is judged conservatively.
  */
-bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
+void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n)
 {
-	struct ld_range *v = calloc(c->nfuncs ? c->nfuncs : 1, sizeof(*v));
-	bool busy = false;
-	size_t i, j;
+	size_t i;
 
-	if (!v) {
-		snprintf(why, size, "out of memory");
-		return true;
-	}
-	for (j = 0; j < c->nfuncs; j++) {
-		const struct qp_record_func *f = &c->funcs[j].rec;
+	for (i = 0; c->uw && !(c->opts && c->opts->no_patch_cfi) && i < n; i++) {
+		uint8_t *buf;
 
-		v[j].lo = c->opts && c->opts->allow_active ? f->site + 1 : f->old_addr;
-		v[j].hi = c->opts && c->opts->allow_active ? f->site + f->len : f->old_addr + f->old_size;
-		v[j].entry = c->opts && c->opts->allow_active ? 0 : f->site;
-		v[j].name = f->name;
-		v[j].check_stack = !(c->opts && c->opts->allow_active);
+		if (!v[i].rec.cfi_size || v[i].rec.cfi_size > LD_MAX_CFI)
+			continue;
+		buf = malloc(v[i].rec.cfi_size);
+		if (buf && !qp_proc__read(&c->proc, v[i].rec.cfi_start, buf, v[i].rec.cfi_size, NULL))
+			qp_unwind__add_cfi(c->uw, v[i].region, v[i].region + v[i].rec.region_size, buf,
+					   v[i].rec.cfi_size, v[i].rec.cfi_start, NULL);
+		free(buf);
 	}
-	for (i = 0; i < c->proc.nthreads && !busy; i++)
-		busy = ld_thread_in(c, &c->proc.threads[i], v, c->nfuncs, why, size);
-	free(v);
-	return busy;
 }

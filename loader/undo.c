@@ -96,8 +96,7 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			int64_t res;
 
 			if (v[i].rec.state != QP_REC_RESTORED ||
-			    ld_region_busy(c, v[i].region, v[i].rec.region_size, v[i].rec.id,
-					   c->stats->kept_why, sizeof(c->stats->kept_why)))
+			    ld_region_busy(c, &v[i], c->stats->kept_why, sizeof(c->stats->kept_why)))
 				continue;
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, NULL)) {
@@ -157,8 +156,8 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	for (i = 0; i < c.nfuncs; i++)
 		c.funcs[i].rec = a->funcs[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
-	if (!ret)
-		qp_unwind__new(pid, &c.uw, NULL); /* without: conservative scans */
+	if (!ret && !qp_unwind__new(pid, &c.uw, NULL)) /* without: conservative scans */
+		ld_patch_cfi(&c, applied, n);
 	ld_block_signals(&c.sigmask);
 	if (!ret)
 		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * qp-fuzz-corpus DIR: write a few valid .qpatch files into DIR as the seed
- * corpus of fuzz_reader (a full patch, an empty one, one with only bss,
- * one with an empty section).
+ * corpus of fuzz_reader (a full patch, one with call frame information,
+ * an empty one, one with only bss, one with an empty section).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +46,20 @@ static void corpus_sections(struct qp_patch *p)
 	for (i = 0; i < sizeof(secs) / sizeof(secs[0]); i++)
 		qp_patch__add_section(p, &secs[i]);
 }
+
+/* .qpatch.eh_frame at image offset 128 for bump [0, 20) and main [20, 36):
+ * one CIE, two FDEs, the terminator (docs/format.md). */
+static const uint8_t eh_frame[] = {
+	20, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
+	0x0c, 0x07, 0x08, 0x90, 0x01, 0, 0,
+	/* FDE at 24: pc_begin = 0 - (128 + 32) */
+	20, 0, 0, 0, 28, 0, 0, 0, 0x60, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0,
+	0x41, 0x0e, 0x10, 0x86, 0x02, 0, 0,
+	/* FDE at 48: pc_begin = 20 - (128 + 56) */
+	20, 0, 0, 0, 52, 0, 0, 0, 0x5c, 0xff, 0xff, 0xff, 16, 0, 0, 0, 0,
+	0x41, 0x0e, 0x10, 0, 0, 0, 0,
+	0, 0, 0, 0,
+};
 
 static void corpus_syms(struct qp_patch *p)
 {
@@ -127,6 +141,14 @@ int main(int argc, char **argv)
 	corpus_syms(p);
 	corpus_relas(p);
 	bad |= corpus_write(argv[1], "full", p);
+	p = qp_patch__new();
+	corpus_info(p, 128 + sizeof(eh_frame));
+	corpus_sections(p);
+	qp_patch__add_section(p, &(struct qp_section){ QP_SEC_EH_FRAME, SHT_PROGBITS, SHF_ALLOC,
+						      128, sizeof(eh_frame), 8, eh_frame });
+	corpus_syms(p);
+	corpus_relas(p);
+	bad |= corpus_write(argv[1], "cfi", p);
 	p = qp_patch__new();
 	corpus_info(p, 0);
 	bad |= corpus_write(argv[1], "empty", p);

@@ -75,12 +75,13 @@ for step in 1 2 5; do kill_at $step apply "$T/tls/tlsprog" "$T/tls.qpatch"; done
 kill_at 11 undo "$T/tls/tlsprog" "$T/tls.qpatch"
 
 # A target that exits by itself while the loader retries (its only thread
-# is inside the function to replace until it returns and exits).
+# is inside the function to replace until it exits, from a timer's signal
+# handler, after 1.5 s).
 P=$QP_SRC/tests/integration/progs/hold
 build_tree "$P/orig" "$T/hold" || { fail "build hold"; finish; exit 1; }
 "$QP_BIN/qpatch-build" -q "$T/hold" "$P/patched" -o "$T/hold.qpatch" --target "$T/hold/hold" >/dev/null 2>&1
 : >"$T/hold.out"
-start "$T/hold.out" "$T/hold/hold" 1500000 7
+start "$T/hold.out" "$T/hold/hold" 3600000000 7
 check "hold ready" wait_match "$T/hold.out" ready
 "$QP_BIN/qpatch-load" -r 100000 -d 10 "$TARGET_PID" "$T/hold.qpatch" >"$T/exit.out" 2>&1 &
 loader=$!

@@ -589,6 +589,161 @@ static void test_rules_src(void)
 	EXPECT_INVALID(&s, QP_EFORMAT, "src symbol 8 'tls_var': local symbol after a non-local one");
 }
 
+/* ---- call frame information (.qpatch.eh_frame) ------------------------ */
+
+static uint8_t cfi_bytes[256];
+
+/* One CIE as the builder writes it, then FDEs for code [pc, pc + range)
+ * with @insns, then the terminator; @at is the section's image offset. */
+static size_t cfi_build(uint64_t at, const int64_t *pc, const uint32_t *range, int nfde,
+			const uint8_t *insns, size_t ninsns)
+{
+	static const uint8_t cie[24] = { 20, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1,
+					 0x1b, 0x0c, 0x07, 0x08, 0x90, 0x01, 0, 0 };
+	size_t len = sizeof(cie);
+	int i;
+
+	memset(cfi_bytes, 0, sizeof(cfi_bytes));
+	memcpy(cfi_bytes, cie, sizeof(cie));
+	for (i = 0; i < nfde; i++) {
+		size_t start = len, body = 17 + ninsns;
+		uint32_t w[4] = { 0, (uint32_t)(start + 4), 0, range[i] };
+
+		body = (body + 7) / 8 * 8;
+		w[0] = (uint32_t)(body - 4);
+		w[2] = (uint32_t)(int32_t)(pc[i] - (int64_t)(at + start + 8));
+		memcpy(cfi_bytes + start, w, sizeof(w));
+		cfi_bytes[start + 16] = 0; /* no augmentation data */
+		memcpy(cfi_bytes + start + 17, insns, ninsns);
+		len += body;
+	}
+	return len + 4; /* terminator: zeros */
+}
+
+/* The sample with a .qpatch.eh_frame section of @size bytes at 144. */
+static void spec_cfi(struct spec *s, size_t size)
+{
+	spec_init(s);
+	s->secs[s->nsecs++] = (struct qp_section){ QP_SEC_EH_FRAME, SHT_PROGBITS, SHF_ALLOC, 144,
+						   size, 8, cfi_bytes };
+	s->info.image_size = 144 + size;
+}
+
+static void test_rules_cfi(void)
+{
+	static const uint8_t adv[] = { 0x41, 0x0e, 0x10 }; /* advance 1, def_cfa_offset 16 */
+	static const uint8_t set_loc[] = { 0x01, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t far[] = { 0x02, 40 };         /* advance_loc1 40 */
+	static const uint8_t bad_op[] = { 0x3f };
+	int64_t pc[2] = { 0, 32 };
+	uint32_t range[2] = { 32, 32 };
+	struct qp_error err = { 0 };
+	struct qp_patch *p, *q;
+	struct spec s;
+	void *buf = NULL;
+	size_t n, size = 0;
+
+	/* valid: two FDEs (bump, helper), round trip */
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	spec_cfi(&s, n);
+	p = spec_build(&s);
+	CHECK_INT(qp_patch__validate(p, &err), 0);
+	CHECK_INT(qp_patch__write_mem(p, &buf, &size, &err), 0);
+	q = buf ? qp_patch__open_mem(buf, size, &err) : NULL;
+	CHECK(q != NULL);
+	if (q)
+		check_patch_is(q, &s);
+	qp_patch__free(q);
+	qp_patch__free(p);
+	free(buf);
+
+	spec_cfi(&s, n);
+	s.secs[4].flags |= SHF_WRITE;
+	EXPECT_INVALID(&s, QP_EFORMAT, "section '.qpatch.eh_frame': not SHT_PROGBITS, SHF_ALLOC only");
+	spec_cfi(&s, n);
+	s.secs[s.nsecs++] = (struct qp_section){ QP_SEC_EH_FRAME, SHT_PROGBITS, SHF_ALLOC,
+						 144 + 4096, n, 8, cfi_bytes };
+	s.info.image_size = 144 + 4096 + n;
+	EXPECT_INVALID(&s, QP_EFORMAT, "two sections named '.qpatch.eh_frame'");
+	spec_cfi(&s, n);
+	s.relas[R_PC32].offset = 144 + 40;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 0 (R_X86_64_PC32): offset 0xb8 is in section '.qpatch.eh_frame', which is resolved");
+	/* the entries */
+	spec_cfi(&s, n - 4);
+	EXPECT_INVALID(&s, QP_EFORMAT, "does not end with exactly one zero terminator");
+	cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	spec_cfi(&s, n + 4);
+	EXPECT_INVALID(&s, QP_EFORMAT, "does not end with exactly one zero terminator");
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	cfi_bytes[24] = 200; /* FDE length */
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "entry at 0x18: length 200 runs past the end");
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	cfi_bytes[8] = 3; /* CIE version */
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "CIE at 0x0 is not version 1, \"zR\" with FDE encoding 0x1b");
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	cfi_bytes[16] = 0x03; /* FDE encoding udata4, absolute */
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "CIE at 0x0 is not version 1");
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	cfi_bytes[28] = 4; /* the first FDE's CIE pointer: into the CIE's middle */
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x18 does not point at an earlier CIE");
+	pc[0] = 64; /* rodata */
+	n = cfi_build(144, pc, range, 1, adv, sizeof(adv));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x18: code [0x40, +0x20) is not inside an executable section");
+	pc[0] = 40; /* runs past the end of .qpatch.text */
+	n = cfi_build(144, pc, range, 1, adv, sizeof(adv));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "code [0x28, +0x20) is not inside an executable section");
+	pc[0] = 32;
+	pc[1] = 0; /* out of order */
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x30: code at 0x0 is not after the previous FDE's");
+	pc[0] = 0;
+	pc[1] = 16; /* overlapping */
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "code at 0x10 is not after the previous FDE's");
+	pc[1] = 32;
+	n = cfi_build(144, pc, range, 2, set_loc, sizeof(set_loc));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x18: DW_CFA_set_loc 0x01 at +0");
+	n = cfi_build(144, pc, range, 2, far, sizeof(far));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x18: advance past the end of the code it describes");
+	n = cfi_build(144, pc, range, 2, bad_op, sizeof(bad_op));
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "unsupported or truncated instruction 0x3f at +0");
+	n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+	cfi_bytes[24 + 16] = 1; /* augmentation data in an FDE */
+	spec_cfi(&s, n);
+	EXPECT_INVALID(&s, QP_EFORMAT, "FDE at 0x18 has augmentation data");
+
+	/* every single-bit flip of the section: accepted or refused, never
+	 * read out of bounds (the sanitizer build checks) */
+	{
+		size_t i, refused = 0;
+		int b;
+
+		n = cfi_build(144, pc, range, 2, adv, sizeof(adv));
+		for (i = 0; i < n; i++) {
+			for (b = 0; b < 8; b++) {
+				cfi_bytes[i] ^= (uint8_t)(1u << b);
+				spec_cfi(&s, n);
+				p = spec_build(&s);
+				refused += qp_patch__validate(p, &err) != 0;
+				qp_patch__free(p);
+				cfi_bytes[i] ^= (uint8_t)(1u << b);
+			}
+		}
+		CHECK(refused > n * 4); /* most flips break a rule */
+	}
+}
+
 static void test_rules_dst(void)
 {
 	struct spec s;
@@ -1454,6 +1609,7 @@ int main(void)
 	test_rules_dst();
 	test_rules_relas();
 	test_rules_replace();
+	test_rules_cfi();
 	test_many_sections();
 	test_disk_pristine();
 	test_disk_elf();

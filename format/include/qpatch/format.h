@@ -54,6 +54,9 @@
 #define QP_SEC_RODATA ".qpatch.rodata"
 #define QP_SEC_DATA ".qpatch.data"
 #define QP_SEC_BSS ".qpatch.bss"
+/* Call frame information of the patch's functions: a read-only content
+ * section in .eh_frame form, fully resolved (docs/format.md). */
+#define QP_SEC_EH_FRAME ".qpatch.eh_frame"
 
 /*
  * Relocation type beyond the x86-64 psABI ones, used in .qpatch.diffdata:
