@@ -692,6 +692,37 @@ static bool diff_cold_changed(struct diff_obj *o, const struct qp_elf_sym *s)
 	return false;
 }
 
+/*
+ * The cold parts of old function @os ("compute.cold", found in the
+ * original object and then in the target): a thread there goes back into
+ * the old body by a plain jump, so the loader must treat them as part of
+ * the function it replaces (QP_R_BUSY).  A cold part the target does not
+ * have under that name is skipped (nothing to check there).
+ */
+static int diff_old_cold_parts(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
+			       struct diff_incl *in, struct qp_error *err)
+{
+	size_t n = strlen(os->name);
+	struct qp_elf_sym *c;
+	int ret;
+
+	qp_elf_for_each_sym(o->orig, c) {
+		if (in->ncold == sizeof(in->cold_src) / sizeof(in->cold_src[0]))
+			break;
+		if (!c->sec || !qp_correlate_is_cold(c) || strncmp(c->name, os->name, n) ||
+		    strncmp(c->name + n, ".cold", 5))
+			continue;
+		ret = diff_src_from_target(d, o, c, &in->cold_src[in->ncold], err);
+		if (ret == -ENOENT)
+			continue;
+		if (ret)
+			return ret;
+		if (d->srcs[in->cold_src[in->ncold]].size)
+			in->ncold++;
+	}
+	return 0;
+}
+
 /* Is function @s of the patched object unchanged (its twin @os)? */
 static bool diff_func_same(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
 			   const struct qp_elf_sym *s)
@@ -726,7 +757,9 @@ static int diff_select(struct qp_diff *d, struct diff_obj *o, struct qp_error *e
 		if (ret)
 			return ret;
 		d->incl[idx].replaces = s;
-		ret = diff_check_site(d, o, s, d->incl[idx].replaces_src, err);
+		ret = diff_old_cold_parts(d, o, os, &d->incl[idx], err);
+		if (!ret)
+			ret = diff_check_site(d, o, s, d->incl[idx].replaces_src, err);
 		if (ret == QP_EREFUSED)
 			refused = ret;
 		else if (ret)

@@ -51,6 +51,8 @@ struct diff_incl {
 	struct diff_ref *refs;   /* one per relocation of sec */
 	struct qp_elf_sym *replaces; /* the patched function that replaces an old one, or NULL */
 	size_t replaces_src;     /* src index of the old function in the target */
+	size_t cold_src[4];      /* src indexes of the old function's cold parts */
+	unsigned ncold;          /* count of cold_src */
 };
 
 /* A src symbol to emit. */

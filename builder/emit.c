@@ -187,7 +187,8 @@ static int diff_emit_srcs(struct qp_diff *d, struct qp_patch *p, struct qp_error
 }
 
 /* dst symbols: the functions and variables defined in included sections,
- * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it. */
+ * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it,
+ * and a QP_R_BUSY for each of the old function's cold parts. */
 static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct diff_incl *in,
 			 const struct qp_elf_sym *s, int sec_index, struct qp_error *err)
 {
@@ -195,6 +196,7 @@ static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct dif
 			      .bind = s->bind == STB_LOCAL ? STB_LOCAL : STB_GLOBAL,
 			      .value = in->off + s->value, .shndx = (uint16_t)sec_index };
 	struct qp_rela rep = { .type = QP_R_REPLACE };
+	unsigned i;
 	int ret;
 
 	ret = qp_patch__add_dst_sym(p, &sym);
@@ -206,6 +208,12 @@ static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct dif
 	rep.addend = ret;
 	rep.offset = qp_patch__dst_sym_addr(p, (size_t)ret);
 	ret = qp_patch__add_rela(p, &rep);
+	for (i = 0; ret >= 0 && i < in->ncold; i++) {
+		struct qp_rela busy = { .type = QP_R_BUSY, .sym = (uint32_t)d->srcs[in->cold_src[i]].index,
+					.addend = rep.sym };
+
+		ret = qp_patch__add_rela(p, &busy);
+	}
 	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
 }
 

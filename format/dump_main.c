@@ -205,6 +205,14 @@ static void dump_replacements(const struct qp_patch *p)
 		       qp_patch__src_sym(p, r->sym)->name,
 		       qp_patch__dst_sym(p, (size_t)r->addend)->name, r->offset);
 	}
+	for (i = 0; i < n; i++) {
+		const struct qp_rela *r = qp_patch__rela(p, i);
+
+		if (r->type == QP_R_BUSY)
+			printf("  (%s: also checked idle, part of %s)\n",
+			       qp_patch__src_sym(p, r->sym)->name,
+			       qp_patch__src_sym(p, (size_t)r->addend)->name);
+	}
 }
 
 /* The function (dst symbol) starting at image offset @at, or "?". */

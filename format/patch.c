@@ -36,9 +36,9 @@ struct qp_patch {
 
 /* One accepted relocation type. */
 struct patch_rtype {
-	uint32_t type;    /* R_X86_64_* or QP_R_REPLACE */
+	uint32_t type;    /* R_X86_64_* or QP_R_* */
 	const char *name; /* its name, as printed */
-	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE */
+	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE, QP_R_BUSY */
 };
 
 #define RT(t, w) { t, #t, w }
@@ -61,6 +61,7 @@ static const struct patch_rtype patch_rtypes[] = {
 	RT(QP_R_REPLACE, 0),
 	RT(QP_R_IMAGE32, 4),
 	RT(QP_R_IMAGE32S, 4),
+	RT(QP_R_BUSY, 0),
 };
 #undef RT
 
@@ -786,6 +787,28 @@ static int validate_replace(const struct qp_patch *p, const struct qp_rela *r,
 	return 0;
 }
 
+static int validate_busy(const struct qp_patch *p, const struct qp_rela *r, size_t i,
+			 struct qp_error *err)
+{
+	const struct qp_sym *part = &p->src[r->sym];
+	size_t j;
+
+	if (part->type != STT_FUNC || part->shndx != QP_SRC_IN_TARGET || !part->size)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_BUSY): src symbol %u '%s' is not a function of the target with a size",
+				 i, r->sym, part->name);
+	if (r->offset)
+		return qp_seterr(err, QP_EFORMAT, "relocation %zu (QP_R_BUSY): offset 0x%llx is not 0",
+				 i, (unsigned long long)r->offset);
+	for (j = 0; j < p->rela_cnt; j++)
+		if (p->relas[j].type == QP_R_REPLACE && r->addend > 0 &&
+		    (uint64_t)r->addend == p->relas[j].sym)
+			return 0;
+	return qp_seterr(err, QP_EFORMAT,
+			 "relocation %zu (QP_R_BUSY): addend %lld names no src symbol this patch replaces",
+			 i, (long long)r->addend);
+}
+
 static int validate_field(const struct sec_index *ix, const struct qp_rela *r,
 			  const struct patch_rtype *rt, size_t i,
 			  struct qp_error *err)
@@ -834,7 +857,7 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): symbol %u '%s' is an STT_FILE symbol",
 				 i, rt->name, r->sym, p->src[r->sym].name);
-	} else if (r->type != QP_R_REPLACE &&
+	} else if (r->type != QP_R_REPLACE && r->type != QP_R_BUSY &&
 		   qp_rela_is_tls(r->type) != (p->src[r->sym].type == STT_TLS)) {
 		/* a thread-local access names a thread-local variable, and only
 		 * such an access does: its value is an offset, not an address */
@@ -845,6 +868,8 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 	}
 	if (r->type == QP_R_REPLACE)
 		return validate_replace(p, r, i, err);
+	if (r->type == QP_R_BUSY)
+		return validate_busy(p, r, i, err);
 	return validate_field(ix, r, rt, i, err);
 }
 

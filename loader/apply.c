@@ -592,8 +592,8 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
 		const struct qp_rela *r = qp_patch__rela(c->patch, i);
 
-		if (r->type == QP_R_REPLACE)
-			continue;
+		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY)
+			continue; /* nothing to write */
 		ret = ld_relocate_one(c, r, err);
 		if (ret)
 			return ret;

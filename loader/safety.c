@@ -174,19 +174,23 @@ bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, siz
 
 /*
  * The code apply must find no thread in: each function being replaced,
- * and (unless allow_active) its current replacement in every patch
- * applied before — a thread running an earlier patch's copy would go on
- * running that old fix.  A thread at the very start of an original
+ * and (unless allow_active) the cold parts of the old functions
+ * (QP_R_BUSY: a thread there jumps back into the old body) and each
+ * function's current replacement in every patch applied before — a
+ * thread running an earlier patch's copy would go on running that old
+ * fix.  A thread at the very start of an original
  * function is fine: it runs the jump next.  With allow_active, only the
  * bytes the jump overwrites count (threads inside finish the old code).
  */
 int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 {
 	bool active = c->opts && c->opts->allow_active;
-	size_t i, j, k, n = c->nfuncs;
+	size_t i, j, k, n = c->nfuncs, nrelas = qp_patch__rela_count(c->patch);
 
 	for (i = 0; !active && i < c->napplied; i++)
 		n += c->applied[i].rec.nfuncs;
+	for (i = 0; !active && i < nrelas; i++)
+		n += qp_patch__rela(c->patch, i)->type == QP_R_BUSY;
 	c->busy = calloc(n ? n : 1, sizeof(*c->busy));
 	c->busy_in = calloc(c->napplied ? c->napplied : 1, sizeof(*c->busy_in));
 	if (!c->busy || !c->busy_in)
@@ -198,6 +202,18 @@ int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 			.lo = active ? f->site + 1 : f->old_addr,
 			.hi = active ? f->site + f->len : f->old_addr + f->old_size,
 			.entry = active ? 0 : f->site, .name = f->name, .check_stack = !active };
+	}
+	/* the old functions' cold parts: their jumps lead back into the old bodies */
+	for (i = 0; !active && i < nrelas; i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+		const struct qp_sym *part;
+
+		if (r->type != QP_R_BUSY)
+			continue;
+		part = qp_patch__src_sym(c->patch, r->sym);
+		c->busy[c->nbusy++] = (struct ld_range){
+			.lo = c->symaddr[r->sym], .hi = c->symaddr[r->sym] + part->size,
+			.name = part->name, .check_stack = true };
 	}
 	for (i = 0; !active && i < c->napplied; i++) {
 		const struct qp_applied *a = &c->applied[i];

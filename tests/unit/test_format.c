@@ -874,6 +874,58 @@ static void test_rules_replace(void)
 	}
 }
 
+/* Rule 53: QP_R_BUSY names a sized function of the target, offset 0, and
+ * as addend an old function this patch replaces. */
+static void test_rules_busy(void)
+{
+	const struct qp_rela busy = RELA(0, QP_R_BUSY, 5, 3); /* helper: part of bump */
+	struct spec s;
+
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	{
+		struct qp_patch *p = spec_build(&s), *q;
+		struct qp_error err = { 0 };
+		void *buf = NULL;
+		size_t size = 0;
+
+		CHECK_INT(qp_patch__validate(p, &err), 0);
+		CHECK_INT(qp_patch__write_mem(p, &buf, &size, &err), 0);
+		q = qp_patch__open_mem(buf, size, &err);
+		CHECK(q && qp_patch__rela_count(q) == s.nrelas &&
+		      qp_patch__rela(q, s.nrelas - 1)->type == QP_R_BUSY &&
+		      qp_patch__rela(q, s.nrelas - 1)->addend == 3);
+		CHECK_STR(qp_rela_type_name(QP_R_BUSY), "QP_R_BUSY");
+		qp_patch__free(q);
+		qp_patch__free(p);
+		free(buf);
+	}
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.relas[s.nrelas - 1].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): src symbol 2 'count' is not a function of the target with a size");
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.relas[s.nrelas - 1].sym = 7;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): src symbol 7 'printf' is not a function of the target");
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.src[5].size = 0;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): src symbol 5 'helper' is not a function of the target with a size");
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.relas[s.nrelas - 1].offset = 4;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): offset 0x4 is not 0");
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.relas[s.nrelas - 1].addend = 6; /* main: not replaced */
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): addend 6 names no src symbol this patch replaces");
+	spec_init(&s);
+	s.relas[s.nrelas++] = busy;
+	s.relas[s.nrelas - 1].sym = 8; /* a TLS symbol: not a function either */
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): src symbol 8 'tls_var' is not a function");
+}
+
 /* The most content sections that keep e_shnum below SHN_LORESERVE. */
 static void test_many_sections(void)
 {
@@ -1609,6 +1661,7 @@ int main(void)
 	test_rules_dst();
 	test_rules_relas();
 	test_rules_replace();
+	test_rules_busy();
 	test_rules_cfi();
 	test_many_sections();
 	test_disk_pristine();

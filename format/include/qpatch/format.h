@@ -75,6 +75,15 @@
 #define QP_R_IMAGE32 0x5151u
 #define QP_R_IMAGE32S 0x5152u
 
+/*
+ * "The old code src[sym] is part of the old function src[addend], which a
+ * QP_R_REPLACE of this patch replaces": its cold part (foo.cold, where gcc
+ * puts unlikely branches, entered and left by plain jumps).  The loader
+ * checks that no thread is in it or due to return into it, as for the
+ * function itself.  r_offset is 0; nothing is written.
+ */
+#define QP_R_BUSY 0x5153u
+
 /* src symbol shndx values: where the loader finds the symbol. */
 #define QP_SRC_IN_TARGET SHN_ABS  /* value is a link-time address in the target object */
 #define QP_SRC_EXTERNAL SHN_UNDEF /* look the name up in the process's loaded libraries */
