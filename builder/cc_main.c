@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "filekind.h"
+
 static int is_c_source(const char *arg)
 {
 	size_t n = strlen(arg);
@@ -99,25 +101,12 @@ static void cc_log(int argc, char **argv)
 	close(fd);
 }
 
-/* An object or an archive: what a link takes from the tree. */
-static int is_link_input(const char *path)
-{
-	unsigned char h[18];
-	FILE *f = fopen(path, "rb");
-	size_t n = f ? fread(h, 1, sizeof(h), f) : 0;
-
-	if (f)
-		fclose(f);
-	return (n >= 8 && (!memcmp(h, "!<arch>\n", 8) || !memcmp(h, "!<thin>\n", 8))) ||
-	       (n >= 18 && !memcmp(h, "\177ELF", 4) && h[16] == 1 && h[17] == 0);
-}
-
 static int link_add(char *line, size_t size, size_t *len, const char *cwd, const char *arg)
 {
 	char path[PATH_MAX];
 	int n;
 
-	if (abs_path(cwd, arg, path, sizeof(path)) || !is_link_input(path))
+	if (abs_path(cwd, arg, path, sizeof(path)) || qp_file_kind(path) == QP_FILE_OTHER)
 		return 0;
 	n = snprintf(line + *len, size - *len, "\t%s", path);
 	if (n < 0 || (size_t)n >= size - *len)

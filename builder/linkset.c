@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "filekind.h"
 #include "linkset.h"
 
 /* A member of a regular archive: found again by name and content. */
@@ -76,24 +77,6 @@ static int ls_add_member(struct qp_linkset *ls, const char *name, const char *ar
 		return -ENOMEM;
 	}
 	ls->nmem++;
-	return 0;
-}
-
-/* "!<arch>\n" (1), "!<thin>\n" (2), ELF relocatable (3), else 0. */
-static int ls_kind(const char *path)
-{
-	unsigned char h[18];
-	FILE *f = fopen(path, "rb");
-	size_t n = f ? fread(h, 1, sizeof(h), f) : 0;
-
-	if (f)
-		fclose(f);
-	if (n >= 8 && !memcmp(h, "!<arch>\n", 8))
-		return 1;
-	if (n >= 8 && !memcmp(h, "!<thin>\n", 8))
-		return 2;
-	if (n >= 18 && !memcmp(h, "\177ELF", 4) && h[16] == 1 /* ET_REL */ && h[17] == 0)
-		return 3;
 	return 0;
 }
 
@@ -178,17 +161,17 @@ static int ls_add_archive(struct qp_linkset *ls, const char *path, bool thin, in
 static int ls_add_input(struct qp_linkset *ls, const char *path, int depth)
 {
 	char real[PATH_MAX];
-	int kind;
+	enum qp_file_kind kind;
 
 	if (depth > LS_MAX_DEPTH)
 		return 0;
 	if (!realpath(path, real))
 		return 0;
-	kind = ls_kind(real);
-	if (kind == 3)
+	kind = qp_file_kind(real);
+	if (kind == QP_FILE_OBJECT)
 		return ls_add_path(ls, real);
-	if (kind == 1 || kind == 2)
-		return ls_add_archive(ls, real, kind == 2, depth);
+	if (kind == QP_FILE_ARCHIVE || kind == QP_FILE_THIN)
+		return ls_add_archive(ls, real, kind == QP_FILE_THIN, depth);
 	return 0;
 }
 

@@ -56,6 +56,16 @@ static void srcline_open(struct qp_srcline *s)
 		s->dw = dwfl_module_getdwarf(mod, &s->bias);
 }
 
+/* @s opened on first use; false when there is no @s at all. */
+static bool srcline_ready(struct qp_srcline *s)
+{
+	if (!s)
+		return false;
+	if (!s->tried)
+		srcline_open(s);
+	return true;
+}
+
 /* Depth-first search of @die's children for a named declaration. */
 static bool srcline_walk(Dwarf_Die *parent, const char *name, char *out, size_t size)
 {
@@ -89,11 +99,7 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 	const char *dot;
 
 	out[0] = '\0';
-	if (!s)
-		return;
-	if (!s->tried)
-		srcline_open(s);
-	if (!s->dw)
+	if (!srcline_ready(s) || !s->dw)
 		return;
 	/* numbered statics ("count.1") are declared as "count" */
 	dot = strchr(name, '.');
@@ -112,11 +118,7 @@ static int srcline_func_addr(struct qp_srcline *s, const char *func, GElf_Addr *
 {
 	int i, n;
 
-	if (!s)
-		return -ENOENT;
-	if (!s->tried)
-		srcline_open(s);
-	if (!s->dw || !s->mod)
+	if (!srcline_ready(s) || !s->dw || !s->mod)
 		return -ENOENT;
 	n = dwfl_module_getsymtab(s->mod);
 	for (i = 1; i < n; i++) {
@@ -208,46 +210,40 @@ int qp_srcline__params(struct qp_srcline *s, const char *func, char *out, size_t
 	return 0;
 }
 
-int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size)
+/* The name of compile unit @cu into @out; 0, or -ENOENT. */
+static int srcline_unit_name(Dwarf_Die *cu, char *out, size_t size)
 {
-	Dwarf_Addr bias;
-	Dwarf_Die *cu;
-	const char *n;
+	const char *n = cu ? dwarf_diename(cu) : NULL;
 
-	out[0] = '\0';
-	if (!s)
-		return -ENOENT;
-	if (!s->tried)
-		srcline_open(s);
-	if (!s->mod)
-		return -ENOENT;
-	cu = dwfl_module_addrdie(s->mod, addr + s->bias, &bias);
-	n = cu ? dwarf_diename(cu) : NULL;
 	if (!n)
 		return -ENOENT;
 	snprintf(out, size, "%s", n);
 	return 0;
 }
 
-int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size)
+/* The object as a libdwfl module, opened on first use; NULL without one. */
+static Dwfl_Module *srcline_module(struct qp_srcline *s)
 {
-	Dwarf_Die *cu;
+	return srcline_ready(s) ? s->mod : NULL;
+}
+
+int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size)
+{
+	Dwfl_Module *mod = srcline_module(s);
 	Dwarf_Addr bias;
-	const char *n;
 
 	out[0] = '\0';
-	if (!s)
-		return -ENOENT;
-	if (!s->tried)
-		srcline_open(s);
-	if (!s->mod)
-		return -ENOENT;
-	cu = dwfl_module_nextcu(s->mod, NULL, &bias);
-	n = cu ? dwarf_diename(cu) : NULL;
-	if (!n)
-		return -ENOENT;
-	snprintf(out, size, "%s", n);
-	return 0;
+	return mod ? srcline_unit_name(dwfl_module_addrdie(mod, addr + s->bias, &bias), out, size) :
+		     -ENOENT;
+}
+
+int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size)
+{
+	Dwfl_Module *mod = srcline_module(s);
+	Dwarf_Addr bias;
+
+	out[0] = '\0';
+	return mod ? srcline_unit_name(dwfl_module_nextcu(mod, NULL, &bias), out, size) : -ENOENT;
 }
 
 /* "a@0:4,b@8:8," for the members of a struct or union, into @out. */
@@ -356,11 +352,7 @@ int qp_srcline__for_each_struct(struct qp_srcline *s,
 	size_t hsize;
 	int ret = 0;
 
-	if (!s)
-		return 0;
-	if (!s->tried)
-		srcline_open(s);
-	if (!s->dw)
+	if (!srcline_ready(s) || !s->dw)
 		return 0;
 	while (!ret && dwarf_nextcu(s->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu;
