@@ -4,25 +4,24 @@
  * qpatch-cc in a work directory (the user's trees are only read), finds the
  * recompiled objects and the target binary, and runs the differ.
  *
- * Both versions are built in one tree, WORK/tree, one after the other, so
- * build systems that record absolute paths (CMake, meson, autotools) work
- * unchanged.  The original tree is copied there and built; the objects it
- * compiled and the target binary are saved (WORK/orig-objs, WORK/target);
- * then the files of the patched tree whose content differs are copied over
- * it and the build runs again, recompiling just what the change touches.
- * The next run with the same work directory first copies the original
- * files back (again only those that differ), so its original build is an
- * incremental one.
- *
  * The builds run at the original tree's path: in a private mount namespace
  * the work tree is bind-mounted over the original tree (bindns.c), so a
  * build directory configured in the original tree, whose Makefiles name it
  * by absolute path (autotools' abs_srcdir, meson, CMake), builds the work
  * tree's files, and __FILE__, debug info and the build-id are those of the
- * deployed build.  Where namespaces are not available (or with
- * --no-namespace) the builds run in WORK/tree itself, mapped to the
- * original path with -ffile-prefix-map, and a build that still names the
- * original tree is refused (see qpatch-cc).
+ * deployed build.  The original tree is copied to WORK/tree and built
+ * there; WORK/ptree starts as that build (later runs: made equal to it
+ * again, mirror_tree()), the files of the patched tree whose content
+ * differs are copied over it, and the build runs again there, recompiling
+ * just what the change touches.  A kept work directory makes the next
+ * patch one incremental build.
+ *
+ * Where namespaces are not available (or with --no-namespace) both
+ * versions build in WORK/tree itself, one after the other (the original's
+ * objects saved to WORK/orig-objs in between), mapped to the original path
+ * with -ffile-prefix-map, and a build that still names the original tree
+ * is refused (see qpatch-cc); the next run first copies the original
+ * files back (only those that differ).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,14 +51,17 @@ struct drv {
 	char work[QP_WORK_MAX];           /* work directory */
 	char orig_src[PATH_MAX];          /* realpath of the original tree */
 	char pat_src[PATH_MAX];           /* realpath of the patched tree */
-	char tree[PATH_MAX];              /* work/tree: where both versions build */
+	char tree[PATH_MAX];              /* work/tree: where the original builds */
+	char ptree[PATH_MAX];             /* work/ptree: where the patched version builds
+					     (at_orig_path), else = tree */
 	char snap[PATH_MAX];              /* work/orig-objs: the original's objects */
 	char target[PATH_MAX];            /* work/target/NAME: the original's binary */
 	char built[PATH_MAX];             /* the binary in the tree */
 	struct qp_linkset *links;         /* objects linked into it, NULL = unknown */
 	size_t unlinked;                  /* recompiled objects not linked into it */
 	bool made_work;                   /* we created work (and may delete it) */
-	bool at_orig_path;                /* builds see tree at orig_src (bindns) */
+	bool at_orig_path;                /* builds see their tree at orig_src (bindns),
+					     each version in a tree of its own */
 	bool warm;                        /* work holds an earlier original build */
 	uint8_t target_id[64];            /* deployed build-id when it differs, else empty */
 	size_t target_id_size;            /* bytes in target_id */
@@ -216,6 +218,121 @@ static int sync_tree(struct drv *d, const char *from, const char *to, int *copie
 				ret = run(argv, "/", NULL, log, err);
 			(*copied)++;
 		}
+	}
+	closedir(dir);
+	return ret;
+}
+
+static int copy_file(const char *from, const char *to, struct qp_error *err);
+static int mirror_prune(const char *from, const char *to, struct qp_error *err);
+
+/* Remove @path, a file or a whole directory. */
+static int remove_path(const char *path, struct qp_error *err)
+{
+	char *argv[] = { "rm", "-rf", (char *)path, NULL };
+
+	return run(argv, "/", NULL, "/dev/null", err);
+}
+
+/* Make @to a copy of file @from with its mode and times (make compares them). */
+static int mirror_file(const char *from, const char *to, const struct stat *st,
+		       struct qp_error *err)
+{
+	struct timespec times[2] = { st->st_atim, st->st_mtim };
+
+	unlink(to);
+	if (copy_file(from, to, err))
+		return err->code;
+	if (utimensat(AT_FDCWD, to, times, 0))
+		return qp_seterr(err, -errno, "unable to set the times of '%s': %s", to,
+				 strerror(errno));
+	return 0;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return (a->st_mode & S_IFMT) == (b->st_mode & S_IFMT) && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       (a->st_mode & 07777) == (b->st_mode & 07777);
+}
+
+/*
+ * Make directory @to what @from is: a file whose type, size, mode or
+ * modification time differs is copied with its times, a symbolic link
+ * made again, anything @from lacks removed.  The patched version's tree
+ * is put back to the original build this way before each patched build,
+ * at the cost of what the last one changed: make's quick check, as
+ * rsync's, trusts equal size and time.
+ */
+static int mirror_tree(const char *from, const char *to, struct qp_error *err)
+{
+	DIR *dir = opendir(from);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dir)
+		return qp_seterr(err, -errno, "unable to read '%s': %s", from, strerror(errno));
+	while (!ret && (de = readdir(dir))) {
+		char a[PATH_MAX], b[PATH_MAX], la[PATH_MAX], lb[PATH_MAX];
+		struct stat sa, sb;
+		bool have_b;
+		ssize_t na, nb;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		ret = path_join(a, from, de->d_name, err);
+		if (!ret)
+			ret = path_join(b, to, de->d_name, err);
+		if (ret || lstat(a, &sa))
+			continue;
+		have_b = !lstat(b, &sb);
+		if (have_b && (sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT)) {
+			ret = remove_path(b, err);
+			have_b = false;
+		}
+		if (ret)
+			break;
+		if (S_ISDIR(sa.st_mode)) {
+			if (!have_b && mkdir(b, sa.st_mode & 07777))
+				ret = qp_seterr(err, -errno, "unable to create '%s': %s", b, strerror(errno));
+			else
+				ret = mirror_tree(a, b, err);
+		} else if (S_ISLNK(sa.st_mode)) {
+			na = readlink(a, la, sizeof(la) - 1);
+			nb = have_b ? readlink(b, lb, sizeof(lb) - 1) : -1;
+			if (na >= 0 && (nb != na || memcmp(la, lb, (size_t)na))) {
+				la[na] = '\0';
+				unlink(b);
+				if (symlink(la, b))
+					ret = qp_seterr(err, -errno, "unable to create '%s': %s", b,
+							strerror(errno));
+			}
+		} else if (S_ISREG(sa.st_mode) && !(have_b && same_stat(&sa, &sb))) {
+			ret = mirror_file(a, b, &sa, err);
+		}
+	}
+	closedir(dir);
+	return ret ? ret : mirror_prune(from, to, err);
+}
+
+/* Remove what directory @to has and @from has not. */
+static int mirror_prune(const char *from, const char *to, struct qp_error *err)
+{
+	DIR *dir = opendir(to);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dir)
+		return qp_seterr(err, -errno, "unable to read '%s': %s", to, strerror(errno));
+	while (!ret && (de = readdir(dir))) {
+		char a[PATH_MAX], b[PATH_MAX];
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    path_join(a, from, de->d_name, err) || path_join(b, to, de->d_name, err))
+			continue;
+		if (lstat(a, &st) && errno == ENOENT)
+			ret = remove_path(b, err);
 	}
 	closedir(dir);
 	return ret;
@@ -431,7 +548,7 @@ out:
 
 /*
  * Call @fn for each object the build @tag ("orig", "patched") compiled
- * inside the tree, with its absolute path and its path relative to the
+ * inside its tree, with its absolute path and its path relative to the
  * tree; stops at the first non-zero return.  qpatch-cc logs the paths the
  * build saw: under the original tree's path when it ran there.
  */
@@ -440,7 +557,8 @@ static int drv_for_each_object(struct drv *d, const char *tag,
 			       void *arg)
 {
 	char logpath[PATH_MAX], line[3 * PATH_MAX + 8], path[PATH_MAX];
-	const char *seen = d->at_orig_path ? d->orig_src : d->tree;
+	const char *root = strcmp(tag, "patched") ? d->tree : d->ptree;
+	const char *seen = d->at_orig_path ? d->orig_src : root;
 	size_t slen = strlen(seen);
 	int ret = 0;
 	FILE *f;
@@ -456,9 +574,9 @@ static int drv_for_each_object(struct drv *d, const char *tag,
 		obj[strcspn(obj, "\n")] = '\0';
 		if (strncmp(obj, seen, slen) || obj[slen] != '/')
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", d->tree, obj + slen + 1) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/%s", root, obj + slen + 1) >= (int)sizeof(path))
 			continue;
-		ret = fn(d, path, path + strlen(d->tree) + 1, arg);
+		ret = fn(d, path, path + strlen(root) + 1, arg);
 	}
 	if (f)
 		fclose(f);
@@ -552,11 +670,12 @@ static int drv_pair_object(struct drv *d, const char *obj, const char *rel, void
  * it through qpatch-cc. */
 static int drv_load_links(struct drv *d, struct qp_error *err)
 {
-	char log[PATH_MAX];
+	char log[PATH_MAX], built[PATH_MAX];
 	int ret;
 
 	snprintf(log, sizeof(log), "%s/links", d->work);
-	ret = qp_linkset__load(log, d->built, d->at_orig_path ? d->orig_src : NULL, d->tree,
+	snprintf(built, sizeof(built), "%s%s", d->ptree, d->built + strlen(d->tree));
+	ret = qp_linkset__load(log, built, d->at_orig_path ? d->orig_src : NULL, d->ptree,
 			       &d->links, err);
 	if (ret == -ENOENT) {
 		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc?): comparing every recompiled object",
@@ -628,13 +747,14 @@ static int drv_build_orig(struct drv *d, struct qp_error *err)
 	snprintf(log, sizeof(log), "%s/copy.log", d->work);
 	drv_progress(d, "%s original tree '%s' in '%s'", d->warm ? "updating the build of" : "building",
 		     d->opts->orig_dir, d->tree);
-	if (d->warm) /* puts back what the last patched build changed */
+	if (d->warm) /* puts back what changed (with one tree: the last patched build) */
 		ret = sync_tree(d, d->orig_src, d->tree, &copied, err);
 	else
 		ret = copy_tree(d->orig_src, d->tree, log, err);
 	if (!ret)
 		ret = build_tree(d, d->tree, "orig", err);
-	if (!ret)
+	/* the patched version builds elsewhere: the tree keeps the objects */
+	if (!ret && !d->at_orig_path)
 		ret = d->warm ? drv_for_each_object(d, "orig", drv_save_object, err) :
 				drv_save_all_objects(d, d->tree, "", err);
 	if (!ret)
@@ -654,14 +774,21 @@ static int drv_build_orig(struct drv *d, struct qp_error *err)
 
 static int drv_build_patched(struct drv *d, struct qp_error *err)
 {
+	char log[PATH_MAX];
 	double t0 = now_s();
-	int copied = 0, ret;
+	int copied = 0, ret = 0;
 
-	ret = sync_tree(d, d->pat_src, d->tree, &copied, err);
+	snprintf(log, sizeof(log), "%s/copy.log", d->work);
+	/* its own tree starts as the original build, as the last run left it */
+	if (d->at_orig_path)
+		ret = access(d->ptree, F_OK) ? copy_tree(d->tree, d->ptree, log, err) :
+					       mirror_tree(d->tree, d->ptree, err);
+	if (!ret)
+		ret = sync_tree(d, d->pat_src, d->ptree, &copied, err);
 	drv_progress(d, "building the patched version incrementally (%d changed file%s)", copied,
 		     copied == 1 ? "" : "s");
 	if (!ret)
-		ret = build_tree(d, d->tree, "patched", err);
+		ret = build_tree(d, d->ptree, "patched", err);
 	if (ret)
 		return qp_preperr(err, ret, "patched build");
 	d->rep->patched_build_s = now_s() - t0;
@@ -762,6 +889,12 @@ static int drv_make_work(struct drv *d, struct qp_error *err)
 	snprintf(d->tree, sizeof(d->tree), "%s/tree", d->work);
 	snprintf(d->snap, sizeof(d->snap), "%s/orig-objs", d->work);
 	drv_choose_path(d);
+	if (d->at_orig_path) { /* the original's objects stay in its tree */
+		snprintf(d->ptree, sizeof(d->ptree), "%s/ptree", d->work);
+		memcpy(d->snap, d->tree, sizeof(d->snap));
+	} else {
+		memcpy(d->ptree, d->tree, sizeof(d->ptree));
+	}
 	return drv_check_stamp(d, err);
 }
 
@@ -799,7 +932,7 @@ int qp_build_run(const struct qp_build_opts *opts, struct qp_report *rep, struct
 	if (!ret && d.target_id_size)
 		qp_diff__set_build_id(diff, d.target_id, d.target_id_size);
 	if (!ret) /* original sources are the user's; patched ones are in the tree */
-		ret = qp_diff__set_sources(diff, d.orig_src, d.orig_src, d.tree);
+		ret = qp_diff__set_sources(diff, d.orig_src, d.orig_src, d.ptree);
 	for (k = opts->keep_values; !ret && k && *k; k++)
 		ret = qp_diff__keep_value(diff, *k, err);
 	if (!ret)
