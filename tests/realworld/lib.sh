@@ -162,6 +162,17 @@ fetch_source() {
 	[ -n "$SRC_DSC" ] || die "no .dsc for $pkg"
 }
 
+# fetch_case PKG: fetch_source PKG, then the case's names: VER (the
+# package's Debian version), ROW_PROGRAM, D (its directory in the cache)
+# and RW_WORK (qpatch-build's work directory, kept there).
+fetch_case() {
+	fetch_source "$1"
+	VER=$(dsc_version "$SRC_DSC")
+	ROW_PROGRAM="$1 $VER"
+	D=$QP_RW_CACHE/$1-${VER#*:}
+	RW_WORK=$D/work
+}
+
 # dsc_version DSC: the Debian version of a source package.
 dsc_version() { awk '/^Version:/ { print $2; exit }' "$1"; }
 
@@ -323,11 +334,12 @@ refused_fix() {
 }
 
 # ref_bin REL: the program as the fixed tree builds it, from qpatch-build's
-# work directory (the patched version is built last; WORK/tree or, with
-# older qpatch-build, WORK/patched).
+# work directory: WORK/ptree (the patched version's own tree, when it
+# builds at the original tree's path), else WORK/tree (one tree for both,
+# the patched version built last), or WORK/patched (older qpatch-build).
 ref_bin() {
 	local d
-	for d in tree patched; do
+	for d in ptree tree patched; do
 		[ -x "$RW_WORK/$d/$1" ] && { echo "$RW_WORK/$d/$1"; return 0; }
 	done
 	return 1

@@ -21,11 +21,7 @@ ROW_FIX="$CVE (ldebug.c, lvm.c)"
 BUILD_CMD='make linux CC="$CC -std=gnu99" MYCFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)" MYLDFLAGS="$(dpkg-buildflags --get LDFLAGS)"'
 
 step fetch
-fetch_source $PKG
-VER=$(dsc_version "$SRC_DSC")
-ROW_PROGRAM="$PKG $VER"
-D=$QP_RW_CACHE/$PKG-${VER#*:}
-RW_WORK=$D/work
+fetch_case $PKG
 
 step prepare
 multiarch_h() {

@@ -58,11 +58,7 @@ done
 BIOS=${QP_RW_QEMU_BIOS:-/usr/share/seabios/bios-256k.bin}
 [ -f "$BIOS" ] || missing="$missing $BIOS"
 [ -z "$missing" ] || die "missing:$missing (scripts/install-realworld-deps.sh qemu installs them)"
-fetch_source $PKG
-VER=$(dsc_version "$SRC_DSC")
-ROW_PROGRAM="$PKG $VER"
-D=$QP_RW_CACHE/$PKG-${VER#*:}
-RW_WORK=$D/work
+fetch_case $PKG
 
 # extract_diff PATCH FILE...: the sections of a git diff that change FILEs.
 extract_diff() {

@@ -27,11 +27,7 @@ NCLIENTS=4
 NKEYS=100000
 
 step fetch
-fetch_source $PKG
-VER=$(dsc_version "$SRC_DSC")
-ROW_PROGRAM="$PKG $VER"
-D=$QP_RW_CACHE/$PKG-${VER#*:}
-RW_WORK=$D/work
+fetch_case $PKG
 
 step prepare
 if [ ! -f "$D/patched.prepared" ]; then

@@ -45,11 +45,7 @@ step fetch
 for c in tclsh; do
 	command -v "$c" >/dev/null || die "missing: $c (scripts/install-realworld-deps.sh installs it)"
 done
-fetch_source $PKG
-VER=$(dsc_version "$SRC_DSC")
-ROW_PROGRAM="$PKG $VER"
-D=$QP_RW_CACHE/$PKG-${VER#*:}
-RW_WORK=$D/work
+fetch_case $PKG
 
 step prepare
 if [ ! -f "$D/prepared" ]; then
