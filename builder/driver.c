@@ -183,48 +183,68 @@ static bool same_content(const char *a, const char *b)
 	return same;
 }
 
-/* Copy @from over @to where the content differs; count files copied. */
-static int sync_tree(struct drv *d, const char *from, const char *to, int *copied,
-		     struct qp_error *err)
+static int copy_file(const char *from, const char *to, struct qp_error *err);
+
+/*
+ * Call @fn(A, B, @arg) for each entry of directory @dir but "." and "..",
+ * A being its path and B the same name under @other; stops at the first
+ * non-zero return.
+ */
+static int walk_pairs(const char *dir, const char *other,
+		      int (*fn)(const char *a, const char *b, void *arg), void *arg,
+		      struct qp_error *err)
 {
-	DIR *dir = opendir(from);
+	DIR *dd = opendir(dir);
 	struct dirent *de;
 	int ret = 0;
 
-	if (!dir)
-		return qp_seterr(err, -errno, "unable to read '%s': %s", from, strerror(errno));
-	while (!ret && (de = readdir(dir))) {
+	if (!dd)
+		return qp_seterr(err, -errno, "unable to read '%s': %s", dir, strerror(errno));
+	while (!ret && (de = readdir(dd))) {
 		char a[PATH_MAX], b[PATH_MAX];
-		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		ret = path_join(a, from, de->d_name, err);
+		ret = path_join(a, dir, de->d_name, err);
 		if (!ret)
-			ret = path_join(b, to, de->d_name, err);
-		if (ret || lstat(a, &st))
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (mkdir(b, 0755) && errno != EEXIST)
-				ret = qp_seterr(err, -errno, "unable to create '%s': %s", b, strerror(errno));
-			else
-				ret = sync_tree(d, a, b, copied, err);
-		} else if (S_ISREG(st.st_mode) && !same_content(a, b)) {
-			char *argv[] = { "cp", a, b, NULL };
-			char log[PATH_MAX];
-
-			ret = path_join(log, d->work, "copy.log", err);
-			if (!ret)
-				ret = run(argv, "/", NULL, log, err);
-			(*copied)++;
-		}
+			ret = path_join(b, other, de->d_name, err);
+		if (!ret)
+			ret = fn(a, b, arg);
 	}
-	closedir(dir);
+	closedir(dd);
 	return ret;
 }
 
-static int copy_file(const char *from, const char *to, struct qp_error *err);
-static int mirror_prune(const char *from, const char *to, struct qp_error *err);
+struct sync_arg {
+	int *copied;           /* files copied so far */
+	struct qp_error *err;  /* where errors go */
+};
+
+static int sync_entry(const char *a, const char *b, void *arg)
+{
+	struct sync_arg *sa = arg;
+	struct stat st;
+
+	if (lstat(a, &st))
+		return 0;
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdir(b, 0755) && errno != EEXIST)
+			return qp_seterr(sa->err, -errno, "unable to create '%s': %s", b, strerror(errno));
+		return walk_pairs(a, b, sync_entry, sa, sa->err);
+	}
+	if (!S_ISREG(st.st_mode) || same_content(a, b))
+		return 0;
+	(*sa->copied)++;
+	return copy_file(a, b, sa->err);
+}
+
+/* Copy @from over @to where the content differs; count files copied. */
+static int sync_tree(const char *from, const char *to, int *copied, struct qp_error *err)
+{
+	struct sync_arg sa = { .copied = copied, .err = err };
+
+	return walk_pairs(from, to, sync_entry, &sa, err);
+}
 
 /* Remove @path, a file or a whole directory. */
 static int remove_path(const char *path, struct qp_error *err)
@@ -256,6 +276,34 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 	       (a->st_mode & 07777) == (b->st_mode & 07777);
 }
 
+/* @b names a symbolic link to what @a's does. */
+static int mirror_link(const char *a, const char *b, bool have_b, struct qp_error *err)
+{
+	char la[PATH_MAX], lb[PATH_MAX];
+	ssize_t na = readlink(a, la, sizeof(la) - 1);
+	ssize_t nb = have_b ? readlink(b, lb, sizeof(lb) - 1) : -1;
+
+	if (na < 0 || (nb == na && !memcmp(la, lb, (size_t)na)))
+		return 0;
+	la[na] = '\0';
+	unlink(b);
+	if (symlink(la, b))
+		return qp_seterr(err, -errno, "unable to create '%s': %s", b, strerror(errno));
+	return 0;
+}
+
+static int mirror_entry(const char *a, const char *b, void *arg);
+
+/* Remove an entry of @to (path @b) whose name @from lacks (path @a). */
+static int prune_entry(const char *b, const char *a, void *arg)
+{
+	struct stat st;
+
+	if (lstat(a, &st) && errno == ENOENT)
+		return remove_path(b, arg);
+	return 0;
+}
+
 /*
  * Make directory @to what @from is: a file whose type, size, mode or
  * modification time differs is copied with its times, a symbolic link
@@ -266,76 +314,35 @@ static bool same_stat(const struct stat *a, const struct stat *b)
  */
 static int mirror_tree(const char *from, const char *to, struct qp_error *err)
 {
-	DIR *dir = opendir(from);
-	struct dirent *de;
-	int ret = 0;
+	int ret = walk_pairs(from, to, mirror_entry, err, err);
 
-	if (!dir)
-		return qp_seterr(err, -errno, "unable to read '%s': %s", from, strerror(errno));
-	while (!ret && (de = readdir(dir))) {
-		char a[PATH_MAX], b[PATH_MAX], la[PATH_MAX], lb[PATH_MAX];
-		struct stat sa, sb;
-		bool have_b;
-		ssize_t na, nb;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		ret = path_join(a, from, de->d_name, err);
-		if (!ret)
-			ret = path_join(b, to, de->d_name, err);
-		if (ret || lstat(a, &sa))
-			continue;
-		have_b = !lstat(b, &sb);
-		if (have_b && (sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT)) {
-			ret = remove_path(b, err);
-			have_b = false;
-		}
-		if (ret)
-			break;
-		if (S_ISDIR(sa.st_mode)) {
-			if (!have_b && mkdir(b, sa.st_mode & 07777))
-				ret = qp_seterr(err, -errno, "unable to create '%s': %s", b, strerror(errno));
-			else
-				ret = mirror_tree(a, b, err);
-		} else if (S_ISLNK(sa.st_mode)) {
-			na = readlink(a, la, sizeof(la) - 1);
-			nb = have_b ? readlink(b, lb, sizeof(lb) - 1) : -1;
-			if (na >= 0 && (nb != na || memcmp(la, lb, (size_t)na))) {
-				la[na] = '\0';
-				unlink(b);
-				if (symlink(la, b))
-					ret = qp_seterr(err, -errno, "unable to create '%s': %s", b,
-							strerror(errno));
-			}
-		} else if (S_ISREG(sa.st_mode) && !(have_b && same_stat(&sa, &sb))) {
-			ret = mirror_file(a, b, &sa, err);
-		}
-	}
-	closedir(dir);
-	return ret ? ret : mirror_prune(from, to, err);
+	return ret ? ret : walk_pairs(to, from, prune_entry, err, err);
 }
 
-/* Remove what directory @to has and @from has not. */
-static int mirror_prune(const char *from, const char *to, struct qp_error *err)
+static int mirror_entry(const char *a, const char *b, void *arg)
 {
-	DIR *dir = opendir(to);
-	struct dirent *de;
-	int ret = 0;
+	struct qp_error *err = arg;
+	struct stat sa, sb;
+	bool have_b;
 
-	if (!dir)
-		return qp_seterr(err, -errno, "unable to read '%s': %s", to, strerror(errno));
-	while (!ret && (de = readdir(dir))) {
-		char a[PATH_MAX], b[PATH_MAX];
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    path_join(a, from, de->d_name, err) || path_join(b, to, de->d_name, err))
-			continue;
-		if (lstat(a, &st) && errno == ENOENT)
-			ret = remove_path(b, err);
+	if (lstat(a, &sa))
+		return 0;
+	have_b = !lstat(b, &sb);
+	if (have_b && (sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT)) {
+		if (remove_path(b, err))
+			return err->code;
+		have_b = false;
 	}
-	closedir(dir);
-	return ret;
+	if (S_ISDIR(sa.st_mode)) {
+		if (!have_b && mkdir(b, sa.st_mode & 07777))
+			return qp_seterr(err, -errno, "unable to create '%s': %s", b, strerror(errno));
+		return mirror_tree(a, b, err);
+	}
+	if (S_ISLNK(sa.st_mode))
+		return mirror_link(a, b, have_b, err);
+	if (S_ISREG(sa.st_mode) && !(have_b && same_stat(&sa, &sb)))
+		return mirror_file(a, b, &sa, err);
+	return 0;
 }
 
 /* Did the build compile against the original tree (see qpatch-cc)? */
@@ -748,7 +755,7 @@ static int drv_build_orig(struct drv *d, struct qp_error *err)
 	drv_progress(d, "%s original tree '%s' in '%s'", d->warm ? "updating the build of" : "building",
 		     d->opts->orig_dir, d->tree);
 	if (d->warm) /* puts back what changed (with one tree: the last patched build) */
-		ret = sync_tree(d, d->orig_src, d->tree, &copied, err);
+		ret = sync_tree(d->orig_src, d->tree, &copied, err);
 	else
 		ret = copy_tree(d->orig_src, d->tree, log, err);
 	if (!ret)
@@ -784,7 +791,7 @@ static int drv_build_patched(struct drv *d, struct qp_error *err)
 		ret = access(d->ptree, F_OK) ? copy_tree(d->tree, d->ptree, log, err) :
 					       mirror_tree(d->tree, d->ptree, err);
 	if (!ret)
-		ret = sync_tree(d, d->pat_src, d->ptree, &copied, err);
+		ret = sync_tree(d->pat_src, d->ptree, &copied, err);
 	drv_progress(d, "building the patched version incrementally (%d changed file%s)", copied,
 		     copied == 1 ? "" : "s");
 	if (!ret)
