@@ -527,6 +527,8 @@ int qp_daemon_run(const struct qp_daemon_opts *o, struct qp_error *err)
 		dlog(&d, LOG_INFO, "applying the store once");
 	else if (qp_watch__fd(d.watch) >= 0)
 		dlog(&d, LOG_INFO, "watching new processes through process events");
+	else if (o->poll_only)
+		dlog(&d, LOG_INFO, "polling /proc every %d ms for new processes", o->poll_ms);
 	else
 		dlog(&d, LOG_INFO, "%s; polling /proc every %d ms instead", werr.msg, o->poll_ms);
 	load_store(&d);
