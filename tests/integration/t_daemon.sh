@@ -13,7 +13,7 @@ P=$QP_SRC/tests/integration/progs/fleet
 build_tree "$P/orig" "$T/app" || { fail "build the service"; finish; exit 1; }
 cp -a "$P/orig" "$T/other" && make -s -C "$T/other" CC="$QP_BIN/qpatch-cc" CFLAGS="-O1 -g" \
 	>/dev/null 2>&1 || { fail "build another build"; finish; exit 1; }
-"$QP_BIN/qpatch-build" -q --id svc-fix -w "$T/w" "$T/app" "$P/patched" -o "$T/svc.qpatch" \
+"$QP_BIN/qpatch-build" -q --id svc-fix -w "$T/w" "$T/app" "$P/patched" -o "$T/svc.qpatch" --binary svc \
 	--target "$T/app/svc" >"$T/b1.out" 2>&1
 "$QP_BIN/qpatch-build" -q --id plug-fix -w "$T/w" "$T/app" "$P/patched" -o "$T/plug.qpatch" \
 	--binary libplug.so --target "$T/app/libplug.so" >"$T/b2.out" 2>&1
@@ -33,6 +33,9 @@ start_daemon() { # start_daemon LOG [OPTIONS...]
 stop_daemon() {
 	kill -TERM "$DAEMON"
 	wait "$DAEMON"
+}
+first_is() { # first_is FILE REGEX: once the "first" line is out, it matches
+	wait_match "$1" "^first" && head -n 1 "$1" | grep -Eq "$2"
 }
 last_is() { # last_is FILE REGEX: wait for two new lines, the last must match
 	local n
@@ -68,8 +71,7 @@ for i in 1 2 3 4 5; do
 done
 first_ok=0
 for i in 1 2 3 4 5; do
-	wait_match "$T/new$i" "^first=" && head -n 1 "$T/new$i" | grep -q "^first=2 (start-up delay 150 ms)$" &&
-		first_ok=$((first_ok + 1))
+	first_is "$T/new$i" "^first=2 \(start-up delay 150 ms\)$" && first_ok=$((first_ok + 1))
 done
 check "5 new processes ran the fix from their first call ($first_ok)" test "$first_ok" -eq 5
 for p in "${NEW[@]}"; do
@@ -86,6 +88,13 @@ check "the library gets loaded" wait_match "$T/dl" "^loaded plug"
 check "the dlopen()ed library is patched" wait_match "$T/dl" "level=2 plug=20"
 check "logged" wait_match "$D" "applied 'plug-fix' to process $DL "
 
+# a program that links the library is held at its entry point too
+SVC_START_DELAY_MS=150 start "$T/linked" "$T/app/svcl"
+LINKED=$TARGET_PID
+check "a program linking the stored library ran the fix from its first call" \
+	first_is "$T/linked" "^first plug=20 "
+check "logged at its entry point" wait_match "$D" "applied 'plug-fix' to process $LINKED .*at its entry point"
+
 # 4. status
 Q status --json >"$T/status.json"
 check "status: every process up to date (exit 0)" test $? -eq 0
@@ -95,10 +104,11 @@ r = json.load(open(sys.argv[1]))
 other, dl = int(sys.argv[2]), int(sys.argv[3])
 pids = {p["pid"]: p for p in r["processes"]}
 assert r["up_to_date"] is True, r
-assert len(pids) == 9, pids.keys()
+assert len(pids) == 10, pids.keys()
 assert other not in pids
 assert sorted(pids[dl]["has"]) == ["plug-fix", "svc-fix"], pids[dl]
-assert all("svc-fix" in p["has"] and not p["lacks"] for p in pids.values())
+assert all(("svc-fix" in p["has"] or "plug-fix" in p["has"]) and not p["lacks"]
+           for p in pids.values())
 EOF
 
 # 5. a restarted daemon applies nothing twice
