@@ -5,9 +5,10 @@
 # user it only says what is missing.
 set -eu
 # autoconf and automake: tests/integration/t_autotools.sh builds a real
-# autotools project.
+# autotools project; ansible-core: t_ansible.sh runs the fleet playbook of
+# examples/cloud-host.
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
-libzydis-dev libzycore-dev binutils make python3 autoconf automake"
+libzydis-dev libzycore-dev binutils make python3 autoconf automake ansible-core"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
