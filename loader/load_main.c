@@ -272,7 +272,8 @@ static int all_summary(struct all_report *rep, const char *op, const char *id, d
 	double wall_ms = (now_ms() - t0);
 	size_t bad = rep->count[QP_OUT_REFUSED] + rep->count[QP_OUT_FAILED];
 
-	qsort(rep->v, rep->n, sizeof(*rep->v), result_cmp);
+	if (rep->n > 1)
+		qsort(rep->v, rep->n, sizeof(*rep->v), result_cmp);
 	if (rep->json) {
 		all_json(rep, op, id, wall_ms);
 	} else if (!strcmp(op, "apply")) {
