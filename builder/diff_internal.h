@@ -64,6 +64,8 @@ struct diff_src {
 	uint16_t shndx;          /* QP_SRC_IN_TARGET or QP_SRC_EXTERNAL */
 	size_t file;             /* target FILE symbol index for locals, else 0 */
 	size_t index;            /* final index in the src table */
+	uint64_t room;           /* a replaced function shorter than the jump: padding
+				    bytes after it the jump may use (QP_R_ROOM), else 0 */
 };
 
 struct qp_diff {

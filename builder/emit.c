@@ -188,7 +188,8 @@ static int diff_emit_srcs(struct qp_diff *d, struct qp_patch *p, struct qp_error
 
 /* dst symbols: the functions and variables defined in included sections,
  * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it,
- * and a QP_R_BUSY for each of the old function's cold parts. */
+ * a QP_R_BUSY for each of the old function's cold parts, and a QP_R_ROOM
+ * when the jump takes padding after the old function. */
 static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct diff_incl *in,
 			 const struct qp_elf_sym *s, int sec_index, struct qp_error *err)
 {
@@ -213,6 +214,12 @@ static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct dif
 					.addend = rep.sym };
 
 		ret = qp_patch__add_rela(p, &busy);
+	}
+	if (ret >= 0 && d->srcs[in->replaces_src].room) {
+		struct qp_rela room = { .type = QP_R_ROOM, .sym = rep.sym,
+					.addend = (int64_t)d->srcs[in->replaces_src].room };
+
+		ret = qp_patch__add_rela(p, &room);
 	}
 	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
 }

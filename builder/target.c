@@ -387,13 +387,33 @@ int qp_target__scope(struct qp_target *t, struct qp_elf *obj, const char *objnam
 			 objname, nmatch, fname, t->elf->path, a, b);
 }
 
+/*
+ * Bytes from the end of @sym to the next symbol of its section (or the
+ * section's end), at most QP_ROOM_MAX: where padding may be.
+ */
+static uint64_t target_gap_after(const struct qp_target *t, const struct qp_elf_sym *sym)
+{
+	const struct qp_elf_sec *sec = sym->sec;
+	uint64_t end = sym->value + sym->size, next = sec->shdr.sh_addr + sec->size;
+	const struct qp_elf_sym *o;
+
+	qp_elf_for_each_sym(t->elf, o)
+		if (o->sec == sec && o->type != STT_SECTION && o->type != STT_FILE &&
+		    o->value >= end && o->value < next && (o->value > sym->value || o->size))
+			next = o->value;
+	return next - end < QP_ROOM_MAX ? next - end : QP_ROOM_MAX;
+}
+
 int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
-			  char *why, size_t why_size)
+			  uint64_t *room, char *why, size_t why_size)
 {
 	const struct qp_elf_sec *s = sym->sec;
 	const uint8_t *code;
-	uint64_t site;
+	uint64_t site, gap;
+	char why2[256];
+	int ret;
 
+	*room = 0;
 	if (!s || !s->data || s->shdr.sh_type != SHT_PROGBITS ||
 	    sym->value < s->shdr.sh_addr || sym->size > s->size ||
 	    sym->value - s->shdr.sh_addr > s->size - sym->size) {
@@ -402,8 +422,27 @@ int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sy
 	}
 	code = s->data + (sym->value - s->shdr.sh_addr);
 	site = qp_decode_patch_entry(code, sym->size, sym->value);
-	return qp_decode_check_patch_site(code, sym->size, sym->value, site, QP_JMP_REL32_SIZE,
-					  why, why_size);
+	ret = qp_decode_check_patch_site(code, sym->size, sym->value, site, QP_JMP_REL32_SIZE,
+					 why, why_size);
+	if (!ret || site + QP_JMP_REL32_SIZE <= sym->value + sym->size)
+		return ret;
+	/* shorter than the jump: alignment padding after it may take the rest */
+	gap = target_gap_after(t, sym);
+	if (site + QP_JMP_REL32_SIZE > sym->value + sym->size + gap ||
+	    !qp_decode_is_padding(code + sym->size, gap, sym->value + sym->size)) {
+		snprintf(why + strlen(why), why_size - strlen(why),
+			 ", and the %llu byte%s after it before the next symbol %s",
+			 (unsigned long long)gap, gap == 1 ? "" : "s",
+			 gap ? "are not all alignment padding" : "leave no room");
+		return ret;
+	}
+	if (qp_decode_check_patch_site(code, sym->size + gap, sym->value, site, QP_JMP_REL32_SIZE,
+				       why2, sizeof(why2))) {
+		snprintf(why, why_size, "%s", why2);
+		return ret;
+	}
+	*room = gap;
+	return 0;
 }
 
 void qp_target__fill_info(const struct qp_target *t, struct qp_info *info)

@@ -39,12 +39,15 @@ int qp_target__plt(const struct qp_target *t, const char *name, uint64_t *addr);
 const char *qp_target__file_name(const struct qp_target *t, size_t file);
 /*
  * Can the function @sym of the target take the loader's jump?  Runs the
- * loader's patch-site check on the binary's bytes, so a function that is
- * too short or has a branch into its first bytes is refused at build time.
- * Returns 0, or a negative code with the reason in @why.
+ * loader's patch-site check on the binary's bytes, so a function that has
+ * a branch into its first bytes is refused at build time.  A function
+ * shorter than the jump may take it when the bytes after it, up to the
+ * next symbol, are alignment padding: *@room is then their count (the
+ * patch says so with a QP_R_ROOM), else 0.  Returns 0, or a negative code
+ * with the reason in @why.
  */
 int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
-			  char *why, size_t why_size);
+			  uint64_t *room, char *why, size_t why_size);
 /* Build-id, target name and tool version for the patch info. */
 void qp_target__fill_info(const struct qp_target *t, struct qp_info *info);
 

@@ -212,6 +212,9 @@ static void dump_replacements(const struct qp_patch *p)
 			printf("  (%s: also checked idle, part of %s)\n",
 			       qp_patch__src_sym(p, r->sym)->name,
 			       qp_patch__src_sym(p, (size_t)r->addend)->name);
+		if (r->type == QP_R_ROOM)
+			printf("  (%s: %lld bytes of padding after it may take the jump)\n",
+			       qp_patch__src_sym(p, r->sym)->name, (long long)r->addend);
 	}
 }
 

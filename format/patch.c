@@ -38,7 +38,7 @@ struct qp_patch {
 struct patch_rtype {
 	uint32_t type;    /* R_X86_64_* or QP_R_* */
 	const char *name; /* its name, as printed */
-	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE, QP_R_BUSY */
+	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE, QP_R_BUSY, QP_R_ROOM */
 };
 
 #define RT(t, w) { t, #t, w }
@@ -62,6 +62,7 @@ static const struct patch_rtype patch_rtypes[] = {
 	RT(QP_R_IMAGE32, 4),
 	RT(QP_R_IMAGE32S, 4),
 	RT(QP_R_BUSY, 0),
+	RT(QP_R_ROOM, 0),
 };
 #undef RT
 
@@ -809,6 +810,37 @@ static int validate_busy(const struct qp_patch *p, const struct qp_rela *r, size
 			 i, (long long)r->addend);
 }
 
+static int validate_room(const struct qp_patch *p, const struct qp_rela *r, size_t i,
+			 struct qp_error *err)
+{
+	const struct qp_sym *f = &p->src[r->sym];
+	bool replaced = false;
+	size_t j;
+
+	if (f->type != STT_FUNC || f->shndx != QP_SRC_IN_TARGET || !f->size)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_ROOM): src symbol %u '%s' is not a function of the target with a size",
+				 i, r->sym, f->name);
+	if (r->offset)
+		return qp_seterr(err, QP_EFORMAT, "relocation %zu (QP_R_ROOM): offset 0x%llx is not 0",
+				 i, (unsigned long long)r->offset);
+	if (r->addend < 1 || r->addend > QP_ROOM_MAX)
+		return qp_seterr(err, QP_EFORMAT, "relocation %zu (QP_R_ROOM): addend %lld is not in 1..%d",
+				 i, (long long)r->addend, QP_ROOM_MAX);
+	for (j = 0; j < p->rela_cnt; j++) {
+		if (j < i && p->relas[j].type == QP_R_ROOM && p->relas[j].sym == r->sym)
+			return qp_seterr(err, QP_EFORMAT,
+					 "relocation %zu (QP_R_ROOM): '%s' has room given twice",
+					 i, f->name);
+		replaced |= p->relas[j].type == QP_R_REPLACE && p->relas[j].sym == r->sym;
+	}
+	if (!replaced)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_ROOM): '%s' is not replaced by this patch", i,
+				 f->name);
+	return 0;
+}
+
 static int validate_field(const struct sec_index *ix, const struct qp_rela *r,
 			  const struct patch_rtype *rt, size_t i,
 			  struct qp_error *err)
@@ -857,7 +889,7 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (%s): symbol %u '%s' is an STT_FILE symbol",
 				 i, rt->name, r->sym, p->src[r->sym].name);
-	} else if (r->type != QP_R_REPLACE && r->type != QP_R_BUSY &&
+	} else if (r->type != QP_R_REPLACE && r->type != QP_R_BUSY && r->type != QP_R_ROOM &&
 		   qp_rela_is_tls(r->type) != (p->src[r->sym].type == STT_TLS)) {
 		/* a thread-local access names a thread-local variable, and only
 		 * such an access does: its value is an offset, not an address */
@@ -870,6 +902,8 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 		return validate_replace(p, r, i, err);
 	if (r->type == QP_R_BUSY)
 		return validate_busy(p, r, i, err);
+	if (r->type == QP_R_ROOM)
+		return validate_room(p, r, i, err);
 	return validate_field(ix, r, rt, i, err);
 }
 

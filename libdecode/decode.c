@@ -213,6 +213,27 @@ int qp_decode_insn(const void *code, size_t size, uint64_t addr,
 	return qp_decode__one(&dec, code, size, addr, insn);
 }
 
+bool qp_decode_is_padding(const void *code, size_t size, uint64_t addr)
+{
+	ZydisDecoder dec;
+	ZydisDecodedInstruction zi;
+	const uint8_t *p = code;
+	size_t off = 0;
+
+	if (!code || !size)
+		return false;
+	qp_decode__init(&dec);
+	while (off < size) {
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, NULL, p + off, size - off, &zi)))
+			return false;
+		if (zi.mnemonic != ZYDIS_MNEMONIC_NOP && zi.mnemonic != ZYDIS_MNEMONIC_INT3)
+			return false;
+		off += zi.length;
+	}
+	(void)addr;
+	return true;
+}
+
 uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr)
 {
 	struct qp_insn insn;

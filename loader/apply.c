@@ -279,6 +279,21 @@ static int ld_resolve(struct ld_ctx *c, struct qp_error *err)
 
 /* --- patch sites ---------------------------------------------------------- */
 
+/* Padding bytes after the old function src[@sym] the jump may use
+ * (QP_R_ROOM), 0 when none. */
+static uint64_t ld_room(const struct ld_ctx *c, uint32_t sym)
+{
+	size_t i;
+
+	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+
+		if (r->type == QP_R_ROOM && r->sym == sym)
+			return (uint64_t)r->addend;
+	}
+	return 0;
+}
+
 static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 {
 	size_t i, n = qp_patch__rela_count(c->patch);
@@ -292,7 +307,7 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 		struct ld_func *f;
 		uint8_t *code;
 		char why[256];
-		size_t size;
+		size_t size, room;
 		int ret;
 
 		if (r->type != QP_R_REPLACE)
@@ -305,14 +320,22 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 		f->rec.len = QP_JMP_REL32_SIZE;
 		snprintf(f->rec.name, sizeof(f->rec.name), "%s", old->name);
 		size = old->size < LD_MAX_FUNC ? old->size : LD_MAX_FUNC;
-		code = malloc(size ? size : 1);
+		room = size == old->size ? ld_room(c, r->sym) : 0;
+		code = malloc(size + room ? size + room : 1);
 		if (!code)
 			return qp_seterr(err, -ENOMEM, "out of memory");
-		ret = qp_proc__read(&c->proc, f->rec.old_addr, code, size, err);
+		ret = qp_proc__read(&c->proc, f->rec.old_addr, code, size + room, err);
+		/* the padding after a short function: still padding in the process? */
+		if (!ret && room &&
+		    !qp_decode_is_padding(code + size, room, f->rec.old_addr + size))
+			ret = qp_seterr(err, QP_ETARGET,
+					"cannot redirect '%s': the %llu bytes after it are not alignment padding in process %d",
+					old->name, (unsigned long long)room, (int)c->pid);
 		if (!ret) {
 			f->rec.site = qp_decode_patch_entry(code, size, f->rec.old_addr);
-			ret = qp_decode_check_patch_site(code, size, f->rec.old_addr, f->rec.site,
-							 QP_JMP_REL32_SIZE, why, sizeof(why));
+			ret = qp_decode_check_patch_site(code, size + room, f->rec.old_addr,
+							 f->rec.site, QP_JMP_REL32_SIZE, why,
+							 sizeof(why));
 			if (ret)
 				ret = qp_seterr(err, QP_EUNSUPP, "cannot redirect '%s': %s",
 						old->name, why);
@@ -594,7 +617,7 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
 		const struct qp_rela *r = qp_patch__rela(c->patch, i);
 
-		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY)
+		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY || r->type == QP_R_ROOM)
 			continue; /* nothing to write */
 		ret = ld_relocate_one(c, r, err);
 		if (ret)

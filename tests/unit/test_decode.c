@@ -393,6 +393,36 @@ static void test_patch_entry(void)
 	CHECK_INT(qp_decode_patch_entry(NULL, 0, BASE), BASE);
 }
 
+/* Padding: every NOP form gcc and binutils emit, and INT3; anything else,
+ * or a NOP cut by the end, is not padding. */
+static void test_padding(void)
+{
+	const uint8_t nops[] = {
+		0x90,                                     /* nop */
+		0x66, 0x90,                               /* xchg ax,ax */
+		0x0f, 0x1f, 0x00,                         /* nopl (%rax) */
+		0x0f, 0x1f, 0x40, 0x00,                   /* nopl 0(%rax) */
+		0x0f, 0x1f, 0x44, 0x00, 0x00,             /* nopl 0(%rax,%rax,1) */
+		0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00,       /* nopw 0(%rax,%rax,1) */
+		0x0f, 0x1f, 0x80, 0, 0, 0, 0,             /* nopl 0L(%rax) */
+		0x0f, 0x1f, 0x84, 0x00, 0, 0, 0, 0,       /* nopl 0L(%rax,%rax,1) */
+		0x66, 0x0f, 0x1f, 0x84, 0x00, 0, 0, 0, 0, /* nopw 0L(%rax,%rax,1) */
+		0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0, 0, 0, 0, /* cs nopw */
+		0xcc, 0xcc,                               /* int3 */
+	};
+	const uint8_t code[] = { 0x90, 0x90, 0xc3 };       /* nop; nop; ret */
+	const uint8_t zeros[] = { 0x00, 0x00 };            /* add %al,(%rax) */
+	const uint8_t cut[] = { 0x0f, 0x1f, 0x44 };        /* a nopl missing its end */
+
+	CHECK(qp_decode_is_padding(nops, sizeof(nops), BASE));
+	CHECK(qp_decode_is_padding(nops, 1, BASE));
+	CHECK(!qp_decode_is_padding(code, sizeof(code), BASE));
+	CHECK(!qp_decode_is_padding(zeros, sizeof(zeros), BASE));
+	CHECK(!qp_decode_is_padding(cut, sizeof(cut), BASE));
+	CHECK(!qp_decode_is_padding(nops, 0, BASE));
+	CHECK(!qp_decode_is_padding(NULL, 4, BASE));
+}
+
 /* ------------------------------------------------------------------------ */
 /* qp_decode_check_patch_site                                                */
 /* ------------------------------------------------------------------------ */
@@ -1090,6 +1120,7 @@ int main(int argc, char **argv)
 	test_insn_errors();
 	test_insn_random();
 	test_patch_entry();
+	test_padding();
 	test_patch_site();
 	return check_report("test_decode");
 }

@@ -926,6 +926,58 @@ static void test_rules_busy(void)
 	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_BUSY): src symbol 8 'tls_var' is not a function");
 }
 
+/* Rule 54: QP_R_ROOM names a sized function of the target that this patch
+ * replaces, once, offset 0, addend 1..QP_ROOM_MAX. */
+static void test_rules_room(void)
+{
+	const struct qp_rela room = RELA(0, QP_R_ROOM, 5, 12); /* 12 bytes after helper */
+	struct spec s;
+
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	{
+		struct qp_patch *p = spec_build(&s), *q;
+		struct qp_error err = { 0 };
+		void *buf = NULL;
+		size_t size = 0;
+
+		CHECK_INT(qp_patch__validate(p, &err), 0);
+		CHECK_INT(qp_patch__write_mem(p, &buf, &size, &err), 0);
+		q = qp_patch__open_mem(buf, size, &err);
+		CHECK(q && qp_patch__rela_count(q) == s.nrelas &&
+		      qp_patch__rela(q, s.nrelas - 1)->type == QP_R_ROOM &&
+		      qp_patch__rela(q, s.nrelas - 1)->addend == 12);
+		CHECK_STR(qp_rela_type_name(QP_R_ROOM), "QP_R_ROOM");
+		qp_patch__free(q);
+		qp_patch__free(p);
+		free(buf);
+	}
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas - 1].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_ROOM): src symbol 2 'count' is not a function of the target with a size");
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas - 1].offset = 4;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_ROOM): offset 0x4 is not 0");
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas - 1].addend = 0;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_ROOM): addend 0 is not in 1..64");
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas - 1].addend = QP_ROOM_MAX + 1;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_ROOM): addend 65 is not in 1..64");
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas - 1].sym = 6; /* main: not replaced */
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_ROOM): 'main' is not replaced by this patch");
+	spec_init(&s);
+	s.relas[s.nrelas++] = room;
+	s.relas[s.nrelas++] = room;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 19 (QP_R_ROOM): 'helper' has room given twice");
+}
+
 /* The most content sections that keep e_shnum below SHN_LORESERVE. */
 static void test_many_sections(void)
 {
@@ -1662,6 +1714,7 @@ int main(void)
 	test_rules_relas();
 	test_rules_replace();
 	test_rules_busy();
+	test_rules_room();
 	test_rules_cfi();
 	test_many_sections();
 	test_disk_pristine();

@@ -84,6 +84,16 @@
  */
 #define QP_R_BUSY 0x5153u
 
+/*
+ * "The old function src[sym], which a QP_R_REPLACE of this patch
+ * replaces, is followed by r_addend bytes of alignment padding (NOP and
+ * INT3 instructions, up to the next symbol) that nothing refers to": a
+ * function shorter than the jump may take it there.  The loader checks
+ * again that those bytes are padding.  r_offset is 0; nothing is written.
+ */
+#define QP_R_ROOM 0x5154u
+#define QP_ROOM_MAX 64 /* most padding bytes a QP_R_ROOM names */
+
 /* src symbol shndx values: where the loader finds the symbol. */
 #define QP_SRC_IN_TARGET SHN_ABS  /* value is a link-time address in the target object */
 #define QP_SRC_EXTERNAL SHN_UNDEF /* look the name up in the process's loaded libraries */

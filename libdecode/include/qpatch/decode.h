@@ -56,6 +56,13 @@ int qp_decode_insn(const void *code, size_t size, uint64_t addr,
 uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr);
 
 /*
+ * Are the @size bytes at @code (at @addr) alignment padding: whole NOP
+ * (any form, 1 to 15 bytes) and INT3 instructions, and nothing else?
+ * What compilers and linkers put between functions.
+ */
+bool qp_decode_is_padding(const void *code, size_t size, uint64_t addr);
+
+/*
  * Check that @len bytes at @site can be overwritten inside the function
  * whose whole body is @code/@size at @addr: the range starts on an
  * instruction boundary and lies inside the function, the function decodes
