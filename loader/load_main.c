@@ -13,6 +13,7 @@
 
 #include "loader.h"
 #include "qpatch/json.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -28,7 +29,8 @@ static void usage(FILE *f)
 		"                        (they finish the old code; the fix applies to new calls)\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
-		"  -h, --help            this text\n");
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version and exit\n");
 }
 
 static int parse_pid(const char *s, pid_t *pid)
@@ -174,13 +176,14 @@ int main(int argc, char **argv)
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
 	int c, list = 0, undo = 0, json = 0, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujar:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujar:d:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
+		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;
 		}
 	}
