@@ -645,23 +645,29 @@ static struct qp_patch *rd_parse(uint8_t *image, size_t size, const char *name,
 	return r.p;
 }
 
-struct qp_patch *qp_patch__open_mem(const void *buf, size_t size,
-				    struct qp_error *err)
+struct qp_patch *qp_patch__open_named(const void *buf, size_t size, const char *name,
+				      struct qp_error *err)
 {
 	uint8_t *image;
 
 	if (!buf && size)
-		return qp_seterr(err, -EINVAL, "'<memory>': no buffer"), NULL;
+		return qp_seterr(err, -EINVAL, "'%s': no buffer", name), NULL;
 	if (size > RD_MAX_FILE_SIZE)
-		return qp_seterr(err, QP_EFORMAT, "'<memory>': %zu bytes, more than %llu",
-				 size, RD_MAX_FILE_SIZE), NULL;
+		return qp_seterr(err, QP_EFORMAT, "'%s': %zu bytes, more than %llu",
+				 name, size, RD_MAX_FILE_SIZE), NULL;
 	/* a private, aligned copy: libelf may point into it, never at @buf */
 	image = malloc(size ? size : 1);
 	if (!image)
-		return qp_seterr(err, -ENOMEM, "'<memory>': out of memory"), NULL;
+		return qp_seterr(err, -ENOMEM, "'%s': out of memory", name), NULL;
 	if (size)
 		memcpy(image, buf, size);
-	return rd_parse(image, size, "<memory>", err);
+	return rd_parse(image, size, name, err);
+}
+
+struct qp_patch *qp_patch__open_mem(const void *buf, size_t size,
+				    struct qp_error *err)
+{
+	return qp_patch__open_named(buf, size, "<memory>", err);
 }
 
 /* Read all of regular file @fd, at most RD_MAX_FILE_SIZE bytes. */

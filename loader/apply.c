@@ -413,9 +413,11 @@ static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
 		ret = ld_syscall(c, SYS_ftruncate, "ftruncate", 2,
 				 (uint64_t[]){ (uint64_t)fd, c->region_size }, &res, err);
 	if (!ret) {
+		/* private: a child forked later gets its own copy of the record,
+		 * so undoing the parent leaves the child's record true */
 		ret = ld_syscall(c, SYS_mmap, "mmap", 6,
 				 (uint64_t[]){ addr, c->region_size, PROT_READ | PROT_WRITE,
-					       MAP_SHARED | MAP_FIXED_NOREPLACE, (uint64_t)fd, 0 },
+					       MAP_PRIVATE | MAP_FIXED_NOREPLACE, (uint64_t)fd, 0 },
 				 &res, err);
 		if (!ret && (uint64_t)res != addr) {
 			int64_t ignored;
@@ -919,6 +921,8 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 
 	memset(stats, 0, sizeof(*stats));
 	ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret && opts && opts->hold)
+		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {

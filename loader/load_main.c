@@ -3,6 +3,8 @@
  * qpatch-load PID FIX.qpatch      apply a patch to a running process
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
+ * qpatch-load --all FIX.qpatch     apply to every process of the binary
+ * qpatch-load --undo --all ID      undo ID wherever it is applied
  */
 #include <errno.h>
 #include <getopt.h>
@@ -10,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "host.h"
 #include "loader.h"
+#include "qpatch/elf.h"
 #include "qpatch/json.h"
 #include "qpatch/version.h"
 
@@ -21,16 +26,32 @@ static void usage(FILE *f)
 		"usage: qpatch-load [options] PID FIX.qpatch   apply a patch\n"
 		"       qpatch-load --list [--json] PID        list applied patches\n"
 		"       qpatch-load --undo PID [ID]            undo the last applied patch\n"
+		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
+		"                                              apply to every process that maps\n"
+		"                                              the patch's object\n"
+		"       qpatch-load --undo --all [-J N] [--json] ID\n"
+		"                                              undo patch ID in every process\n"
 		"\n"
 		"  -l, --list            list the patches applied to PID\n"
 		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
-		"  -j, --json            list as JSON\n"
+		"  -j, --json            list (or report --all) as JSON\n"
+		"  -A, --all             every process that maps the object (apply), or\n"
+		"                        where the patch is applied (undo)\n"
+		"  -J, --jobs N          with --all: processes patched at once (default 8)\n"
 		"  -a, --allow-active    apply even while threads are inside the old functions\n"
 		"                        (they finish the old code; the fix applies to new calls)\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version and exit\n");
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int parse_pid(const char *s, pid_t *pid)
@@ -118,7 +139,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	struct qp_patch *p;
 	int ret;
 
-	p = qp_patch__open(path, &err);
+	p = qp_trust_open_patch(path, &err);
 	if (!p) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
 		return 1;
@@ -155,6 +176,164 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	return 0;
 }
 
+/* --- every process: --all ------------------------------------------------ */
+
+struct all_report {
+	bool json;                  /* print JSON at the end instead of lines */
+	struct qp_result *v;        /* results so far */
+	size_t n;                   /* count of v */
+	size_t count[QP_OUT_NOT_YET + 1]; /* results by outcome */
+};
+
+static void all_line(const struct qp_result *r)
+{
+	const char *what = qp_outcome_name(r->outcome);
+
+	printf("process %d (%s): ", (int)r->pid, r->comm);
+	switch (r->outcome) {
+	case QP_OUT_APPLIED:
+		printf("applied '%s': %zu function(s), stopped %.0f us\n", r->id, r->stats.nfuncs,
+		       r->stats.stopped_us);
+		break;
+	case QP_OUT_UNDONE:
+		printf("undid '%s': %zu function(s) restored, stopped %.0f us\n", r->id,
+		       r->stats.nfuncs, r->stats.stopped_us);
+		break;
+	case QP_OUT_ALREADY:
+	case QP_OUT_NOT_APPLIED:
+		printf("%s\n", what);
+		break;
+	default:
+		printf("%s: %s\n", what, r->msg);
+	}
+	fflush(stdout);
+}
+
+static void all_done(const struct qp_result *r, void *arg)
+{
+	struct all_report *rep = arg;
+	struct qp_result *v = realloc(rep->v, (rep->n + 1) * sizeof(*v));
+
+	if (r->outcome <= QP_OUT_NOT_YET)
+		rep->count[r->outcome]++;
+	if (v) {
+		rep->v = v;
+		v[rep->n++] = *r;
+	}
+	if (!rep->json)
+		all_line(r);
+}
+
+static int result_cmp(const void *a, const void *b)
+{
+	const struct qp_result *x = a, *y = b;
+
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+static void all_json(const struct all_report *rep, const char *op, const char *id,
+		     double wall_ms)
+{
+	static const struct { enum qp_outcome o; const char *key; } keys[] = {
+		{ QP_OUT_APPLIED, "applied" }, { QP_OUT_ALREADY, "already_applied" },
+		{ QP_OUT_UNDONE, "undone" }, { QP_OUT_NOT_APPLIED, "not_applied" },
+		{ QP_OUT_REFUSED, "refused" }, { QP_OUT_FAILED, "failed" },
+		{ QP_OUT_GONE, "gone" }, { QP_OUT_NOT_YET, "not_mapped" },
+	};
+	size_t i;
+
+	printf("{\"op\":\"%s\",\"id\":", op);
+	qp_json_str(stdout, id);
+	printf(",\"processes\":[");
+	for (i = 0; i < rep->n; i++) {
+		const struct qp_result *r = &rep->v[i];
+
+		printf("%s{\"pid\":%d,\"comm\":", i ? "," : "", (int)r->pid);
+		qp_json_str(stdout, r->comm);
+		printf(",\"result\":");
+		qp_json_str(stdout, keys[r->outcome - 1].key);
+		printf(",\"functions\":%zu,\"stopped_us\":%.0f,\"pause_us\":%.0f,\"total_us\":%.0f,"
+		       "\"attempts\":%d,\"error\":",
+		       r->stats.nfuncs, r->stats.stopped_us, r->stats.stop_us, r->stats.total_us,
+		       r->stats.attempts);
+		if (r->msg[0])
+			qp_json_str(stdout, r->msg);
+		else
+			printf("null");
+		printf("}");
+	}
+	printf("],\"summary\":{\"processes\":%zu", rep->n);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		printf(",\"%s\":%zu", keys[i].key, rep->count[keys[i].o]);
+	printf("},\"wall_ms\":%.1f}\n", wall_ms);
+}
+
+/* 0 when every process ended applied/undone or had nothing to do. */
+static int all_summary(struct all_report *rep, const char *op, const char *id, double t0)
+{
+	double wall_ms = (now_ms() - t0);
+	size_t bad = rep->count[QP_OUT_REFUSED] + rep->count[QP_OUT_FAILED];
+
+	qsort(rep->v, rep->n, sizeof(*rep->v), result_cmp);
+	if (rep->json) {
+		all_json(rep, op, id, wall_ms);
+	} else if (!strcmp(op, "apply")) {
+		printf("%zu process(es): %zu applied, %zu already applied, %zu refused, %zu failed, "
+		       "%zu gone (%.0f ms)\n", rep->n, rep->count[QP_OUT_APPLIED],
+		       rep->count[QP_OUT_ALREADY], rep->count[QP_OUT_REFUSED],
+		       rep->count[QP_OUT_FAILED], rep->count[QP_OUT_GONE] + rep->count[QP_OUT_NOT_YET],
+		       wall_ms);
+	} else {
+		printf("%zu process(es): %zu undone, %zu not applied, %zu refused, %zu failed, "
+		       "%zu gone (%.0f ms)\n", rep->n, rep->count[QP_OUT_UNDONE],
+		       rep->count[QP_OUT_NOT_APPLIED], rep->count[QP_OUT_REFUSED],
+		       rep->count[QP_OUT_FAILED], rep->count[QP_OUT_GONE], wall_ms);
+	}
+	free(rep->v);
+	return bad ? 1 : 0;
+}
+
+static int do_all(const char *arg, bool undo, int jobs, bool json, const struct qp_load_opts *opts)
+{
+	struct all_report rep = { .json = json };
+	struct qp_all_opts o = { .jobs = jobs, .load = opts, .done = all_done, .done_arg = &rep };
+	struct qp_error err = { 0 };
+	struct qp_patch *p = NULL;
+	double t0 = now_ms();
+	int ret;
+
+	if (undo) {
+		ret = qp_host_undo_all(arg, &o, &err);
+	} else {
+		p = qp_trust_open_patch(arg, &err);
+		if (!p) {
+			fprintf(stderr, "qpatch-load: %s\n", err.msg);
+			return 1;
+		}
+		ret = qp_host_apply_all(p, &o, &err);
+	}
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		free(rep.v);
+		qp_patch__free(p);
+		return 1;
+	}
+	if (!rep.n && !json) {
+		char hex[QP_BUILD_ID_HEX];
+
+		if (undo) {
+			printf("no process has patch '%s' applied\n", arg);
+		} else {
+			qp_hex(qp_patch__info(p)->build_id, qp_patch__info(p)->build_id_size, hex);
+			printf("no process maps '%s' with build-id %s\n",
+			       qp_patch__info(p)->target_name, hex);
+		}
+	}
+	ret = all_summary(&rep, undo ? "undo" : "apply", undo ? arg : qp_patch__info(p)->id, t0);
+	qp_patch__free(p);
+	return ret;
+}
+
 /* For tests (QPATCH_PAUSE_AT=N): stop the loader itself after step N, so
  * that a test can kill the target right there, then continue it. */
 static void pause_at(enum qp_fault step, const char *name, void *arg)
@@ -175,19 +354,29 @@ int main(int argc, char **argv)
 		{ "allow-active", no_argument, NULL, 'a' },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
+		{ "all", no_argument, NULL, 'A' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
-	int c, list = 0, undo = 0, json = 0, nargs, pause_step = 0;
+	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujar:d:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
 		case 'j': json = 1; break;
+		case 'A': all = 1; break;
+		case 'J':
+			jobs = atoi(optarg);
+			if (jobs < 1 || jobs > QP_POOL_MAX) {
+				fprintf(stderr, "qpatch-load: --jobs takes 1..%d\n", QP_POOL_MAX);
+				return 2;
+			}
+			break;
 		case 'a': opts.allow_active = true; break;
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
@@ -197,6 +386,12 @@ int main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
+	if (all && (list || nargs != 1)) {
+		usage(stderr);
+		return 2;
+	}
+	if (all)
+		return do_all(argv[optind], undo, jobs, json, &opts);
 	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
 	    (!list && !undo && nargs != 2)) {
 		usage(stderr);

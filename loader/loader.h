@@ -82,6 +82,33 @@ enum qp_fault {
 #undef QP_FAULT_ENUM
 };
 
+/*
+ * A process caught right after its execve(), held stopped at its entry
+ * point (AT_ENTRY): the dynamic linker has mapped and relocated the
+ * libraries it needs and run their constructors, but none of the
+ * program's own code has run yet.  Patches applied with
+ * qp_load_opts.hold are in place before the program's first instruction.
+ * Only the thread that made the hold may use it (ptrace is per thread).
+ */
+struct qp_hold;
+
+/*
+ * Run a freshly exec'd @pid to its entry point and keep it stopped there,
+ * waiting at most @timeout_ms.  -EALREADY when the program has passed its
+ * entry point already (it is then left running, untouched: patch it the
+ * usual way); -EAGAIN when it ran another execve() or was stopped by a
+ * signal meanwhile; -ETIMEDOUT; QP_EPROC when it ended; another -errno
+ * when it cannot be traced.  On any failure the process is left running
+ * exactly as it was.
+ */
+int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_error *err);
+/* The held thread (the process's only thread at its entry point). */
+pid_t qp_hold__tid(const struct qp_hold *h);
+/* How long the process was held so far, in microseconds. */
+double qp_hold__held_us(const struct qp_hold *h);
+/* Let the process run its program; NULL is fine. */
+void qp_hold__release(struct qp_hold *h);
+
 struct qp_load_opts {
 	int retries;            /* attempts when code is busy (default 200) */
 	int retry_delay_ms;     /* wait between attempts (default 5) */
@@ -95,6 +122,8 @@ struct qp_load_opts {
 	void (*at_step)(enum qp_fault step, const char *name, void *arg);
 	void *at_step_arg;      /* its argument */
 	bool no_patch_cfi;      /* tests only: unwind without the CFI patches carry */
+	const struct qp_hold *hold; /* the process is held at its entry point by this
+				   thread (qp_hold__entry): it stays held */
 };
 
 struct qp_load_stats {

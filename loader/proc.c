@@ -277,6 +277,32 @@ static int proc_collect(struct qp_proc *p, size_t from, struct qp_error *err)
 	return 0;
 }
 
+/* Take @tid, which this tracer already holds stopped, as threads[0]. */
+static int proc_adopt(struct qp_proc *p, pid_t tid, struct qp_error *err)
+{
+	struct qp_thread *t, *v;
+
+	v = realloc(p->threads, (p->nthreads + 1) * sizeof(*v));
+	if (!v)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	p->threads = v;
+	memmove(&v[1], &v[0], p->nthreads * sizeof(*v));
+	t = &v[0];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	t->kept = true;
+	p->nthreads++;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs) < 0) {
+		int e = errno;
+
+		p->nthreads--;
+		memmove(&v[0], &v[1], p->nthreads * sizeof(*v));
+		return qp_seterr(err, e == ESRCH ? QP_EPROC : -e,
+				 "thread %d: not held stopped by this loader: %s", (int)tid, strerror(e));
+	}
+	return 0;
+}
+
 /*
  * Every thread is interrupted before any stop is waited for, so threads
  * that need a CPU to reach their stop get it in parallel; then the task
@@ -289,6 +315,8 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 	int ret = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+	if (p->keep_tid && !proc_has_thread(p, p->keep_tid))
+		ret = proc_adopt(p, p->keep_tid, err);
 	while (found_new && !ret) {
 		size_t from = p->nthreads;
 		DIR *d = opendir(path);
@@ -440,6 +468,13 @@ int qp_proc__resume(struct qp_proc *p, struct qp_error *err)
 		if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
 		    WSTOPSIG(t->status) != SIGTRAP)
 			t->pending_sig = WSTOPSIG(t->status); /* a signal kept by proc_reap */
+		if (t->kept) {
+			/* stays stopped for its holder; the signal is queued
+			 * again and delivered when the holder lets it go */
+			if (t->pending_sig)
+				syscall(SYS_tgkill, p->pid, t->tid, t->pending_sig);
+			continue;
+		}
 		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
 	}
 	free(p->threads);

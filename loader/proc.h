@@ -32,6 +32,9 @@ void qp_maps__release(struct qp_maps *maps);
 
 struct qp_thread {
 	pid_t tid;             /* thread id */
+	bool kept;             /* attached before this qp_proc (a held process,
+				  qp_hold): stopped already, and left attached
+				  and stopped by qp_proc__resume() */
 	int pending_sig;       /* signal that arrived while stopping; re-sent on detach */
 	bool gone;             /* it exited (we collected its exit) */
 	bool has_status;       /* an event collected while waiting for another thread */
@@ -49,6 +52,10 @@ struct qp_proc {
 	bool held;                 /* every thread is stopped (qp_proc__stop succeeded) */
 	int exit_status;           /* how the last thread that ended did (waitpid status) */
 	bool died;                 /* a thread ended while held: the process is dying */
+	pid_t keep_tid;            /* a thread this tracer holds stopped already
+				  (qp_hold); 0 for none.  qp_proc__stop() takes it as
+				  threads[0] without attaching, qp_proc__resume()
+				  restores its registers but does not detach it */
 };
 
 /* Open /proc/PID/mem and check the process exists and may be traced. */

@@ -126,6 +126,8 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 
 	memset(stats, 0, sizeof(*stats));
 	ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret && opts && opts->hold)
+		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)

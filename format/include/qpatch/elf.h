@@ -98,6 +98,17 @@ int qp_elf__for_each_named(const struct qp_elf *e, const char *name,
 int qp_elf_read_build_id(const char *path, uint8_t *buf, size_t bufsz,
 			 size_t *len, struct qp_error *err);
 
+/*
+ * The build-id of a loaded object (executable or shared library) from its
+ * PT_NOTE segments, without libelf: for scans of every mapped file.  The
+ * file is untrusted; 0, -ENOENT (no build-id), -EINVAL (malformed or larger
+ * than @bufsz) or -errno.  qp_buildid_from_notes() parses the note bytes of
+ * one segment or section.
+ */
+int qp_buildid_from_fd(int fd, uint8_t *buf, size_t bufsz, size_t *len);
+int qp_buildid_from_notes(const void *notes, size_t size, uint8_t *buf, size_t bufsz,
+			  size_t *len);
+
 /* Lowest p_vaddr of a PT_LOAD segment, rounded down to a page; the load
  * bias of a mapped object is (map start of offset-0 mapping - this). */
 uint64_t qp_elf__first_load_vaddr(const struct qp_elf *e);

@@ -172,6 +172,9 @@ int qp_patch__write_mem(struct qp_patch *p, void **buf, size_t *size,
 struct qp_patch *qp_patch__open(const char *path, struct qp_error *err);
 struct qp_patch *qp_patch__open_mem(const void *buf, size_t size,
 				    struct qp_error *err);
+/* The same, with @name (a file name) in messages instead of "<memory>". */
+struct qp_patch *qp_patch__open_named(const void *buf, size_t size, const char *name,
+				      struct qp_error *err);
 
 /* Checks every rule of docs/format.md "What the reader validates". */
 int qp_patch__validate(const struct qp_patch *p, struct qp_error *err);

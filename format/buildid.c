@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The build-id of a loaded object, read from its PT_NOTE segments only:
+ * what a scan of every process's mapped files needs, without libelf's
+ * section tables.  The files are untrusted (any process can map any file
+ * it can read), so every count, offset and size is checked against the
+ * bytes really read before use.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qpatch/elf.h"
+
+#define BID_MAX_PHNUM 256          /* real objects have about 10-15 */
+#define BID_MAX_NOTES (64u << 10)  /* bytes of one PT_NOTE segment read */
+#define BID_MAX_SEGS 8             /* PT_NOTE segments looked at */
+
+int qp_buildid_from_notes(const void *notes, size_t size, uint8_t *buf, size_t bufsz,
+			  size_t *len)
+{
+	const uint8_t *p = notes;
+	size_t off = 0;
+
+	while (size - off >= sizeof(Elf64_Nhdr)) {
+		Elf64_Nhdr nh;
+		size_t name_sz, desc_sz;
+
+		memcpy(&nh, p + off, sizeof(nh));
+		off += sizeof(nh);
+		name_sz = ((size_t)nh.n_namesz + 3) & ~(size_t)3;
+		desc_sz = ((size_t)nh.n_descsz + 3) & ~(size_t)3;
+		if (name_sz > size - off || desc_sz > size - off - name_sz)
+			return -EINVAL;
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && !memcmp(p + off, "GNU", 4)) {
+			if (!nh.n_descsz || nh.n_descsz > bufsz)
+				return -EINVAL;
+			memcpy(buf, p + off + name_sz, nh.n_descsz);
+			*len = nh.n_descsz;
+			return 0;
+		}
+		off += name_sz + desc_sz;
+	}
+	return -ENOENT;
+}
+
+static int bid_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	if (off > INT64_MAX)
+		return -EINVAL;
+	n = pread(fd, buf, len, (off_t)off);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EINVAL;
+}
+
+int qp_buildid_from_fd(int fd, uint8_t *buf, size_t bufsz, size_t *len)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[BID_MAX_PHNUM];
+	size_t i, segs = 0;
+	int ret;
+
+	ret = bid_pread(fd, &eh, sizeof(eh), 0);
+	if (ret)
+		return ret;
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    !eh.e_phnum || eh.e_phnum > BID_MAX_PHNUM)
+		return -EINVAL;
+	ret = bid_pread(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff);
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	for (i = 0; i < eh.e_phnum && segs < BID_MAX_SEGS; i++) {
+		void *notes;
+
+		if (ph[i].p_type != PT_NOTE)
+			continue;
+		segs++;
+		if (!ph[i].p_filesz || ph[i].p_filesz > BID_MAX_NOTES)
+			continue;
+		notes = malloc(ph[i].p_filesz);
+		if (!notes)
+			return -ENOMEM;
+		ret = bid_pread(fd, notes, ph[i].p_filesz, ph[i].p_offset);
+		if (!ret)
+			ret = qp_buildid_from_notes(notes, ph[i].p_filesz, buf, bufsz, len);
+		free(notes);
+		if (!ret)
+			return 0;
+	}
+	return ret == -EINVAL ? ret : -ENOENT;
+}

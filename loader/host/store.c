@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The patch store: see qp_store in host.h.
+ *
+ *	DIR/.lock                      flock(2)ed by writers
+ *	DIR/.generation                replaced on every change (the daemon
+ *	                               watches it with inotify)
+ *	DIR/BUILDID/0001-ID.qpatch     the binary's patches, in order
+ *	DIR/BUILDID/removed/...        removed patches, to be undone wherever
+ *	                               they are still applied
+ *
+ * Files are written to a temporary name, flushed and renamed, so a reader
+ * sees a whole patch or none.  The order is the number in the name, and
+ * the patch id is the one inside the file (the name only helps people).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "qpatch/elf.h"
+
+#define STORE_MAX_SEQ 9999
+
+struct qp_store {
+	char dir[PATH_MAX];               /* the store directory */
+	struct qp_store_entry *v;         /* entries: by build-id, then seq; removed last */
+	size_t n;                         /* count of v */
+	int lock_fd;                      /* .lock while locked, else -1 */
+};
+
+const char *qp_store_default_dir(void)
+{
+	const char *d = getenv("QPATCH_STORE");
+
+	return d && *d ? d : QP_STORE_DEFAULT;
+}
+
+static void store_release_entries(struct qp_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		qp_patch__free(s->v[i].patch);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+void qp_store__free(struct qp_store *s)
+{
+	if (!s)
+		return;
+	store_release_entries(s);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s);
+}
+
+static bool store_is_hex(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (n >= max || !isxdigit((unsigned char)s[n]) || isupper((unsigned char)s[n]))
+			return false;
+	return n >= 2 && n % 2 == 0;
+}
+
+static int store_mkdir(const char *path, struct qp_error *err)
+{
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return qp_seterr(err, -errno, "cannot create '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+int qp_store__open(const char *dir, bool create, struct qp_store **out, struct qp_error *err)
+{
+	struct qp_store *s;
+	struct stat st;
+	int ret;
+
+	*out = NULL;
+	if (create && stat(dir, &st) && errno == ENOENT) {
+		ret = store_mkdir(dir, err);
+		if (ret)
+			return ret;
+		chmod(dir, 0755); /* whatever the umask */
+	}
+	if (stat(dir, &st))
+		return qp_seterr(err, -errno, "store '%s': %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return qp_seterr(err, -ENOTDIR, "store '%s' is not a directory", dir);
+	ret = qp_trust_path(dir, err);
+	if (ret)
+		return qp_preperr(err, ret, "store '%s' refused", dir);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	if (!realpath(dir, s->dir))
+		snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	s->lock_fd = -1;
+	*out = s;
+	return 0;
+}
+
+const char *qp_store__dir(const struct qp_store *s)
+{
+	return s->dir;
+}
+
+/* Read one patch file of the store into a new entry. */
+static int store_read_entry(struct qp_store *s, const char *bid_hex, const char *dirpath,
+			    const char *name, bool removed, struct qp_error *err)
+{
+	struct qp_store_entry *e, *v;
+	const struct qp_info *info;
+	char path[PATH_MAX], hex[QP_BUILD_ID_HEX];
+	struct qp_patch *p;
+	struct stat st;
+	unsigned seq;
+
+	if (sscanf(name, "%4u-", &seq) != 1 || strlen(name) < 8 ||
+	    strcmp(name + strlen(name) - 7, ".qpatch"))
+		return 0; /* not ours (a temporary file, a note) */
+	snprintf(path, sizeof(path), "%s/%s", dirpath, name);
+	p = qp_trust_open_patch(path, err);
+	if (!p)
+		return qp_preperr(err, err->code, "store entry refused");
+	info = qp_patch__info(p);
+	qp_hex(info->build_id, info->build_id_size, hex);
+	if (strcmp(hex, bid_hex)) {
+		qp_patch__free(p);
+		return qp_seterr(err, -EINVAL, "store entry '%s' is for build-id %s, not %s", path, hex,
+				 bid_hex);
+	}
+	v = realloc(s->v, (s->n + 1) * sizeof(*v));
+	if (!v) {
+		qp_patch__free(p);
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	s->v = v;
+	e = &v[s->n++];
+	memset(e, 0, sizeof(*e));
+	e->patch = p;
+	e->seq = seq;
+	e->removed = removed;
+	snprintf(e->id, sizeof(e->id), "%s", info->id);
+	snprintf(e->bid_hex, sizeof(e->bid_hex), "%s", hex);
+	snprintf(e->target, sizeof(e->target), "%s", info->target_name);
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	if (!stat(path, &st)) {
+		e->added = st.st_mtime;
+		e->size = (size_t)st.st_size;
+	}
+	return 0;
+}
+
+static int store_read_dir(struct qp_store *s, const char *bid_hex, bool removed,
+			  struct qp_error *err)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s%s", s->dir, bid_hex, removed ? "/removed" : "");
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT && removed ? 0 :
+		       qp_seterr(err, -errno, "cannot read '%s': %s", path, strerror(errno));
+	while (!ret && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			ret = store_read_entry(s, bid_hex, path, de->d_name, removed, err);
+	closedir(d);
+	return ret;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct qp_store_entry *x = a, *y = b;
+	int c = x->removed - y->removed;
+
+	if (!c)
+		c = strcmp(x->bid_hex, y->bid_hex);
+	if (!c)
+		c = x->seq < y->seq ? -1 : x->seq > y->seq;
+	return c;
+}
+
+int qp_store__load(struct qp_store *s, struct qp_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	store_release_entries(s);
+	d = opendir(s->dir);
+	if (!d)
+		return qp_seterr(err, -errno, "cannot read store '%s': %s", s->dir, strerror(errno));
+	while (!ret && (de = readdir(d))) {
+		if (!store_is_hex(de->d_name, 2 * QP_BUILD_ID_MAX))
+			continue;
+		ret = store_read_dir(s, de->d_name, false, err);
+		if (!ret)
+			ret = store_read_dir(s, de->d_name, true, err);
+	}
+	closedir(d);
+	if (ret) {
+		store_release_entries(s);
+		return ret;
+	}
+	qsort(s->v, s->n, sizeof(*s->v), entry_cmp);
+	return 0;
+}
+
+size_t qp_store__count(const struct qp_store *s)
+{
+	return s->n;
+}
+
+const struct qp_store_entry *qp_store__entry(const struct qp_store *s, size_t i)
+{
+	return i < s->n ? &s->v[i] : NULL;
+}
+
+const struct qp_store_entry *qp_store__find(const struct qp_store *s, const char *id,
+					    bool removed)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].removed == removed && !strcmp(s->v[i].id, id))
+			return &s->v[i];
+	return NULL;
+}
+
+bool qp_store__has_build_id(const struct qp_store *s, const uint8_t *id, size_t len)
+{
+	char hex[QP_BUILD_ID_HEX];
+	size_t i;
+
+	if (len > QP_BUILD_ID_MAX)
+		return false;
+	qp_hex(id, len, hex);
+	for (i = 0; i < s->n; i++)
+		if (!s->v[i].removed && !strcmp(s->v[i].bid_hex, hex))
+			return true;
+	return false;
+}
+
+/* --- changing the store ------------------------------------------------- */
+
+static int store_lock(struct qp_store *s, struct qp_error *err)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/.lock", s->dir);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lock_fd < 0)
+		return qp_seterr(err, -errno, "cannot open '%s': %s", path, strerror(errno));
+	if (flock(s->lock_fd, LOCK_EX)) {
+		int e = errno;
+
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		return qp_seterr(err, -e, "cannot lock '%s': %s", path, strerror(e));
+	}
+	return 0;
+}
+
+static void store_unlock(struct qp_store *s)
+{
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
+}
+
+/* Write @len bytes to a new file @path atomically (temporary + rename). */
+static int store_write_file(const char *path, const void *buf, size_t len, struct qp_error *err)
+{
+	char tmp[PATH_MAX];
+	size_t done = 0;
+	int fd, ret = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return qp_seterr(err, -errno, "cannot create '%s': %s", tmp, strerror(errno));
+	fchmod(fd, 0644);
+	while (!ret && done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ret = qp_seterr(err, n ? -errno : -EIO, "cannot write '%s': %s", tmp,
+					n ? strerror(errno) : "short write");
+		else
+			done += (size_t)n;
+	}
+	if (!ret && fsync(fd))
+		ret = qp_seterr(err, -errno, "cannot write '%s': %s", tmp, strerror(errno));
+	close(fd);
+	if (!ret && rename(tmp, path))
+		ret = qp_seterr(err, -errno, "cannot rename '%s': %s", tmp, strerror(errno));
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+/* Tell watchers the store changed. */
+static int store_bump(struct qp_store *s, struct qp_error *err)
+{
+	char path[PATH_MAX], buf[64];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(path, sizeof(path), "%s/.generation", s->dir);
+	snprintf(buf, sizeof(buf), "%lld.%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
+	return store_write_file(path, buf, strlen(buf), err);
+}
+
+/* A file name for patch @id: its characters that are safe in a name. */
+static void store_file_name(unsigned seq, const char *id, char *out, size_t size)
+{
+	char safe[QP_ID_MAX];
+	size_t i;
+
+	for (i = 0; id[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = isalnum((unsigned char)id[i]) || strchr("._-", id[i]) ? id[i] : '_';
+	safe[i] = '\0';
+	snprintf(out, size, "%04u-%s.qpatch", seq, safe);
+}
+
+int qp_store__add(struct qp_store *s, const char *patch_path, struct qp_store_entry *out,
+		  struct qp_error *err)
+{
+	const struct qp_info *info;
+	struct qp_patch *p;
+	char hex[QP_BUILD_ID_HEX], dir[PATH_MAX], name[QP_ID_MAX + 16], path[PATH_MAX + 96];
+	unsigned seq = 1;
+	uint8_t *buf = NULL;
+	size_t len = 0, i;
+	int ret;
+
+	/* the bytes stored are the ones validated */
+	ret = qp_trust_read(patch_path, QP_TRUST_MAX_PATCH, &buf, &len, err);
+	if (ret)
+		return ret;
+	p = qp_patch__open_named(buf, len, patch_path, err);
+	if (!p) {
+		free(buf);
+		return err->code;
+	}
+	info = qp_patch__info(p);
+	qp_hex(info->build_id, info->build_id_size, hex);
+	ret = store_lock(s, err);
+	if (!ret)
+		ret = qp_store__load(s, err);
+	if (!ret && qp_store__find(s, info->id, false))
+		ret = qp_seterr(err, QP_EAPPLIED, "patch '%s' is in the store already", info->id);
+	for (i = 0; !ret && i < s->n; i++)
+		if (!s->v[i].removed && !strcmp(s->v[i].bid_hex, hex) && s->v[i].seq >= seq)
+			seq = s->v[i].seq + 1;
+	if (!ret && seq > STORE_MAX_SEQ)
+		ret = qp_seterr(err, -ENOSPC, "build-id %s has %u patches stored, the most there can be",
+				hex, STORE_MAX_SEQ);
+	snprintf(dir, sizeof(dir), "%s/%s", s->dir, hex);
+	if (!ret)
+		ret = store_mkdir(dir, err);
+	store_file_name(seq, info->id, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!ret)
+		ret = store_write_file(path, buf, len, err);
+	/* a patch added again is no longer one to undo */
+	for (i = 0; !ret && i < s->n; i++)
+		if (s->v[i].removed && !strcmp(s->v[i].id, info->id))
+			unlink(s->v[i].path);
+	if (!ret)
+		ret = store_bump(s, err);
+	if (!ret && out) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->id, sizeof(out->id), "%s", info->id);
+		snprintf(out->bid_hex, sizeof(out->bid_hex), "%s", hex);
+		snprintf(out->target, sizeof(out->target), "%s", info->target_name);
+		snprintf(out->path, sizeof(out->path), "%s", path);
+		out->seq = seq;
+		out->size = len;
+	}
+	store_unlock(s);
+	free(buf);
+	qp_patch__free(p);
+	return ret;
+}
+
+int qp_store__remove(struct qp_store *s, const char *id, struct qp_error *err)
+{
+	const struct qp_store_entry *e;
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	const char *base;
+	size_t i;
+	int ret;
+
+	ret = store_lock(s, err);
+	if (!ret)
+		ret = qp_store__load(s, err);
+	if (ret)
+		goto out;
+	e = qp_store__find(s, id, false);
+	if (!e) {
+		ret = qp_seterr(err, -ENOENT, "patch '%s' is not in the store '%s'", id, s->dir);
+		goto out;
+	}
+	for (i = 0; i < s->n; i++) {
+		const struct qp_store_entry *o = &s->v[i];
+
+		if (!o->removed && !strcmp(o->bid_hex, e->bid_hex) && o->seq > e->seq) {
+			ret = qp_seterr(err, -EBUSY, "patch '%s' was stored after '%s' for the same "
+					"binary; patches come out in reverse order: remove '%s' first",
+					o->id, id, o->id);
+			goto out;
+		}
+	}
+	snprintf(dir, sizeof(dir), "%s/%s/removed", s->dir, e->bid_hex);
+	ret = store_mkdir(dir, err);
+	base = strrchr(e->path, '/');
+	snprintf(path, sizeof(path), "%s%s", dir, base ? base : "/x.qpatch");
+	if (!ret && rename(e->path, path))
+		ret = qp_seterr(err, -errno, "cannot move '%s': %s", e->path, strerror(errno));
+	if (!ret)
+		ret = store_bump(s, err);
+out:
+	store_unlock(s);
+	return ret;
+}

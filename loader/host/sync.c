@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Bringing one process in line with the store, and saying how far it is
+ * (qp_sync_job, qp_sync_status).  The process's own records say what is
+ * applied, so running this twice, or after a restart of the daemon, never
+ * applies a patch twice.
+ *
+ * Patches stack: a binary's stored patches go in in their order, and a
+ * removed patch can come out only while it is the last one applied.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+#include "qpatch/elf.h"
+
+static double sync_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static const struct qp_applied *sync_applied(const struct qp_applied *v, size_t n, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_APPLIED && !strcmp(v[i].rec.id, id))
+			return &v[i];
+	return NULL;
+}
+
+static const struct qp_applied *sync_top(const struct qp_applied *v, size_t n)
+{
+	while (n-- > 0)
+		if (v[n].rec.state == QP_REC_APPLIED)
+			return &v[n];
+	return NULL;
+}
+
+static bool sync_maps(const struct qp_obj *objs, size_t nobjs, const char *bid_hex)
+{
+	char hex[QP_BUILD_ID_HEX];
+	size_t i;
+
+	for (i = 0; i < nobjs; i++) {
+		qp_hex(objs[i].build_id, objs[i].build_id_size, hex);
+		if (!strcmp(hex, bid_hex))
+			return true;
+	}
+	return false;
+}
+
+int qp_sync_status(struct qp_scan *scan, const struct qp_store *store, pid_t pid,
+		   struct qp_status *st, struct qp_error *err)
+{
+	struct qp_obj *objs = NULL;
+	struct qp_applied *applied = NULL;
+	size_t nobjs = 0, napplied = 0, i;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	st->pid = pid;
+	qp_host_comm(pid, st->comm, sizeof(st->comm));
+	ret = qp_scan__objects(scan, pid, &objs, &nobjs, err);
+	if (ret)
+		return ret;
+	for (i = 0; i < qp_store__count(store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(store, i);
+
+		if (!e->removed && sync_maps(objs, nobjs, e->bid_hex))
+			st->relevant = true;
+	}
+	/* a process with a qpatch mapping may hold a removed patch */
+	for (i = 0; !st->relevant && i < qp_store__count(store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(store, i);
+
+		if (e->removed && qp_host_has_patch_mapping(pid, e->id))
+			st->relevant = true;
+	}
+	if (!st->relevant) {
+		free(objs);
+		return 0;
+	}
+	if (nobjs)
+		snprintf(st->exe, sizeof(st->exe), "%s", objs[0].path);
+	ret = qp_load_list(pid, &applied, &napplied, err);
+	for (i = 0; !ret && i < qp_store__count(store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(store, i);
+		bool on = sync_applied(applied, napplied, e->id) != NULL;
+
+		if (e->removed && on)
+			st->to_undo[st->nto_undo++] = e;
+		else if (!e->removed && on)
+			st->has[st->nhas++] = e;
+		else if (!e->removed && sync_maps(objs, nobjs, e->bid_hex))
+			st->lacks[st->nlacks++] = e;
+		if (st->nhas == QP_STATUS_MAX || st->nlacks == QP_STATUS_MAX ||
+		    st->nto_undo == QP_STATUS_MAX)
+			break;
+	}
+	for (i = 0; !ret && i < napplied && st->nother < QP_STATUS_MAX; i++)
+		if (applied[i].rec.state == QP_REC_APPLIED &&
+		    !qp_store__find(store, applied[i].rec.id, false) &&
+		    !qp_store__find(store, applied[i].rec.id, true))
+			snprintf(st->other[st->nother++], QP_ID_MAX, "%s", applied[i].rec.id);
+	qp_applied__free(applied, napplied);
+	free(objs);
+	return ret;
+}
+
+bool qp_sync_needs(struct qp_scan *scan, const struct qp_store *store, pid_t pid)
+{
+	struct qp_status st;
+
+	if (qp_sync_status(scan, store, pid, &st, NULL))
+		return false;
+	return st.relevant && (st.nlacks || st.nto_undo);
+}
+
+/* Report one operation of the job. */
+static void sync_report(const struct qp_sync *sy, int fd, pid_t pid, enum qp_op op,
+			const char *id, int ret, const struct qp_load_stats *st,
+			const struct qp_error *err, bool at_entry)
+{
+	struct qp_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.pid = pid;
+	r.op = op;
+	r.code = ret;
+	r.outcome = qp_outcome_of(op, ret, st);
+	r.at_entry = at_entry;
+	if (st)
+		r.stats = *st;
+	if (sy->exec_ns > 0)
+		r.since_exec_us = (sync_now_ns() - sy->exec_ns) / 1e3;
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	qp_host_comm(pid, r.comm, sizeof(r.comm));
+	if (ret && err)
+		snprintf(r.msg, sizeof(r.msg), "%s", err->msg[0] ? err->msg : qp_strerror(ret));
+	qp_pool_report(fd, &r);
+}
+
+/* Undo removed patches while one is on top; report one that is buried. */
+static void sync_undo_removed(const struct qp_sync *sy, pid_t pid, struct qp_load_opts *opts,
+			      struct qp_applied **applied, size_t *napplied, int fd)
+{
+	const struct qp_store *store = sy->store;
+	struct qp_error err;
+	size_t i;
+
+	for (;;) {
+		const struct qp_applied *top = sync_top(*applied, *napplied);
+		struct qp_load_stats st;
+		char id[QP_ID_MAX];
+		int ret;
+
+		if (!top || qp_store__find(store, top->rec.id, false) ||
+		    !qp_store__find(store, top->rec.id, true))
+			break;
+		snprintf(id, sizeof(id), "%s", top->rec.id);
+		qp_error_clear(&err);
+		ret = qp_load_undo(pid, id, opts, &st, &err);
+		sync_report(sy, fd, pid, QP_OP_UNDO, id, ret, &st, &err, opts->hold != NULL);
+		qp_applied__free(*applied, *napplied);
+		*applied = NULL;
+		*napplied = 0;
+		if (ret || qp_load_list(pid, applied, napplied, NULL))
+			return;
+	}
+	for (i = 0; i < qp_store__count(store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(store, i);
+		const struct qp_applied *top = sync_top(*applied, *napplied);
+
+		if (!e->removed || !sync_applied(*applied, *napplied, e->id) || !top)
+			continue;
+		qp_seterr(&err, -EBUSY, "removed patch '%s' cannot be undone: '%s' was applied after it",
+			  e->id, top->rec.id);
+		sync_report(sy, fd, pid, QP_OP_UNDO, e->id, -EBUSY, NULL, &err, false);
+	}
+}
+
+void qp_sync_job(pid_t pid, void *arg, int fd)
+{
+	const struct qp_sync *sy = arg;
+	struct qp_load_opts opts = sy->load ? *sy->load : (struct qp_load_opts){ 0 };
+	struct qp_hold *hold = NULL;
+	struct qp_scan *scan = NULL;
+	struct qp_obj *objs = NULL;
+	struct qp_applied *applied = NULL;
+	size_t nobjs = 0, napplied = 0, i;
+	struct qp_error err = { 0 };
+	int ret;
+
+	if (sy->hold_ms > 0) {
+		ret = qp_hold__entry(pid, sy->hold_ms, &hold, &err);
+		if (ret == QP_EPROC || ret == -ESRCH) {
+			sync_report(sy, fd, pid, QP_OP_APPLY, "", QP_EPROC, NULL, &err, false);
+			return;
+		}
+		if (ret == -EAGAIN) /* it ran another program: its own exec event follows */
+			return;
+		/* else it runs already (-EALREADY), or cannot be held: the usual way */
+		opts.hold = hold;
+	}
+	ret = qp_scan__new(&scan, &err);
+	if (!ret)
+		ret = qp_scan__objects(scan, pid, &objs, &nobjs, &err);
+	if (!ret)
+		ret = qp_load_list(pid, &applied, &napplied, &err);
+	if (ret) {
+		sync_report(sy, fd, pid, QP_OP_APPLY, "", ret, NULL, &err, false);
+		goto out;
+	}
+	sync_undo_removed(sy, pid, &opts, &applied, &napplied, fd);
+	for (i = 0; i < qp_store__count(sy->store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(sy->store, i);
+		struct qp_load_stats st;
+
+		if (e->removed || !sync_maps(objs, nobjs, e->bid_hex) ||
+		    sync_applied(applied, napplied, e->id))
+			continue;
+		qp_error_clear(&err);
+		ret = qp_load_apply(pid, e->patch, &opts, &st, &err);
+		sync_report(sy, fd, pid, QP_OP_APPLY, e->id, ret, &st, &err, hold != NULL);
+		/* a binary's later patches wait for this one */
+		while (ret && ret != QP_EAPPLIED && i + 1 < qp_store__count(sy->store) &&
+		       !strcmp(qp_store__entry(sy->store, i + 1)->bid_hex, e->bid_hex))
+			i++;
+	}
+out:
+	qp_applied__free(applied, napplied);
+	free(objs);
+	qp_scan__free(scan);
+	qp_hold__release(hold);
+}
