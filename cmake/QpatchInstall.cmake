@@ -1,7 +1,7 @@
 # What "cmake --install" puts where besides the programs (which each
 # folder's CMakeLists.txt installs to CMAKE_INSTALL_BINDIR), and the Debian
 # package "cpack -G DEB" makes of it.  Layout for prefix P (docs/install.md):
-#   P/bin/qpatch-*                      programs
+#   P/bin/qpatch*, P/sbin/qpatchd       programs
 #   P/share/man/manN/*.N                every docs/man/*.[1-8]
 #   P/share/doc/qpatch/                 README.md, docs/*.md
 #   P/lib/systemd/system/qpatchd.service  once loader/host/ has it
@@ -57,7 +57,9 @@ set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "qpatch fixes a bug in a running C program 
 restarting it.  qpatch-build turns the difference between the deployed
 source tree and the fixed one into a small patch file; qpatch-load puts
 it into a running process, after checking that no thread is inside the
-code it replaces, and can list and undo it later.
+code it replaces, and can list and undo it later.  qpatch keeps a
+store of patches that qpatchd applies to every process of their binary,
+also to those started later.
 .
 Programs must be built with qpatch-cc, a wrapper around the C compiler.
 The package holds the programs, their manual pages and the documentation.")

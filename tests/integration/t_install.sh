@@ -13,7 +13,8 @@ check "cmake --install succeeds" test $? -eq 0
 
 for prog in "$QP_BIN"/qpatch*; do
 	name=$(basename "$prog")
-	check "bin/$name installed, executable" test -x "$P/bin/$name"
+	check "$name installed in bin/ or sbin/, executable" \
+		sh -c "test -x '$P/bin/$name' || test -x '$P/sbin/$name'"
 done
 check "installed qpatch-load --version" test "$("$P/bin/qpatch-load" --version)" = "qpatch-load (qpatch) $want"
 n=0

@@ -20,10 +20,16 @@ man_opts() {
 		grep -E '^--?[A-Za-z]' | sort -u
 }
 
-for p in qpatch-build.1 qpatch-dump.1 qpatch-load.8; do
+# every page of a program with a --help of its own (not qpatch-cc, whose
+# --help is the compiler's)
+n=0
+for page in "$MAN"/*.[1-8]; do
+	p=$(basename "$page")
 	prog=${p%.*}
+	[ -x "$QP_BIN/$prog" ] && [ "$prog" != qpatch-cc ] || continue
+	n=$((n + 1))
 	help_opts "$prog" >"$T/$prog.help"
-	man_opts "$MAN/$p" >"$T/$prog.man"
+	man_opts "$page" >"$T/$prog.man"
 	check "$prog --help lists options ($(wc -l <"$T/$prog.help"))" test -s "$T/$prog.help"
 	if diff -u "$T/$prog.help" "$T/$prog.man" >"$T/$prog.diff"; then
 		ok "$p OPTIONS are those of $prog --help"
@@ -32,12 +38,26 @@ for p in qpatch-build.1 qpatch-dump.1 qpatch-load.8; do
 		sed 's/^/    /' "$T/$prog.diff" >&2
 	fi
 done
+check "options compared for $n pages" test "$n" -ge 3
 check "qpatch-cc.1 OPTIONS: --qpatch-version only" \
 	test "$(man_opts "$MAN/qpatch-cc.1")" = "--qpatch-version"
 check "qpatch-format.5 exists" test -f "$MAN/qpatch-format.5"
+
+# Every program has a page.  PENDING: pages that come with the host layer
+# (loader/host); once one exists this test fails until it leaves the list,
+# so that it is checked like the others from then on.
+PENDING="qpatch qpatchd"
 for prog in "$QP_BIN"/qpatch*; do
 	name=$(basename "$prog")
-	check "$name has a man page" sh -c "ls '$MAN/$name'.[1-8] >/dev/null 2>&1"
+	case " $PENDING " in
+	*" $name "*)
+		if ls "$MAN/$name".[1-8] >/dev/null 2>&1; then
+			fail "$name has a man page now: take it off PENDING in $0"
+		else
+			echo "pending: $name has no man page yet"
+		fi ;;
+	*) check "$name has a man page" sh -c "ls '$MAN/$name'.[1-8] >/dev/null 2>&1" ;;
+	esac
 done
 
 # check-man.sh must fail on what it is there to catch

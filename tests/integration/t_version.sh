@@ -1,5 +1,5 @@
 #!/bin/bash
-# --version of every program: "PROGRAM (qpatch) VERSION", VERSION being
+# --version of every program in build/bin: "PROGRAM (qpatch) VERSION", VERSION being
 # project(VERSION) of CMakeLists.txt; qpatch-cc's own is --qpatch-version,
 # and its --version is the real compiler's (build systems run $CC --version).
 . "$(dirname "$0")/lib.sh"
@@ -7,7 +7,10 @@
 want=$(sed -nE 's/^project\(qpatch VERSION ([0-9.]+).*/\1/p' "$QP_SRC/CMakeLists.txt")
 check "project version found in CMakeLists.txt ('$want')" test -n "$want"
 
-for prog in qpatch-build qpatch-load qpatch-dump; do
+# every program but qpatch-cc, those of the future included
+progs=$(cd "$QP_BIN" && ls qpatch* | grep -vx qpatch-cc)
+check "programs found ($(echo $progs))" test "$(echo "$progs" | wc -w)" -ge 3
+for prog in $progs; do
 	for opt in --version -V; do
 		out=$("$QP_BIN/$prog" "$opt" 2>&1)
 		rc=$?
