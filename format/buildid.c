@@ -97,3 +97,89 @@ int qp_buildid_from_fd(int fd, uint8_t *buf, size_t bufsz, size_t *len)
 	}
 	return ret == -EINVAL ? ret : -ENOENT;
 }
+
+/* The file offset of virtual address @vaddr, from the PT_LOAD segments. */
+static int bid_vaddr_offset(const Elf64_Phdr *ph, size_t n, uint64_t vaddr, uint64_t *off)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ph[i].p_type == PT_LOAD && vaddr >= ph[i].p_vaddr &&
+		    vaddr - ph[i].p_vaddr < ph[i].p_filesz) {
+			*off = ph[i].p_offset + (vaddr - ph[i].p_vaddr);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+#define NEEDED_MAX_DYN 1024      /* entries of PT_DYNAMIC read */
+#define NEEDED_MAX_STRTAB (1u << 20)
+
+int qp_elf_fd_needed(int fd, char *out, size_t size)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[BID_MAX_PHNUM];
+	Elf64_Dyn *dyn = NULL;
+	char *strtab = NULL;
+	uint64_t strtab_addr = 0, strsz = 0, off;
+	size_t i, ndyn = 0, used = 0;
+	int ret;
+
+	if (!size)
+		return -EINVAL;
+	out[0] = '\0';
+	ret = bid_pread(fd, &eh, sizeof(eh), 0);
+	if (ret)
+		return ret;
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || !eh.e_phnum || eh.e_phnum > BID_MAX_PHNUM)
+		return -EINVAL;
+	ret = bid_pread(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff);
+	for (i = 0; !ret && i < eh.e_phnum && !dyn; i++) {
+		if (ph[i].p_type != PT_DYNAMIC)
+			continue;
+		ndyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
+		if (ndyn > NEEDED_MAX_DYN)
+			ndyn = NEEDED_MAX_DYN;
+		dyn = calloc(ndyn ? ndyn : 1, sizeof(*dyn));
+		if (!dyn)
+			return -ENOMEM;
+		ret = bid_pread(fd, dyn, ndyn * sizeof(*dyn), ph[i].p_offset);
+	}
+	if (ret || !dyn) {
+		free(dyn);
+		return ret ? ret : -ENOENT;
+	}
+	for (i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
+		if (dyn[i].d_tag == DT_STRTAB)
+			strtab_addr = dyn[i].d_un.d_ptr;
+		else if (dyn[i].d_tag == DT_STRSZ)
+			strsz = dyn[i].d_un.d_val;
+	}
+	if (!strtab_addr || !strsz || strsz > NEEDED_MAX_STRTAB ||
+	    bid_vaddr_offset(ph, eh.e_phnum, strtab_addr, &off)) {
+		free(dyn);
+		return -EINVAL;
+	}
+	strtab = malloc(strsz + 1);
+	ret = strtab ? bid_pread(fd, strtab, strsz, off) : -ENOMEM;
+	if (!ret)
+		strtab[strsz] = '\0';
+	for (i = 0; !ret && i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
+		const char *name;
+		size_t len;
+
+		if (dyn[i].d_tag != DT_NEEDED || dyn[i].d_un.d_val >= strsz)
+			continue;
+		name = strtab + dyn[i].d_un.d_val;
+		len = strlen(name);
+		if (used + len + 2 > size)
+			break; /* what fits */
+		memcpy(out + used, name, len + 1);
+		used += len + 1;
+		out[used] = '\0';
+	}
+	free(strtab);
+	free(dyn);
+	return ret;
+}

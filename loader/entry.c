@@ -216,6 +216,8 @@ static int hold_interrupt(pid_t tid, int *sig)
 			return QP_EPROC;
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			return 0;
+		if ((status >> 16) == PTRACE_EVENT_EXEC)
+			return -EAGAIN; /* what we read of it was the old program */
 		if ((status >> 16) == 0)
 			*sig = WSTOPSIG(status);
 		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
@@ -337,6 +339,8 @@ int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_er
 		else if (ret < 0)
 			ret = qp_seterr(err, ret, "process %d: cannot tell whether its program has started",
 					(int)pid);
+	} else if (ret == -EAGAIN) {
+		qp_seterr(err, ret, "process %d ran another program while being held", (int)pid);
 	} else {
 		gone = ret == QP_EPROC;
 		qp_seterr(err, ret, "process %d: cannot stop it: %s", (int)pid, qp_strerror(ret));

@@ -115,6 +115,39 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 	return ld_check_death(c, ret, err);
 }
 
+/*
+ * May patch v[k], not the last applied, come out?  Patches stack where
+ * they redirect the same function: the later one's saved bytes are the
+ * earlier one's jump.  Where their jump sites are apart (patches of
+ * different functions or objects: a fix to the program and one to a
+ * library), the earlier one can come out first.
+ */
+static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t pid,
+			 struct qp_error *err)
+{
+	size_t i, f, g;
+
+	for (i = k + 1; i < n; i++) {
+		if (v[i].rec.state != QP_REC_APPLIED)
+			continue;
+		for (f = 0; f < v[k].rec.nfuncs; f++) {
+			const struct qp_record_func *x = &v[k].funcs[f];
+
+			for (g = 0; g < v[i].rec.nfuncs; g++) {
+				const struct qp_record_func *y = &v[i].funcs[g];
+
+				if (x->site < y->site + y->len && y->site < x->site + x->len)
+					return qp_seterr(err, -EBUSY,
+							 "patch '%s' of process %d redirects '%s' again, "
+							 "over '%s': undo '%s' first",
+							 v[i].rec.id, (int)pid, y->name, v[k].rec.id,
+							 v[i].rec.id);
+			}
+		}
+	}
+	return 0;
+}
+
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -140,10 +173,13 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	if (!ret && a && id && strcmp(id, a->rec.id)) {
 		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
 			;
-		ret = i < n && applied[i].rec.state == QP_REC_APPLIED ?
-			qp_seterr(err, -EBUSY, "patch '%s' was applied before '%s'; undo that first",
-				  id, a->rec.id) :
-			qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id, (int)pid);
+		if (i < n && applied[i].rec.state == QP_REC_APPLIED)
+			ret = ld_undo_below(applied, n, i, pid, err);
+		else
+			ret = qp_seterr(err, -ENOENT, "patch '%s' is not applied to process %d", id,
+					(int)pid);
+		if (!ret)
+			a = &applied[i];
 	}
 	if (ret)
 		goto out;

@@ -166,6 +166,23 @@ static bool store_has_libraries(const struct daemon *d)
 	return false;
 }
 
+/* Does the executable @exe load a stored library at start-up (names it
+ * among its DT_NEEDED)?  Libraries it gets through others are found by
+ * the early looks. */
+static bool needs_stored_library(struct daemon *d, const char *exe)
+{
+	size_t i;
+
+	for (i = 0; i < qp_store__count(d->store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(d->store, i);
+
+		if (!e->removed && strstr(e->target, ".so") &&
+		    qp_scan__file_needs(d->scan, exe, e->target))
+			return true;
+	}
+	return false;
+}
+
 /* A process ran execve() (or was found new by polling). */
 static void on_exec(pid_t pid, double exec_ns, void *arg)
 {
@@ -175,8 +192,8 @@ static void on_exec(pid_t pid, double exec_ns, void *arg)
 	size_t len;
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
-	if (!qp_scan__file_build_id(d->scan, exe, id, &len) &&
-	    qp_store__has_build_id(d->store, id, len)) {
+	if ((!qp_scan__file_build_id(d->scan, exe, id, &len) &&
+	     qp_store__has_build_id(d->store, id, len)) || needs_stored_library(d, exe)) {
 		request(d, pid, true, true, exec_ns); /* now: its libraries are being loaded */
 		return;
 	}
@@ -527,9 +544,14 @@ int qp_daemon_run(const struct qp_daemon_opts *o, struct qp_error *err)
 		dlog(&d, LOG_INFO, "applying the store once");
 	else if (qp_watch__fd(d.watch) >= 0)
 		dlog(&d, LOG_INFO, "watching new processes through process events");
+	else if (o->poll_only)
+		dlog(&d, LOG_INFO, "polling /proc every %d ms for new processes", o->poll_ms);
 	else
 		dlog(&d, LOG_INFO, "%s; polling /proc every %d ms instead", werr.msg, o->poll_ms);
-	load_store(&d);
+	if (load_store(&d) && o->once) {
+		ret = qp_seterr(err, -EINVAL, "the store cannot be used");
+		goto out;
+	}
 	if (qp_watch__fd(d.watch) < 0 && !o->once)
 		qp_watch__poll(d.watch, on_exec, &d, NULL); /* what runs now is swept below */
 	sweep(&d, "start");

@@ -56,6 +56,10 @@ int qp_scan__objects(struct qp_scan *s, pid_t pid, struct qp_obj **v, size_t *n,
 		     struct qp_error *err);
 /* Does @pid map an object with this build-id?  1, 0, or -errno. */
 int qp_scan__maps_build_id(struct qp_scan *s, pid_t pid, const uint8_t *id, size_t idlen);
+/* Does the object at @path name the library file @soname among its
+ * DT_NEEDED libraries (directly)?  "libfoo.so.1" names the file
+ * "libfoo.so.1" and "libfoo.so.1.2.3".  Cached like the build-id. */
+bool qp_scan__file_needs(struct qp_scan *s, const char *path, const char *soname);
 /* The build-id of the file at @path (the cache is used); 0 or -errno. */
 int qp_scan__file_build_id(struct qp_scan *s, const char *path, uint8_t *id, size_t *idlen);
 

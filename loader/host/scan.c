@@ -34,6 +34,7 @@ struct scan_entry {
 	int status;                  /* 0: build_id valid; else -ENOENT, -EINVAL... */
 	uint8_t build_id[QP_BUILD_ID_MAX];
 	size_t build_id_size;
+	char *needed;                /* DT_NEEDED names, "a\0b\0\0"; NULL until asked */
 };
 
 struct qp_scan {
@@ -56,6 +57,7 @@ static void scan_clear(struct qp_scan *s)
 			struct scan_entry *e = s->bucket[i];
 
 			s->bucket[i] = e->next;
+			free(e->needed);
 			free(e);
 		}
 	}
@@ -80,7 +82,7 @@ static bool scan_same(const struct scan_entry *e, const struct stat *st)
  * The cache entry for the file that @open_path (a path or a map_files
  * link) leads to.  NULL when the file cannot be reached or memory is out.
  */
-static const struct scan_entry *scan_lookup(struct qp_scan *s, const char *open_path)
+static struct scan_entry *scan_lookup(struct qp_scan *s, const char *open_path)
 {
 	struct scan_entry *e;
 	struct stat st;
@@ -120,6 +122,35 @@ static const struct scan_entry *scan_lookup(struct qp_scan *s, const char *open_
 	s->bucket[b] = e;
 	s->nentries++;
 	return e;
+}
+
+bool qp_scan__file_needs(struct qp_scan *s, const char *path, const char *soname)
+{
+	struct scan_entry *e = scan_lookup(s, path);
+	const char *n;
+
+	if (!e)
+		return false;
+	if (!e->needed) {
+		char buf[4096];
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+		if (fd < 0 || qp_elf_fd_needed(fd, buf, sizeof(buf)))
+			buf[0] = buf[1] = '\0';
+		if (fd >= 0)
+			close(fd);
+		e->needed = malloc(sizeof(buf));
+		if (!e->needed)
+			return false;
+		memcpy(e->needed, buf, sizeof(buf));
+	}
+	/* "libfoo.so.1" names the file "libfoo.so.1" and, as libtool builds
+	 * it, "libfoo.so.1.2.3" */
+	for (n = e->needed; *n; n += strlen(n) + 1)
+		if (!strcmp(n, soname) ||
+		    (!strncmp(soname, n, strlen(n)) && soname[strlen(n)] == '.'))
+			return true;
+	return false;
 }
 
 int qp_scan__file_build_id(struct qp_scan *s, const char *path, uint8_t *id, size_t *idlen)

@@ -35,14 +35,6 @@ static const struct qp_applied *sync_applied(const struct qp_applied *v, size_t 
 	return NULL;
 }
 
-static const struct qp_applied *sync_top(const struct qp_applied *v, size_t n)
-{
-	while (n-- > 0)
-		if (v[n].rec.state == QP_REC_APPLIED)
-			return &v[n];
-	return NULL;
-}
-
 static bool sync_maps(const struct qp_obj *objs, size_t nobjs, const char *bid_hex)
 {
 	char hex[QP_BUILD_ID_HEX];
@@ -147,42 +139,42 @@ static void sync_report(const struct qp_sync *sy, int fd, pid_t pid, enum qp_op 
 	qp_pool_report(fd, &r);
 }
 
-/* Undo removed patches while one is on top; report one that is buried. */
+/*
+ * Undo the removed patches the process holds, the latest first.  The
+ * loader refuses one that a later patch redirects again over (it names
+ * that patch); patches of other functions or objects come out in any
+ * order.
+ */
 static void sync_undo_removed(const struct qp_sync *sy, pid_t pid, struct qp_load_opts *opts,
 			      struct qp_applied **applied, size_t *napplied, int fd)
 {
 	const struct qp_store *store = sy->store;
-	struct qp_error err;
-	size_t i;
+	char ids[QP_STATUS_MAX][QP_ID_MAX];
+	size_t i, n = 0;
+	bool changed = false;
 
-	for (;;) {
-		const struct qp_applied *top = sync_top(*applied, *napplied);
+	for (i = *napplied; i-- > 0 && n < QP_STATUS_MAX;) {
+		const struct qp_applied *a = &(*applied)[i];
+
+		if (a->rec.state == QP_REC_APPLIED && !qp_store__find(store, a->rec.id, false) &&
+		    qp_store__find(store, a->rec.id, true))
+			snprintf(ids[n++], QP_ID_MAX, "%s", a->rec.id);
+	}
+	for (i = 0; i < n; i++) {
+		struct qp_error err = { 0 };
 		struct qp_load_stats st;
-		char id[QP_ID_MAX];
-		int ret;
+		int ret = qp_load_undo(pid, ids[i], opts, &st, &err);
 
-		if (!top || qp_store__find(store, top->rec.id, false) ||
-		    !qp_store__find(store, top->rec.id, true))
-			break;
-		snprintf(id, sizeof(id), "%s", top->rec.id);
-		qp_error_clear(&err);
-		ret = qp_load_undo(pid, id, opts, &st, &err);
-		sync_report(sy, fd, pid, QP_OP_UNDO, id, ret, &st, &err, opts->hold != NULL);
+		sync_report(sy, fd, pid, QP_OP_UNDO, ids[i], ret, &st, &err, opts->hold != NULL);
+		changed |= !ret;
+		if (ret && qp_outcome_of(QP_OP_UNDO, ret, &st) == QP_OUT_GONE)
+			return;
+	}
+	if (changed) {
 		qp_applied__free(*applied, *napplied);
 		*applied = NULL;
 		*napplied = 0;
-		if (ret || qp_load_list(pid, applied, napplied, NULL))
-			return;
-	}
-	for (i = 0; i < qp_store__count(store); i++) {
-		const struct qp_store_entry *e = qp_store__entry(store, i);
-		const struct qp_applied *top = sync_top(*applied, *napplied);
-
-		if (!e->removed || !sync_applied(*applied, *napplied, e->id) || !top)
-			continue;
-		qp_seterr(&err, -EBUSY, "removed patch '%s' cannot be undone: '%s' was applied after it",
-			  e->id, top->rec.id);
-		sync_report(sy, fd, pid, QP_OP_UNDO, e->id, -EBUSY, NULL, &err, false);
+		qp_load_list(pid, applied, napplied, NULL);
 	}
 }
 

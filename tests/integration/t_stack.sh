@@ -1,6 +1,6 @@
 #!/bin/bash
 # Patches stack: a second fix for the same function goes on top of the
-# first, patches are undone in reverse order only, and each undo brings
+# first, such patches are undone in reverse order only, and each undo brings
 # back the behaviour before it.  The patch code is not writable.
 . "$(dirname "$0")/lib.sh"
 
@@ -26,7 +26,7 @@ check "second patch on top" behaves "\(fixed v2, report"
 "$QP_BIN/qpatch-load" --list "$TARGET_PID" >"$T/list"
 check "both listed in order" sh -c "grep -n \"patch 'fix-1'\" '$T/list' | grep -q '^1:' && grep -q \"^2. patch 'fix-2'\" '$T/list'"
 "$QP_BIN/qpatch-load" --undo "$TARGET_PID" fix-1 >"$T/wrong.out" 2>&1
-check "undoing the first while the second is on is refused" grep -q "undo that first" "$T/wrong.out"
+check "undoing the first while the second is on is refused" grep -q "redirects 'ledger_report' again, over 'fix-1': undo 'fix-2' first" "$T/wrong.out"
 check "still the second" behaves "\(fixed v2, report"
 "$QP_BIN/qpatch-load" --undo "$TARGET_PID" fix-2 >/dev/null 2>&1
 check "undo the second: the first again" behaves "\(fixed, report"

@@ -109,6 +109,14 @@ int qp_buildid_from_fd(int fd, uint8_t *buf, size_t bufsz, size_t *len);
 int qp_buildid_from_notes(const void *notes, size_t size, uint8_t *buf, size_t bufsz,
 			  size_t *len);
 
+/*
+ * The DT_NEEDED names of a loaded object, read from its PT_DYNAMIC segment
+ * and string table, into @out as "name\0name\0...\0" (an empty list is
+ * one NUL; what does not fit in @size is left out).  Untrusted file; 0,
+ * -ENOENT (no PT_DYNAMIC: a static program), -EINVAL or -errno.
+ */
+int qp_elf_fd_needed(int fd, char *out, size_t size);
+
 /* Lowest p_vaddr of a PT_LOAD segment, rounded down to a page; the load
  * bias of a mapped object is (map start of offset-0 mapping - this). */
 uint64_t qp_elf__first_load_vaddr(const struct qp_elf *e);

@@ -1,0 +1,7 @@
+static volatile int plug_calls;
+
+__attribute__((noinline)) int plug(void)
+{
+	plug_calls++;
+	return 10;
+}
