@@ -30,6 +30,14 @@ file(GLOB QP_UNITS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/loader/host/*.service
 if(EXISTS ${PROJECT_SOURCE_DIR}/loader/host/qpatchd.service)
   install(FILES ${PROJECT_SOURCE_DIR}/loader/host/qpatchd.service
     DESTINATION ${QP_SYSTEMD_UNITDIR})
+  # the package's maintainer scripts: daemon-reload after install and
+  # removal, try-restart on upgrade, stop and disable on removal; never
+  # enable or start (cmake/deb/*)
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${PROJECT_SOURCE_DIR}/cmake/deb/postinst
+    ${PROJECT_SOURCE_DIR}/cmake/deb/prerm
+    ${PROJECT_SOURCE_DIR}/cmake/deb/postrm)
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 endif()
 
 # The Debian package: cpack -G DEB in the build directory (make deb).

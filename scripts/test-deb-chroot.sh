@@ -9,14 +9,16 @@
 # 3. with the installed programs only: ledger is built with qpatch-cc and
 #    started, a patch is made with qpatch-build and applied with
 #    qpatch-load, and the running process's output changes as the fix says;
-#    then it is listed and undone.
+#    then it is listed and undone;
+# 4. the package's systemd handling, with a systemctl that only logs (the
+#    root has no systemd): a daemon-reload after install, never enable or
+#    start; on apt-get remove, stop and disable, then daemon-reload.
 set -uo pipefail
 VERSION=${1:?usage: test-deb-chroot.sh VERSION}
-# programs whose man page is still to come (as in tests/integration/t_man.sh)
-PENDING_MAN="qpatch qpatchd"
 cd /root || exit 1
 PASSED=0
 FAILED=0
+not() { ! "$@"; }
 ok() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*" >&2; }
 check() { # check DESCRIPTION COMMAND...
@@ -45,6 +47,17 @@ wait_match() {
 	return 1
 }
 
+# a systemd that only logs what the maintainer scripts ask of it (in
+# /usr/bin: apt runs dpkg with PATH=/usr/sbin:/usr/bin:/sbin:/bin)
+check "no systemctl in the minbase root" test ! -e /usr/bin/systemctl
+mkdir -p /run/systemd/system
+cat >/usr/bin/systemctl <<'EOF2'
+#!/bin/sh
+echo "$*" >>/root/systemctl.log
+EOF2
+chmod +x /usr/bin/systemctl
+: >/root/systemctl.log
+
 echo "== apt-get install ./$(echo qpatch_*.deb) (Depends only)"
 must apt-get update -q
 must apt-get install -y -q --no-install-recommends ./qpatch_*.deb
@@ -64,18 +77,26 @@ for p in $progs; do
 	check "$name $opt: '$out'" test "$out" = "$name (qpatch) $VERSION"
 	# man(1) is not in minbase: the files themselves
 	page=$(ls /usr/share/man/man[1-8]/"$name".[1-8] 2>/dev/null | head -n 1)
-	case " $PENDING_MAN " in
-	*" $name "*) [ -z "$page" ] && echo "pending: $name has no man page yet" ;;
-	*) check "$name has a man page ($page)" test -n "$page" ;;
-	esac
+	check "$name has a man page ($page)" test -n "$page"
 done
-for page in man1/qpatch-build.1 man1/qpatch-cc.1 man1/qpatch-dump.1 man5/qpatch-format.5 \
-	man8/qpatch-load.8; do
-	check "/usr/share/man/$page, for qpatch $VERSION" \
-		grep -q "^\.TH .*\"qpatch $VERSION\"" "/usr/share/man/$page"
+pages=$(dpkg -L qpatch | grep -E '^/usr/share/man/man[1-8]/.+\.[1-8]$')
+check "man pages in the package ($(echo $pages | wc -w))" test "$(echo $pages | wc -w)" -ge 5
+for page in $pages; do
+	check "$page, for qpatch $VERSION" grep -q "^\.TH .*\"qpatch $VERSION\"" "$page"
 done
 check "/usr/share/doc/qpatch/format.md (qpatch-format(5) points there)" \
 	test -s /usr/share/doc/qpatch/format.md
+UNIT=/usr/lib/systemd/system/qpatchd.service
+if dpkg -L qpatch | grep -qx "$UNIT"; then
+	exe=$(sed -nE 's/^ExecStart=([^ ]+).*/\1/p' "$UNIT")
+	check "$UNIT starts an installed program ($exe)" test -x "$exe"
+	check "install: systemctl daemon-reload" grep -qx daemon-reload systemctl.log
+	check "install: qpatchd neither enabled nor started" \
+		not grep -Eq '^(enable|start|reenable)( |$)' systemctl.log
+	sed 's/^/    systemctl /' systemctl.log
+else
+	echo "(no systemd unit in the package)"
+fi
 
 # "gcc | c-compiler, make, libc6-dev | libc-dev" -> gcc make libc6-dev
 recs=$(dpkg-query -W -f='${Recommends}' qpatch | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/ //g')
@@ -131,4 +152,15 @@ last=$(tail -n 1 out)
 echo "undone: $last"
 check "the old code runs again after --undo" sh -c "echo '$last' | grep -q '^tick' && ! echo '$last' | grep -q fixed"
 kill "$PID"
+
+echo "== apt-get remove qpatch"
+: >systemctl.log
+must apt-get remove -y -q qpatch
+check "removed: no /usr/bin/qpatch-load" test ! -e /usr/bin/qpatch-load
+if [ -n "${exe:-}" ]; then
+	sed 's/^/    systemctl /' systemctl.log
+	check "remove: qpatchd stopped and disabled" grep -qx "disable --now qpatchd.service" systemctl.log
+	check "remove: systemctl daemon-reload" grep -qx daemon-reload systemctl.log
+	check "removed: no $UNIT" test ! -e "$UNIT"
+fi
 finish
