@@ -801,13 +801,49 @@ void ld_pause(struct ld_ctx *c)
 	ld_block_signals(NULL);
 }
 
+static int ld_leave_ms(const struct ld_ctx *c)
+{
+	return !c->opts ? LD_LEAVE_MS : c->opts->leave_ms < 0 ? 0 :
+	       c->opts->leave_ms ? c->opts->leave_ms : LD_LEAVE_MS;
+}
+
+/*
+ * A thread that stays inside the code being replaced (a loop around a
+ * call that sleeps, an event loop blocked in epoll_wait) is hardly ever
+ * seen outside by stopping the process now and then, though it leaves
+ * regularly.  So catch it on its way out: a breakpoint on the return
+ * address of its outermost frame in that code, and only that thread runs
+ * until it gets there (every other thread stays stopped, at most
+ * leave_ms).  1: it is out, everything still stopped (busy must be asked
+ * again); 0: it did not leave in time (or where it leaves is unknown),
+ * and *@ran says how long it ran; < 0: an error.
+ */
+static int ld_run_out(struct ld_ctx *c, int budget_ms, int *ran_ms, struct qp_error *err)
+{
+	const struct qp_thread *t = &c->proc.threads[c->busy_thread];
+	uint64_t exit = ld_exit_point(c, t);
+	double t0 = now_us();
+	int ret;
+
+	*ran_ms = 0;
+	if (!exit || c->undo || budget_ms <= 0)
+		return 0;
+	ret = qp_proc__run_to(&c->proc, c->busy_thread, exit, budget_ms, err);
+	*ran_ms = (int)((now_us() - t0) / 1000);
+	if (ret == -ETIMEDOUT) {
+		qp_error_clear(err);
+		return 0;
+	}
+	return ret ? ret : 1;
+}
+
 /* Stop the target with no thread in the way of @busy; retry per policy.
  * On success the target is stopped. */
 static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 			 struct qp_error *err)
 {
-	char why[512] = "";
-	int ret;
+	char why[512] = "", alone[128] = "";
+	int ret, ran_ms, runs = 0, budget = ld_leave_ms(c);
 
 	for (c->stats->attempts = 1;; c->stats->attempts++) {
 		c->stop_t0 = now_us();
@@ -817,10 +853,32 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		c->stopped_t0 = now_us();
 		if (!busy(c, why, sizeof(why)))
 			return 0;
+		/* still busy after a while: catch the thread on its way out,
+		 * once per thread found busy */
+		while (busy == ld_apply_busy && budget > 0 &&
+		       c->stats->attempts >= LD_LEAVE_AFTER && runs < LD_LEAVE_RUNS) {
+			runs++;
+			ret = ld_run_out(c, budget, &ran_ms, err);
+			budget -= ran_ms;
+			if (ret < 0) {
+				qp_proc__resume(&c->proc, NULL);
+				return ret;
+			}
+			if (!ret) {
+				if (ran_ms)
+					snprintf(alone, sizeof(alone), "; run alone for %d ms, it did not leave",
+						 ran_ms);
+				budget = 0; /* no use trying again */
+				break;
+			}
+			c->stats->caught++;
+			if (!busy(c, why, sizeof(why)))
+				return 0;
+		}
 		qp_proc__resume(&c->proc, NULL);
 		if (c->stats->attempts >= ld_tries(c))
-			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms)",
-					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c));
+			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms%s)",
+					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c), alone);
 		ld_pause(c);
 	}
 }

@@ -200,14 +200,12 @@ static void hold_release_child(pid_t child, bool vfork, uint64_t entry, uint8_t 
 	ptrace(PTRACE_DETACH, child, 0, 0);
 }
 
-/* Stop the seized @tid with an interrupt; signals that come first are
+/* Wait for the stop of an interrupt of @tid; signals that come first are
  * kept in *@sig for delivery.  0, or -errno / QP_EPROC. */
-static int hold_interrupt(pid_t tid, int *sig)
+static int hold_wait_stop(pid_t tid, int *sig)
 {
 	int status, r;
 
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
-		return errno == ESRCH ? QP_EPROC : -errno;
 	for (;;) {
 		r = hold_wait(tid, &status, now_us() + 2e6);
 		if (r <= 0)
@@ -223,6 +221,14 @@ static int hold_interrupt(pid_t tid, int *sig)
 		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
 			return -errno;
 	}
+}
+
+/* Stop the seized @tid with an interrupt (see hold_wait_stop). */
+static int hold_interrupt(pid_t tid, int *sig)
+{
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+		return errno == ESRCH ? QP_EPROC : -errno;
+	return hold_wait_stop(tid, sig);
 }
 
 /*
@@ -295,43 +301,45 @@ static int hold_run_to(struct qp_hold *h, uint64_t entry, uint8_t orig, double d
 
 int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_error *err)
 {
-	struct qp_hold *h;
-	uint64_t entry, stack;
+	struct qp_hold *h = NULL;
+	uint64_t entry = 0, stack = 0;
 	uint8_t orig, trap = 0xcc;
 	char path[64];
-	int mem_fd, ret, pending = 0;
+	int mem_fd = -1, ret = 0, pending = 0;
 	bool planted = false, gone = false, execd = false;
+	double t0 = now_us();
 
 	*out = NULL;
-	entry = hold_entry_point(pid);
-	stack = hold_start_stack(pid);
-	if (!entry || !stack)
-		return qp_seterr(err, -ESRCH, "process %d: no entry point or initial stack found",
-				 (int)pid);
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	h->pid = h->tid = pid;
-	h->t0 = now_us();
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-	mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (mem_fd < 0) {
-		ret = qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno,
-				"process %d: cannot open its memory: %s", (int)pid, strerror(errno));
-		free(h);
-		return ret;
-	}
+	/* first stop it: every microsecond it runs brings it nearer its entry */
 	if (ptrace(PTRACE_SEIZE, pid, 0,
-		   (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)) < 0) {
+		   (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)) < 0)
+		return qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
+				 "process %d: cannot attach: %s%s", (int)pid, strerror(errno),
+				 errno == EPERM ? " (is it traced already?)" : "");
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0)
 		ret = qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
-				"process %d: cannot attach: %s%s", (int)pid, strerror(errno),
-				errno == EPERM ? " (is it traced already?)" : "");
-		close(mem_fd);
-		free(h);
-		return ret;
-	}
-	ret = hold_interrupt(pid, &pending);
+				"process %d: cannot stop it: %s", (int)pid, strerror(errno));
 	if (!ret) {
+		entry = hold_entry_point(pid);
+		stack = hold_start_stack(pid);
+		h = calloc(1, sizeof(*h));
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+		mem_fd = open(path, O_RDWR | O_CLOEXEC);
+		ret = hold_wait_stop(pid, &pending);
+		gone = ret == QP_EPROC;
+		if (ret == -EAGAIN)
+			qp_seterr(err, ret, "process %d ran another program while being held", (int)pid);
+		else if (ret)
+			qp_seterr(err, ret, "process %d: cannot stop it: %s", (int)pid, qp_strerror(ret));
+	}
+	if (!ret && !h)
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret && (mem_fd < 0 || !entry || !stack))
+		ret = qp_seterr(err, -ESRCH, "process %d: no entry point, initial stack or memory found",
+				(int)pid);
+	if (!ret) {
+		h->pid = h->tid = pid;
+		h->t0 = t0;
 		ret = hold_passed_entry(mem_fd, entry, stack);
 		if (ret == 1)
 			ret = qp_seterr(err, -EALREADY, "process %d has started its program already",
@@ -339,11 +347,6 @@ int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_er
 		else if (ret < 0)
 			ret = qp_seterr(err, ret, "process %d: cannot tell whether its program has started",
 					(int)pid);
-	} else if (ret == -EAGAIN) {
-		qp_seterr(err, ret, "process %d ran another program while being held", (int)pid);
-	} else {
-		gone = ret == QP_EPROC;
-		qp_seterr(err, ret, "process %d: cannot stop it: %s", (int)pid, qp_strerror(ret));
 	}
 	if (!ret && pread(mem_fd, &orig, 1, (off_t)entry) != 1)
 		ret = qp_seterr(err, -EIO, "process %d: cannot read its entry point", (int)pid);
@@ -356,7 +359,8 @@ int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_er
 	}
 	if (planted && !gone && !execd && pwrite(mem_fd, &orig, 1, (off_t)entry) != 1 && !ret)
 		ret = qp_seterr(err, -EIO, "process %d: cannot restore its entry point", (int)pid);
-	close(mem_fd);
+	if (mem_fd >= 0)
+		close(mem_fd);
 	if (ret) {
 		if (!gone)
 			ptrace(PTRACE_DETACH, pid, 0, (void *)(long)pending);

@@ -27,6 +27,9 @@
 #define LD_IFUNC_TIMEOUT_MS 200
 #define LD_HEAP_ROOM (256ull << 20) /* kept free above [heap] */
 #define LD_MAX_CFI (64ull << 20)   /* most bytes of a patch's CFI read back */
+#define LD_LEAVE_MS 1000           /* default qp_load_opts.leave_ms */
+#define LD_LEAVE_AFTER 20          /* stop attempts before a busy thread is run out */
+#define LD_LEAVE_RUNS 16           /* threads run out, at most, per apply */
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -103,6 +106,7 @@ struct ld_ctx {
 	struct ld_range *busy;        /* apply: code threads must not be in */
 	size_t nbusy;                 /* count of busy */
 	char (*busy_in)[QP_ID_MAX + 16]; /* their "in" strings */
+	size_t busy_thread;           /* the thread ld_apply_busy() found busy (index) */
 	bool need_low;                /* the patch has 32-bit absolute references to itself */
 	bool undo;                    /* undoing (for messages) */
 	enum qp_fault step;           /* last step of QP_FAULTS reached */
@@ -138,6 +142,11 @@ bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_r
 		  size_t n, char *why, size_t why_size);
 int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err);
 bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
+#define LD_EXIT_FRAMES 256
+/* Where thread @t leaves the code being replaced for good: the return
+ * address of its outermost frame in it; 0 when that cannot be told (its
+ * stack is not unwound to the end) or it is in none. */
+uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t);
 bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size);
 void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n);
 

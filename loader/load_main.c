@@ -42,6 +42,10 @@ static void usage(FILE *f)
 		"                        (they finish the old code; the fix applies to new calls)\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
+		"  -L, --leave-wait MS   a thread still inside a function being replaced after\n"
+		"                        20 attempts runs alone, every other thread stopped,\n"
+		"                        until it leaves the function, at most MS (default\n"
+		"                        1000; 0: never)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version and exit\n");
 }
@@ -126,10 +130,15 @@ static int do_list(pid_t pid, int json)
  * and to be scheduled again). */
 static void print_stop(const struct qp_load_stats *st)
 {
+	char caught[64] = "";
+
+	if (st->caught)
+		snprintf(caught, sizeof(caught), ", %d thread%s caught leaving", st->caught,
+			 st->caught == 1 ? "" : "s");
 	printf("target stopped for %.0f us (all %zu thread%s; first stop to last resume %.0f us; "
-	       "%d attempt%s); total %.1f ms\n",
+	       "%d attempt%s%s); total %.1f ms\n",
 	       st->stopped_us, st->threads, st->threads == 1 ? "" : "s", st->stop_us,
-	       st->attempts, st->attempts == 1 ? "" : "s", st->total_us / 1000.0);
+	       st->attempts, st->attempts == 1 ? "" : "s", caught, st->total_us / 1000.0);
 }
 
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
@@ -274,7 +283,8 @@ static int all_summary(struct all_report *rep, const char *op, const char *id, d
 	double wall_ms = (now_ms() - t0);
 	size_t bad = rep->count[QP_OUT_REFUSED] + rep->count[QP_OUT_FAILED];
 
-	qsort(rep->v, rep->n, sizeof(*rep->v), result_cmp);
+	if (rep->n > 1)
+		qsort(rep->v, rep->n, sizeof(*rep->v), result_cmp);
 	if (rep->json) {
 		all_json(rep, op, id, wall_ms);
 	} else if (!strcmp(op, "apply")) {
@@ -354,6 +364,7 @@ int main(int argc, char **argv)
 		{ "allow-active", no_argument, NULL, 'a' },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
+		{ "leave-wait", required_argument, NULL, 'L' },
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -364,7 +375,7 @@ int main(int argc, char **argv)
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
@@ -380,6 +391,7 @@ int main(int argc, char **argv)
 		case 'a': opts.allow_active = true; break;
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
+		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;

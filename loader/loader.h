@@ -122,6 +122,9 @@ struct qp_load_opts {
 	void (*at_step)(enum qp_fault step, const char *name, void *arg);
 	void *at_step_arg;      /* its argument */
 	bool no_patch_cfi;      /* tests only: unwind without the CFI patches carry */
+	int leave_ms;           /* a thread still inside the code being replaced after
+				   20 attempts is run alone (others stopped) to its way
+				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
 };
@@ -133,6 +136,7 @@ struct qp_load_stats {
 				   which every thread is stopped and the patch goes in */
 	double total_us;        /* whole operation */
 	int attempts;           /* stop attempts made */
+	int caught;             /* busy threads caught on their way out */
 	size_t threads;         /* threads stopped */
 	uint64_t region;        /* address of the patch mapping */
 	size_t nfuncs;          /* functions redirected / restored */

@@ -518,6 +518,74 @@ int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len
 	return 0;
 }
 
+int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
+		    struct qp_error *err)
+{
+	struct qp_thread *t = &p->threads[i];
+	struct user_regs_struct r;
+	uint8_t orig, trap = 0xcc;
+	double deadline = proc_now_ms() + timeout_ms;
+	int status, w, sig = 0, ret = 0;
+
+	if (qp_proc__read(p, addr, &orig, 1, err) || qp_proc__write(p, addr, &trap, 1, err))
+		return err->code;
+	for (;;) {
+		if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) < 0) {
+			ret = qp_seterr(err, -errno, "thread %d: cannot resume: %s", (int)t->tid,
+					strerror(errno));
+			break;
+		}
+		sig = 0;
+		w = proc_wait(p, t, &status, (int)(deadline - proc_now_ms() > 0 ?
+						   deadline - proc_now_ms() : 0));
+		if (w == 0) { /* not there in time: stop it where it is */
+			ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
+			ret = proc_wait_stop(p, t, NULL) && t->gone ? QP_EPROC : -ETIMEDOUT;
+			break;
+		}
+		if (w < 0 || t->gone) {
+			ret = QP_EPROC;
+			break;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			continue; /* a group stop or a late interrupt: go on */
+		if ((status >> 16) || WSTOPSIG(status) != SIGTRAP) {
+			sig = (status >> 16) ? 0 : WSTOPSIG(status); /* deliver it, go on */
+			continue;
+		}
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) {
+			ret = qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
+					(int)t->tid, strerror(errno));
+			break;
+		}
+		if (r.rip != addr + 1) {
+			sig = SIGTRAP; /* not our trap */
+			continue;
+		}
+		r.rip = addr;
+		if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0)
+			ret = qp_seterr(err, -errno, "thread %d: cannot set registers: %s", (int)t->tid,
+					strerror(errno));
+		break;
+	}
+	/* the trap goes whatever happened (unless the process is gone) */
+	if (ret != QP_EPROC && qp_proc__write(p, addr, &orig, 1, ret ? NULL : err) && !ret)
+		ret = err->code;
+	if (ret == QP_EPROC)
+		return qp_seterr(err, QP_EPROC, "thread %d ended while it ran alone", (int)t->tid);
+	if (ret == -ETIMEDOUT)
+		qp_seterr(err, -ETIMEDOUT, "thread %d did not reach 0x%" PRIx64 " within %d ms",
+			  (int)t->tid, addr, timeout_ms);
+	/* it moved: its registers now are the ones to keep (and to restore
+	 * after remote syscalls, for threads[0]) */
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0 && !ret)
+		ret = qp_seterr(err, -errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				strerror(errno));
+	return ret;
+}
+
 /* Any "0f 05" bytes in executable memory serve: executing from there is a
  * syscall instruction whatever the bytes meant to the compiler. */
 int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)

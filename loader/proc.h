@@ -95,6 +95,17 @@ int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len
  */
 int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int nargs,
 		  int timeout_ms, uint64_t *ret, struct qp_error *err);
+/*
+ * Let thread @i alone run until it reaches @addr (an instruction
+ * boundary, typically a return address), at most @timeout_ms, every
+ * other thread staying stopped: an int3 is written at @addr and put back
+ * as soon as the thread stops, whatever happened.  0 when it is there
+ * (its registers, in threads[@i].regs, say pc = @addr); -ETIMEDOUT when
+ * it did not get there in time (stopped again, wherever it was); QP_EPROC
+ * when it ended.  Signals it receives meanwhile are delivered.
+ */
+int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
+		    struct qp_error *err);
 /* Find a syscall instruction to run remote syscalls with; works while the
  * process runs, so callers do it before stopping it. */
 int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err);

@@ -83,10 +83,11 @@ struct ld_frames {
 	uint64_t pc;                /* its pc */
 };
 
-static int ld_frame_cb(uint64_t pc, int depth, void *arg)
+static int ld_frame_cb(uint64_t pc, int depth, bool exact, void *arg)
 {
 	struct ld_frames *f = arg;
 
+	(void)exact;
 	if (!depth) /* the thread's own position: judged from its registers */
 		return 0;
 	f->hit = ld_range_of(f->v, f->n, pc);
@@ -236,9 +237,49 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
 	size_t i;
 
 	for (i = 0; i < c->proc.nthreads; i++)
-		if (ld_thread_in(c, &c->proc.threads[i], c->busy, c->nbusy, why, size))
+		if (ld_thread_in(c, &c->proc.threads[i], c->busy, c->nbusy, why, size)) {
+			c->busy_thread = i;
 			return true;
+		}
 	return false;
+}
+
+struct ld_exit {
+	const struct ld_range *v;   /* ranges to leave */
+	size_t n;
+	int last_in;                /* deepest frame found inside a range so far, -1 */
+	int depth;                  /* frames seen */
+	uint64_t ret[LD_EXIT_FRAMES]; /* each frame's return address (or exact pc) */
+};
+
+static int ld_exit_cb(uint64_t pc, int depth, bool exact, void *arg)
+{
+	struct ld_exit *x = arg;
+	const struct ld_range *r;
+
+	if (depth >= LD_EXIT_FRAMES)
+		return 1;
+	x->ret[depth] = exact ? pc : pc + 1;
+	x->depth = depth + 1;
+	r = ld_range_of(x->v, x->n, pc);
+	/* a thread at the very start of a function is not inside it */
+	if (r && !(depth == 0 && r->entry && pc <= r->entry && pc >= r->lo))
+		x->last_in = depth;
+	return 0;
+}
+
+uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t)
+{
+	struct ld_exit x = { .v = c->busy, .n = c->nbusy, .last_in = -1 };
+	uint64_t sp;
+
+	/* a walk that ends early still tells where the frames it saw leave;
+	 * the busy check after the thread got there judges the rest */
+	if (!c->uw || qp_unwind__thread(c->uw, &t->regs, ld_exit_cb, &x, &sp) < 0)
+		return 0;
+	if (x.last_in < 0 || x.last_in + 1 >= x.depth)
+		return 0;
+	return x.ret[x.last_in + 1];
 }
 
 /*

@@ -387,7 +387,7 @@ static void unwind_regs_from(const struct user_regs_struct *g, struct unwind_reg
 }
 
 int qp_unwind__thread(struct qp_unwind *u, const struct user_regs_struct *regs,
-		      int (*frame)(uint64_t pc, int depth, void *arg), void *arg,
+		      int (*frame)(uint64_t pc, int depth, bool exact, void *arg), void *arg,
 		      uint64_t *sp)
 {
 	struct unwind_regs r, caller;
@@ -400,7 +400,7 @@ int qp_unwind__thread(struct qp_unwind *u, const struct user_regs_struct *regs,
 		bool outer = false, signal = false;
 
 		*sp = r.v[UNWIND_REG_SP];
-		ret = frame(pc, depth, arg);
+		ret = frame(pc, depth, exact, arg);
 		if (ret)
 			return ret;
 		if (!unwind_step(u, pc, &r, &caller, &outer, &signal))

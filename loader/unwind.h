@@ -30,15 +30,17 @@ int qp_unwind__add_cfi(struct qp_unwind *u, uint64_t lo, uint64_t hi, const uint
  * Walk the frames of a thread stopped with registers @regs (the caller
  * holds it stopped).
  * @frame gets each frame's pc, already adjusted to lie inside the call
- * instruction for return addresses, and its depth (0 = where the thread
- * is); a non-zero return stops the walk and is returned.  Returns 0 when
+ * instruction for return addresses (@exact false: the return address is
+ * pc + 1; true for the thread's own position and a frame a signal
+ * interrupted), and its depth (0 = where the thread is); a non-zero
+ * return stops the walk and is returned.  Returns 0 when
  * the walk reached the outermost frame, or QP_UNWIND_PARTIAL with *@sp set
  * to the stack pointer of the last frame it could unwind: callers must
  * treat the stack above it conservatively.
  */
 #define QP_UNWIND_PARTIAL 1
 int qp_unwind__thread(struct qp_unwind *u, const struct user_regs_struct *regs,
-		      int (*frame)(uint64_t pc, int depth, void *arg), void *arg,
+		      int (*frame)(uint64_t pc, int depth, bool exact, void *arg), void *arg,
 		      uint64_t *sp);
 
 void qp_unwind__free(struct qp_unwind *u);

@@ -331,7 +331,8 @@ int qp_host_pids(pid_t **out, size_t *count, struct qp_error *err)
 		v[n++] = (pid_t)pid;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), pid_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), pid_cmp);
 	*out = v;
 	*count = n;
 	return 0;

@@ -219,7 +219,8 @@ int qp_store__load(struct qp_store *s, struct qp_error *err)
 		store_release_entries(s);
 		return ret;
 	}
-	qsort(s->v, s->n, sizeof(*s->v), entry_cmp);
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), entry_cmp);
 	return 0;
 }
 

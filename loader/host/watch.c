@@ -118,21 +118,21 @@ int qp_watch__read(struct qp_watch *w, qp_exec_fn fn, void *arg)
 		if (n <= 0)
 			break;
 		for (nl = (struct nlmsghdr *)buf; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
-			const struct cn_msg *cn;
-			const struct proc_event *ev;
+			struct cn_msg cn;
+			struct proc_event ev;
 
 			if (nl->nlmsg_type == NLMSG_ERROR || nl->nlmsg_type == NLMSG_NOOP)
 				continue;
-			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(*ev)))
+			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(cn) + sizeof(ev)))
 				continue;
-			cn = NLMSG_DATA(nl);
-			if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC ||
-			    cn->len < sizeof(*ev))
+			/* the event follows a 20-byte header: copy it out aligned */
+			memcpy(&cn, NLMSG_DATA(nl), sizeof(cn));
+			memcpy(&ev, (const char *)NLMSG_DATA(nl) + sizeof(cn), sizeof(ev));
+			if (cn.id.idx != CN_IDX_PROC || cn.id.val != CN_VAL_PROC || cn.len < sizeof(ev))
 				continue;
-			ev = (const struct proc_event *)cn->data;
-			if (ev->what == PROC_EVENT_EXEC &&
-			    ev->event_data.exec.process_pid == ev->event_data.exec.process_tgid)
-				fn(ev->event_data.exec.process_tgid, (double)ev->timestamp_ns, arg);
+			if (ev.what == PROC_EVENT_EXEC &&
+			    ev.event_data.exec.process_pid == ev.event_data.exec.process_tgid)
+				fn(ev.event_data.exec.process_tgid, (double)ev.timestamp_ns, arg);
 		}
 	}
 	return lost ? -ENOBUFS : 0;
