@@ -1,13 +1,15 @@
 # Thin convenience layer over CMake; the real build is CMakeLists.txt.
 #   make demo    build qpatch and patch a running program live
 #   make check   build qpatch and run the whole test suite
+#   make deb     the Debian package build/qpatch_VERSION_ARCH.deb (cpack -G DEB)
+#   make test-deb  that package installed and used on a clean Debian 12 (root; scripts/test-deb.sh)
 #   make realworld  live-patch Debian's lua5.4, redis and sqlite3 with real fixes; CASES=qemu for QEMU (docs/realworld.md)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build demo check check-asan fuzz clean realworld
+.PHONY: all deps build demo check check-asan fuzz clean realworld deb test-deb
 
 all: build
 
@@ -26,6 +28,15 @@ check: build
 
 check-asan:
 	@$(MAKE) --no-print-directory check BUILD=build-asan CMAKE_FLAGS="-DQP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+deb: build
+	@rm -f $(BUILD)/qpatch_*.deb
+	@cd $(BUILD) && cpack -G DEB >cpack.log || { cat cpack.log; exit 1; }
+	@ls $(BUILD)/qpatch_*.deb
+
+# the package installed and used for a live patch in a clean Debian 12 chroot
+test-deb:
+	@scripts/test-deb.sh $(BUILD)
 
 realworld: build
 	@scripts/install-realworld-deps.sh

@@ -12,6 +12,7 @@
 
 #include "builder.h"
 #include "qpatch/json.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 		"                        only refusal that can be overridden\n"
 		"  -j, --json            print the report as JSON on stdout\n"
 		"  -q, --quiet           no progress messages\n"
-		"  -h, --help            this text\n");
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version and exit\n");
 }
 
 static void progress(void *arg, const char *msg)
@@ -139,6 +141,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_build_opts opts = { .progress = progress };
@@ -155,7 +158,7 @@ int main(int argc, char **argv)
 	}
 	opts.keep_values = keep;
 
-	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqjh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqjhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': opts.output = optarg; break;
 		case 't': opts.target = optarg; break;
@@ -169,6 +172,7 @@ int main(int argc, char **argv)
 		case 'q': opts.progress = NULL; break;
 		case 'j': json = 1; break;
 		case 'h': usage(stdout); free(keep); return 0;
+		case 'V': free(keep); return qp_version_print("qpatch-build");
 		default: usage(stderr); free(keep); return 2;
 		}
 	}

@@ -13,6 +13,11 @@
  * $QPATCH_PREFIX_MAP="FROM=TO" adds -ffile-prefix-map=FROM=TO: qpatch-build
  * builds copies of the trees elsewhere, and this keeps __FILE__ and debug
  * paths (and so the build-id) what a build in the original tree gives.
+ *
+ * Every argument goes to the compiler, "--version" and "--help" included:
+ * build systems run "$CC --version" to learn which compiler they have.
+ * qpatch-cc's own version is "qpatch-cc --qpatch-version" (the only
+ * argument), an option no compiler has.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 #include "filekind.h"
+#include "qpatch/version.h"
 
 static int is_c_source(const char *arg)
 {
@@ -328,6 +334,8 @@ int main(int argc, char **argv)
 	char **args, *mapopt = NULL;
 	int i, k = 0, nsrc = 0, ret;
 
+	if (argc == 2 && !strcmp(argv[1], "--qpatch-version"))
+		return qp_version_print("qpatch-cc");
 	if (!cc || !*cc)
 		cc = "cc";
 	for (i = 1; i < argc; i++)

@@ -14,12 +14,17 @@
 
 #include "qpatch/cfi.h"
 #include "qpatch/format.h"
+#include "qpatch/version.h"
 
 static const char usage[] =
-	"usage: qpatch-dump [--help] FILE.qpatch\n"
+	"usage: qpatch-dump FILE.qpatch\n"
+	"       qpatch-dump --help | --version\n"
 	"\n"
 	"Print the info block, content sections, symbols, relocations and\n"
-	"function replacements of a qpatch patch file.\n";
+	"function replacements of a qpatch patch file.\n"
+	"\n"
+	"      --help            this text\n"
+	"  -V, --version         print the version and exit\n";
 
 static const char *dump_type(uint8_t t)
 {
@@ -265,6 +270,8 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
+	if (argc == 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")))
+		return qp_version_print("qpatch-dump");
 	if (argc != 2 || argv[1][0] == '-') {
 		fputs(usage, stderr);
 		return 2;

@@ -18,6 +18,7 @@
 #include "loader.h"
 #include "qpatch/elf.h"
 #include "qpatch/json.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -45,7 +46,8 @@ static void usage(FILE *f)
 		"                        20 attempts runs alone, every other thread stopped,\n"
 		"                        until it leaves the function, at most MS (default\n"
 		"                        1000; 0: never)\n"
-		"  -h, --help            this text\n");
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version and exit\n");
 }
 
 static double now_ms(void)
@@ -366,13 +368,14 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
@@ -390,6 +393,7 @@ int main(int argc, char **argv)
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;
 		}
 	}

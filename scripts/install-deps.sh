@@ -1,15 +1,20 @@
 #!/bin/sh
 # Installs the Debian 12 packages qpatch needs to build and test, if any
 # are missing; "install-deps.sh fuzz" adds clang and its libFuzzer runtime
-# for scripts/fuzz.sh.  Run as root (or with sudo) on a fresh machine; as another
+# for scripts/fuzz.sh, "install-deps.sh deb" debootstrap for
+# scripts/test-deb.sh.  Run as root (or with sudo) on a fresh machine; as another
 # user it only says what is missing.
 set -eu
 # autoconf and automake: tests/integration/t_autotools.sh builds a real
 # autotools project; ansible-core: t_ansible.sh runs the fleet playbook of
-# examples/cloud-host.
+# examples/cloud-host.  man-db and groff-base: scripts/check-man.sh renders
+# the man pages.  dpkg-dev and file: cpack -G DEB (make deb) computes the
+# package's dependencies with dpkg-shlibdeps.
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
-libzydis-dev libzycore-dev binutils make python3 autoconf automake ansible-core"
+libzydis-dev libzycore-dev binutils make python3 autoconf automake ansible-core
+man-db groff-base dpkg-dev file"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+[ "${1:-}" = deb ] && PKGS="$PKGS debootstrap"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -17,6 +17,7 @@
 
 #include "host.h"
 #include "qpatch/json.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -279,7 +280,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's': dir = optarg; break;
 		case 'j': json = true; break;
-		case 'V': printf("qpatch (qpatch) %s\n", QP_VERSION); return 0;
+		case 'V': return qp_version_print("qpatch");
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

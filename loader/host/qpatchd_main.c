@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "host.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
 		case O_ONCE: o.once = true; break;
 		case 'r': load.retries = number("--retries", optarg, 1, 1000000); break;
 		case 'd': load.retry_delay_ms = number("--retry-delay", optarg, 0, 60000); break;
-		case 'V': printf("qpatchd (qpatch) %s\n", QP_VERSION); return 0;
+		case 'V': return qp_version_print("qpatchd");
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# --version of every program in build/bin: "PROGRAM (qpatch) VERSION", VERSION being
+# project(VERSION) of CMakeLists.txt; qpatch-cc's own is --qpatch-version,
+# and its --version is the real compiler's (build systems run $CC --version).
+. "$(dirname "$0")/lib.sh"
+
+want=$(sed -nE 's/^project\(qpatch VERSION ([0-9.]+).*/\1/p' "$QP_SRC/CMakeLists.txt")
+check "project version found in CMakeLists.txt ('$want')" test -n "$want"
+
+# every program but qpatch-cc, those of the future included
+progs=$(cd "$QP_BIN" && ls qpatch* | grep -vx qpatch-cc)
+check "programs found ($(echo $progs))" test "$(echo "$progs" | wc -w)" -ge 3
+for prog in $progs; do
+	for opt in --version -V; do
+		out=$("$QP_BIN/$prog" "$opt" 2>&1)
+		rc=$?
+		check "$prog $opt exits 0" test "$rc" -eq 0
+		check "$prog $opt prints '$prog (qpatch) $want' (got '$out')" \
+			test "$out" = "$prog (qpatch) $want"
+	done
+	check "$prog --help lists --version" sh -c "'$QP_BIN/$prog' --help | grep -q -- '-V, --version'"
+	# a version nobody could read is an error, as for any output
+	if [ -w /dev/full ]; then
+		"$QP_BIN/$prog" --version >/dev/full 2>"$T/full.err"
+		check "$prog --version to a full disk fails" test $? -eq 1
+		check "$prog --version to a full disk says so" grep -q "unable to write" "$T/full.err"
+	fi
+done
+
+# qpatch-load: --version wins over a missing PID (no usage error)
+check "qpatch-load --version needs no PID" "$QP_BIN/qpatch-load" --version
+check "qpatch-dump --version with a file is a usage error" \
+	sh -c "'$QP_BIN/qpatch-dump' --version x.qpatch >/dev/null 2>&1; test \$? -eq 2"
+
+out=$("$QP_BIN/qpatch-cc" --qpatch-version)
+check "qpatch-cc --qpatch-version (got '$out')" test "$out" = "qpatch-cc (qpatch) $want"
+
+# --version and --help go to the compiler: a fake one shows its arguments
+cat >"$T/fakecc" <<'EOF'
+#!/bin/sh
+echo "fakecc $*"
+EOF
+chmod +x "$T/fakecc"
+out=$(QPATCH_REAL_CC="$T/fakecc" "$QP_BIN/qpatch-cc" --version)
+check "qpatch-cc --version runs the compiler with --version (got '$out')" \
+	sh -c "echo '$out' | grep -q '^fakecc --version'"
+out=$(QPATCH_REAL_CC="$T/fakecc" "$QP_BIN/qpatch-cc" --qpatch-version -c x.c)
+check "--qpatch-version with other arguments goes to the compiler" \
+	sh -c "echo '$out' | grep -q '^fakecc --qpatch-version -c x.c'"
+check "qpatch-cc --version is the real compiler's" \
+	test "$("$QP_BIN/qpatch-cc" --version 2>&1)" = "$(cc --version 2>&1)"
+finish
