@@ -432,7 +432,8 @@ int diff_refuse(struct qp_diff *d, struct diff_obj *o, const char *name,
 /* An undefined symbol of the patched object: the target's definition, its
  * PLT entry, or (for the loader to find) a library's. */
 static int diff_src_undef(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *s,
-			  uint32_t rtype, size_t *out, struct qp_error *err)
+			  uint32_t rtype, bool code_reads, size_t *out, bool *via_got,
+			  struct qp_error *err)
 {
 	const struct qp_elf_sym *t = qp_target__find_global(d->tgt, s->name);
 	char plt[300];
@@ -449,10 +450,20 @@ static int diff_src_undef(struct qp_diff *d, struct diff_obj *o, const struct qp
 	}
 	/* Code built for an executable reads library data directly (PC32),
 	 * trusting the linker to copy it into the program; a program that
-	 * never used it has no copy, and the library is out of reach. */
+	 * never used it has no copy, and the library is out of reach.  An
+	 * instruction of the patch's code reaches it through a GOT slot the
+	 * loader fills (emit.c, qp_decode_got_stub); data, or position-
+	 * dependent code (32-bit absolute), has no such way. */
+	if (rtype == R_X86_64_PC32 && code_reads) {
+		*via_got = true;
+		return diff_add_src(d, s->name, 0, 0, STT_OBJECT,
+				    s->bind == STB_WEAK ? STB_WEAK : STB_GLOBAL, QP_SRC_EXTERNAL, 0, out);
+	}
 	if (rtype == R_X86_64_PC32 || rtype == R_X86_64_32 || rtype == R_X86_64_32S)
 		return diff_refuse(d, o, s->name, 0, err,
-				   "data of a shared library that the original program does not use: the program has no copy of it to refer to");
+				   rtype == R_X86_64_PC32 ?
+				   "data of a shared library that the original program does not use, referred to from data: the program has no copy of it to refer to" :
+				   "data of a shared library that the original program does not use, in position-dependent code: the program has no copy of it to refer to");
 	return diff_add_src(d, s->name, 0, 0, rtype == R_X86_64_PLT32 ? STT_FUNC : s->type,
 			    s->bind == STB_WEAK ? STB_WEAK : STB_GLOBAL, QP_SRC_EXTERNAL, 0, out);
 }
@@ -563,7 +574,8 @@ static int diff_resolve(struct qp_diff *d, struct diff_obj *o, const struct qp_e
 			ref->off = def->value;
 			return diff_include(d, o2, def->sec, &ref->incl);
 		}
-		return diff_src_undef(d, o, s, r->type, &ref->src, err);
+		return diff_src_undef(d, o, s, r->type, sec_is_text(sec) && !rela_is_branch(sec, r),
+				      &ref->src, &ref->via_got, err);
 	}
 	t = s->sec;
 	if (t->shdr.sh_flags & SHF_TLS)

@@ -40,6 +40,9 @@ struct diff_ref {
 	size_t incl;             /* internal: included section */
 	uint64_t off;            /* internal: offset inside it */
 	size_t src;              /* external: index in diff.srcs */
+	bool via_got;            /* external: library data the program has no copy of,
+				    read by a [rip + disp32] instruction: emitted through a
+				    GOT slot and a stub (qp_decode_got_stub) */
 };
 
 /* A section of a patched object that goes into the patch. */
@@ -79,6 +82,8 @@ struct qp_diff {
 	struct qp_report *rep;   /* report being filled */
 	uint64_t out_size[OUT_NR]; /* bytes per output section */
 	uint64_t out_align[OUT_NR]; /* alignment per output section */
+	uint64_t stubs_off;      /* offset of the GOT stubs in the text output */
+	size_t nstubs;           /* stubs laid out (via_got references) */
 	char *src_prefix;        /* see qp_diff__set_sources(), or NULL */
 	char *src_orig;          /* directory for original sources */
 	char *src_patched;       /* directory for patched sources */

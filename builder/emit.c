@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "diff_internal.h"
+#include "qpatch/decode.h"
 
 static const char *const diff_out_names[OUT_NR] = {
 	QP_SEC_TEXT, QP_SEC_RODATA, QP_SEC_DATA, QP_SEC_BSS,
@@ -30,6 +31,18 @@ static void diff_layout(struct qp_diff *d)
 			d->out_align[in->out] = a;
 		in->off = (d->out_size[in->out] + a - 1) & ~(a - 1);
 		d->out_size[in->out] = in->off + in->sec->size;
+	}
+	/* after the code, room for a stub per reference through a GOT slot */
+	d->nstubs = 0;
+	for (i = 0; i < d->nincl; i++) {
+		size_t j;
+
+		for (j = 0; j < d->incl[i].sec->nrelas; j++)
+			d->nstubs += d->incl[i].refs[j].via_got;
+	}
+	if (d->nstubs) {
+		d->stubs_off = (d->out_size[OUT_TEXT] + 15) & ~(uint64_t)15;
+		d->out_size[OUT_TEXT] = d->stubs_off + d->nstubs * QP_GOT_STUB_MAX;
 	}
 }
 
@@ -83,10 +96,80 @@ static int emit_relax_got(uint8_t *buf, uint64_t off, const int64_t *v)
 	return 0;
 }
 
+/*
+ * A [rip + disp32] instruction of the patch's code that reads or writes
+ * library data the program has no copy of (@ref->via_got): the
+ * instruction becomes a jmp to a stub that does the same through a GOT
+ * slot (qp_decode_got_stub), laid out after the code; the slot is an
+ * R_X86_64_GOTPCREL for the loader.  @buf is the section's bytes in the
+ * text output @text.
+ */
+static int emit_got_stub(struct qp_diff *d, struct qp_patch *p, uint8_t *buf, uint8_t *text,
+			 const struct diff_incl *in, const struct qp_elf_rela *r,
+			 const struct diff_ref *ref, const uint64_t *base, size_t *stub,
+			 struct qp_error *err)
+{
+	const uint8_t *code = in->sec->data;
+	uint64_t sec_addr = base[OUT_TEXT] + in->off, off = 0, stub_addr, end;
+	struct qp_rela slot = { .type = R_X86_64_GOTPCREL, .addend = -4,
+				.sym = (uint32_t)d->srcs[ref->src].index };
+	struct qp_insn insn = { 0 };
+	size_t len, slot_field, jmp_field, j;
+	char why[256];
+	int32_t rel;
+	int ret;
+
+	/* the instruction whose displacement the relocation fills */
+	while (off < in->sec->size &&
+	       !qp_decode_insn(code + off, in->sec->size - off, sec_addr + off, &insn)) {
+		if (off + insn.len > r->offset)
+			break;
+		off += insn.len;
+	}
+	if (off >= in->sec->size || !insn.rip_relative || off + insn.rel_off != r->offset ||
+	    insn.rel_size != 4)
+		return diff_refuse(d, in->o, d->srcs[ref->src].name, 0, err,
+				   "library data the program has no copy of, referred to by an instruction that cannot be decoded");
+	end = off + insn.len;
+	for (j = 0; j < in->sec->nrelas; j++)
+		if (&in->sec->relas[j] != r && in->sec->relas[j].offset >= off &&
+		    in->sec->relas[j].offset < end)
+			return diff_refuse(d, in->o, d->srcs[ref->src].name, 0, err,
+					   "library data the program has no copy of, in an instruction with a second relocation");
+	if (*stub >= d->nstubs)
+		return qp_seterr(err, -EINVAL, "more GOT stubs than laid out");
+	stub_addr = base[OUT_TEXT] + d->stubs_off + *stub * QP_GOT_STUB_MAX;
+	ret = qp_decode_got_stub(code + off, insn.len, sec_addr + off,
+				 r->addend + (int64_t)(end - r->offset),
+				 text + d->stubs_off + *stub * QP_GOT_STUB_MAX, QP_GOT_STUB_MAX, &len,
+				 &slot_field, &jmp_field, why, sizeof(why));
+	if (ret) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg),
+			 "library data the program has no copy of, and the instruction cannot reach it through a GOT slot: %s",
+			 why);
+		return diff_refuse(d, in->o, d->srcs[ref->src].name, 0, err, msg);
+	}
+	(*stub)++;
+	/* the instruction: jmp stub, then NOPs (no branch lands inside it) */
+	buf[off] = 0xe9;
+	rel = (int32_t)(stub_addr - (sec_addr + off + 5));
+	memcpy(buf + off + 1, &rel, 4);
+	memset(buf + off + 5, 0x90, insn.len - 5);
+	/* the stub's way back */
+	rel = (int32_t)(sec_addr + end - (stub_addr + jmp_field + 4));
+	memcpy(text + (stub_addr - base[OUT_TEXT]) + jmp_field, &rel, 4);
+	slot.offset = stub_addr + slot_field;
+	ret = qp_patch__add_rela(p, &slot);
+	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
+}
+
 /* Apply an internal reference now, or emit a relocation. */
-static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
+static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf, uint8_t *text,
 			  const struct diff_incl *in, const struct qp_elf_rela *r,
-			  const struct diff_ref *ref, const uint64_t *base, struct qp_error *err)
+			  const struct diff_ref *ref, const uint64_t *base, size_t *stub,
+			  struct qp_error *err)
 {
 	uint64_t P = base[in->out] + in->off + r->offset;
 	struct qp_rela out = { .offset = P, .type = r->type, .addend = r->addend };
@@ -96,6 +179,8 @@ static int diff_emit_rela(struct qp_diff *d, struct qp_patch *p, uint8_t *buf,
 	if (r->offset + w > in->sec->size)
 		return qp_seterr(err, -EINVAL, "%s: section '%s': relocation at 0x%llx out of bounds",
 				 in->o->name, in->sec->name, (unsigned long long)r->offset);
+	if (ref->via_got)
+		return emit_got_stub(d, p, buf, text, in, r, ref, base, stub, err);
 	if (!ref->internal) {
 		out.sym = (uint32_t)d->srcs[ref->src].index;
 		ret = qp_patch__add_rela(p, &out);
@@ -254,7 +339,7 @@ static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, const uint6
 			      int *out_index, struct qp_error *err)
 {
 	uint8_t *bufs[OUT_NR] = { 0 };
-	size_t i, j;
+	size_t i, j, stub = 0;
 	int ret = 0, k;
 
 	for (k = 0; k < OUT_NR; k++) {
@@ -274,8 +359,8 @@ static int diff_emit_sections(struct qp_diff *d, struct qp_patch *p, const uint6
 	for (i = 0; i < d->nincl && !ret; i++)
 		for (j = 0; j < d->incl[i].sec->nrelas && !ret; j++)
 			ret = diff_emit_rela(d, p, bufs[d->incl[i].out] + d->incl[i].off,
-					     &d->incl[i], &d->incl[i].sec->relas[j],
-					     &d->incl[i].refs[j], base, err);
+					     bufs[OUT_TEXT], &d->incl[i], &d->incl[i].sec->relas[j],
+					     &d->incl[i].refs[j], base, &stub, err);
 	for (k = 0; k < OUT_NR && !ret; k++) {
 		static const uint64_t flags[OUT_NR] = {
 			SHF_ALLOC | SHF_EXECINSTR, SHF_ALLOC,

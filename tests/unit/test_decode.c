@@ -423,6 +423,55 @@ static void test_padding(void)
 	CHECK(!qp_decode_is_padding(NULL, 4, BASE));
 }
 
+/* A stub for a [rip + disp32] access through a GOT slot: its instructions
+ * in order, the scratch register chosen around what the instruction uses,
+ * and what it cannot do. */
+static void test_got_stub(void)
+{
+	static const uint8_t load[] = { 0x48, 0x8b, 0x05, 0, 0, 0, 0 };     /* mov 0(%rip),%rax */
+	static const uint8_t r11[] = { 0x4c, 0x8b, 0x1d, 0, 0, 0, 0 };      /* mov 0(%rip),%r11 */
+	static const uint8_t store[] = { 0xc7, 0x05, 0, 0, 0, 0, 1, 0, 0, 0 }; /* movl $1,0(%rip) */
+	static const uint8_t push[] = { 0xff, 0x35, 0, 0, 0, 0 };           /* push 0(%rip) */
+	static const uint8_t call[] = { 0xff, 0x15, 0, 0, 0, 0 };           /* call *0(%rip) */
+	static const uint8_t plain[] = { 0x48, 0x89, 0xc0 };                /* mov %rax,%rax */
+	uint8_t out[QP_GOT_STUB_MAX];
+	size_t len, slot, jmp, off;
+	struct qp_insn in;
+	char why[128];
+	int n;
+
+	CHECK_INT(qp_decode_got_stub(load, sizeof(load), BASE, 8, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), 0);
+	/* lea -128(%rsp),%rsp; push %r11; mov slot(%rip),%r11; mov 8(%r11),%rax;
+	 * pop %r11; lea 128(%rsp),%rsp; jmp */
+	CHECK(!memcmp(out, "\x48\x8d\x64\x24\x80\x41\x53\x4c\x8b\x1d", 10));
+	CHECK_INT(slot, 10);
+	CHECK(!memcmp(out + 14, "\x49\x8b\x43\x08", 4));
+	CHECK(!memcmp(out + 18, "\x41\x5b\x48\x8d\xa4\x24\x80\x00\x00\x00\xe9", 11));
+	CHECK_INT(jmp, 29);
+	CHECK_INT(len, 33);
+	for (off = 0, n = 0; off < len && !qp_decode_insn(out + off, len - off, BASE + off, &in); n++)
+		off += in.len;
+	CHECK_INT(off, len);
+	CHECK_INT(n, 7);
+	/* an instruction using r11: r10 is the scratch */
+	CHECK_INT(qp_decode_got_stub(r11, sizeof(r11), BASE, 0, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), 0);
+	CHECK(!memcmp(out + 5, "\x41\x52\x4c\x8b\x15", 5)); /* push %r10; mov slot(%rip),%r10 */
+	CHECK_INT(qp_decode_got_stub(store, sizeof(store), BASE, 0, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), 0);
+	CHECK_INT(qp_decode_got_stub(push, sizeof(push), BASE, 0, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), -ENOTSUP);
+	CHECK(strstr(why, "stack pointer") != NULL);
+	CHECK_INT(qp_decode_got_stub(call, sizeof(call), BASE, 0, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), -ENOTSUP);
+	CHECK(strstr(why, "branch") != NULL);
+	CHECK_INT(qp_decode_got_stub(plain, sizeof(plain), BASE, 0, out, sizeof(out), &len, &slot,
+				     &jmp, why, sizeof(why)), -ENOTSUP);
+	CHECK_INT(qp_decode_got_stub(load, sizeof(load), BASE, 0, out, 16, &len, &slot, &jmp, why,
+				     sizeof(why)), -ENOBUFS);
+}
+
 /* ------------------------------------------------------------------------ */
 /* qp_decode_check_patch_site                                                */
 /* ------------------------------------------------------------------------ */
@@ -1121,6 +1170,7 @@ int main(int argc, char **argv)
 	test_insn_random();
 	test_patch_entry();
 	test_padding();
+	test_got_stub();
 	test_patch_site();
 	return check_report("test_decode");
 }

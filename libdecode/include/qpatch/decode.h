@@ -62,6 +62,27 @@ uint64_t qp_decode_patch_entry(const void *code, size_t size, uint64_t addr);
  */
 bool qp_decode_is_padding(const void *code, size_t size, uint64_t addr);
 
+/* Bytes a qp_decode_got_stub() stub takes at most. */
+#define QP_GOT_STUB_MAX 48
+
+/*
+ * A stub doing what the instruction at @code (at @addr) does to a
+ * variable it reaches through a [rip + disp32] operand, @var_off bytes
+ * into it, with the variable's address taken from a GOT slot instead
+ * (gotstub.c): a scratch register the instruction does not use is saved
+ * below the red zone, loaded from the slot, the instruction runs on
+ * [scratch + @var_off], the register and stack are restored, and a jmp
+ * goes back.  Into @out (at least QP_GOT_STUB_MAX bytes): *@out_len bytes;
+ * the slot's disp32 (RIP-relative, from the end of its field) is at
+ * *@slot_field and the jmp's rel32 at *@jmp_field, both left 0 for the
+ * caller.  Flags and every register the code sees are unchanged.
+ * -ENOTSUP (with @why) for a branch through the variable, an instruction
+ * that uses the stack pointer or has no such operand; -EILSEQ.
+ */
+int qp_decode_got_stub(const void *code, size_t size, uint64_t addr, int64_t var_off,
+		       uint8_t *out, size_t out_size, size_t *out_len, size_t *slot_field,
+		       size_t *jmp_field, char *why, size_t why_size);
+
 /*
  * Check that @len bytes at @site can be overwritten inside the function
  * whose whole body is @code/@size at @addr: the range starts on an
