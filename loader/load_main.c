@@ -28,6 +28,9 @@ static void usage(FILE *f)
 		"                        (they finish the old code; the fix applies to new calls)\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
+		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
+		"                        (risky: a filter may kill the target; one read that\n"
+		"                        forbids a call the loader needs is still refused)\n"
 		"  -h, --help            this text\n");
 }
 
@@ -124,12 +127,16 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	ret = qp_load_apply(pid, p, opts, &st, &err);
 	if (ret && st.target_gone) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret == QP_ESECCOMP) { /* says "nothing was changed" itself */
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
 	} else if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
 			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
 	} else {
 		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		if (st.seccomp_note[0])
+			printf("note: %s\n", st.seccomp_note);
 		print_stop(&st);
 	}
 	qp_patch__free(p);
@@ -146,6 +153,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		return 1;
 	}
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
+	if (st.seccomp_note[0])
+		printf("note: %s\n", st.seccomp_note);
 	if (st.kept)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
@@ -173,6 +182,7 @@ int main(int argc, char **argv)
 		{ "allow-active", no_argument, NULL, 'a' },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
+		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -188,6 +198,7 @@ int main(int argc, char **argv)
 		case 'a': opts.allow_active = true; break;
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
+		case 'S': opts.ignore_seccomp = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

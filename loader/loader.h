@@ -95,6 +95,10 @@ struct qp_load_opts {
 	void (*at_step)(enum qp_fault step, const char *name, void *arg);
 	void *at_step_arg;      /* its argument */
 	bool no_patch_cfi;      /* tests only: unwind without the CFI patches carry */
+	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
+				   the injected system calls cannot be read or evaluated
+				   (the target may then be killed by one of them); a filter
+				   read that forbids a call is still refused */
 };
 
 struct qp_load_stats {
@@ -110,6 +114,8 @@ struct qp_load_stats {
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
 	char kept_why[256];     /* why the last one was kept */
+	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
+				   ("" when it was) */
 };
 
 /* An applied patch, as listed. */
