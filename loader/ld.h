@@ -175,7 +175,8 @@ int ld_seccomp_check(struct ld_ctx *c, const struct ld_call *v, size_t n, struct
 int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_error *err);
 /* The file descriptor the target's next open will get (the lowest free
  * one of threads[0]'s table), for the arguments of a plan; a guess when
- * it cannot be read (ld_seccomp_verify judges the real one). */
+ * it cannot be read (ld_seccomp_verify judges the real one), 0 when no
+ * filter will judge it. */
 uint64_t ld_seccomp_next_fd(struct ld_ctx *c);
 void ld_seccomp_release(struct ld_seccomp *sc);
 

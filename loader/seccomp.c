@@ -360,8 +360,11 @@ static int sc_read_status(struct ld_ctx *c, pid_t tid, long long *mode, long lon
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)c->pid, (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return qp_seterr(err, -errno, "cannot read '%s': %s", path, strerror(errno));
+	if (fd < 0) {
+		int e = errno;
+
+		return qp_seterr(err, -e, "cannot read '%s': %s", path, strerror(e));
+	}
 	buf = malloc(LD_SC_STATUS_MAX + 1);
 	if (!buf) {
 		close(fd);
@@ -406,9 +409,12 @@ static int sc_fetch_one(struct ld_ctx *c, pid_t tid, size_t i, struct sock_filte
 
 	errno = 0;
 	n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)(uintptr_t)i, NULL);
-	if (n < 0)
-		return qp_seterr(err, -errno, "PTRACE_SECCOMP_GET_FILTER of filter %zu: %s%s", i,
-				 strerror(errno), sc_fetch_hint(errno));
+	if (n < 0) {
+		int e = errno;
+
+		return qp_seterr(err, -e, "PTRACE_SECCOMP_GET_FILTER of filter %zu: %s%s", i,
+				 strerror(e), sc_fetch_hint(e));
+	}
 	if (i >= QP_SECCOMP_MAX_FILTERS || n < 1 || n > QP_SECCOMP_MAX_INSNS ||
 	    (*total += (size_t)n + 4) > QP_SECCOMP_MAX_PATH + 4)
 		return qp_seterr(err, -E2BIG, "filter %zu: %ld instructions, more than the kernel "
@@ -448,6 +454,7 @@ static int sc_fetch(struct ld_ctx *c, pid_t tid, long long expect, struct qp_err
 	for (i = 0; !ret; i++) {
 		ret = sc_fetch_one(c, tid, i, buf, &total, err);
 		if (ret == -ENOENT) { /* past the oldest */
+			qp_error_clear(err);
 			ret = 0;
 			break;
 		}
@@ -662,8 +669,12 @@ uint64_t ld_seccomp_next_fd(struct ld_ctx *c)
 	uint8_t *used;
 	struct dirent *de;
 	uint64_t n = 0, fd;
+	struct qp_error e = { 0 };
 	DIR *d;
 
+	/* no filter to judge it (the usual case): spare the pause the scan */
+	if (!sc_load(c, &e) && (c->sc.mode != SECCOMP_MODE_FILTER || c->sc.unread))
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/fd", (int)c->pid,
 		 c->proc.nthreads ? (int)c->proc.threads[0].tid : (int)c->pid);
 	used = calloc(LD_SC_FD_BITS / 8, 1);
