@@ -62,9 +62,9 @@ refused "errno on mprotect" \
 	"runs under a seccomp filter that would make 'mprotect' fail with EPERM \(SECCOMP_RET_ERRNO\)" errno-mprotect
 refused "mprotect with PROT_EXEC" \
 	"runs under a seccomp filter that would make 'mprotect' fail with EPERM \(SECCOMP_RET_ERRNO\)" mdwe
-# the fd memfd_create will return is predicted (fds 0-4 are open: 5)
+# the fd memfd_create will return is predicted (the lowest free one)
 refused "kill on ftruncate of the next fd" \
-	"runs under a seccomp filter that would kill it on 'ftruncate' \(SECCOMP_RET_KILL_PROCESS\)" fd 5
+	"runs under a seccomp filter that would kill it on 'ftruncate' \(SECCOMP_RET_KILL_PROCESS\)" fd next
 # (d) a filter installed by another thread for every thread (TSYNC)
 refused "TSYNC filter of a worker" \
 	"runs under a seccomp filter that would kill it on 'memfd_create' \(SECCOMP_RET_KILL_PROCESS\)" tsync

@@ -17,8 +17,9 @@
  *                   memfd_create; everything else allowed.  SIGUSR1 makes
  *                   the program execve("/bin/true"), which the filter
  *                   answers by killing it (the proof it is in force).
- *   fd N            kills on ftruncate(N, ...) (the program holds fds up
- *                   to 4 open: 5 is the next free one)
+ *   fd N|next       kills on ftruncate(N, ...), or on ftruncate of the
+ *                   lowest free fd, the one the next open gets (the
+ *                   program holds fds up to 4 open)
  *   tsync           4 more threads; one of them installs kill-memfd for
  *                   every thread (SECCOMP_FILTER_FLAG_TSYNC)
  *   worker          4 more threads; one of them installs kill-memfd for
@@ -195,9 +196,14 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
 	if (!strcmp(mode, "fd")) {
-		while (open("/dev/null", O_RDONLY) < 4) /* fds 3 and 4 */
+		int next;
+
+		while (open("/dev/null", O_RDONLY) < 4) /* fds 3 and 4 at least */
 			;
-		fd_filter[3].k = (unsigned int)atoi(argc > 2 ? argv[2] : "5");
+		next = open("/dev/null", O_RDONLY);
+		close(next);
+		fd_filter[3].k = (unsigned int)(argc > 2 && strcmp(argv[2], "next") ? atoi(argv[2]) : next);
+		printf("ftruncate(%u) kills\n", fd_filter[3].k);
 	}
 	if (pthread_create(&t, NULL, printer, NULL))
 		return 2;
