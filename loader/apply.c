@@ -398,11 +398,19 @@ static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t s
 	return 0;
 }
 
+/* Every call the target is made to run passes here: it must have been
+ * declared to the seccomp check of this operation (ld_apply_seccomp(),
+ * undo's), and is judged with its real arguments before it runs. */
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 		      int64_t *ret, struct qp_error *err)
 {
-	int r = qp_proc__syscall(&c->proc, nr, args, nargs, ret, err);
+	struct ld_call call = { nr, what, nargs, { 0 } };
+	int r;
 
+	memcpy(call.args, args, (size_t)(nargs < 6 ? nargs : 6) * sizeof(*args));
+	r = ld_seccomp_verify(c, &call, err);
+	if (!r)
+		r = qp_proc__syscall(&c->proc, nr, args, nargs, ret, err);
 	if (r)
 		return r;
 	if (*ret < 0 && *ret > -4096)
@@ -411,11 +419,17 @@ int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uin
 	return 0;
 }
 
+/* Where memfd_create's name is put: below the red zone of threads[0]. */
+static uint64_t ld_scratch(const struct ld_ctx *c)
+{
+	return (c->proc.threads[0].regs.rsp - 128 - 512) & ~15ull;
+}
+
 /* memfd_create + ftruncate + mmap + close, run by the target itself. */
 static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
 {
 	const struct qp_info *info = qp_patch__info(c->patch);
-	uint64_t scratch = (c->proc.threads[0].regs.rsp - 128 - 512) & ~15ull;
+	uint64_t scratch = ld_scratch(c);
 	uint8_t saved[512];
 	char name[QP_ID_MAX + 16];
 	int64_t fd, res;
@@ -653,17 +667,16 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
-/* Page protections per section, stubs r-x.  The record stays read-write:
- * /proc/PID/mem cannot write a read-only shared mapping, and undo updates
- * the record's state. */
-static int ld_protect(struct ld_ctx *c, struct qp_error *err)
+/* Page protections per section, stubs r-x: the mprotect calls for the
+ * mapping at @region, into @v (room for a call per section and one more);
+ * returns their count.  The record stays read-write: /proc/PID/mem cannot
+ * write a read-only shared mapping, and undo updates the record's state. */
+static size_t ld_protect_calls(const struct ld_ctx *c, uint64_t region, struct ld_call *v)
 {
-	uint64_t img = c->region + c->image_off;
-	int64_t res;
-	size_t i;
-	int ret = 0;
+	uint64_t img = region + c->image_off;
+	size_t i, n = 0;
 
-	for (i = 0; !ret && i < qp_patch__section_count(c->patch); i++) {
+	for (i = 0; i < qp_patch__section_count(c->patch); i++) {
 		const struct qp_section *s = qp_patch__section(c->patch, i);
 		uint64_t start = img + (s->addr & ~(LD_PAGE - 1)), end = page_up(img + s->addr + s->size);
 		int prot = PROT_READ;
@@ -672,13 +685,54 @@ static int ld_protect(struct ld_ctx *c, struct qp_error *err)
 			continue; /* stays read-write */
 		if (s->flags & SHF_EXECINSTR)
 			prot |= PROT_EXEC;
-		ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
-				 (uint64_t[]){ start, end - start, (uint64_t)prot }, &res, err);
+		v[n++] = (struct ld_call){ SYS_mprotect, "mprotect", 3, { start, end - start, (uint64_t)prot } };
 	}
-	if (!ret)
-		ret = ld_syscall(c, SYS_mprotect, "mprotect", 3,
-				 (uint64_t[]){ c->region + c->extra_off, c->region_size - c->extra_off,
-					       PROT_READ | PROT_EXEC }, &res, err);
+	v[n++] = (struct ld_call){ SYS_mprotect, "mprotect", 3,
+				   { region + c->extra_off, c->region_size - c->extra_off,
+				     PROT_READ | PROT_EXEC } };
+	return n;
+}
+
+static int ld_protect(struct ld_ctx *c, struct qp_error *err)
+{
+	struct ld_call *v = calloc(qp_patch__section_count(c->patch) + 1, sizeof(*v));
+	size_t i, n;
+	int64_t res;
+	int ret = 0;
+
+	if (!v)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	n = ld_protect_calls(c, c->region, v);
+	for (i = 0; !ret && i < n; i++)
+		ret = ld_syscall(c, v[i].nr, v[i].name, v[i].nargs, v[i].args, &res, err);
+	free(v);
+	return ret;
+}
+
+/*
+ * The system calls an apply may make the target run, with the arguments
+ * it will pass (ld_syscall() refuses any other): ld_map_region()'s (the
+ * fd is the one memfd_create will return, the lowest free), ld_protect()'s
+ * and the munmap of ld_rollback(); for the seccomp check before the first.
+ */
+static int ld_apply_seccomp(struct ld_ctx *c, struct qp_error *err)
+{
+	struct ld_call *v = calloc(qp_patch__section_count(c->patch) + 6, sizeof(*v));
+	uint64_t fd = ld_seccomp_next_fd(c), at = c->hole, size = c->region_size;
+	size_t n = 0;
+	int ret;
+
+	if (!v)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	v[n++] = (struct ld_call){ SYS_memfd_create, "memfd_create", 2, { ld_scratch(c), MFD_CLOEXEC } };
+	v[n++] = (struct ld_call){ SYS_ftruncate, "ftruncate", 2, { fd, size } };
+	v[n++] = (struct ld_call){ SYS_mmap, "mmap", 6, { at, size, PROT_READ | PROT_WRITE,
+							  MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0 } };
+	v[n++] = (struct ld_call){ SYS_close, "close", 1, { fd } };
+	n += ld_protect_calls(c, at, v + n);
+	v[n++] = (struct ld_call){ SYS_munmap, "munmap", 2, { at, size } };
+	ret = ld_seccomp_check(c, v, n, err);
+	free(v);
 	return ret;
 }
 
@@ -784,7 +838,9 @@ static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret;
 
-	ret = ld_fault(c, QP_FAULT_STOPPED, err);
+	ret = ld_apply_seccomp(c, err); /* before anything changes */
+	if (!ret)
+		ret = ld_fault(c, QP_FAULT_STOPPED, err);
 	if (!ret)
 		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
@@ -940,6 +996,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	free(c->busy_in);
 	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
+	ld_seccomp_release(&c->sc);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)

@@ -14,6 +14,7 @@
 
 #include "loader.h"
 #include "proc.h"
+#include "seccomp.h"
 #include "unwind.h"
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -77,6 +78,32 @@ struct ld_range {
 	bool check_stack;    /* also frames below the thread's own (v[0] decides) */
 };
 
+/* A system call the loader will inject into the target (ld_syscall). */
+struct ld_call {
+	long nr;             /* SYS_* (x86-64) */
+	const char *name;    /* for messages: "memfd_create" */
+	int nargs;           /* arguments used */
+	uint64_t args[6];    /* as they will be passed (the rest 0) */
+};
+
+#define LD_MAX_DECLARED 16 /* distinct system calls one operation may declare */
+
+/*
+ * What seccomp lets threads[0], the thread that runs the injected system
+ * calls, do (seccomp.c).  Its filters are read once per stop.
+ */
+struct ld_seccomp {
+	unsigned long stop;            /* proc.stops when read; 0: not read */
+	pid_t tid;                     /* the thread they were read from */
+	int mode;                      /* its Seccomp: 0 none, 1 strict, 2 filter */
+	bool unread;                   /* mode 2, the filters could not be read or
+					  evaluated, and ignore_seccomp says go on */
+	struct qp_seccomp_prog *progs; /* its filters, newest first (owned) */
+	size_t nprogs;                 /* count of progs */
+	long declared[LD_MAX_DECLARED]; /* system calls ld_seccomp_check() was told of */
+	size_t ndeclared;              /* count of declared */
+};
+
 struct ld_ctx {
 	pid_t pid;                    /* target process */
 	const struct qp_patch *patch; /* the patch */
@@ -113,6 +140,7 @@ struct ld_ctx {
 	double stop_t0;               /* when the last stop attempt began */
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
+	struct ld_seccomp sc;         /* seccomp of the syscall thread (seccomp.c) */
 };
 
 /* apply.c */
@@ -136,6 +164,25 @@ int ld_tls_resolve(struct ld_ctx *c, struct qp_error *err);
 /* records.c */
 int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
 	    size_t *count, struct qp_error *err);
+
+/* seccomp.c */
+/*
+ * With the target stopped, before the first injected system call: would
+ * every call of @v (the calls the operation may inject, with the arguments
+ * it will pass) run in threads[0] under its seccomp filters?  Refused
+ * (QP_ESECCOMP, "...; nothing was changed") when one would not; the calls
+ * are declared for ld_seccomp_verify().
+ */
+int ld_seccomp_check(struct ld_ctx *c, const struct ld_call *v, size_t n, struct qp_error *err);
+/* Right before one call is injected (ld_syscall): it must have been
+ * declared, and is judged again with its real arguments. */
+int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_error *err);
+/* The file descriptor the target's next open will get (the lowest free
+ * one of threads[0]'s table), for the arguments of a plan; a guess when
+ * it cannot be read (ld_seccomp_verify judges the real one), 0 when no
+ * filter will judge it. */
+uint64_t ld_seccomp_next_fd(struct ld_ctx *c);
+void ld_seccomp_release(struct ld_seccomp *sc);
 
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,

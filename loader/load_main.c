@@ -46,6 +46,9 @@ static void usage(FILE *f)
 		"                        20 attempts runs alone, every other thread stopped,\n"
 		"                        until it leaves the function, at most MS (default\n"
 		"                        1000; 0: never)\n"
+		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
+		"                        (risky: a filter may kill the target; one read that\n"
+		"                        forbids a call the loader needs is still refused)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version and exit\n");
 }
@@ -156,12 +159,16 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	ret = qp_load_apply(pid, p, opts, &st, &err);
 	if (ret && st.target_gone) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret == QP_ESECCOMP) { /* says "nothing was changed" itself */
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
 	} else if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
 			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
 	} else {
 		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		if (st.seccomp_note[0])
+			printf("note: %s\n", st.seccomp_note);
 		print_stop(&st);
 	}
 	qp_patch__free(p);
@@ -178,6 +185,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		return 1;
 	}
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
+	if (st.seccomp_note[0])
+		printf("note: %s\n", st.seccomp_note);
 	if (st.kept)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
@@ -367,6 +376,7 @@ int main(int argc, char **argv)
 		{ "leave-wait", required_argument, NULL, 'L' },
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
+		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -392,6 +402,7 @@ int main(int argc, char **argv)
 		case 'r': opts.retries = atoi(optarg); break;
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
+		case 'S': opts.ignore_seccomp = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;

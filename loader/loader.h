@@ -127,6 +127,10 @@ struct qp_load_opts {
 				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
+	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
+				   the injected system calls cannot be read or evaluated
+				   (the target may then be killed by one of them); a filter
+				   read that forbids a call is still refused */
 };
 
 struct qp_load_stats {
@@ -143,6 +147,8 @@ struct qp_load_stats {
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
 	char kept_why[256];     /* why the last one was kept */
+	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
+				   ("" when it was) */
 };
 
 /* An applied patch, as listed. */

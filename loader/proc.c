@@ -349,6 +349,7 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 				qp_proc__death(p, how, sizeof(how)));
 	}
 	p->held = !ret;
+	p->stops += !ret;
 	return ret;
 }
 
@@ -636,10 +637,11 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 	/* no syscall-restart: the stopped thread may sit in an interrupted call */
 	r.orig_rax = (uint64_t)-1;
 	r.rip = p->gadget;
-	for (i = 0; i < nargs; i++) {
+	/* unused argument registers 0: what a seccomp filter sees is known */
+	for (i = 0; i < 6; i++) {
 		unsigned long long *slot[6] = { &r.rdi, &r.rsi, &r.rdx, &r.r10, &r.r8, &r.r9 };
 
-		*slot[i] = args[i];
+		*slot[i] = i < nargs ? args[i] : 0;
 	}
 	p->regs_dirty = true;
 	if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0)

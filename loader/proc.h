@@ -50,6 +50,9 @@ struct qp_proc {
 	uint64_t gadget;           /* address of a "syscall" instruction */
 	bool regs_dirty;           /* threads[0]'s registers need restoring */
 	bool held;                 /* every thread is stopped (qp_proc__stop succeeded) */
+	unsigned long stops;       /* successful qp_proc__stop() calls: tells one stop from
+				      the next (what was read of a stopped thread holds for
+				      that stop only) */
 	int exit_status;           /* how the last thread that ended did (waitpid status) */
 	bool died;                 /* a thread ended while held: the process is dying */
 	pid_t keep_tid;            /* a thread this tracer holds stopped already

@@ -24,13 +24,19 @@ static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
 	return false;
 }
 
-/* Phase 1, target stopped: put the saved bytes back and mark the record. */
+/* Phase 1, target stopped: put the saved bytes back and mark the record.
+ * First, phase 2's munmap must be one the target's seccomp filter allows
+ * (phase 2 judges each munmap again, in its own stop). */
 static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 {
+	const struct ld_call unmap = { SYS_munmap, "munmap", 2, { c->region, c->region_size } };
 	uint32_t state = QP_REC_RESTORED;
 	size_t i;
 	int ret;
 
+	ret = ld_seccomp_check(c, &unmap, 1, err);
+	if (ret)
+		return ret;
 	for (i = 0; i < c->nfuncs; i++) {
 		const struct qp_record_func *f = &c->funcs[i].rec;
 		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
@@ -83,6 +89,7 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 {
 	size_t left = 0, i;
 	int attempt, ret = 0;
+	bool failed = false;
 
 	for (i = 0; i < n; i++)
 		left += v[i].rec.state == QP_REC_RESTORED;
@@ -92,21 +99,25 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 		ret = qp_proc__stop(&c->proc, err);
 		if (ret)
 			break;
-		for (i = 0; i < n; i++) {
+		for (i = 0; i < n && !failed; i++) {
+			struct qp_error e = { 0 };
 			int64_t res;
 
 			if (v[i].rec.state != QP_REC_RESTORED ||
 			    ld_region_busy(c, &v[i], c->stats->kept_why, sizeof(c->stats->kept_why)))
 				continue;
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
-					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, NULL)) {
+					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
 				v[i].rec.state = 0;
 				left--;
+			} else { /* not for a thread in the way: waiting does not help */
+				snprintf(c->stats->kept_why, sizeof(c->stats->kept_why), "%s", e.msg);
+				failed = true;
 			}
 		}
 		ret = ld_check_death(c, qp_proc__died_now(&c->proc) ? QP_EPROC : 0, err);
 		qp_proc__resume(&c->proc, NULL);
-		if (ret)
+		if (ret || failed)
 			break;
 	}
 	c->stats->kept = left;

@@ -11,11 +11,12 @@
 # With "qemu" (or QP_RW_ALL=1, or qemu among $CASES, as `make realworld
 # CASES=qemu` sets), also what the QEMU case needs: QEMU's build tools and
 # the libraries of a minimal x86_64-softmmu build (meson, ninja, glib,
-# pixman, zlib, libfdt), and the SeaBIOS firmware its machine boots.
+# pixman, zlib, libfdt, and libseccomp for the -sandbox libvirt starts QEMU
+# with), and the SeaBIOS firmware its machine boots.
 # Run as root (or with sudo); as another user it only says what is missing.
 set -eu
 PKGS="dpkg-dev patch xz-utils build-essential make tcl"
-QEMU_PKGS="meson ninja-build python3 pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev seabios"
+QEMU_PKGS="meson ninja-build python3 pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libseccomp-dev seabios"
 case " ${1:-} ${CASES:-} " in
 *" qemu "*) PKGS="$PKGS $QEMU_PKGS" ;;
 *) [ "${QP_RW_ALL:-0}" = 1 ] && PKGS="$PKGS $QEMU_PKGS" ;;

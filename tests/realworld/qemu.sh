@@ -18,10 +18,13 @@
 # (debian/patches/v7.2.7.diff and v7.2.22.diff): the patched trees are the
 # package as shipped less the other fix, the original tree the package with
 # both fixes' hunks reverted.  Built as a minimal QEMU (`./configure
-# --target-list=x86_64-softmmu --without-default-features`, QEMU's own
-# compiler flags) with meson and ninja.
+# --target-list=x86_64-softmmu --without-default-features --enable-seccomp`,
+# QEMU's own compiler flags) with meson and ninja.
 #
-# QEMU runs `-M pc` without KVM, with a monitor socket; the guest is a boot
+# QEMU runs `-M pc` without KVM, with a monitor socket, under the seccomp
+# sandbox libvirt starts it with (`-sandbox on,obsolete=deny,
+# elevateprivileges=deny,spawn=deny,resourcecontrol=deny`): every system
+# call qpatch-load makes it run goes through that filter.  The guest is a boot
 # sector (qemu/boot.S) that prints a tick a second on the serial port.  The
 # probe (qemu/probe.py) drives the IDE controller through the monitor (`o`
 # port writes), the way a guest would, and resets the machine while a DMA
@@ -36,7 +39,9 @@ PKG=qemu
 ROW_PROGRAM=$PKG
 FIX1=CVE-2023-5088 FIX1_FILES="hw/ide/core.c"
 ROW_FIX="$FIX1 (hw/ide/core.c)"
-CONF='--target-list=x86_64-softmmu --without-default-features'
+CONF='--target-list=x86_64-softmmu --without-default-features --enable-seccomp'
+# as libvirt starts QEMU (qemuBuildSeccompSandboxCommandLine)
+SANDBOX=on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny
 # the deployed build: in the tree, as `./configure && make` does (./build)
 DEPLOY_CMD="./configure $CONF --cc=\"\$CC\" && make"
 # qpatch-build's builds: make in its copy of the deployed tree, ./build
@@ -51,7 +56,7 @@ missing=""
 for c in meson ninja python3 pkg-config as ld truncate; do
 	command -v "$c" >/dev/null || missing="$missing $c"
 done
-for l in glib-2.0 pixman-1 zlib; do
+for l in glib-2.0 pixman-1 zlib libseccomp; do
 	pkg-config --exists "$l" 2>/dev/null || missing="$missing $l"
 done
 [ -f /usr/include/libfdt.h ] || missing="$missing libfdt"
@@ -136,13 +141,21 @@ start_qemu() {
 	MON=$SOCKDIR/$2.sock SERIAL=$dir/serial.log IMG=$dir/probe.img
 	truncate -s 1M "$dir/boot.img" "$IMG" &&
 		dd if="$GUEST/boot.bin" of="$dir/boot.img" conv=notrunc status=none || die "cannot make the disks"
-	spawn "$dir/qemu.out" "$1" -M pc -display none -nodefaults -bios "$BIOS" \
+	spawn "$dir/qemu.out" "$1" -M pc -display none -nodefaults -bios "$BIOS" -sandbox "$SANDBOX" \
 		-monitor "unix:$MON,server,nowait" -serial "file:$SERIAL" \
 		-drive "file=$dir/boot.img,format=raw,if=ide,index=0" \
 		-drive "file=$IMG,format=raw,if=ide,index=2,id=probe,cache=writeback,throttling.bps-write=32768"
 	PID=$SPAWNED
 	wait_for 60 grep -qs 'qpatch-guest: tick' "$SERIAL" ||
 		die "the guest did not start in $2: $(tail -n3 "$dir/qemu.out" "$SERIAL" 2>/dev/null)"
+	sandboxed "$PID" || die "QEMU ($2) is not under a seccomp filter: $(grep '^Seccomp' /proc/"$PID"/status | tr '\n' ' ')"
+}
+# sandboxed PID: every thread of PID runs under a seccomp filter (mode 2);
+# sets FILTERS to the number of filters of its main thread
+sandboxed() {
+	FILTERS=$(awk '$1 == "Seccomp_filters:" { print $2 }' "/proc/$1/status")
+	! grep -L '^Seccomp:[[:space:]]*2$' /proc/"$1"/task/*/status | grep -q . &&
+		grep -q '^Seccomp:[[:space:]]*2$' "/proc/$1/status"
 }
 hmp() { "${PROBE[@]}" "$MON" cmd "$@"; }
 boots() { grep -c 'qpatch-guest: booted' "$SERIAL"; }
@@ -171,7 +184,7 @@ ROW_FIX="$FIX1 (hw/ide/core.c)" ROW_BUILD="" ROW_RESULT=""
 step start
 start_qemu "$QEMU" live
 expect "guest running ($(ticks) ticks)" running
-say "pid $PID: $(hmp 'info status')"
+say "pid $PID: $(hmp 'info status'); -sandbox $SANDBOX: seccomp mode 2 in all $(ls /proc/"$PID"/task | wc -l) threads, $FILTERS filter(s)"
 
 step "probe (original)"
 probe
@@ -212,6 +225,8 @@ P1=$PROBE_OUT
 say "probe: $P1"
 [ "$P1" = "$PFIX" ] || die "after the patch the probe gives '$P1', the fixed build '$PFIX' (before: '$P0')"
 
+expect "QEMU still under its seccomp filter" sandboxed "$PID"
+
 step undo
 qp_undo "$PID"
 expect "no patch left in the process" qp_none "$PID"
@@ -228,7 +243,7 @@ hmp quit >/dev/null 2>&1
 wait "$PID"
 rc=$?
 [ $rc -eq 0 ] || die "QEMU exited with status $rc: $(tail -n3 "$RW_LOG/live/qemu.out")"
-ROW_RESULT="ok: probe '$P0' → '$P1' (as the fixed build) → undo → '$P2'; the guest ran throughout (booted $B2 times: at start and after each system_reset; $T2 ticks), QEMU quit normally"
+ROW_RESULT="ok: probe '$P0' → '$P1' (as the fixed build) → undo → '$P2'; the guest ran throughout (booted $B2 times: at start and after each system_reset; $T2 ticks) under libvirt's seccomp sandbox (-sandbox $SANDBOX), QEMU quit normally"
 row_write
 say "$ROW_RESULT"
 [ "$REFUSED_RC" -eq 0 ] || { say "the refused fix failed: see its row"; exit 1; }

@@ -28,7 +28,8 @@
 	X(QP_ERESOLVE, -5006, "unresolved symbol")                      \
 	X(QP_EREFUSED, -5007, "change cannot be applied to a live process") \
 	X(QP_EAPPLIED, -5008, "patch already applied")                  \
-	X(QP_EPROC, -5009, "target process went away")
+	X(QP_EPROC, -5009, "target process went away")                  \
+	X(QP_ESECCOMP, -5010, "seccomp forbids a system call the loader needs")
 
 enum qp_errcode {
 #define QP_ERR_ENUM(name, val, str) name = val,

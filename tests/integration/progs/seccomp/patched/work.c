@@ -1,0 +1,4 @@
+long work(long x)
+{
+	return x + 5000;
+}
