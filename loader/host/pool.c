@@ -76,6 +76,7 @@ enum qp_outcome qp_outcome_of(enum qp_op op, int ret, const struct qp_load_stats
 	case QP_EREFUSED:
 	case QP_EFORMAT:
 	case QP_EVERSION:
+	case QP_ESECCOMP:
 	case -EACCES:
 	case -EPERM:
 		return QP_OUT_REFUSED;
