@@ -237,6 +237,49 @@ int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, siz
 		     -ENOENT;
 }
 
+/* Does a DW_TAG_variable among @parent's children (and those of its
+ * functions: function-scope statics) live at DWARF address @addr? */
+static bool srcline_var_at(Dwarf_Die *parent, Dwarf_Addr addr)
+{
+	Dwarf_Die die;
+
+	if (dwarf_child(parent, &die) != 0)
+		return false;
+	do {
+		int tag = dwarf_tag(&die);
+		Dwarf_Attribute at;
+		Dwarf_Op *ops;
+		size_t nops;
+
+		if (tag == DW_TAG_variable && dwarf_attr(&die, DW_AT_location, &at) &&
+		    dwarf_getlocation(&at, &ops, &nops) == 0 && nops == 1 &&
+		    ops[0].atom == DW_OP_addr && ops[0].number == addr)
+			return true;
+		if ((tag == DW_TAG_subprogram || tag == DW_TAG_lexical_block) &&
+		    srcline_var_at(&die, addr))
+			return true;
+	} while (dwarf_siblingof(&die, &die) == 0);
+	return false;
+}
+
+int qp_srcline__var_cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size)
+{
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+
+	out[0] = '\0';
+	if (!srcline_ready(s) || !s->dw)
+		return -ENOENT;
+	while (dwarf_nextcu(s->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu;
+
+		if (dwarf_offdie(s->dw, off + hsize, &cu) && srcline_var_at(&cu, addr))
+			return srcline_unit_name(&cu, out, size);
+		off = next;
+	}
+	return -ENOENT;
+}
+
 int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size)
 {
 	Dwfl_Module *mod = srcline_module(s);

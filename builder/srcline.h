@@ -31,6 +31,9 @@ int qp_srcline__params(struct qp_srcline *s, const char *func, char *out, size_t
 /* DW_AT_name of the compile unit holding link-time address @addr (a
  * linked binary: "b/util.c"); 0, or -ENOENT. */
 int qp_srcline__cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size);
+/* The same for the variable at link-time address @addr, from the
+ * DW_AT_location of the variables (address ranges cover only code). */
+int qp_srcline__var_cu_name(struct qp_srcline *s, unsigned long addr, char *out, size_t size);
 /* DW_AT_name of the object's (first) compile unit: "a/util.c"; 0, or
  * -ENOENT. */
 int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size);

@@ -276,7 +276,9 @@ static void target_scope_cu(const struct qp_target *t, struct qp_srcline *dbg, s
 
 	out[0] = '\0';
 	qp_elf_for_each_sym(t->elf, s)
-		if (target_local_named(s, file) && !qp_srcline__cu_name(dbg, s->value, out, size))
+		if (target_local_named(s, file) &&
+		    (s->type == STT_OBJECT ? !qp_srcline__var_cu_name(dbg, s->value, out, size) :
+					     !qp_srcline__cu_name(dbg, s->value, out, size)))
 			break;
 }
 
