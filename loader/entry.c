@@ -189,10 +189,14 @@ static int hold_poke(pid_t pid, uint64_t addr, uint8_t byte)
 
 /* A child forked while we ran to the trap: it shares nothing with its
  * parent but the int3 in its copy of the code; take that out, let it go. */
-static void hold_release_child(pid_t child, bool vfork, uint64_t entry, uint8_t orig)
+static void hold_release_child(pid_t child, bool vfork, uint64_t entry, uint8_t orig,
+			       double deadline)
 {
 	int status;
 
+	/* its first stop comes at once; the full second even past @deadline,
+	 * since a child left with the int3 would die on it */
+	(void)deadline;
 	if (hold_wait(child, &status, now_us() + 1e6) != 1)
 		return;
 	if (!vfork) /* a vfork child shares the parent's memory: leave it */
@@ -264,7 +268,8 @@ static int hold_run_to(struct qp_hold *h, uint64_t entry, uint8_t orig, double d
 
 			if (!ptrace(PTRACE_GETEVENTMSG, h->tid, 0, &child) && child)
 				hold_release_child((pid_t)child,
-						   (status >> 16) == PTRACE_EVENT_VFORK, entry, orig);
+						   (status >> 16) == PTRACE_EVENT_VFORK, entry, orig,
+						   deadline);
 			continue;
 		}
 		case PTRACE_EVENT_EXEC:

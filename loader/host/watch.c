@@ -106,7 +106,9 @@ int qp_watch__read(struct qp_watch *w, qp_exec_fn fn, void *arg)
 	bool lost = false;
 
 	for (;;) {
-		ssize_t n = recv(w->fd, buf, sizeof(buf), 0);
+		struct sockaddr_nl from;
+		socklen_t fromlen = sizeof(from);
+		ssize_t n = recvfrom(w->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
 		struct nlmsghdr *nl;
 
 		if (n < 0 && errno == EINTR)
@@ -117,6 +119,10 @@ int qp_watch__read(struct qp_watch *w, qp_exec_fn fn, void *arg)
 		}
 		if (n <= 0)
 			break;
+		/* only the kernel speaks for processes: a message another process
+		 * sent to our socket is dropped */
+		if (fromlen != sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0)
+			continue;
 		for (nl = (struct nlmsghdr *)buf; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
 			struct cn_msg cn;
 			struct proc_event ev;
