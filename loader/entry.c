@@ -189,14 +189,12 @@ static int hold_poke(pid_t pid, uint64_t addr, uint8_t byte)
 
 /* A child forked while we ran to the trap: it shares nothing with its
  * parent but the int3 in its copy of the code; take that out, let it go. */
-static void hold_release_child(pid_t child, bool vfork, uint64_t entry, uint8_t orig,
-			       double deadline)
+static void hold_release_child(pid_t child, bool vfork, uint64_t entry, uint8_t orig)
 {
 	int status;
 
-	/* its first stop comes at once; the full second even past @deadline,
-	 * since a child left with the int3 would die on it */
-	(void)deadline;
+	/* its first stop comes at once; waited for a full second even past
+	 * the hold's time limit, since a child left with the int3 would die */
 	if (hold_wait(child, &status, now_us() + 1e6) != 1)
 		return;
 	if (!vfork) /* a vfork child shares the parent's memory: leave it */
@@ -268,8 +266,7 @@ static int hold_run_to(struct qp_hold *h, uint64_t entry, uint8_t orig, double d
 
 			if (!ptrace(PTRACE_GETEVENTMSG, h->tid, 0, &child) && child)
 				hold_release_child((pid_t)child,
-						   (status >> 16) == PTRACE_EVENT_VFORK, entry, orig,
-						   deadline);
+						   (status >> 16) == PTRACE_EVENT_VFORK, entry, orig);
 			continue;
 		}
 		case PTRACE_EVENT_EXEC:
