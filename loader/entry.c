@@ -84,29 +84,9 @@ static uint64_t hold_entry_point(pid_t pid)
 /* Field 28 of /proc/PID/stat: the initial stack pointer; 0 when unknown. */
 static uint64_t hold_start_stack(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
-	ssize_t n;
-	int fd, field;
+	char v[32];
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the name may hold spaces and parens */
-	if (!p)
-		return 0;
-	/* field 3 (state) follows ") "; count on to field 28 */
-	for (field = 2; field < 28 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		v = strtoull(p + 1, NULL, 10);
-	return v;
+	return qp_proc_stat_field(pid, 0, 28, v, sizeof(v)) ? 0 : strtoull(v, NULL, 10);
 }
 
 /*

@@ -158,6 +158,14 @@ struct qp_applied {
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
 };
 
+/*
+ * Field @field (>= 3, numbered as in proc(5)) of /proc/PID/stat, or of
+ * /proc/PID/task/TID/stat when @tid is not 0, into @out; the process
+ * chose its name, so the fields are counted from its last ')'.  0, or a
+ * negative errno (the process is gone).
+ */
+int qp_proc_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t size);
+
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
 		  struct qp_load_stats *stats, struct qp_error *err);
 /* Undo the patch with @id, which must be the last applied; NULL = the last. */

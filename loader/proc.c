@@ -366,25 +366,47 @@ const char *qp_proc__death(const struct qp_proc *p, char *buf, size_t size)
 	return buf;
 }
 
+int qp_proc_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t size)
+{
+	char path[96], buf[1024], *p, *end;
+	ssize_t n;
+	int fd, f;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || field < 3)
+		return -ENOENT;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name may hold spaces and parens */
+	if (!p || p[1] != ' ')
+		return -ENOENT;
+	p += 2; /* field 3 */
+	for (f = 3; f < field && p; f++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return -ENOENT;
+	end = p + strcspn(p, " \n");
+	snprintf(out, size, "%.*s", (int)(end - p), p);
+	return 0;
+}
+
 /* The state letter of thread @tid of @pid ('R', 'S', 't', 'Z'...), or 0
  * when it is gone. */
 static char proc_task_state(pid_t pid, pid_t tid)
 {
-	char path[96], buf[512], *close_paren;
-	ssize_t n;
-	int fd;
+	char st[8];
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	close_paren = strrchr(buf, ')'); /* the name may hold spaces and parens */
-	return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+	return qp_proc_stat_field(pid, tid, 3, st, sizeof(st)) ? 0 : st[0];
 }
 
 /* Every task of @pid is gone or a zombie: the process has ended (what is

@@ -364,23 +364,9 @@ void qp_host_comm(pid_t pid, char *buf, size_t size)
 
 uint64_t qp_host_start_time(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd, field;
+	char v[32];
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+	return qp_proc_stat_field(pid, 0, 22, v, sizeof(v)) ? 0 : strtoull(v, NULL, 10);
 }
 
 bool qp_host_has_patch_mapping(pid_t pid, const char *id)

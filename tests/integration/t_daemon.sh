@@ -25,7 +25,9 @@ Q() { "$QP_BIN/qpatch" --store "$S" "$@"; }
 D=$T/qpatchd.log
 start_daemon() { # start_daemon LOG [OPTIONS...]
 	local log=$1; shift
-	"$QP_BIN/qpatchd" --store "$S" "$@" >"$log" 2>&1 &
+	# at the priority qpatchd.service gives it (Nice=-10): it reacts to new
+	# processes before they reach their entry point even on a busy machine
+	nice -n -10 "$QP_BIN/qpatchd" --store "$S" "$@" >"$log" 2>&1 &
 	DAEMON=$!
 	PIDS+=("$DAEMON")
 	wait_match "$log" "start: "
