@@ -191,7 +191,7 @@ int main(void)
 {
 	char cmd[600];
 
-	alarm(60);
+	alarm(180); /* generous: a loaded machine is slow, a hang is not */
 	if (build()) {
 		fprintf(stderr, "cannot build the fleet program\n");
 		return 1;
