@@ -44,6 +44,7 @@ struct dproc {
 	bool look;             /* only look whether it maps a stored object yet */
 	int looks;             /* looks made */
 	bool running;          /* its job runs */
+	bool holding;          /* ... holding it at its entry point */
 	bool again;            /* asked for again while running */
 	bool failed;           /* its running job reported a failure */
 	int tries;             /* failed jobs in a row */
@@ -307,6 +308,7 @@ static void on_end(pid_t pid, void *arg)
 	if (!p)
 		return;
 	p->running = false;
+	p->holding = false;
 	p->fresh = false;
 	if (qp_host_start_time(pid) != p->start) { /* gone (or a new process) */
 		if (!p->again) {
@@ -341,11 +343,31 @@ static void start_job(struct daemon *d, struct dproc *p)
 	d->sync.exec_ns = p->exec_ns;
 	p->due_ms = 0;
 	p->running = true;
+	p->holding = d->sync.hold_ms > 0;
 	if (qp_pool__submit(d->pool, p->pid, qp_sync_job, &d->sync, &err)) {
 		p->running = false;
 		p->due_ms = mono_ms() + retry_ms[0];
 		dlog(d, LOG_ERR, "%s", err.msg);
 	}
+}
+
+/*
+ * May P's job start now?  A job that holds a new process at its entry point
+ * spends its time waiting for the process to get there (a large program's
+ * libraries take long to start), so such jobs do not count against -J: a
+ * burst of new processes is held at once, up to QP_POOL_MAX workers.
+ */
+static bool may_start(const struct daemon *d, const struct dproc *p)
+{
+	size_t i, busy = 0;
+
+	if (qp_pool__running(d->pool) >= QP_POOL_MAX)
+		return false;
+	if (p->fresh && d->o->hold_ms > 0)
+		return true;
+	for (i = 0; i < d->n; i++)
+		busy += d->v[i].running && !d->v[i].holding;
+	return busy < (size_t)d->o->jobs;
 }
 
 /* Act on what is due; returns ms until the next due thing (or -1). */
@@ -379,8 +401,10 @@ static int run_due(struct daemon *d)
 				continue;
 			}
 		}
-		if (qp_pool__running(d->pool) >= (size_t)d->o->jobs)
-			break; /* workers busy: a result wakes us */
+		if (!may_start(d, p)) {
+			i++; /* workers busy: a result wakes us */
+			continue;
+		}
 		start_job(d, p);
 		i++;
 	}
@@ -527,7 +551,7 @@ int qp_daemon_run(const struct qp_daemon_opts *o, struct qp_error *err)
 	if (!ret)
 		ret = qp_watch__new(o->poll_only || o->once, &d.watch, &werr);
 	if (!ret)
-		ret = qp_pool__new(o->jobs, on_result, &d, &d.pool, err);
+		ret = qp_pool__new(QP_POOL_MAX, on_result, &d, &d.pool, err);
 	if (!ret)
 		ret = open_signals(&d, &old, err);
 	if (ret)
