@@ -3,20 +3,23 @@
 # qpatch-load --all (and undone), for several worker counts, and the time
 # from a new process's exec to its patch being in place under qpatchd.
 #
-# Every target runs the in-target probe (tests/bench/probe.c): a thread
-# that sleeps 100 us at a time and reports each gap over 300 us.  A
+# PROBES of the targets run the in-target probe (tests/bench/probe.c): a
+# thread that sleeps 100 us at a time and reports each gap over 300 us (a
+# probe in each of 100 targets would keep two CPUs busy by itself).  A
 # target's stop is the longest gap that overlaps the tool's run; the
-# same measurement over the same span with no tool running is the noise
-# floor.  Prints medians and maxima over the targets, and the loader's own
+# same measurement over a span with no tool running is the noise floor.
+# Prints medians and maxima over the probed targets, and the loader's own
 # figures ("window": every thread stopped; "pause": first stop to last
-# resume) from its JSON report.
+# resume) over all targets, from its JSON report.
 #
-# Usage: scripts/bench-host.sh [BUILD_DIR] [N] [STARTS]   (defaults: build, 100, 100)
+# Usage: scripts/bench-host.sh [BUILD_DIR] [N] [STARTS] [PROBES]
+#        (defaults: build, 100, 100, 8)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
 N=${2:-100}
 STARTS=${3:-100}
+PROBES=${4:-8}
 W=$(mktemp -d /tmp/qpatch-bench-host.XXXXXX)
 PIDS=()
 cleanup() {
@@ -36,7 +39,7 @@ mono() { python3 -c 'import time; print(time.monotonic_ns())'; }
 # per target, the longest gap ending in [T0, T1 + 50 ms]: median and max over targets
 gaps() { # gaps T0 T1
 	local f
-	for f in "$W"/out.*; do
+	for f in "$W"/probe.*; do
 		awk -v a="$1" -v b="$(($2 + 50000000))" '
 			$1 == "gap" && $2 >= a && $2 <= b && $3 > m { m = $3 } END { print m + 0 }' "$f"
 	done | sort -n | awk '{v[NR]=$1} END {printf "%6.0f %7.0f", v[int((NR+1)/2)], v[NR]}'
@@ -52,19 +55,23 @@ PY
 }
 
 for i in $(seq "$N"); do
-	"$W/app/svc" >"$W/out.$i" 2>&1 &
+	if [ "$i" -le "$PROBES" ]; then
+		BENCH_PROBE=1 "$W/app/svc" >"$W/probe.$i" 2>&1 &
+	else
+		"$W/app/svc" >"$W/out.$i" 2>&1 &
+	fi
 	PIDS+=($!)
 done
 for i in $(seq "$N"); do
-	until grep -q ready "$W/out.$i" 2>/dev/null; do sleep 0.05; done
+	until grep -q ready "$W/out.$i" "$W/probe.$i" 2>/dev/null; do sleep 0.05; done
 done
 sleep 1
 
-echo "== qpatch-load --all: $N processes of one binary (2 threads each: main + probe), $(nproc) CPUs"
+echo "== qpatch-load --all: $N processes of one binary, $PROBES of them probed (main thread + probe thread), $(nproc) CPUs"
 printf '%-10s %-2s | %8s | %-14s | %-14s | %-14s | %s\n' op J "wall ms" "target stop us" \
 	"window us" "pause us" "(median max)"
-t0=$(mono); sleep 0.3; t1=$(mono)
-printf '%-10s %-2s | %8s | %s | %-14s | %-14s |\n' "no tool" - 300 "$(gaps "$t0" "$t1")" - -
+t0=$(mono); sleep 3; t1=$(mono)
+printf '%-10s %-2s | %8s | %s | %-14s | %-14s |\n' "no tool" - 3000 "$(gaps "$t0" "$t1")" - -
 for J in 1 4 8 16; do
 	for op in apply undo; do
 		t0=$(mono)
@@ -81,7 +88,7 @@ for J in 1 4 8 16; do
 			"$(field "$W/r.json" stopped_us)" "$(field "$W/r.json" pause_us)"
 	done
 done
-kill -9 "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null || true
+{ kill -9 "${PIDS[@]}"; wait; } 2>/dev/null || true
 PIDS=()
 
 echo
