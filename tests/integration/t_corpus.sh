@@ -26,9 +26,11 @@ wait_after() {
 	return 1
 }
 
-# build_case CASE DIR: the orig program of CASE, built as a user would.
+# build_case CASE DIR: the orig program of CASE, built as a user would
+# (with the compiler flags of the case's "cflags" file, if it has one).
 build_case() {
 	cp -a "$FIX/$1/orig" "$2" && cp "$MK" "$2/Makefile" &&
+		{ [ ! -f "$FIX/$1/cflags" ] || cp "$FIX/$1/cflags" "$2/cflags"; } &&
 		make -s -C "$2" CC="$QP_BIN/qpatch-cc" >"$2.build.log" 2>&1
 }
 
