@@ -366,6 +366,25 @@ static int ro_object_key(const struct diff_obj *o, const struct qp_elf *e,
 }
 
 /*
+ * Bytes of the string at @off of mergeable string section @t, its
+ * terminating NUL included: characters are sh_entsize bytes wide (4 for
+ * L"...", in .rodata.str4.4), so the string ends at a character of that
+ * many zero bytes, not at the first zero byte.
+ */
+static uint64_t str_len(const struct qp_elf_sec *t, uint64_t off)
+{
+	uint64_t n = t->shdr.sh_entsize ? t->shdr.sh_entsize : 1, end, i;
+
+	for (end = off; end + n <= t->size; end += n) {
+		for (i = 0; i < n && !t->data[end + i]; i++)
+			;
+		if (i == n)
+			return end + n - off;
+	}
+	return t->size - off;
+}
+
+/*
  * What a relocation points at, as a string that is equal for the original
  * and the patched object exactly when the reference means the same thing:
  * named symbols by name (read-only variables also by content), strings
@@ -391,8 +410,11 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 	off = (int64_t)s->value + r->addend + rela_pc_adjust(sec, r);
 	if ((t->shdr.sh_flags & SHF_MERGE) && t->data && off >= 0 && (uint64_t)off < t->size) {
 		if (t->shdr.sh_flags & SHF_STRINGS) {
-			snprintf(buf, size, "str:%.*s", (int)(t->size - (uint64_t)off),
-				 (const char *)t->data + off);
+			uint64_t n = str_len(t, (uint64_t)off);
+
+			snprintf(buf, size, "str:%016llx/%llu",
+				 (unsigned long long)fnv1a(0xcbf29ce484222325ull, t->data + off, n),
+				 (unsigned long long)n);
 		} else {
 			uint64_t n = t->shdr.sh_entsize ? t->shdr.sh_entsize : 1;
 
