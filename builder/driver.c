@@ -1074,15 +1074,40 @@ static int drv_restore_recompiled(struct drv *d, struct qp_error *err)
 	return ret ? ret : unlink(path) ? qp_seterr(err, -errno, "unable to remove '%s'", path) : 0;
 }
 
+/* The compiler's first "error:" line (else the last line) that @log has
+ * past @from, into @out. */
+static void drv_first_error(const char *log, off_t from, char *out, size_t size)
+{
+	char line[512];
+	FILE *f = fopen(log, "r");
+
+	out[0] = '\0';
+	if (!f || fseeko(f, from, SEEK_SET)) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		snprintf(out, size, "%s", line);
+		if (strstr(line, "error:"))
+			break;
+	}
+	fclose(f);
+}
+
 /* Compile @r again in the patched tree, as the build did: qpatch-cc with
  * its recorded arguments, in its directory, with the build's environment
  * (it is logged like the build's own compilations). */
 static int drv_recompile(struct drv *d, const struct qp_record *r, const char *why,
 			 struct qp_error *err)
 {
-	char cwd[PATH_MAX], **argv;
+	char cwd[PATH_MAX], first[512], **argv;
 	struct drv_env e;
-	size_t n = 0;
+	struct stat st;
+	size_t n = 0, len;
 	int ret;
 
 	while (r->args[n])
@@ -1097,10 +1122,18 @@ static int drv_recompile(struct drv *d, const struct qp_record *r, const char *w
 		 *r->cwd_rel ? "/" : "", r->cwd_rel);
 	drv_progress(d, "recompiling '%s' (it reads '%s', which changed): the build did not",
 		     r->obj_rel, why);
+	if (stat(e.out, &st))
+		st.st_size = 0;
 	ret = run_at(argv, cwd, d->at_orig_path ? d->ptree : NULL, d->orig_src, e.env, e.out, err);
 	free(argv);
-	if (ret)
-		return qp_preperr(err, ret, "recompiling '%s' with the command recorded for it", r->obj_rel);
+	if (ret) {
+		drv_first_error(e.out, st.st_size, first, sizeof(first));
+		qp_preperr(err, ret, "recompiling '%s' with the command recorded for it", r->obj_rel);
+		len = strlen(err->msg);
+		if (first[0])
+			snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", first);
+		return ret;
+	}
 	d->rep->objects_recompiled++;
 	return d->at_orig_path ? 0 : drv_note_recompiled(d, r->obj_rel, err);
 }

@@ -5,8 +5,8 @@
 # recompiled by make; qpatch-build compiles the objects that read the
 # changed files again with the commands qpatch-cc recorded, compares them
 # with the archive members the program was linked from, and the patch
-# works live.  A changed source that no recorded compilation reads is
-# named in the error.
+# works live.  A changed source that no recorded compilation reads, and a
+# fix that does not compile, are named in the error.
 . "$(dirname "$0")/lib.sh"
 
 P=$QP_SRC/tests/integration/progs/stamp
@@ -18,6 +18,7 @@ variant() { # variant NAME FILE SED
 variant fix-x deps/lib/x.c 's/v \* 2/v * 3/'
 variant fix-h deps/lib/foo.h 's/OFFSET 1/OFFSET 5/'
 variant fix-extra deps/lib/extra.c 's/scale(1)/scale(2)/'
+variant fix-bad deps/lib/x.c 's/v \* 2;/v * ;/'
 
 start "$T/out" "$T/app/prog"
 check "program runs" wait_match "$T/out" "^scale\(10\)=20 offset\(\)=1$"
@@ -69,7 +70,15 @@ check "extra.c: the message names the file" grep -q \
 	"$T/extra-build.out"
 check "extra.c: not the misleading message" not grep -q "recompiled nothing" "$T/extra-build.out"
 
-# 4. a tree deployed without records (an older qpatch-cc): x.c cannot be
+# 4. a fix that does not compile: the object and the compiler's error
+"$QP_BIN/qpatch-build" "$T/app" "$T/fix-bad" -o "$T/bad.qpatch" --target "$T/app/prog" \
+	-w "$T/work" >"$T/bad-build.out" 2>&1
+check "broken fix: refused" test $? -ne 0
+check "broken fix: the message names the object and the compiler's error" grep -q \
+	"qpatch-build: patched build: recompiling 'deps/lib/x.o' with the command recorded for it: .*x.c:[0-9]*:[0-9]*: error:" \
+	"$T/bad-build.out"
+
+# 5. a tree deployed without records (an older qpatch-cc): x.c cannot be
 # compiled again, and the program is linked from an x.o
 cp -a "$T/app" "$T/old" && find "$T/old" -name .qpatch-cc -prune -exec rm -rf {} +
 "$QP_BIN/qpatch-build" "$T/old" "$T/fix-x" -o "$T/old.qpatch" --target "$T/app/prog" \
@@ -79,7 +88,7 @@ check "no records: the message names the file and why" grep -q \
 	"qpatch-build: .*'deps/lib/x.c' changed and .*, but no compilation of it was recorded" \
 	"$T/old-build.out"
 
-# 5. one tree for both versions (--no-namespace): the same, and the next
+# 6. one tree for both versions (--no-namespace): the same, and the next
 # run puts the original x.o back before the header fix
 "$QP_BIN/qpatch-build" --no-namespace "$T/app" "$T/fix-x" -o "$T/nx.qpatch" \
 	--target "$T/app/prog" -w "$T/work1" >"$T/nx-build.out" 2>&1
