@@ -123,7 +123,7 @@ static void print_report(const struct qp_report *r, const char *output, bool ok)
 	       r->target);
 	printf("objects compared: %zu", r->objects_compared);
 	if (r->objects_recompiled)
-		printf(" (%zu compiled again by qpatch-build: the build did not)", r->objects_recompiled);
+		printf("; compiled again by qpatch-build (the build did not): %zu", r->objects_recompiled);
 	printf("; original build %.2f s%s, patched build %.2f s, diff %.3f s\n",
 	       r->orig_build_s, r->orig_warm ? " (warm)" : "",
 	       r->patched_build_s, r->diff_s);

@@ -992,8 +992,6 @@ static bool drv_readable(struct drv *d, const struct drv_changed *c)
 	FILE *f;
 	bool elf;
 
-	if (strstr(c->rel, ".qpatch-cc/") || !strcmp(c->rel, ".qpatch-cc"))
-		return false;
 	snprintf(path, sizeof(path), "%s/%s", d->ptree, c->rel);
 	f = fopen(path, "rb");
 	if (!f)
@@ -1007,12 +1005,13 @@ static bool drv_readable(struct drv *d, const struct drv_changed *c)
  * The first changed file (of @ch, @nch) that compilation @r reads: its
  * source, a file its dependency file names, or a new file whose name one
  * of those has (found first in an include directory, it shadows the old
- * one).  NULL when none; "" when what it reads is unknown and a changed
- * file is not the source of any compilation (a header, or a .c file that
- * another includes).  Each file found is marked in @read.
+ * one).  NULL when none; "" when what it reads is unknown (the caller
+ * knows that a changed file is not a source the build compiled: a header,
+ * or a .c file that another includes).  Each file found is marked in
+ * @read.
  */
 static const char *drv_reads(const struct qp_record *r, struct drv_changed **ch, size_t nch,
-			     bool *read, bool headers)
+			     bool *read)
 {
 	const char *first = NULL;
 	size_t i, j;
@@ -1028,7 +1027,7 @@ static const char *drv_reads(const struct qp_record *r, struct drv_changed **ch,
 			first = first ? first : ch[i]->rel;
 		}
 	}
-	return first ? first : !r->deps_known && headers ? "" : NULL;
+	return first ? first : !r->deps_known ? "" : NULL;
 }
 
 /*
@@ -1161,7 +1160,7 @@ static int drv_catch_up(struct drv *d, struct qp_error *err)
 	struct drv_strs srcs = { 0 }, objs = { 0 };
 	struct qp_records *recs = NULL;
 	struct drv_changed **ch = calloc(d->nchanged + 1, sizeof(*ch));
-	bool *read = calloc(d->nchanged + 1, sizeof(*read)), headers = false;
+	bool *read = calloc(d->nchanged + 1, sizeof(*read)), all_compiled = true;
 	size_t i, nch = 0;
 	int ret;
 
@@ -1173,17 +1172,12 @@ static int drv_catch_up(struct drv *d, struct qp_error *err)
 	for (i = 0; !ret && i < d->nchanged; i++) {
 		if (!drv_readable(d, &d->changed[i]))
 			continue;
-		read[nch] = drv_strs_has(&srcs, d->changed[i].rel);
+		all_compiled = all_compiled && drv_strs_has(&srcs, d->changed[i].rel);
 		ch[nch++] = &d->changed[i];
 	}
-	for (i = 0; i < nch && !headers; i++)
-		headers = !read[i];
-	if (ret || !headers) /* every changed file is a source the build compiled */
+	if (ret || all_compiled) /* the build did what was needed */
 		goto out;
 	ret = qp_records__load(d->ptree, true, drv_rel, d, &recs, err);
-	/* what reads a changed file that is not a compiled source is unknown */
-	for (i = 0; !ret && i < nch; i++)
-		read[i] = false;
 	for (i = 0; !ret && i < qp_records__count(recs); i++) {
 		const struct qp_record *r = qp_records__get(recs, i);
 		const char *why;
@@ -1191,16 +1185,15 @@ static int drv_catch_up(struct drv *d, struct qp_error *err)
 		/* a probe's, or a stale one: its object or source is gone */
 		if (!r->src_rel || !drv_exists(d, r->obj_rel) || !drv_exists(d, r->src_rel))
 			continue;
-		why = drv_reads(r, ch, nch, read, true);
+		why = drv_reads(r, ch, nch, read);
 		if (why && !drv_strs_has(&objs, r->obj_rel))
 			ret = drv_recompile(d, r, *why ? why : "what it reads is unknown: a header", err);
 	}
 	for (i = 0; !ret && i < nch; i++) {
 		size_t n = strlen(ch[i]->rel);
 
-		if (!read[i] && drv_strs_has(&srcs, ch[i]->rel))
-			read[i] = true;
-		if (!read[i] && n > 2 && !strcmp(ch[i]->rel + n - 2, ".c"))
+		if (!read[i] && !drv_strs_has(&srcs, ch[i]->rel) && n > 2 &&
+		    !strcmp(ch[i]->rel + n - 2, ".c"))
 			ret = drv_missed(d, ch[i]->rel, err);
 	}
 	if (!ret && !qp_records__count(recs))
