@@ -427,13 +427,14 @@ static void cc_record(int argc, char **argv, const char *cwd, const char *src, c
 }
 
 /*
- * A compilation of exactly one C source to an object (-c; not -E, -S, -M,
- * -MM): its directory, source and object, absolute.  Returns -1 for any
- * other command.
+ * A compilation of exactly one C source to an object file (-c; not -E,
+ * -S, -M, -MM): its directory, source and object, absolute.  Returns -1
+ * for any other command.
  */
 static int cc_one_object(int argc, char **argv, char *cwd, char *src, char *obj)
 {
 	const char *out = NULL, *in = NULL;
+	struct stat st;
 	int i, nsrc = 0;
 
 	if (!has_arg(argc, argv, "-c") || has_arg(argc, argv, "-E") || has_arg(argc, argv, "-S") ||
@@ -445,9 +446,10 @@ static int cc_one_object(int argc, char **argv, char *cwd, char *src, char *obj)
 		else if (is_c_source(argv[i]))
 			in = argv[i], nsrc++;
 	}
-	if (nsrc != 1 || abs_path(cwd, in, src, PATH_MAX))
+	if (nsrc != 1 || abs_path(cwd, in, src, PATH_MAX) || cc_obj_path(cwd, in, out, obj))
 		return -1;
-	return cc_obj_path(cwd, in, out, obj);
+	/* "-o /dev/null" (a probe): no object, no record */
+	return stat(obj, &st) || S_ISREG(st.st_mode) ? 0 : -1;
 }
 
 /*
