@@ -119,9 +119,9 @@ static void cc_log(int argc, char **argv)
 
 /*
  * Where the records of file DIR/BASE go (BASE.cmd for an object, BASE.link
- * for a linked file): DIR/.qpatch-cc/ (DIR itself when it is a .qpatch-cc directory, as for
- * cc_split()'s objects).  @dir gets the directory, created; returns -1 when
- * it cannot be.
+ * for a linked file): DIR/.qpatch-cc/, or DIR itself when it is a
+ * .qpatch-cc directory (cc_split()'s objects).  @dir gets the directory,
+ * created; returns -1 when it cannot be.
  */
 static int cc_record_dir(const char *obj, char *dir, size_t size, const char **base)
 {
@@ -181,6 +181,7 @@ static void cc_log_link(char **args)
 {
 	const char *log = getenv("QPATCH_CC_LOG"), *out = "a.out", *base;
 	char cwd[PATH_MAX], path[PATH_MAX + 8], outp[PATH_MAX], dir[PATH_MAX], *line;
+	struct stat st;
 	size_t size = 1 << 20, len;
 	int i, fd, bad = 0;
 
@@ -217,8 +218,9 @@ static void cc_log_link(char **args)
 			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", path);
 		close(fd);
 	}
-	/* the record: the same line, in a file of its own, replaced */
-	if (!cc_record_dir(outp, dir, sizeof(dir), &base) &&
+	/* the record: the same line, in a file of its own, replaced (not for
+	 * "-o /dev/null") */
+	if (!stat(outp, &st) && S_ISREG(st.st_mode) && !cc_record_dir(outp, dir, sizeof(dir), &base) &&
 	    (size_t)snprintf(path, sizeof(path), "%s/%s.link", dir, base) < sizeof(path))
 		cc_write_record(path, line, len);
 	free(line);
@@ -303,7 +305,7 @@ static int is_link_only(const char *a)
 				strstr(a, ".so")));
 }
 
-/* The options (@opts) qpatch-cc adds to a compiler command. */
+/* What qpatch-cc runs: the real compiler, and the path map it adds. */
 struct cc_opts {
 	const char *cc;  /* the real compiler */
 	char *mapopt;    /* "-ffile-prefix-map=FROM=TO", or NULL */
@@ -509,6 +511,7 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 	char **args = calloc((size_t)argc + 4, sizeof(*args));
 	char **objs = calloc((size_t)argc, sizeof(*objs));
 	char dir[PATH_MAX], *slash;
+	struct stat st;
 	int i, j, k, ret = 0;
 
 	if (!args || !objs)
@@ -516,6 +519,15 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 	for (i = 1; i < argc - 1; i++)
 		if (!strcmp(argv[i], "-o"))
 			out = argv[i + 1];
+	if (!stat(out, &st) && !S_ISREG(st.st_mode)) { /* "-o /dev/null": a probe, run as it is */
+		char **real = cc_real_args(argc, argv, o, NULL);
+
+		ret = real ? cc_run(real) : 1;
+		free(real);
+		free(args);
+		free(objs);
+		return ret;
+	}
 	snprintf(dir, sizeof(dir), "%s", out);
 	slash = strrchr(dir, '/');
 	if (slash)
