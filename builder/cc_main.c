@@ -21,6 +21,9 @@
  * builds copies of the trees elsewhere, and this keeps __FILE__ and debug
  * paths (and so the build-id) what a build in the original tree gives.
  *
+ * Every compilation also gets -flive-patching=inline-clone (see
+ * cc_livepatching()); $QPATCH_CC_LIVEPATCHING=0 leaves it out.
+ *
  * Every argument goes to the compiler, "--version" and "--help" included:
  * build systems run "$CC --version" to learn which compiler they have.
  * qpatch-cc's own version is "qpatch-cc --qpatch-version" (the only
@@ -293,6 +296,91 @@ static int has_arg(int argc, char **argv, const char *a)
 	return 0;
 }
 
+/* The value of the last "-fNAME" / "-fno-NAME" in @argv: 1, 0, or -1 when
+ * neither is there. */
+static int flag_state(int argc, char **argv, const char *name)
+{
+	size_t n = strlen(name);
+	int i, on = -1;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strncmp(a, "-fno-", 5) && !strcmp(a + 5, name))
+			on = 0;
+		else if (!strncmp(a, "-f", 2) && !strncmp(a + 2, name, n) &&
+			 (a[2 + n] == '\0' || a[2 + n] == '='))
+			on = 1;
+	}
+	return on;
+}
+
+#define CC_LIVEPATCHING "-flive-patching=inline-clone"
+
+/*
+ * Whether a compilation gets -flive-patching=inline-clone.  Without it
+ * gcc's interprocedural passes let a caller depend on its callee's body:
+ * -fipa-ra lets the caller keep values in the registers the callee
+ * happens not to clobber, pure-const, modref, VRP, bit-CP and stack
+ * alignment propagate what the callee does, ICF folds identical bodies.
+ * A fix to a function then changes the code of its callers, which must
+ * be replaced too, and a caller that never returns (main's loop) blocks
+ * the patch for good.  inline-clone turns exactly those passes off and
+ * keeps inlining and cloning, which the builder follows.
+ *
+ * Left out when $QPATCH_CC_LIVEPATCHING is "0"; when the command does not
+ * compile (a link, -E, --version); when the command chooses a level
+ * itself; where gcc would fail on it: with -flto ("live patching is not
+ * supported with LTO"), -fwhole-program or one of the IPA passes it turns
+ * off enabled explicitly; and when the compiler does not take it (clang,
+ * gcc before 9), which a run on an empty file with -Werror tells (clang
+ * only warns about an -f option it ignores).
+ */
+static int cc_livepatching(int argc, char **argv, const char *cc)
+{
+	static const char *const conflicts[] = {
+		"lto", "whole-program", "ipa-pta", "ipa-reference", "ipa-reference-addressable",
+		"ipa-ra", "ipa-icf", "ipa-icf-functions", "ipa-icf-variables", "ipa-bit-cp",
+		"ipa-vrp", "ipa-pure-const", "ipa-modref", "ipa-stack-alignment",
+	};
+	const char *env = getenv("QPATCH_CC_LIVEPATCHING");
+	char *probe[] = { (char *)cc, "-Werror", CC_LIVEPATCHING, "-fsyntax-only", "-x", "c",
+			  "/dev/null", NULL };
+	size_t i;
+	int nsrc = 0, status, fd;
+	pid_t pid;
+
+	if (env && !strcmp(env, "0"))
+		return 0;
+	for (i = 1; i < (size_t)argc; i++) {
+		nsrc += is_c_source(argv[i]);
+		if (!strncmp(argv[i], "-flive-patching", 15))
+			return 0;
+	}
+	if ((!nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S")) ||
+	    has_arg(argc, argv, "-E") || has_arg(argc, argv, "-M") || has_arg(argc, argv, "-MM"))
+		return 0;
+	for (i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
+		if (flag_state(argc, argv, conflicts[i]) == 1)
+			return 0;
+	pid = fork();
+	if (pid < 0)
+		return 0;
+	if (!pid) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(probe[0], probe);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Arguments that only matter to the linker. */
 static int is_link_only(const char *a)
 {
@@ -305,10 +393,11 @@ static int is_link_only(const char *a)
 				strstr(a, ".so")));
 }
 
-/* What qpatch-cc runs: the real compiler, and the path map it adds. */
+/* What qpatch-cc runs: the real compiler, and the flags it adds. */
 struct cc_opts {
-	const char *cc;  /* the real compiler */
-	char *mapopt;    /* "-ffile-prefix-map=FROM=TO", or NULL */
+	const char *cc;   /* the real compiler */
+	char *mapopt;     /* "-ffile-prefix-map=FROM=TO", or NULL */
+	int livepatching; /* add CC_LIVEPATCHING (cc_livepatching()) */
 };
 
 /*
@@ -316,8 +405,8 @@ struct cc_opts {
  * first (gcc uses the last map that matches, so a build that maps its own
  * directory, Debian's -ffile-prefix-map=$PWD=., keeps doing so, exactly as
  * in the deployed build), then the arguments, @more (NULL-terminated, may
- * be NULL), and the section flags last, so that nothing turns them off.
- * NULL when out of memory.
+ * be NULL), -flive-patching (it has no negative form) and the section
+ * flags last, so that nothing turns them off.  NULL when out of memory.
  */
 static char **cc_real_args(int argc, char **argv, const struct cc_opts *o, char **more)
 {
@@ -337,6 +426,8 @@ static char **cc_real_args(int argc, char **argv, const struct cc_opts *o, char 
 		args[k++] = argv[i];
 	for (i = 0; (size_t)i < nmore; i++)
 		args[k++] = more[i];
+	if (o->livepatching)
+		args[k++] = CC_LIVEPATCHING;
 	args[k++] = "-ffunction-sections";
 	args[k++] = "-fdata-sections";
 	args[k] = NULL;
@@ -602,6 +693,7 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
 	cc_check_leaks(argc, argv);
+	o.livepatching = cc_livepatching(argc, argv, o.cc);
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
 	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
 		ret = cc_split(argc, argv, &o);

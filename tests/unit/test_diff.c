@@ -2,8 +2,9 @@
 /*
  * The diff engine on the corpus in tests/fixtures/diff: each case has
  * orig/ and patched/ C files and an `expect` file.  The orig files are
- * compiled and linked into the target binary, the patched ones compiled,
- * every object pair is handed to qp_diff, and the verdict is checked:
+ * compiled with qpatch-cc (the flags of a deployed build) and linked into
+ * the target binary, the patched ones compiled, every object pair is
+ * handed to qp_diff, and the verdict is checked:
  *
  *   replaced NAME        NAME is redirected to new code
  *   new-func NAME        NAME is a new function in the patch
@@ -42,6 +43,7 @@
 #include "qpatch/elf.h"
 
 static char tmpdir[PATH_MAX];
+static char qpatch_cc[PATH_MAX]; /* $QP_BIN/qpatch-cc: fixtures compile as deployed builds do */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -80,8 +82,8 @@ static int compile_tree(const char *src, const char *out, const char *rel, const
 			compile_tree(src, out, sub, cflags, objs, n);
 		} else if (len > 2 && !strcmp(de->d_name + len - 2, ".c")) {
 			snprintf(objs[*n], PATH_MAX, "%.*s.o", (int)strlen(sub) - 2, sub);
-			if (sh("cd '%s' && cc %s -ffunction-sections -fdata-sections -c -o '%s/%s' '%s'",
-			       src, cflags, out, objs[*n], sub))
+			if (sh("cd '%s' && '%s' %s -c -o '%s/%s' '%s'", src, qpatch_cc, cflags, out,
+			       objs[*n], sub))
 				return -1;
 			(*n)++;
 		}
@@ -374,10 +376,17 @@ static void test_no_change(const char *fixtures)
 
 int main(void)
 {
-	const char *src = getenv("QP_SRC"), *tmp = getenv("QP_TMP");
+	const char *src = getenv("QP_SRC"), *tmp = getenv("QP_TMP"), *bin = getenv("QP_BIN");
 	char fixtures[PATH_MAX];
 	struct dirent **names;
 	int n, i;
+
+	/* the flags qpatch-cc adds (sections, -flive-patching) decide what changes */
+	snprintf(qpatch_cc, sizeof(qpatch_cc), "%s/qpatch-cc", bin ? bin : ".");
+	if (access(qpatch_cc, X_OK)) {
+		fprintf(stderr, "test_diff: no '%s' (set QP_BIN)\n", qpatch_cc);
+		return 1;
+	}
 
 	snprintf(fixtures, sizeof(fixtures), "%s/tests/fixtures/diff", src ? src : ".");
 	snprintf(tmpdir, sizeof(tmpdir), "%s/test_diff", tmp ? tmp : "/tmp");
