@@ -265,10 +265,11 @@ static void cc_check_leaks(int argc, char **argv)
 	}
 }
 
-/* Run the real compiler with @args (NULL-terminated); returns its status. */
-static int cc_run(char **args)
+/* Run the real compiler with @args (NULL-terminated); returns its status.
+ * @quiet: its output (and a failure to start it) goes to /dev/null. */
+static int cc_run(char **args, int quiet)
 {
-	int status;
+	int status, fd;
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -276,6 +277,10 @@ static int cc_run(char **args)
 		return 1;
 	}
 	if (!pid) {
+		if (quiet && (fd = open("/dev/null", O_RDWR)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
 		execvp(args[0], args);
 		fprintf(stderr, "qpatch-cc: unable to run '%s': %s\n", args[0], strerror(errno));
 		_exit(127);
@@ -318,11 +323,12 @@ static int flag_state(int argc, char **argv, const char *name)
 #define CC_LIVEPATCHING "-flive-patching=inline-clone"
 
 /*
- * Whether a compilation gets -flive-patching=inline-clone.  Without it
- * gcc's interprocedural passes let a caller depend on its callee's body:
- * -fipa-ra lets the caller keep values in the registers the callee
- * happens not to clobber, pure-const, modref, VRP, bit-CP and stack
- * alignment propagate what the callee does, ICF folds identical bodies.
+ * Whether a compilation (@nsrc: its C sources) gets
+ * -flive-patching=inline-clone.  Without it gcc's interprocedural passes
+ * let a caller depend on its callee's body: -fipa-ra lets the caller
+ * keep values in the registers the callee happens not to clobber,
+ * pure-const, modref, VRP, bit-CP and stack alignment propagate what the
+ * callee does, ICF folds identical bodies.
  * A fix to a function then changes the code of its callers, which must
  * be replaced too, and a caller that never returns (main's loop) blocks
  * the patch for good.  inline-clone turns exactly those passes off and
@@ -333,10 +339,11 @@ static int flag_state(int argc, char **argv, const char *name)
  * itself; where gcc would fail on it: with -flto ("live patching is not
  * supported with LTO"), -fwhole-program or one of the IPA passes it turns
  * off enabled explicitly; and when the compiler does not take it (clang,
- * gcc before 9), which a run on an empty file with -Werror tells (clang
- * only warns about an -f option it ignores).
+ * gcc before 9), which a run on an empty file tells; with -Werror, so
+ * that a compiler merely warning that it ignores the option counts as
+ * not taking it.
  */
-static int cc_livepatching(int argc, char **argv, const char *cc)
+static int cc_livepatching(int argc, char **argv, int nsrc, const char *cc)
 {
 	static const char *const conflicts[] = {
 		"lto", "whole-program", "ipa-pta", "ipa-reference", "ipa-reference-addressable",
@@ -347,38 +354,19 @@ static int cc_livepatching(int argc, char **argv, const char *cc)
 	char *probe[] = { (char *)cc, "-Werror", CC_LIVEPATCHING, "-fsyntax-only", "-x", "c",
 			  "/dev/null", NULL };
 	size_t i;
-	int nsrc = 0, status, fd;
-	pid_t pid;
 
 	if (env && !strcmp(env, "0"))
 		return 0;
-	for (i = 1; i < (size_t)argc; i++) {
-		nsrc += is_c_source(argv[i]);
-		if (!strncmp(argv[i], "-flive-patching", 15))
-			return 0;
-	}
 	if ((!nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S")) ||
 	    has_arg(argc, argv, "-E") || has_arg(argc, argv, "-M") || has_arg(argc, argv, "-MM"))
 		return 0;
+	for (i = 1; i < (size_t)argc; i++)
+		if (!strncmp(argv[i], "-flive-patching", 15))
+			return 0;
 	for (i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
 		if (flag_state(argc, argv, conflicts[i]) == 1)
 			return 0;
-	pid = fork();
-	if (pid < 0)
-		return 0;
-	if (!pid) {
-		fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(probe[0], probe);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return 0;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return cc_run(probe, 1) == 0;
 }
 
 /* Arguments that only matter to the linker. */
@@ -576,7 +564,7 @@ static int cc_compile(int argc, char **argv, const struct cc_opts *o)
 	args = cc_real_args(argc, argv, o, more);
 	if (!args)
 		return 1;
-	ret = cc_run(args);
+	ret = cc_run(args, 0);
 	free(args);
 	if (ret)
 		return ret;
@@ -613,7 +601,7 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 	if (!stat(out, &st) && !S_ISREG(st.st_mode)) { /* "-o /dev/null": a probe, run as it is */
 		char **real = cc_real_args(argc, argv, o, NULL);
 
-		ret = real ? cc_run(real) : 1;
+		ret = real ? cc_run(real, 0) : 1;
 		free(real);
 		free(args);
 		free(objs);
@@ -665,7 +653,7 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 		args[0] = argv[0];
 		args[argc] = NULL;
 		link = cc_real_args(argc, args, o, NULL);
-		ret = link ? cc_run(link) : 1;
+		ret = link ? cc_run(link, 0) : 1;
 		if (!ret)
 			cc_log_link(link);
 		free(link);
@@ -693,7 +681,7 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
 	cc_check_leaks(argc, argv);
-	o.livepatching = cc_livepatching(argc, argv, o.cc);
+	o.livepatching = cc_livepatching(argc, argv, nsrc, o.cc);
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
 	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
 		ret = cc_split(argc, argv, &o);
@@ -701,7 +689,7 @@ int main(int argc, char **argv)
 		ret = cc_compile(argc, argv, &o);
 	} else {
 		args = cc_real_args(argc, argv, &o, NULL);
-		ret = args ? cc_run(args) : 1;
+		ret = args ? cc_run(args, 0) : 1;
 		if (!ret && !has_arg(argc, argv, "-S") && !has_arg(argc, argv, "-E") &&
 		    !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
 			cc_log_link(args);
