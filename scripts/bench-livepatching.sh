@@ -3,7 +3,7 @@
 # time: Debian's redis (the real-world suite's source package, Debian's
 # build flags, `make MALLOC=libc`) built twice with qpatch-cc, once as is
 # and once with QPATCH_CC_LIVEPATCHING=0; both servers run, and
-# redis-benchmark is run against each in turn, R rounds (default 5).
+# redis-benchmark is run against each in turn, R rounds (default 9).
 # Prints, per test, the medians of each build and their ratio (with flag /
 # without): requests per second (wall clock: sensitive to whatever else
 # the machine runs) and the server's CPU time per request (its threads'
@@ -12,17 +12,18 @@
 # Usage: scripts/bench-livepatching.sh [BUILD_DIR] [R]
 # Environment: QP_RW_CACHE (as tests/realworld/run.sh), BENCH_N (requests
 # per test, default 200000), BENCH_TESTS (default get,set,incr,lpush),
-# BENCH_DIR (keep the two builds there, and use them again).
+# BENCH_DIR (keep the two builds there and use them again; remove it to
+# build anew).
 set -uo pipefail # not -e: lib.sh tests and reports failures itself
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export QP_BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
-R=${2:-5}
+R=${2:-9}
 N=${BENCH_N:-200000}
 TESTS=${BENCH_TESTS:-get,set,incr,lpush}
 export QP_RW_CACHE=${QP_RW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qpatch-realworld}
 W=$(mktemp -d /tmp/qpatch-lpbench.XXXXXX)
 export QP_RW_OUT=$W/log
-# fetch_source, unpack_source, spawn, stop_pid, wait_for; its EXIT trap
+# fetch_source, unpack_source, spawn, wait_for, now_s, elapsed; rw_cleanup
 # stops the servers
 # shellcheck source=../tests/realworld/lib.sh
 . "$ROOT/tests/realworld/lib.sh"
