@@ -349,6 +349,62 @@ static void test_no_change(const char *fixtures)
 	qp_report__release(&rep);
 }
 
+/*
+ * Case lineonly built as meson and QEMU build: in a build directory inside
+ * the tree, the debug info naming "../src/calc.c" relative to the
+ * compilation directory; the patched version at the original's path (as
+ * qpatch-build's builds are, -ffile-prefix-map here).  check(), whose
+ * __LINE__ values only moved, is found in the sources and left out.
+ */
+static void test_out_of_tree(const char *fixtures)
+{
+	char orig[PATH_MAX], pat[PATH_MAX], target[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	static const char *const objs[] = { "calc.o", "main.o" };
+	struct qp_report rep = { 0 };
+	struct qp_error err = { 0 };
+	struct qp_patch *patch = NULL;
+	struct qp_diff *d = NULL;
+	const struct qp_change *c;
+	size_t i;
+	int ret;
+
+	printf("case lineonly, built out of tree\n");
+	snprintf(orig, sizeof(orig), "%s/oot/orig", tmpdir);
+	snprintf(pat, sizeof(pat), "%s/oot/patched", tmpdir);
+	CHECK_INT(sh("mkdir -p '%s/build' '%s/build' && cp -r '%s/lineonly/orig' '%s/src' && "
+		     "cp -r '%s/lineonly/patched' '%s/src'",
+		     orig, pat, fixtures, orig, fixtures, pat),
+		  0);
+	for (i = 0; i < 2; i++)
+		CHECK_INT(sh("cd '%s/build' && cc -O2 -g -ffunction-sections -fdata-sections "
+			     "-ffile-prefix-map='%s'='%s' -c ../src/calc.c ../src/main.c",
+			     i ? pat : orig, i ? pat : orig, orig),
+			  0);
+	snprintf(target, sizeof(target), "%s/build/prog", orig);
+	CHECK_INT(sh("cc -o '%s' '%s/build/calc.o' '%s/build/main.o'", target, orig, orig), 0);
+	ret = qp_diff__new(target, &d, &err);
+	CHECK_INT(ret, 0);
+	if (!ret)
+		ret = qp_diff__set_sources(d, orig, orig, pat);
+	CHECK_INT(ret, 0);
+	for (i = 0; !ret && i < 2; i++) {
+		snprintf(a, sizeof(a), "%s/build/%s", orig, objs[i]);
+		snprintf(b, sizeof(b), "%s/build/%s", pat, objs[i]);
+		ret = qp_diff__add_object(d, a, b, objs[i], &err);
+		CHECK_INT(ret, 0);
+	}
+	if (!ret)
+		ret = qp_diff__emit(d, NULL, &patch, &rep, &err);
+	CHECK_INT(ret, 0);
+	c = find_change(&rep, "compute");
+	CHECK(c && c->kind == QP_CHANGE_REPLACED);
+	c = find_change(&rep, "check");
+	CHECK(c && c->kind == QP_CHANGE_LINE_ONLY);
+	qp_patch__free(patch);
+	qp_diff__free(d);
+	qp_report__release(&rep);
+}
+
 int main(void)
 {
 	const char *src = getenv("QP_SRC"), *tmp = getenv("QP_TMP");
@@ -368,5 +424,6 @@ int main(void)
 	}
 	free(names);
 	test_no_change(fixtures);
+	test_out_of_tree(fixtures);
 	return check_report("test_diff");
 }
