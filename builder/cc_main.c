@@ -18,6 +18,15 @@
  * build systems run "$CC --version" to learn which compiler they have.
  * qpatch-cc's own version is "qpatch-cc --qpatch-version" (the only
  * argument), an option no compiler has.
+ *
+ * Built with QP_CXX defined, this is qpatch-c++, the same wrapper for the
+ * C++ compiler driver ($QPATCH_REAL_CXX, default "c++"), for builds that
+ * link their C objects with it (QEMU's meson build links with c++): its
+ * links are logged, so qpatch-build learns which objects the program is
+ * made of.  It logs and compiles C sources as qpatch-cc does; a command
+ * with no C source (C++ code, which qpatch does not compare, and links)
+ * runs with no flag added, so C++ objects are what the plain C++ compiler
+ * makes and a program deployed with it builds the same.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +41,37 @@
 #include "filekind.h"
 #include "qpatch/version.h"
 
+#ifdef QP_CXX
+#define CC_NAME "qpatch-c++"
+#define CC_REAL_ENV "QPATCH_REAL_CXX"
+#define CC_REAL_DEFAULT "c++"
+#define CC_ALWAYS_SECTIONS 0 /* the section flags only with a C source */
+#else
+#define CC_NAME "qpatch-cc"
+#define CC_REAL_ENV "QPATCH_REAL_CC"
+#define CC_REAL_DEFAULT "cc"
+#define CC_ALWAYS_SECTIONS 1
+#endif
+
 static int is_c_source(const char *arg)
 {
 	size_t n = strlen(arg);
 
 	return arg[0] != '-' && n > 2 && !strcmp(arg + n - 2, ".c");
+}
+
+/* A source file the compiler driver compiles that is not C (C++,
+ * assembler): "c++ -o prog main.cpp util.c" compiles it in the link step. */
+static int is_other_source(const char *arg)
+{
+	static const char *const ext[] = { ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S" };
+	const char *dot = strrchr(arg, '.');
+	size_t i;
+
+	for (i = 0; arg[0] != '-' && dot && i < sizeof(ext) / sizeof(ext[0]); i++)
+		if (!strcmp(dot, ext[i]))
+			return 1;
+	return 0;
 }
 
 /* Returns 0, or -1 when the result does not fit. */
@@ -74,7 +109,7 @@ static void cc_log(int argc, char **argv)
 		return;
 	fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "qpatch-cc: unable to open '%s': %s\n", log, strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to open '%s': %s\n", log, strerror(errno));
 		return;
 	}
 	for (i = 1; i < argc; i++) {
@@ -102,7 +137,7 @@ static void cc_log(int argc, char **argv)
 			continue;
 		n = snprintf(line, sizeof(line), "%s\t%s\t%s\n", cwd, src, obj);
 		if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) != n)
-			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", log);
+			fprintf(stderr, CC_NAME ": unable to write '%s'\n", log);
 	}
 	close(fd);
 }
@@ -160,7 +195,7 @@ static void cc_log_link(char **args)
 	if (!bad && len + 1 < size && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
 		line[len++] = '\n';
 		if (write(fd, line, len) != (ssize_t)len)
-			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", path);
+			fprintf(stderr, CC_NAME ": unable to write '%s'\n", path);
 		close(fd);
 	}
 	free(line);
@@ -209,12 +244,12 @@ static int cc_run(char **args)
 	pid_t pid = fork();
 
 	if (pid < 0) {
-		perror("qpatch-cc: fork");
+		perror(CC_NAME ": fork");
 		return 1;
 	}
 	if (!pid) {
 		execvp(args[0], args);
-		fprintf(stderr, "qpatch-cc: unable to run '%s': %s\n", args[0], strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to run '%s': %s\n", args[0], strerror(errno));
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -248,8 +283,10 @@ static int is_link_only(const char *a)
 /*
  * "cc -o prog a.c b.c -lm" compiles and links in one go, leaving no object
  * to compare.  Do what the compiler driver does, with objects that stay:
- * compile each source to OUTDIR/.qpatch-cc/PROG-SRC.o (logged like any -c
- * compilation), then link those.  The binary is the same either way.
+ * compile each C source to OUTDIR/.qpatch-cc/PROG-SRC.o (logged like any
+ * -c compilation), then link those; other sources (C++, assembler) are
+ * compiled by the link command, as before.  The binary is the same
+ * either way.
  */
 static int cc_split(int argc, char **argv, char **extra, int nextra, const char *cc)
 {
@@ -271,7 +308,7 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 	else
 		snprintf(dir, sizeof(dir), ".qpatch-cc");
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		fprintf(stderr, "qpatch-cc: unable to create '%s': %s\n", dir, strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to create '%s': %s\n", dir, strerror(errno));
 		return 1;
 	}
 	for (i = 1; !ret && i < argc; i++) {
@@ -292,7 +329,8 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 				j++;
 				continue;
 			}
-			if ((is_c_source(argv[j]) && j != i) || is_link_only(argv[j]))
+			if ((is_c_source(argv[j]) && j != i) || is_other_source(argv[j]) ||
+			    is_link_only(argv[j]))
 				continue;
 			args[k++] = argv[j];
 		}
@@ -328,18 +366,19 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 
 int main(int argc, char **argv)
 {
-	const char *cc = getenv("QPATCH_REAL_CC");
+	const char *cc = getenv(CC_REAL_ENV);
 	const char *map = getenv("QPATCH_PREFIX_MAP");
 	char *extra[3] = { "-ffunction-sections", "-fdata-sections", NULL };
 	char **args, *mapopt = NULL;
-	int i, k = 0, nsrc = 0, ret;
+	int i, k = 0, nsrc = 0, nextra, ret;
 
 	if (argc == 2 && !strcmp(argv[1], "--qpatch-version"))
-		return qp_version_print("qpatch-cc");
+		return qp_version_print(CC_NAME);
 	if (!cc || !*cc)
-		cc = "cc";
+		cc = CC_REAL_DEFAULT;
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
+	nextra = CC_ALWAYS_SECTIONS || nsrc ? 2 : 0;
 	cc_check_leaks(argc, argv);
 	args = calloc((size_t)argc + 4, sizeof(*args));
 	if (!args)
@@ -355,8 +394,8 @@ int main(int argc, char **argv)
 		args[k++] = mapopt;
 	for (i = 1; i < argc; i++)
 		args[k++] = argv[i];
-	args[k++] = extra[0];
-	args[k++] = extra[1];
+	for (i = 0; i < nextra; i++)
+		args[k++] = extra[i];
 	args[k] = NULL;
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
 	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))

@@ -393,14 +393,29 @@ static int drv_keep_links(struct drv *d, const char *log, struct qp_error *err)
 	return ret;
 }
 
+/* "QPATCH_REAL_CC=cc" for @out: $@var (the compiler the user chose) unless
+ * it names our own @wrapper, else @dflt. */
+static void real_compiler(char *out, size_t size, const char *env, const char *var,
+			  const char *wrapper, const char *dflt)
+{
+	const char *v = getenv(var);
+
+	snprintf(out, size, "%s=%s", env, v && *v && !strstr(v, wrapper) ? v : dflt);
+}
+
+/*
+ * The build: qpatch-cc is CC and qpatch-c++ CXX, in the environment (for a
+ * --build-cmd that configures) and as make's arguments (the default
+ * command), so the links of a program linked by the C++ driver are logged
+ * too.
+ */
 static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp_error *err)
 {
 	char cc_env[PATH_MAX + 8], log_env[PATH_MAX + 16], map_env[2 * PATH_MAX + 24];
-	char real_cc[PATH_MAX + 16], cc_arg[PATH_MAX + 8], logpath[PATH_MAX], out[PATH_MAX];
-	char leaks[PATH_MAX + 8], links[PATH_MAX + 8];
-	const char *cc = getenv("CC");
-	char *env[] = { cc_env, log_env, map_env, real_cc, NULL };
-	char *make_argv[] = { "make", cc_arg, NULL };
+	char real_cc[PATH_MAX + 16], real_cxx[PATH_MAX + 24], cxx_env[PATH_MAX + 8];
+	char logpath[PATH_MAX], out[PATH_MAX], leaks[PATH_MAX + 8], links[PATH_MAX + 8];
+	char *env[] = { cc_env, cxx_env, log_env, map_env, real_cc, real_cxx, NULL };
+	char *make_argv[] = { "make", cc_env, cxx_env, NULL };
 	char *sh_argv[] = { "sh", "-c", (char *)d->opts->build_cmd, NULL };
 
 	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
@@ -409,15 +424,15 @@ static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp
 	snprintf(leaks, sizeof(leaks), "%s.leaks", logpath);
 	unlink(leaks);
 	snprintf(cc_env, sizeof(cc_env), "CC=%s", d->opts->cc_wrapper);
-	snprintf(cc_arg, sizeof(cc_arg), "CC=%s", d->opts->cc_wrapper);
+	snprintf(cxx_env, sizeof(cxx_env), "CXX=%s", d->opts->cxx_wrapper);
 	snprintf(log_env, sizeof(log_env), "QPATCH_CC_LOG=%s", logpath);
 	/* at the original's path nothing needs mapping, and naming it is right */
 	if (d->at_orig_path)
 		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=");
 	else
 		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
-	snprintf(real_cc, sizeof(real_cc), "QPATCH_REAL_CC=%s",
-		 cc && *cc && !strstr(cc, "qpatch-cc") ? cc : "cc");
+	real_compiler(real_cc, sizeof(real_cc), "QPATCH_REAL_CC", "CC", "qpatch-cc", "cc");
+	real_compiler(real_cxx, sizeof(real_cxx), "QPATCH_REAL_CXX", "CXX", "qpatch-c++", "c++");
 	snprintf(links, sizeof(links), "%s.links", logpath);
 	unlink(links);
 	int ret = run_at(d->opts->build_cmd ? sh_argv : make_argv,

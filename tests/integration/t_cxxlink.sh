@@ -1,0 +1,35 @@
+#!/bin/bash
+# A make tree whose two programs are linked by the C++ driver ($(CXX)),
+# deployed with make CC=qpatch-cc CXX=qpatch-c++.  qpatch-build's own make
+# gets both wrappers, so qpatch-c++ logs the links: the fix's object of
+# the other program (tool.c) is left out as not linked into prog, and the
+# patch applies live.  With the plain C++ compiler as the linker no link
+# of prog is seen.
+. "$(dirname "$0")/lib.sh"
+
+P=$QP_SRC/tests/integration/progs/cxxlink
+cp -a "$P/orig" "$T/app"
+make -s -C "$T/app" CC="$QP_BIN/qpatch-cc" CXX="$QP_BIN/qpatch-c++" >"$T/deploy.log" 2>&1
+check "deployed build" test -x "$T/app/prog"
+start "$T/out" "$T/app/prog"
+check "target prints" wait_match "$T/out" "^compute\([0-9]+\)=[0-9]+$"
+
+"$QP_BIN/qpatch-build" "$T/app" "$P/patched" -o "$T/fix.qpatch" --target "$T/app/prog" \
+	--binary prog >"$T/build.out" 2>&1
+check "patch built" test $? -eq 0
+check "compute replaced" grep -Eq "^ +replaced +compute " "$T/build.out"
+check "the link of prog is known" not grep -q "no link of" "$T/build.out"
+check "tool.o left out: not linked into prog" \
+	grep -q "1 recompiled object not linked into 'prog': left out" "$T/build.out"
+check "one object compared" grep -q "objects compared: 1;" "$T/build.out"
+
+n=$(wc -l <"$T/out")
+"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/fix.qpatch" >"$T/load.out" 2>&1
+check "applied" test $? -eq 0
+check "new code runs" sh -c "sleep 0.3; tail -n +$((n + 2)) '$T/out' | grep -Eq '=[0-9]*1[0-9]{6}$'"
+
+# a build that links with the plain C++ compiler: no link seen
+"$QP_BIN/qpatch-build" "$T/app" "$P/patched" -o "$T/fix2.qpatch" --binary prog \
+	--build-cmd 'make CXX=c++' >"$T/build2.out" 2>&1
+check "plain c++: no link of prog seen" grep -q "no link of 'prog' seen" "$T/build2.out"
+finish
