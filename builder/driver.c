@@ -393,8 +393,8 @@ static int drv_keep_links(struct drv *d, const char *log, struct qp_error *err)
 	return ret;
 }
 
-/* "QPATCH_REAL_CC=cc" for @out: $@var (the compiler the user chose) unless
- * it names our own @wrapper, else @dflt. */
+/* "@env=COMPILER" into @out: the value of environment variable @var (the
+ * compiler the user chose) unless it names our own @wrapper, else @dflt. */
 static void real_compiler(char *out, size_t size, const char *env, const char *var,
 			  const char *wrapper, const char *dflt)
 {
@@ -700,7 +700,7 @@ static int drv_load_links(struct drv *d, struct qp_error *err)
 	ret = qp_linkset__load(log, built, d->at_orig_path ? d->orig_src : NULL, d->ptree,
 			       &d->links, err);
 	if (ret == -ENOENT) {
-		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc?): comparing every recompiled object",
+		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc or qpatch-c++?): comparing every recompiled object",
 			     d->built + strlen(d->tree) + 1);
 		return 0;
 	}
