@@ -4,7 +4,8 @@
 # gets both wrappers, so qpatch-c++ logs the links: the fix's object of
 # the other program (tool.c) is left out as not linked into prog, and the
 # patch applies live.  With the plain C++ compiler as the linker no link
-# of prog is seen.
+# of prog is seen.  A compile-and-link command with a C and a C++ source
+# is split as qpatch-cc splits one.
 . "$(dirname "$0")/lib.sh"
 
 P=$QP_SRC/tests/integration/progs/cxxlink
@@ -32,4 +33,17 @@ check "new code runs" sh -c "sleep 0.3; tail -n +$((n + 2)) '$T/out' | grep -Eq 
 "$QP_BIN/qpatch-build" "$T/app" "$P/patched" -o "$T/fix2.qpatch" --binary prog \
 	--build-cmd 'make CXX=c++' >"$T/build2.out" 2>&1
 check "plain c++: no link of prog seen" grep -q "no link of 'prog' seen" "$T/build2.out"
+
+# one command compiling a C and a C++ source and linking them: the C
+# source is compiled to an object of its own (logged), the C++ one by the
+# link (logged too)
+M=$T/mixed
+mkdir -p "$M"
+printf 'extern "C" int val(void) { return 41; }\n' >"$M/val.cpp"
+printf '#include <stdio.h>\nextern "C" int val(void);\nint main(void) { printf("%%d\\n", val() + 1); return 0; }\n' >"$M/m.c"
+(cd "$M" && QPATCH_CC_LOG="$M/log" "$QP_BIN/qpatch-c++" -O2 -o mixed m.c val.cpp) >"$M/out" 2>&1
+check "c++ -o mixed m.c val.cpp builds" test $? -eq 0
+check "and runs" test "$("$M/mixed")" = 42
+check "m.c compiled to an object and logged" grep -q "$M/m.c	$M/.qpatch-cc/mixed-m.o" "$M/log"
+check "the link logged" grep -q "^$M	$M/mixed	$M/.qpatch-cc/mixed-m.o" "$M/log.links"
 finish
