@@ -206,6 +206,14 @@ int qp_srcline_path(const char *comp_dir, const char *name, char *out, size_t si
 	return 0;
 }
 
+/* Is @path inside directory @dir, by name ("./src/eval.c" in "./src")? */
+static bool srcline_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return n && !strncmp(path, dir, n) && (path[n] == '/' || dir[n - 1] == '/');
+}
+
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line)
 {
@@ -221,11 +229,19 @@ int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 	src = l ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
 	if (!src)
 		return -ENOENT;
-	/* libdw joins a name to its directory, but leaves a relative
-	 * directory (gcc's "../hw" for "../hw/x.c") relative */
+	/*
+	 * libdw joins a name to its line-table directory.  Directory 0 is
+	 * the compilation directory itself (DWARF 5; libdw puts
+	 * DW_AT_comp_dir there for DWARF 4): a name under it is whole, also
+	 * when it is relative ("./src/eval.c" of a build in src/ mapping the
+	 * tree to ".").  Other directories are relative to it, and libdw
+	 * leaves them so (gcc's "../hw" for "../hw/x.c" compiled in build/).
+	 */
 	cu = src[0] == '/' ? NULL : dwfl_linecu(l);
 	if (cu)
 		dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &at));
+	if (dir && srcline_under(src, dir))
+		dir = NULL;
 	return qp_srcline_path(dir, src, file, file_size) ? -ENOENT : 0;
 }
 

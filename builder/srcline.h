@@ -17,9 +17,10 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 /*
  * Source file and line of the instruction at @offset in function @func,
  * the file as the debug info defines it (qp_srcline_path() of its compile
- * unit's DW_AT_comp_dir and the line table's name): "/src/hw/x.c" for
- * "../hw/x.c" compiled in "/src/build"; 0, or -ENOENT when the object has
- * no line for it.
+ * unit's DW_AT_comp_dir and the line table's directory and name):
+ * "/src/hw/x.c" for "../hw/x.c" compiled in "/src/build", "src/eval.c"
+ * for "eval.c" compiled in "./src" (a tree mapped to "."); 0, or -ENOENT
+ * when the object has no line for it.
  */
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line);

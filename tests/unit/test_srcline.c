@@ -4,7 +4,8 @@
  * its own, and qp_srcline__at() on objects compiled at test time the way
  * meson and QEMU compile them, in a build directory inside the tree that
  * names the source "../src/calc.c" (DWARF 4 and 5, and with the tree
- * mapped to "." as Debian's flags do).
+ * mapped to "." as Debian's flags do), and in the source's own directory
+ * with the tree mapped to "." (redis: DW_AT_comp_dir "./src").
  */
 #include <errno.h>
 #include <limits.h>
@@ -98,6 +99,14 @@ static void test_at(const char *fixtures)
 		printf("%s, the same with the tree mapped to '.'\n", dwarf[i]);
 		snprintf(obj, sizeof(obj), "%s/build/calc%zu-map.o", tree, i);
 		CHECK_INT(sh("cd '%s/build' && cc -O2 %s -ffile-prefix-map='%s'=. -c ../src/calc.c -o '%s'",
+			     tree, dwarf[i], tree, obj),
+			  0);
+		file_of_check(obj, file, sizeof(file));
+		CHECK_STR(file, "src/calc.c");
+
+		printf("%s, compiled in src/ as calc.c, the tree mapped to '.'\n", dwarf[i]);
+		snprintf(obj, sizeof(obj), "%s/build/calc%zu-src.o", tree, i);
+		CHECK_INT(sh("cd '%s/src' && cc -O2 %s -ffile-prefix-map='%s'=. -c calc.c -o '%s'",
 			     tree, dwarf[i], tree, obj),
 			  0);
 		file_of_check(obj, file, sizeof(file));
