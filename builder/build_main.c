@@ -82,8 +82,8 @@ static void print_json(const struct qp_report *r, const char *output, int ret,
 	qp_json_str(stdout, r->id);
 	printf(",\"bytes\":%zu,\"target\":", r->patch_bytes);
 	qp_json_str(stdout, r->target);
-	printf(",\"objects_compared\":%zu,\"orig_build_s\":%.3f,\"orig_warm\":%s,\"patched_build_s\":%.3f,\"diff_s\":%.3f",
-	       r->objects_compared, r->orig_build_s, r->orig_warm ? "true" : "false",
+	printf(",\"objects_compared\":%zu,\"objects_recompiled\":%zu,\"orig_build_s\":%.3f,\"orig_warm\":%s,\"patched_build_s\":%.3f,\"diff_s\":%.3f",
+	       r->objects_compared, r->objects_recompiled, r->orig_build_s, r->orig_warm ? "true" : "false",
 	       r->patched_build_s, r->diff_s);
 	printf(",\"error\":");
 	qp_json_str(stdout, ret ? (err->msg[0] ? err->msg : qp_strerror(ret)) : "");
@@ -122,8 +122,11 @@ static void print_report(const struct qp_report *r, const char *output, bool ok)
 		return;
 	printf("patch '%s': id %s, %zu bytes, target '%s'\n", output, r->id, r->patch_bytes,
 	       r->target);
-	printf("objects compared: %zu; original build %.2f s%s, patched build %.2f s, diff %.3f s\n",
-	       r->objects_compared, r->orig_build_s, r->orig_warm ? " (warm)" : "",
+	printf("objects compared: %zu", r->objects_compared);
+	if (r->objects_recompiled)
+		printf("; compiled again by qpatch-build (the build did not): %zu", r->objects_recompiled);
+	printf("; original build %.2f s%s, patched build %.2f s, diff %.3f s\n",
+	       r->orig_build_s, r->orig_warm ? " (warm)" : "",
 	       r->patched_build_s, r->diff_s);
 }
 

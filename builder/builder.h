@@ -44,6 +44,8 @@ struct qp_report {
 	struct qp_change *changes; /* in discovery order */
 	size_t nchanges;           /* count of changes */
 	size_t objects_compared;   /* object pairs compared */
+	size_t objects_recompiled; /* objects that read a changed file, which the build
+				      did not recompile and qpatch-build did */
 	double orig_build_s;       /* seconds for the original build (or its update) */
 	bool orig_warm;            /* the original build was reused from the work dir */
 	double patched_build_s;    /* seconds for the patched build */

@@ -10,6 +10,13 @@
  * qpatch-build reads that to know which objects a build produced.  Every
  * link goes to $QPATCH_CC_LOG.links (see cc_log_link()).
  *
+ * Every compilation of one C source, with or without $QPATCH_CC_LOG (the
+ * deployed build too), also leaves a record next to its object,
+ * DIR/.qpatch-cc/OBJ.cmd (the command) and OBJ.d (the files it read), so
+ * that qpatch-build can recompile an object that a build does not
+ * rebuild (a subdirectory built once behind a stamp file); see
+ * cc_record().
+ *
  * $QPATCH_PREFIX_MAP="FROM=TO" adds -ffile-prefix-map=FROM=TO: qpatch-build
  * builds copies of the trees elsewhere, and this keeps __FILE__ and debug
  * paths (and so the build-id) what a build in the original tree gives.
@@ -22,8 +29,10 @@
  * Built with QP_CXX defined, this is qpatch-c++, the same wrapper for the
  * C++ compiler driver ($QPATCH_REAL_CXX, default "c++"), for builds that
  * link their C objects with it (QEMU's meson build links with c++): its
- * links are logged, so qpatch-build learns which objects the program is
- * made of.  It logs and compiles C sources as qpatch-cc does; a command
+ * links are logged and recorded, so qpatch-build learns which objects the
+ * program is made of.  It compiles and logs C sources as qpatch-cc does,
+ * but leaves no record of them (the C++ driver compiles them as C++, and
+ * qpatch-build compiles a recorded object again with qpatch-cc); a command
  * with no C source (C++ code, which qpatch does not compare, and links)
  * runs with no flag added, so C++ objects are what the plain C++ compiler
  * makes and a program deployed with it builds the same.
@@ -46,11 +55,13 @@
 #define CC_REAL_ENV "QPATCH_REAL_CXX"
 #define CC_REAL_DEFAULT "c++"
 #define CC_ALWAYS_SECTIONS 0 /* the section flags only with a C source */
+#define CC_RECORDS 0         /* no record of a compilation */
 #else
 #define CC_NAME "qpatch-cc"
 #define CC_REAL_ENV "QPATCH_REAL_CC"
 #define CC_REAL_DEFAULT "cc"
 #define CC_ALWAYS_SECTIONS 1
+#define CC_RECORDS 1
 #endif
 
 static int is_c_source(const char *arg)
@@ -86,6 +97,22 @@ static int abs_path(const char *cwd, const char *path, char *out, size_t size)
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+/* The object a -c compilation of @src writes: @out, or the source's name
+ * with .o in @cwd; absolute, into @obj (PATH_MAX).  0, or -1 when it does
+ * not fit. */
+static int cc_obj_path(const char *cwd, const char *src, const char *out, char *obj)
+{
+	const char *base;
+	int n;
+
+	if (out)
+		return abs_path(cwd, out, obj, PATH_MAX);
+	base = strrchr(src, '/');
+	base = base ? base + 1 : src;
+	n = snprintf(obj, PATH_MAX, "%s/%.*s.o", cwd, (int)strlen(base) - 2, base);
+	return n < 0 || n >= PATH_MAX ? -1 : 0;
+}
+
 /* Append one line per compiled source; a single write() with O_APPEND keeps
  * lines whole under parallel make. */
 static void cc_log(int argc, char **argv)
@@ -113,33 +140,43 @@ static void cc_log(int argc, char **argv)
 		return;
 	}
 	for (i = 1; i < argc; i++) {
-		const char *base;
 		int n;
 
 		if (!strcmp(argv[i], "-o")) {
 			i++;
 			continue;
 		}
-		if (!is_c_source(argv[i]))
-			continue;
-		if (abs_path(cwd, argv[i], src, sizeof(src)))
-			continue;
-		if (out) {
-			n = abs_path(cwd, out, obj, sizeof(obj));
-		} else {
-			base = strrchr(argv[i], '/');
-			base = base ? base + 1 : argv[i];
-			n = snprintf(obj, sizeof(obj), "%s/%.*s.o", cwd,
-				     (int)strlen(base) - 2, base);
-			n = n < 0 || (size_t)n >= sizeof(obj) ? -1 : 0;
-		}
-		if (n)
+		if (!is_c_source(argv[i]) || abs_path(cwd, argv[i], src, sizeof(src)) ||
+		    cc_obj_path(cwd, argv[i], out, obj))
 			continue;
 		n = snprintf(line, sizeof(line), "%s\t%s\t%s\n", cwd, src, obj);
 		if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) != n)
 			fprintf(stderr, CC_NAME ": unable to write '%s'\n", log);
 	}
 	close(fd);
+}
+
+/*
+ * Where the records of file DIR/BASE go (BASE.cmd for an object, BASE.link
+ * for a linked file): DIR/.qpatch-cc/, or DIR itself when it is a
+ * .qpatch-cc directory (cc_split()'s objects).  @dir gets the directory,
+ * created; returns -1 when it cannot be.
+ */
+static int cc_record_dir(const char *obj, char *dir, size_t size, const char **base)
+{
+	const char *slash = strrchr(obj, '/');
+	size_t n = (size_t)(slash - obj);
+
+	*base = slash + 1;
+	if (n >= 11 && !strncmp(slash - 11, "/.qpatch-cc", 11))
+		snprintf(dir, size, "%.*s", (int)n, obj);
+	else if ((size_t)snprintf(dir, size, "%.*s/.qpatch-cc", (int)n, obj) >= size)
+		return -1;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, CC_NAME ": unable to create '%s': %s\n", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int link_add(char *line, size_t size, size_t *len, const char *cwd, const char *arg)
@@ -156,20 +193,38 @@ static int link_add(char *line, size_t size, size_t *len, const char *cwd, const
 	return 0;
 }
 
+/* Replace file @path by @len bytes of @data: written to a temporary name
+ * and renamed, so that a reader never sees half of it. */
+static void cc_write_record(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX + 32];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) || rename(tmp, path)) {
+		fprintf(stderr, CC_NAME ": unable to write '%s'\n", path);
+		unlink(tmp);
+	}
+}
+
 /*
  * A link (@args: the whole command, NULL-terminated): one line
  * "CWD<TAB>OUTPUT<TAB>INPUT..." in $QPATCH_CC_LOG.links, the inputs being
  * the objects and archives it names (also inside -Wl,), so that
- * qpatch-build knows which objects make up the binary it patches.
+ * qpatch-build knows which objects make up the binary it patches.  The
+ * same line is the link's record, OUTDIR/.qpatch-cc/OUTPUT.link: a build
+ * that does not link the binary again still says what it was made of.
  */
 static void cc_log_link(char **args)
 {
-	const char *log = getenv("QPATCH_CC_LOG"), *out = "a.out";
-	char cwd[PATH_MAX], path[PATH_MAX + 8], outp[PATH_MAX], *line;
+	const char *log = getenv("QPATCH_CC_LOG"), *out = "a.out", *base;
+	char cwd[PATH_MAX], path[PATH_MAX + 8], outp[PATH_MAX], dir[PATH_MAX], *line;
+	struct stat st;
 	size_t size = 1 << 20, len;
 	int i, fd, bad = 0;
 
-	if (!log || !*log || !getcwd(cwd, sizeof(cwd)))
+	if (!getcwd(cwd, sizeof(cwd)))
 		return;
 	for (i = 1; args[i]; i++)
 		if (!strcmp(args[i], "-o") && args[i + 1])
@@ -191,13 +246,22 @@ static void cc_log_link(char **args)
 			bad = link_add(line, size, &len, cwd, args[i]);
 		}
 	}
-	snprintf(path, sizeof(path), "%s.links", log);
-	if (!bad && len + 1 < size && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
-		line[len++] = '\n';
+	if (bad || len + 1 >= size) {
+		free(line);
+		return;
+	}
+	line[len++] = '\n';
+	snprintf(path, sizeof(path), "%s.links", log ? log : "");
+	if (log && *log && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
 		if (write(fd, line, len) != (ssize_t)len)
 			fprintf(stderr, CC_NAME ": unable to write '%s'\n", path);
 		close(fd);
 	}
+	/* the record: the same line, in a file of its own, replaced (not for
+	 * "-o /dev/null") */
+	if (!stat(outp, &st) && S_ISREG(st.st_mode) && !cc_record_dir(outp, dir, sizeof(dir), &base) &&
+	    (size_t)snprintf(path, sizeof(path), "%s/%s.link", dir, base) < sizeof(path))
+		cc_write_record(path, line, len);
 	free(line);
 }
 
@@ -280,20 +344,217 @@ static int is_link_only(const char *a)
 				strstr(a, ".so")));
 }
 
+/* What qpatch-cc runs: the real compiler, and the path map it adds. */
+struct cc_opts {
+	const char *cc;  /* the real compiler */
+	char *mapopt;    /* "-ffile-prefix-map=FROM=TO", or NULL */
+	int sections;    /* add the section flags (qpatch-c++: only with a C source) */
+};
+
+/*
+ * The real compiler's command for qpatch-cc's @argc/@argv: our path map
+ * first (gcc uses the last map that matches, so a build that maps its own
+ * directory, Debian's -ffile-prefix-map=$PWD=., keeps doing so, exactly as
+ * in the deployed build), then the arguments, @more (NULL-terminated, may
+ * be NULL), and the section flags last, so that nothing turns them off.
+ * NULL when out of memory.
+ */
+static char **cc_real_args(int argc, char **argv, const struct cc_opts *o, char **more)
+{
+	size_t nmore = 0;
+	char **args;
+	int i, k = 0;
+
+	while (more && more[nmore])
+		nmore++;
+	args = calloc((size_t)argc + nmore + 5, sizeof(*args));
+	if (!args)
+		return NULL;
+	args[k++] = (char *)o->cc;
+	if (o->mapopt)
+		args[k++] = o->mapopt;
+	for (i = 1; i < argc; i++)
+		args[k++] = argv[i];
+	for (i = 0; (size_t)i < nmore; i++)
+		args[k++] = more[i];
+	if (o->sections) {
+		args[k++] = "-ffunction-sections";
+		args[k++] = "-fdata-sections";
+	}
+	args[k] = NULL;
+	return args;
+}
+
+/*
+ * The dependency file the command itself asks the compiler for (-MD or
+ * -MMD, with -MF FILE or next to the object; -Wp,-MD,FILE), into @out
+ * (absolute); 0 when it asks for none.  Only one is written per
+ * compilation, so qpatch-cc then copies that one rather than asking for
+ * its own.
+ */
+static int cc_user_deps(int argc, char **argv, const char *cwd, const char *obj, char *out,
+			size_t size)
+{
+	const char *mf = NULL;
+	char path[PATH_MAX];
+	int i, md = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-MD") || !strcmp(argv[i], "-MMD"))
+			md = 1;
+		else if (!strcmp(argv[i], "-MF") && i + 1 < argc)
+			mf = argv[++i];
+		else if (!strncmp(argv[i], "-MF", 3) && argv[i][3])
+			mf = argv[i] + 3;
+		else if (!strncmp(argv[i], "-Wp,-MD,", 8) || !strncmp(argv[i], "-Wp,-MMD,", 9))
+			md = 1, mf = strchr(argv[i] + 5, ',') + 1;
+	}
+	if (!md)
+		return 0;
+	if (mf) {
+		snprintf(path, sizeof(path), "%s", mf);
+	} else { /* gcc: the object's name with its suffix replaced by .d */
+		const char *dot = strrchr(obj, '.');
+
+		snprintf(path, sizeof(path), "%.*s.d", dot ? (int)(dot - obj) : (int)strlen(obj), obj);
+	}
+	return abs_path(cwd, path, out, size) ? 0 : 1;
+}
+
+/* Copy file @from to @to (the build's dependency file to the record). */
+static void cc_copy(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
+
+	if (in < 0) {
+		unlink(to);
+		return;
+	}
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			break;
+	if (out >= 0)
+		close(out);
+	close(in);
+}
+
+/*
+ * The record of a compilation of one source (see the top of the file):
+ * OBJ.cmd holds NUL-terminated fields, "qpatch-cc 1", the directory it ran
+ * in, the source and the object (absolute), then qpatch-cc's arguments
+ * (without argv[0]), so that running qpatch-cc with them there compiles it
+ * again as the build did.
+ */
+static void cc_record(int argc, char **argv, const char *cwd, const char *src, const char *obj,
+		      const char *cmd)
+{
+	size_t len, size = 16 + strlen(cwd) + strlen(src) + strlen(obj);
+	char *buf, *p;
+	int i;
+
+	for (i = 1; i < argc; i++)
+		size += strlen(argv[i]) + 1;
+	buf = malloc(size);
+	if (!buf)
+		return;
+	p = buf + sprintf(buf, "qpatch-cc 1%c%s%c%s%c%s%c", 0, cwd, 0, src, 0, obj, 0);
+	for (i = 1; i < argc; i++) {
+		len = strlen(argv[i]) + 1;
+		memcpy(p, argv[i], len);
+		p += len;
+	}
+	cc_write_record(cmd, buf, (size_t)(p - buf));
+	free(buf);
+}
+
+/*
+ * A compilation of exactly one C source to an object file (-c; not -E,
+ * -S, -M, -MM): its directory, source and object, absolute.  Returns -1
+ * for any other command.
+ */
+static int cc_one_object(int argc, char **argv, char *cwd, char *src, char *obj)
+{
+	const char *out = NULL, *in = NULL;
+	struct stat st;
+	int i, nsrc = 0;
+
+	if (!has_arg(argc, argv, "-c") || has_arg(argc, argv, "-E") || has_arg(argc, argv, "-S") ||
+	    has_arg(argc, argv, "-M") || has_arg(argc, argv, "-MM") || !getcwd(cwd, PATH_MAX))
+		return -1;
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			out = argv[++i];
+		else if (is_c_source(argv[i]))
+			in = argv[i], nsrc++;
+	}
+	if (nsrc != 1 || abs_path(cwd, in, src, PATH_MAX) || cc_obj_path(cwd, in, out, obj))
+		return -1;
+	/* "-o /dev/null" (a probe): no object, no record */
+	return stat(obj, &st) || S_ISREG(st.st_mode) ? 0 : -1;
+}
+
+/*
+ * Compile (@argv has -c): run the real compiler, log the objects
+ * ($QPATCH_CC_LOG) and leave the record of a one-source compilation.  The
+ * files it read come from the compiler: -MD -MF OBJ.d is added, or, when
+ * the command asks for a dependency file of its own (only one is written),
+ * that one is copied.  Neither changes the object.
+ */
+static int cc_compile(int argc, char **argv, const struct cc_opts *o)
+{
+	char cwd[PATH_MAX], src[PATH_MAX], obj[PATH_MAX], dir[PATH_MAX];
+	char cmd[PATH_MAX + 8], dep[PATH_MAX + 8], user[PATH_MAX];
+	char *more[4] = { NULL };
+	const char *base;
+	char **args;
+	int ret, rec, own = 0;
+
+	rec = CC_RECORDS && !cc_one_object(argc, argv, cwd, src, obj) &&
+	      !cc_record_dir(obj, dir, sizeof(dir), &base) &&
+	      (size_t)snprintf(cmd, sizeof(cmd), "%s/%s.cmd", dir, base) < sizeof(cmd) &&
+	      (size_t)snprintf(dep, sizeof(dep), "%s/%s.d", dir, base) < sizeof(dep);
+	if (rec) {
+		own = cc_user_deps(argc, argv, cwd, obj, user, sizeof(user));
+		if (!own) {
+			more[0] = "-MD";
+			more[1] = "-MF";
+			more[2] = dep;
+		}
+	}
+	args = cc_real_args(argc, argv, o, more);
+	if (!args)
+		return 1;
+	ret = cc_run(args);
+	free(args);
+	if (ret)
+		return ret;
+	cc_log(argc, argv);
+	if (rec) {
+		if (own)
+			cc_copy(user, dep);
+		cc_record(argc, argv, cwd, src, obj, cmd);
+	}
+	return 0;
+}
+
 /*
  * "cc -o prog a.c b.c -lm" compiles and links in one go, leaving no object
  * to compare.  Do what the compiler driver does, with objects that stay:
- * compile each C source to OUTDIR/.qpatch-cc/PROG-SRC.o (logged like any
- * -c compilation), then link those; other sources (C++, assembler) are
- * compiled by the link command, as before.  The binary is the same
- * either way.
+ * compile each C source to OUTDIR/.qpatch-cc/PROG-SRC.o (a -c compilation
+ * like any other: logged, with its record), then link those; other
+ * sources (C++, assembler) are compiled by the link command, as before.
+ * The binary is the same either way.
  */
-static int cc_split(int argc, char **argv, char **extra, int nextra, const char *cc)
+static int cc_split(int argc, char **argv, const struct cc_opts *o)
 {
-	const char *out = "a.out";
-	char **args = calloc((size_t)argc + (size_t)nextra + 4, sizeof(*args));
+	const char *out = "a.out", *ob;
+	char **args = calloc((size_t)argc + 4, sizeof(*args));
 	char **objs = calloc((size_t)argc, sizeof(*objs));
 	char dir[PATH_MAX], *slash;
+	struct stat st;
 	int i, j, k, ret = 0;
 
 	if (!args || !objs)
@@ -301,6 +562,15 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 	for (i = 1; i < argc - 1; i++)
 		if (!strcmp(argv[i], "-o"))
 			out = argv[i + 1];
+	if (!stat(out, &st) && !S_ISREG(st.st_mode)) { /* "-o /dev/null": a probe, run as it is */
+		char **real = cc_real_args(argc, argv, o, NULL);
+
+		ret = real ? cc_run(real) : 1;
+		free(real);
+		free(args);
+		free(objs);
+		return ret;
+	}
 	snprintf(dir, sizeof(dir), "%s", out);
 	slash = strrchr(dir, '/');
 	if (slash)
@@ -311,19 +581,19 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 		fprintf(stderr, CC_NAME ": unable to create '%s': %s\n", dir, strerror(errno));
 		return 1;
 	}
+	ob = strrchr(out, '/');
+	ob = ob ? ob + 1 : out;
 	for (i = 1; !ret && i < argc; i++) {
-		const char *base, *ob;
+		const char *base;
 
 		if (!is_c_source(argv[i]))
 			continue;
 		base = strrchr(argv[i], '/');
 		base = base ? base + 1 : argv[i];
-		ob = strrchr(out, '/');
-		ob = ob ? ob + 1 : out;
 		if (asprintf(&objs[i], "%s/%s-%.*s.o", dir, ob, (int)strlen(base) - 2, base) < 0)
 			return 1;
 		k = 0;
-		args[k++] = (char *)cc;
+		args[k++] = argv[0];
 		for (j = 1; j < argc; j++) {
 			if (!strcmp(argv[j], "-o")) {
 				j++;
@@ -337,25 +607,21 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 		args[k++] = "-c";
 		args[k++] = "-o";
 		args[k++] = objs[i];
-		for (j = 0; j < nextra; j++)
-			args[k++] = extra[j];
 		args[k] = NULL;
-		ret = cc_run(args);
-		if (!ret) {
-			char *logargs[] = { argv[0], "-c", argv[i], "-o", objs[i], NULL };
-
-			cc_log(5, logargs);
-		}
+		ret = cc_compile(k, args, o);
 	}
 	if (!ret) { /* link: the same command with the objects for the sources */
-		k = 0;
-		args[k++] = (char *)cc;
+		char **link;
+
 		for (j = 1; j < argc; j++)
-			args[k++] = objs[j] ? objs[j] : argv[j];
-		args[k] = NULL;
-		ret = cc_run(args);
+			args[j] = objs[j] ? objs[j] : argv[j];
+		args[0] = argv[0];
+		args[argc] = NULL;
+		link = cc_real_args(argc, args, o, NULL);
+		ret = link ? cc_run(link) : 1;
 		if (!ret)
-			cc_log_link(args);
+			cc_log_link(link);
+		free(link);
 	}
 	for (i = 0; i < argc; i++)
 		free(objs[i]);
@@ -366,46 +632,34 @@ static int cc_split(int argc, char **argv, char **extra, int nextra, const char 
 
 int main(int argc, char **argv)
 {
-	const char *cc = getenv(CC_REAL_ENV);
 	const char *map = getenv("QPATCH_PREFIX_MAP");
-	char *extra[3] = { "-ffunction-sections", "-fdata-sections", NULL };
-	char **args, *mapopt = NULL;
-	int i, k = 0, nsrc = 0, nextra, ret;
+	struct cc_opts o = { .cc = getenv(CC_REAL_ENV) };
+	char **args;
+	int i, nsrc = 0, ret;
 
 	if (argc == 2 && !strcmp(argv[1], "--qpatch-version"))
 		return qp_version_print(CC_NAME);
-	if (!cc || !*cc)
-		cc = CC_REAL_DEFAULT;
+	if (!o.cc || !*o.cc)
+		o.cc = CC_REAL_DEFAULT;
+	if (map && *map && asprintf(&o.mapopt, "-ffile-prefix-map=%s", map) < 0)
+		return 1;
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
-	nextra = CC_ALWAYS_SECTIONS || nsrc ? 2 : 0;
+	o.sections = CC_ALWAYS_SECTIONS || nsrc;
 	cc_check_leaks(argc, argv);
-	args = calloc((size_t)argc + 4, sizeof(*args));
-	if (!args)
-		return 1;
-	/*
-	 * Our path map goes first: gcc uses the last map that matches, so a
-	 * build that maps its own directory (Debian's -ffile-prefix-map=$PWD=.)
-	 * keeps doing so, exactly as in the deployed build.  The section flags
-	 * go last, so that nothing turns them off.
-	 */
-	args[k++] = (char *)cc;
-	if (map && *map && asprintf(&mapopt, "-ffile-prefix-map=%s", map) > 0)
-		args[k++] = mapopt;
-	for (i = 1; i < argc; i++)
-		args[k++] = argv[i];
-	for (i = 0; i < nextra; i++)
-		args[k++] = extra[i];
-	args[k] = NULL;
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
-	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
-		ret = cc_split(k, args, extra, 0, cc);
-	else if (!(ret = cc_run(args)) && has_arg(argc, argv, "-c"))
-		cc_log(argc, argv);
-	else if (!ret && !has_arg(argc, argv, "-S") && !has_arg(argc, argv, "-E") &&
-		 !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
-		cc_log_link(args);
-	free(args);
-	free(mapopt);
+	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
+		ret = cc_split(argc, argv, &o);
+	} else if (has_arg(argc, argv, "-c")) {
+		ret = cc_compile(argc, argv, &o);
+	} else {
+		args = cc_real_args(argc, argv, &o, NULL);
+		ret = args ? cc_run(args) : 1;
+		if (!ret && !has_arg(argc, argv, "-S") && !has_arg(argc, argv, "-E") &&
+		    !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM"))
+			cc_log_link(args);
+		free(args);
+	}
+	free(o.mapopt);
 	return ret;
 }

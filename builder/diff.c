@@ -178,6 +178,31 @@ uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
 	return h;
 }
 
+/* The bytes [@from, @from + @len) of section @t and its relocations there
+ * (by offset from @from, type, addend and target name). */
+static uint64_t range_hash(const struct qp_elf_sec *t, uint64_t from, uint64_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	if (t->data && from <= t->size && len <= t->size - from)
+		h = fnv1a(h, t->data + from, len);
+	for (i = 0; i < t->nrelas; i++) {
+		const struct qp_elf_rela *r = &t->relas[i];
+		const char *n = !r->sym ? "" : r->sym->type == STT_SECTION && r->sym->sec ?
+				r->sym->sec->name : r->sym->name;
+		uint64_t at = r->offset - from;
+
+		if (r->offset < from || at >= len)
+			continue;
+		h = fnv1a(h, &at, sizeof(at));
+		h = fnv1a(h, &r->type, sizeof(r->type));
+		h = fnv1a(h, &r->addend, sizeof(r->addend));
+		h = fnv1a(h, n, strlen(n));
+	}
+	return h;
+}
+
 /*
  * A read-only variable (a const table) is part of the meaning of the code
  * that reads it: the patch copies the new one for the code it includes,
@@ -186,23 +211,7 @@ uint64_t fnv1a(uint64_t h, const void *buf, size_t len)
  */
 static uint64_t rodata_hash(const struct qp_elf_sym *s)
 {
-	const struct qp_elf_sec *t = s->sec;
-	uint64_t h = 0xcbf29ce484222325ull;
-	size_t i;
-
-	if (t->data && s->value <= t->size && s->size <= t->size - s->value)
-		h = fnv1a(h, t->data + s->value, s->size);
-	for (i = 0; i < t->nrelas; i++) {
-		const struct qp_elf_rela *r = &t->relas[i];
-		const char *n = !r->sym ? "" : r->sym->type == STT_SECTION && r->sym->sec ?
-				r->sym->sec->name : r->sym->name;
-
-		h = fnv1a(h, &r->offset, sizeof(r->offset));
-		h = fnv1a(h, &r->type, sizeof(r->type));
-		h = fnv1a(h, &r->addend, sizeof(r->addend));
-		h = fnv1a(h, n, strlen(n));
-	}
-	return h;
+	return range_hash(s->sec, s->value, s->size);
 }
 
 /* "sym:NAME+ADDEND", with a content hash for read-only variables. */
@@ -217,11 +226,170 @@ static void sym_key(const struct diff_obj *o, const struct qp_elf *e, const stru
 		snprintf(buf + n, size - (size_t)n, "/%016llx", (unsigned long long)rodata_hash(s));
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Append @off to @st's list (capacity *@cap). */
+static int starts_push(struct diff_starts *st, size_t *cap, uint64_t off)
+{
+	uint64_t *v;
+
+	if (st->n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		v = realloc(st->off, *cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		st->off = v;
+	}
+	st->off[st->n++] = off;
+	return 0;
+}
+
+/* Where the objects of read-only section @t of @e (an object of @o) start:
+ * every offset a relocation of an allocated section points at, and every
+ * symbol's value.  Found once per section; NULL when out of memory. */
+static const struct diff_starts *ro_starts(const struct diff_obj *o, const struct qp_elf *e,
+					   const struct qp_elf_sec *t)
+{
+	struct diff_starts *st = &o->starts[e == o->pat][t->index];
+	const struct qp_elf_sec *q;
+	const struct qp_elf_sym *s;
+	size_t i, n, cap = 0;
+
+	if (st->done)
+		return st->failed ? NULL : st;
+	st->done = true;
+	qp_elf_for_each_sec(e, q) {
+		for (i = 0; q->shdr.sh_flags & SHF_ALLOC && i < q->nrelas; i++) {
+			const struct qp_elf_rela *r = &q->relas[i];
+			int64_t at;
+
+			if (!r->sym || r->sym->sec != t)
+				continue;
+			at = (int64_t)r->sym->value + r->addend + rela_pc_adjust(q, r);
+			if (at >= 0 && (uint64_t)at < t->size && starts_push(st, &cap, (uint64_t)at))
+				goto oom;
+		}
+	}
+	qp_elf_for_each_sym(e, s) {
+		if (s->sec != t || s->type == STT_SECTION)
+			continue;
+		st->vars |= s->type == STT_OBJECT;
+		if (starts_push(st, &cap, s->value))
+			goto oom;
+	}
+	if (st->n)
+		qsort(st->off, st->n, sizeof(*st->off), cmp_u64);
+	for (i = 0, n = st->n, st->n = 0; i < n; i++)
+		if (!st->n || st->off[st->n - 1] != st->off[i])
+			st->off[st->n++] = st->off[i];
+	return st;
+oom:
+	st->failed = true;
+	return NULL;
+}
+
+/* The variable of @e that covers offset @off of section @t, or NULL. */
+static const struct qp_elf_sym *sym_covering(const struct qp_elf *e, const struct qp_elf_sec *t,
+					     uint64_t off)
+{
+	const struct qp_elf_sym *s;
+
+	qp_elf_for_each_sym(e, s)
+		if (s->sec == t && s->type == STT_OBJECT && off >= s->value &&
+		    off - s->value < s->size)
+			return s;
+	return NULL;
+}
+
+/*
+ * What a reference to offset @off of read-only section @t (not mergeable)
+ * points at, by content: not by the offset, and not by the whole section.
+ * gcc -O0 puts every string literal and floating-point constant of a file
+ * into one .rodata, without symbols: a changed string moves all the others
+ * and every reference to them has another addend.  A variable covering
+ * @off is compared by name, offset in it and content; anything else is an
+ * object without a name, reaching from @off to where the next object
+ * starts (ro_starts), its trailing zero bytes not counted (a string's NUL,
+ * the padding before a more aligned next object, which moves with the
+ * strings before it).  A string that a pointer into its middle ("abc" + 1)
+ * cuts short goes on to its NUL.  -ENOMEM when the starts are unknown.
+ */
+static int ro_object_key(const struct diff_obj *o, const struct qp_elf *e,
+			 const struct qp_elf_sec *t, uint64_t off, char *buf, size_t size)
+{
+	const struct diff_starts *st = ro_starts(o, e, t);
+	const struct qp_elf_sym *v;
+	const uint8_t *nul;
+	uint64_t end, min = 0;
+	size_t i, lo, hi;
+
+	if (!st)
+		return -ENOMEM;
+	v = st->vars ? sym_covering(e, t, off) : NULL;
+	if (v) {
+		char nb[300];
+
+		snprintf(buf, size, "in:%s+%llu/%016llx", key_name(o, e, v, nb, sizeof(nb)),
+			 (unsigned long long)(off - v->value), (unsigned long long)rodata_hash(v));
+		return 0;
+	}
+	for (lo = 0, hi = st->n; lo < hi;) { /* the first start after @off */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->off[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	end = lo < st->n ? st->off[lo] : t->size;
+	if (!memchr(t->data + off, 0, end - off)) {
+		nul = memchr(t->data + end, 0, t->size - end);
+		end = nul ? (uint64_t)(nul - t->data) + 1 : t->size;
+	}
+	/* relocated fields hold zeros: they are not padding */
+	for (i = 0; i < t->nrelas; i++) {
+		const struct qp_elf_rela *r = &t->relas[i];
+
+		if (r->offset >= off && r->offset < end && r->offset + rela_width(r->type) - off > min)
+			min = r->offset + rela_width(r->type) - off;
+	}
+	while (end - off > min && !t->data[end - 1])
+		end--;
+	snprintf(buf, size, "obj:%016llx/%llu", (unsigned long long)range_hash(t, off, end - off),
+		 (unsigned long long)(end - off));
+	return 0;
+}
+
+/*
+ * Bytes of the string at @off of mergeable string section @t, its
+ * terminating NUL included: characters are sh_entsize bytes wide (4 for
+ * L"...", in .rodata.str4.4), so the string ends at a character of that
+ * many zero bytes, not at the first zero byte.
+ */
+static uint64_t str_len(const struct qp_elf_sec *t, uint64_t off)
+{
+	uint64_t n = t->shdr.sh_entsize ? t->shdr.sh_entsize : 1, end, i;
+
+	for (end = off; end + n <= t->size; end += n) {
+		for (i = 0; i < n && !t->data[end + i]; i++)
+			;
+		if (i == n)
+			return end + n - off;
+	}
+	return t->size - off;
+}
+
 /*
  * What a relocation points at, as a string that is equal for the original
  * and the patched object exactly when the reference means the same thing:
  * named symbols by name (read-only variables also by content), strings
- * and constants by content, other sections by name and content.
+ * and constants by content, also where they share a section that is not
+ * mergeable (ro_object_key), other sections by name and content.
  */
 static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp_elf_sec *sec,
 		     const struct qp_elf_rela *r, char *buf, size_t size)
@@ -242,8 +410,11 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 	off = (int64_t)s->value + r->addend + rela_pc_adjust(sec, r);
 	if ((t->shdr.sh_flags & SHF_MERGE) && t->data && off >= 0 && (uint64_t)off < t->size) {
 		if (t->shdr.sh_flags & SHF_STRINGS) {
-			snprintf(buf, size, "str:%.*s", (int)(t->size - (uint64_t)off),
-				 (const char *)t->data + off);
+			uint64_t n = str_len(t, (uint64_t)off);
+
+			snprintf(buf, size, "str:%016llx/%llu",
+				 (unsigned long long)fnv1a(0xcbf29ce484222325ull, t->data + off, n),
+				 (unsigned long long)n);
 		} else {
 			uint64_t n = t->shdr.sh_entsize ? t->shdr.sh_entsize : 1;
 
@@ -255,6 +426,9 @@ static void rela_key(const struct diff_obj *o, struct qp_elf *e, const struct qp
 		}
 		return;
 	}
+	if (sec_is_rodata(t) && t->data && off >= 0 && (uint64_t)off < t->size &&
+	    !ro_object_key(o, e, t, (uint64_t)off, buf, size))
+		return;
 	s = sec_sole_symbol(e, t);
 	if (s) {
 		sym_key(o, e, s, r->addend, buf, size);
@@ -943,6 +1117,12 @@ static void diff_obj_release(struct diff_obj *o)
 
 	for (i = 0; o->why_new && o->pat && i < o->pat->nsyms; i++)
 		free(o->why_new[i]);
+	for (i = 0; o->starts[0] && o->orig && i < o->orig->nsecs; i++)
+		free(o->starts[0][i].off);
+	for (i = 0; o->starts[1] && o->pat && i < o->pat->nsecs; i++)
+		free(o->starts[1][i].off);
+	free(o->starts[0]);
+	free(o->starts[1]);
 	free(o->why_new);
 	qp_correlation__release(&o->corr);
 	qp_srcline__free(o->src);
@@ -983,6 +1163,9 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 	if (!ret && orig_obj && !(o->osrc = qp_srcline__new(orig_obj)))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && !(o->why_new = calloc(o->pat->nsyms ? o->pat->nsyms : 1, sizeof(*o->why_new))))
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+	if (!ret && (!(o->starts[0] = calloc(o->orig->nsecs + 1, sizeof(*o->starts[0]))) ||
+		     !(o->starts[1] = calloc(o->pat->nsecs + 1, sizeof(*o->starts[1])))))
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret) {
 		struct qp_correlate_veto veto = { diff_clone_veto, o };

@@ -19,6 +19,16 @@
 
 enum diff_out { OUT_TEXT, OUT_RODATA, OUT_DATA, OUT_BSS, OUT_NR };
 
+/* Where the objects of a read-only section of one object file start: every
+ * place a relocation of an allocated section points at, and every symbol. */
+struct diff_starts {
+	bool done;               /* computed (lazily, by the first comparison) */
+	bool failed;             /* out of memory: compare the whole section */
+	bool vars;               /* some variable (STT_OBJECT) is defined in the section */
+	uint64_t *off;           /* sorted, without duplicates */
+	size_t n;                /* count of off */
+};
+
 /* One object pair. */
 struct diff_obj {
 	struct qp_elf *orig;     /* object of the original build */
@@ -27,6 +37,7 @@ struct diff_obj {
 	struct qp_srcline *src;  /* source lines of the patched object */
 	struct qp_srcline *osrc; /* source lines of the original object */
 	struct qp_correlation corr; /* patched symbols' twins in the original */
+	struct diff_starts *starts[2]; /* per section of orig [0] and pat [1] */
 	char **why_new;          /* per patched symbol: why a clone was not paired, or NULL */
 	int *incl;               /* per patched section: index in diff.incl, or -1 */
 	size_t scope;            /* FILE symbol index in the target, 0 = unresolved */

@@ -37,13 +37,67 @@
 #include <unistd.h>
 
 #include "bindns.h"
+#include "filekind.h"
 #include "builder.h"
 #include "linkset.h"
+#include "records.h"
 #include "qpatch/elf.h"
 
 /* Work directory paths are kept short enough for every file name below
  * them to fit in PATH_MAX. */
 #define QP_WORK_MAX 3072
+
+/* A sorted set of strings. */
+struct drv_strs {
+	char **v; /* sorted once filled (drv_strs_sort) */
+	size_t n; /* count of v */
+};
+
+static int drv_strs_add(struct drv_strs *s, const char *str)
+{
+	char **v = realloc(s->v, (s->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	s->v = v;
+	if (!(v[s->n] = strdup(str)))
+		return -ENOMEM;
+	s->n++;
+	return 0;
+}
+
+static int drv_strs_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void drv_strs_sort(struct drv_strs *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), drv_strs_cmp);
+}
+
+static bool drv_strs_has(const struct drv_strs *s, const char *str)
+{
+	return s->n && bsearch(&str, s->v, s->n, sizeof(*s->v), drv_strs_cmp);
+}
+
+static void drv_strs_release(struct drv_strs *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+/* A file of the patched tree whose content differs from the original's. */
+struct drv_changed {
+	char *rel;  /* path relative to the tree */
+	bool added; /* the original tree lacks it */
+};
 
 struct drv {
 	const struct qp_build_opts *opts; /* what the user asked for */
@@ -65,6 +119,9 @@ struct drv {
 	bool warm;                        /* work holds an earlier original build */
 	uint8_t target_id[64];            /* deployed build-id when it differs, else empty */
 	size_t target_id_size;            /* bytes in target_id */
+	struct drv_changed *changed;      /* files of the patched tree that differ */
+	size_t nchanged;                  /* count of changed */
+	struct drv_strs missed;           /* changed C sources no recorded compilation reads */
 };
 
 static double now_s(void)
@@ -90,6 +147,29 @@ static void drv_progress(struct drv *d, const char *fmt, ...)
 	d->opts->progress(d->opts->progress_arg, msg);
 }
 
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+static const char *drv_base(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Does @rel exist in the patched version's tree? */
+static bool drv_exists(struct drv *d, const char *rel)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", d->ptree, rel);
+	return !access(path, F_OK);
+}
+
 static int path_join(char *out, const char *a, const char *b, struct qp_error *err)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
@@ -101,12 +181,12 @@ static int path_join(char *out, const char *a, const char *b, struct qp_error *e
 
 /*
  * Run @argv in @cwd with @env ("NAME=VALUE" strings, NULL-terminated) added,
- * output to @logpath.  With @bind, in a mount namespace where the
- * directory @bind is mounted over @cwd.  Returns 0 when it exits with
- * status 0.
+ * output appended to @logpath.  With @bind, in a mount namespace where the
+ * directory @bind is mounted over @at (@cwd being at or below it).
+ * Returns 0 when it exits with status 0.
  */
-static int run_at(char *const *argv, const char *cwd, const char *bind, char *const *env,
-		  const char *logpath, struct qp_error *err)
+static int run_at(char *const *argv, const char *cwd, const char *bind, const char *at,
+		  char *const *env, const char *logpath, struct qp_error *err)
 {
 	int status, fd, ret;
 	pid_t pid;
@@ -124,8 +204,8 @@ static int run_at(char *const *argv, const char *cwd, const char *bind, char *co
 			putenv(*env);
 		if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(126);
-		if (bind && (ret = qp_bindns_enter(bind, cwd))) {
-			dprintf(2, "unable to mount '%s' at '%s': %s\n", bind, cwd, strerror(-ret));
+		if (bind && (ret = qp_bindns_enter(bind, at))) {
+			dprintf(2, "unable to mount '%s' at '%s': %s\n", bind, at, strerror(-ret));
 			_exit(126);
 		}
 		if (chdir(cwd))
@@ -147,7 +227,7 @@ static int run_at(char *const *argv, const char *cwd, const char *bind, char *co
 static int run(char *const *argv, const char *cwd, char *const *env, const char *logpath,
 	       struct qp_error *err)
 {
-	return run_at(argv, cwd, NULL, env, logpath, err);
+	return run_at(argv, cwd, NULL, NULL, env, logpath, err);
 }
 
 static int copy_tree(const char *from, const char *to, const char *logpath,
@@ -217,17 +297,39 @@ static int walk_pairs(const char *dir, const char *other,
 
 struct sync_arg {
 	int *copied;           /* files copied so far */
+	struct drv *d;         /* with the patched tree: gets the list of changed files */
+	size_t skip;           /* length of the destination's path (for d's relative paths) */
 	struct qp_error *err;  /* where errors go */
 };
+
+static int sync_note(struct sync_arg *sa, const char *b, bool added)
+{
+	struct drv *d = sa->d;
+	struct drv_changed *v = realloc(d->changed, (d->nchanged + 1) * sizeof(*v));
+
+	if (!v || !(v[d->nchanged].rel = strdup(b + sa->skip + 1))) {
+		if (v)
+			d->changed = v;
+		return qp_seterr(sa->err, -ENOMEM, "out of memory");
+	}
+	v[d->nchanged++].added = added;
+	d->changed = v;
+	return 0;
+}
 
 static int sync_entry(const char *a, const char *b, void *arg)
 {
 	struct sync_arg *sa = arg;
+	const char *name = strrchr(a, '/') + 1;
 	struct stat st;
+	bool added;
 
 	if (lstat(a, &st))
 		return 0;
 	if (S_ISDIR(st.st_mode)) {
+		/* qpatch-cc's records are the build's, never the patched tree's */
+		if (sa->d && !strcmp(name, ".qpatch-cc"))
+			return 0;
 		if (mkdir(b, 0755) && errno != EEXIST)
 			return qp_seterr(sa->err, -errno, "unable to create '%s': %s", b, strerror(errno));
 		return walk_pairs(a, b, sync_entry, sa, sa->err);
@@ -235,13 +337,18 @@ static int sync_entry(const char *a, const char *b, void *arg)
 	if (!S_ISREG(st.st_mode) || same_content(a, b))
 		return 0;
 	(*sa->copied)++;
+	added = access(b, F_OK) != 0;
+	if (sa->d && sync_note(sa, b, added))
+		return sa->err->code;
 	return copy_file(a, b, sa->err);
 }
 
-/* Copy @from over @to where the content differs; count files copied. */
-static int sync_tree(const char *from, const char *to, int *copied, struct qp_error *err)
+/* Copy @from over @to where the content differs; count files copied.
+ * With @d, the patched tree: note them in d->changed. */
+static int sync_tree(const char *from, const char *to, int *copied, struct drv *d,
+		     struct qp_error *err)
 {
-	struct sync_arg sa = { .copied = copied, .err = err };
+	struct sync_arg sa = { .copied = copied, .d = d, .skip = strlen(to), .err = err };
 
 	return walk_pairs(from, to, sync_entry, &sa, err);
 }
@@ -404,40 +511,63 @@ static void real_compiler(char *out, size_t size, const char *env, const char *v
 }
 
 /*
- * The build: qpatch-cc is CC and qpatch-c++ CXX, in the environment (for a
- * --build-cmd that configures) and as make's arguments (the default
- * command), so the links of a program linked by the C++ driver are logged
- * too.
+ * What a build of @dir (build @tag) runs with: qpatch-cc as CC and
+ * qpatch-c++ as CXX, in the environment (for a --build-cmd that
+ * configures) and as make's arguments (the default command), so the links
+ * of a program linked by the C++ driver are logged too; logging to
+ * WORK/TAG.objects.
  */
+struct drv_env {
+	char cc[PATH_MAX + 8];        /* "CC=qpatch-cc" */
+	char cxx[PATH_MAX + 8];       /* "CXX=qpatch-c++" */
+	char log[PATH_MAX + 16];      /* "QPATCH_CC_LOG=WORK/TAG.objects" */
+	char map[2 * PATH_MAX + 24];  /* "QPATCH_PREFIX_MAP=..." */
+	char real_cc[PATH_MAX + 16];  /* "QPATCH_REAL_CC=..." */
+	char real_cxx[PATH_MAX + 24]; /* "QPATCH_REAL_CXX=..." */
+	char *env[7];                 /* the above, NULL-terminated */
+	char out[PATH_MAX];           /* WORK/TAG.build.log: the build's output */
+};
+
+static void drv_env(struct drv *d, const char *dir, const char *tag, struct drv_env *e)
+{
+	snprintf(e->cc, sizeof(e->cc), "CC=%s", d->opts->cc_wrapper);
+	snprintf(e->cxx, sizeof(e->cxx), "CXX=%s", d->opts->cxx_wrapper);
+	snprintf(e->log, sizeof(e->log), "QPATCH_CC_LOG=%s/%s.objects", d->work, tag);
+	/* at the original's path nothing needs mapping, and naming it is right */
+	if (d->at_orig_path)
+		snprintf(e->map, sizeof(e->map), "QPATCH_PREFIX_MAP=");
+	else
+		snprintf(e->map, sizeof(e->map), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
+	real_compiler(e->real_cc, sizeof(e->real_cc), "QPATCH_REAL_CC", "CC", "qpatch-cc", "cc");
+	real_compiler(e->real_cxx, sizeof(e->real_cxx), "QPATCH_REAL_CXX", "CXX", "qpatch-c++",
+		      "c++");
+	e->env[0] = e->cc;
+	e->env[1] = e->cxx;
+	e->env[2] = e->log;
+	e->env[3] = e->map;
+	e->env[4] = e->real_cc;
+	e->env[5] = e->real_cxx;
+	e->env[6] = NULL;
+	snprintf(e->out, sizeof(e->out), "%s/%s.build.log", d->work, tag);
+}
+
 static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp_error *err)
 {
-	char cc_env[PATH_MAX + 8], log_env[PATH_MAX + 16], map_env[2 * PATH_MAX + 24];
-	char real_cc[PATH_MAX + 16], real_cxx[PATH_MAX + 24], cxx_env[PATH_MAX + 8];
-	char logpath[PATH_MAX], out[PATH_MAX], leaks[PATH_MAX + 8], links[PATH_MAX + 8];
-	char *env[] = { cc_env, cxx_env, log_env, map_env, real_cc, real_cxx, NULL };
-	char *make_argv[] = { "make", cc_env, cxx_env, NULL };
+	char logpath[PATH_MAX], leaks[PATH_MAX + 8], links[PATH_MAX + 8];
+	struct drv_env e;
+	char *make_argv[] = { "make", e.cc, e.cxx, NULL };
 	char *sh_argv[] = { "sh", "-c", (char *)d->opts->build_cmd, NULL };
 
+	drv_env(d, dir, tag, &e);
 	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
-	snprintf(out, sizeof(out), "%s/%s.build.log", d->work, tag);
 	unlink(logpath);
 	snprintf(leaks, sizeof(leaks), "%s.leaks", logpath);
 	unlink(leaks);
-	snprintf(cc_env, sizeof(cc_env), "CC=%s", d->opts->cc_wrapper);
-	snprintf(cxx_env, sizeof(cxx_env), "CXX=%s", d->opts->cxx_wrapper);
-	snprintf(log_env, sizeof(log_env), "QPATCH_CC_LOG=%s", logpath);
-	/* at the original's path nothing needs mapping, and naming it is right */
-	if (d->at_orig_path)
-		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=");
-	else
-		snprintf(map_env, sizeof(map_env), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
-	real_compiler(real_cc, sizeof(real_cc), "QPATCH_REAL_CC", "CC", "qpatch-cc", "cc");
-	real_compiler(real_cxx, sizeof(real_cxx), "QPATCH_REAL_CXX", "CXX", "qpatch-c++", "c++");
 	snprintf(links, sizeof(links), "%s.links", logpath);
 	unlink(links);
 	int ret = run_at(d->opts->build_cmd ? sh_argv : make_argv,
-			 d->at_orig_path ? d->orig_src : dir, d->at_orig_path ? dir : NULL, env,
-			 out, err);
+			 d->at_orig_path ? d->orig_src : dir, d->at_orig_path ? dir : NULL,
+			 d->orig_src, e.env, e.out, err);
 
 	if (!ret)
 		ret = drv_keep_links(d, links, err);
@@ -677,10 +807,19 @@ static int drv_pair_object(struct drv *d, const char *obj, const char *rel, void
 	/* build-system probes compile objects and delete them again */
 	if (access(obj, R_OK) || (!have_orig && drv_for_each_object(d, "orig", drv_is_rel, (void *)rel)))
 		return 0;
-	/* another binary's object, or the same source compiled for another one */
+	/*
+	 * Another binary's object, or the same source compiled for another
+	 * one.  Linked from an archive that was not made again (behind a stamp
+	 * file; recompiled by drv_catch_up()), the archive member the target
+	 * was linked from is the original object: compared with it.
+	 */
 	if (d->links && !qp_linkset__has(d->links, obj)) {
-		d->unlinked++;
-		return 0;
+		if (!have_orig || !qp_linkset__has(d->links, orig_obj)) {
+			d->unlinked++;
+			return 0;
+		}
+		drv_progress(d, "'%s': the target's archive member is still the original object (the archive was not made again): compared with it",
+			     rel);
 	}
 	/* an object the original build lacks comes from a new source file */
 	ret = qp_diff__add_object(pr->diff, have_orig ? orig_obj : NULL, obj, rel, pr->err);
@@ -688,23 +827,67 @@ static int drv_pair_object(struct drv *d, const char *obj, const char *rel, void
 	return ret;
 }
 
-/* Which objects the target binary is linked from, when the build linked
- * it through qpatch-cc. */
+/*
+ * Which objects the target binary is linked from, when it was linked
+ * through qpatch-cc: the last link seen by qpatch-build's builds, else
+ * the record qpatch-cc left beside the binary (a tree that came built,
+ * whose builds here did not link it again; its paths are those of the
+ * build at the original tree's path).
+ */
 static int drv_load_links(struct drv *d, struct qp_error *err)
 {
-	char log[PATH_MAX], built[PATH_MAX];
+	char log[PATH_MAX], built[PATH_MAX], *slash;
 	int ret;
 
 	snprintf(log, sizeof(log), "%s/links", d->work);
 	snprintf(built, sizeof(built), "%s%s", d->ptree, d->built + strlen(d->tree));
 	ret = qp_linkset__load(log, built, d->at_orig_path ? d->orig_src : NULL, d->ptree,
 			       &d->links, err);
+	slash = strrchr(built, '/');
+	if (ret == -ENOENT &&
+	    snprintf(log, sizeof(log), "%.*s/.qpatch-cc/%s.link", (int)(slash - built), built,
+		     slash + 1) < (int)sizeof(log))
+		ret = qp_linkset__load(log, built, d->orig_src, d->ptree, &d->links, err);
 	if (ret == -ENOENT) {
 		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc or qpatch-c++?): comparing every recompiled object",
 			     d->built + strlen(d->tree) + 1);
 		return 0;
 	}
 	return ret;
+}
+
+/*
+ * A changed source that nothing could compile (d->missed) is left out of
+ * the patch, unless the target is linked from an object of its name (or,
+ * the link unknown, there is one beside it): then the target holds code
+ * of it that the patch would leave old.
+ */
+static int drv_check_missed(struct drv *d, struct qp_error *err)
+{
+	static const char why[] = "but no compilation of it was recorded (built without qpatch-cc, or with one older than this): it cannot be compiled again";
+	char obj[PATH_MAX], list[1024] = "";
+	size_t i, len;
+
+	for (i = 0; i < d->missed.n; i++) {
+		const char *src = d->missed.v[i], *base = drv_base(src);
+
+		snprintf(obj, sizeof(obj), "%.*s.o", (int)strlen(base) - 2, base);
+		if (d->links && qp_linkset__has_name(d->links, obj))
+			return qp_seterr(err, -ENOENT, "'%s' changed and '%s' is linked from an object '%s', %s",
+					 src, d->built + strlen(d->tree) + 1, obj, why);
+		snprintf(obj, sizeof(obj), "%.*s.o", (int)strlen(src) - 2, src);
+		if (!d->links && drv_exists(d, obj))
+			return qp_seterr(err, -ENOENT, "'%s' changed and was compiled into '%s', %s", src,
+					 obj, why);
+		len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s'%s'", i ? ", " : "", d->missed.v[i]);
+	}
+	if (!d->rep->objects_compared)
+		return qp_seterr(err, -ENODATA,
+				 "nothing to compare: the change is in %s, which no compilation that qpatch-cc recorded reads (the build does not compile %s, or compiled %s without qpatch-cc or with one older than this)",
+				 list, i == 1 ? "it" : "them", i == 1 ? "it" : "them");
+	drv_progress(d, "left out of the patch (no recorded compilation reads them): %s", list);
+	return 0;
 }
 
 static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error *err)
@@ -717,6 +900,8 @@ static int drv_diff_objects(struct drv *d, struct qp_diff *diff, struct qp_error
 	if (!ret && d->unlinked)
 		drv_progress(d, "%zu recompiled object%s not linked into '%s': left out", d->unlinked,
 			     d->unlinked == 1 ? "" : "s", d->built + strlen(d->tree) + 1);
+	if (!ret && d->missed.n)
+		ret = drv_check_missed(d, err);
 	if (!ret && !d->rep->objects_compared && d->unlinked)
 		ret = qp_seterr(err, -ENODATA,
 				"the patched build recompiled %zu object%s, none of them linked into '%s': the change does not touch it",
@@ -758,6 +943,291 @@ static int drv_save_all_objects(struct drv *d, const char *dir, const char *rel,
 	return ret;
 }
 
+/* --- what the build did not recompile --------------------------------- */
+
+/*
+ * @path as a build saw it (under the original tree's path, or under a work
+ * tree) relative to the tree, symbolic links inside the patched tree
+ * resolved, into @out (PATH_MAX); -1 when it lies outside.  The work trees
+ * go first: with a work directory inside the original tree, they are
+ * under it.
+ */
+static int drv_rel(void *arg, const char *path, char *out)
+{
+	struct drv *d = arg;
+	const char *roots[] = { d->ptree, d->tree, d->orig_src }, *rest = NULL;
+	char full[PATH_MAX], real[PATH_MAX];
+	size_t i, n = strlen(d->ptree);
+
+	for (i = 0; i < 3 && !rest; i++)
+		if (path_under(path, roots[i]))
+			rest = path + strlen(roots[i]);
+	if (!rest)
+		return -1;
+	rest += *rest == '/';
+	if (snprintf(full, sizeof(full), "%s/%s", d->ptree, rest) < (int)sizeof(full) &&
+	    realpath(full, real) && path_under(real, d->ptree))
+		rest = real[n] ? real + n + 1 : "";
+	snprintf(out, PATH_MAX, "%s", rest);
+	return 0;
+}
+
+/* The sources and objects of the compilations build @tag logged, relative
+ * to the tree, into @srcs and @objs (sorted). */
+static int drv_read_compiled(struct drv *d, const char *tag, struct drv_strs *srcs,
+			     struct drv_strs *objs, struct qp_error *err)
+{
+	char logpath[PATH_MAX], line[3 * PATH_MAX + 8], rel[PATH_MAX];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(logpath, sizeof(logpath), "%s/%s.objects", d->work, tag);
+	f = fopen(logpath, "r");
+	while (f && !ret && fgets(line, sizeof(line), f)) {
+		char *src = strchr(line, '\t'), *obj = src ? strchr(src + 1, '\t') : NULL;
+
+		if (!obj)
+			continue;
+		*src++ = '\0';
+		*obj++ = '\0';
+		obj[strcspn(obj, "\n")] = '\0';
+		if (!drv_rel(d, src, rel))
+			ret = drv_strs_add(srcs, rel);
+		if (!ret && !drv_rel(d, obj, rel))
+			ret = drv_strs_add(objs, rel);
+	}
+	if (f)
+		fclose(f);
+	drv_strs_sort(srcs);
+	drv_strs_sort(objs);
+	return ret ? qp_seterr(err, ret, "out of memory") : 0;
+}
+
+/* Could a compilation read changed file @c?  Not when it is an object,
+ * an archive or a program (a patched tree that comes built). */
+static bool drv_readable(struct drv *d, const struct drv_changed *c)
+{
+	char path[PATH_MAX], magic[4];
+	FILE *f;
+	bool elf;
+
+	snprintf(path, sizeof(path), "%s/%s", d->ptree, c->rel);
+	f = fopen(path, "rb");
+	if (!f)
+		return false;
+	elf = fread(magic, 1, 4, f) == 4 && !memcmp(magic, ELFMAG, SELFMAG);
+	fclose(f);
+	return !elf && qp_file_kind(path) == QP_FILE_OTHER;
+}
+
+/*
+ * The first changed file (of @ch, @nch) that compilation @r reads: its
+ * source, a file its dependency file names, or a new file whose name one
+ * of those has (found first in an include directory, it shadows the old
+ * one).  NULL when none; "" when what it reads is unknown (the caller
+ * knows that a changed file is not a source the build compiled: a header,
+ * or a .c file that another includes).  Each file found is marked in
+ * @read.
+ */
+static const char *drv_reads(const struct qp_record *r, struct drv_changed **ch, size_t nch,
+			     bool *read)
+{
+	const char *first = NULL;
+	size_t i, j;
+
+	for (i = 0; i < nch; i++) {
+		bool hit = r->src_rel && !strcmp(r->src_rel, ch[i]->rel);
+
+		for (j = 0; !hit && j < r->ndeps; j++)
+			hit = !strcmp(r->deps[j], ch[i]->rel) ||
+			      (ch[i]->added && !strcmp(drv_base(r->deps[j]), drv_base(ch[i]->rel)));
+		if (hit) {
+			read[i] = true;
+			first = first ? first : ch[i]->rel;
+		}
+	}
+	return first ? first : !r->deps_known ? "" : NULL;
+}
+
+/*
+ * With one tree for both versions, an object compiled again stays the
+ * patched version's after the run: no build makes it again when the
+ * source is put back.  WORK/recompiled lists them for the next run
+ * (drv_restore_recompiled()).
+ */
+static int drv_note_recompiled(struct drv *d, const char *rel, struct qp_error *err)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/recompiled", d->work);
+	f = fopen(path, "a");
+	if (!f || fprintf(f, "%s\n", rel) < 0 || fclose(f)) {
+		if (f)
+			fclose(f);
+		return qp_seterr(err, -EIO, "unable to write '%s'", path);
+	}
+	return 0;
+}
+
+/* Put the original objects listed in WORK/recompiled back into the tree. */
+static int drv_restore_recompiled(struct drv *d, struct qp_error *err)
+{
+	char path[PATH_MAX], rel[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/recompiled", d->work);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (!ret && fgets(rel, sizeof(rel), f)) {
+		rel[strcspn(rel, "\n")] = '\0';
+		if (path_join(from, d->snap, rel, err) || path_join(to, d->tree, rel, err))
+			ret = err->code;
+		else if (!access(from, R_OK))
+			ret = copy_file(from, to, err);
+	}
+	fclose(f);
+	return ret ? ret : unlink(path) ? qp_seterr(err, -errno, "unable to remove '%s'", path) : 0;
+}
+
+/* The compiler's first "error:" line (else the last line) that @log has
+ * past @from, into @out. */
+static void drv_first_error(const char *log, off_t from, char *out, size_t size)
+{
+	char line[512];
+	FILE *f = fopen(log, "r");
+
+	out[0] = '\0';
+	if (!f || fseeko(f, from, SEEK_SET)) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		snprintf(out, size, "%s", line);
+		if (strstr(line, "error:"))
+			break;
+	}
+	fclose(f);
+}
+
+/* Compile @r again in the patched tree, as the build did: qpatch-cc with
+ * its recorded arguments, in its directory, with the build's environment
+ * (it is logged like the build's own compilations). */
+static int drv_recompile(struct drv *d, const struct qp_record *r, const char *why,
+			 struct qp_error *err)
+{
+	char cwd[PATH_MAX], first[512], **argv;
+	struct drv_env e;
+	struct stat st;
+	size_t n = 0, len;
+	int ret;
+
+	while (r->args[n])
+		n++;
+	argv = calloc(n + 2, sizeof(*argv));
+	if (!argv)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	argv[0] = (char *)d->opts->cc_wrapper;
+	memcpy(argv + 1, r->args, n * sizeof(*argv));
+	drv_env(d, d->ptree, "patched", &e);
+	snprintf(cwd, sizeof(cwd), "%s%s%s", d->at_orig_path ? d->orig_src : d->ptree,
+		 *r->cwd_rel ? "/" : "", r->cwd_rel);
+	drv_progress(d, "recompiling '%s' (it reads '%s', which changed): the build did not",
+		     r->obj_rel, why);
+	if (stat(e.out, &st))
+		st.st_size = 0;
+	ret = run_at(argv, cwd, d->at_orig_path ? d->ptree : NULL, d->orig_src, e.env, e.out, err);
+	free(argv);
+	if (ret) {
+		drv_first_error(e.out, st.st_size, first, sizeof(first));
+		qp_preperr(err, ret, "recompiling '%s' with the command recorded for it", r->obj_rel);
+		len = strlen(err->msg);
+		if (first[0])
+			snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", first);
+		return ret;
+	}
+	d->rep->objects_recompiled++;
+	return d->at_orig_path ? 0 : drv_note_recompiled(d, r->obj_rel, err);
+}
+
+/* Note @rel as a changed C source that nothing can compile. */
+static int drv_missed(struct drv *d, const char *rel, struct qp_error *err)
+{
+	drv_progress(d, "'%s' changed, but no compilation that qpatch-cc recorded reads it", rel);
+	if (drv_strs_add(&d->missed, rel))
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * After the patched build: every compilation that reads a changed file
+ * (its source, or a header: the files its dependency file names) and that
+ * the build did not redo (a subdirectory built once behind a stamp file,
+ * as redis builds deps/) is redone with its recorded command, and so
+ * compared like any other.  A changed C source that no recorded
+ * compilation reads goes to d->missed.  The records are read only when a
+ * changed file is not a source the build compiled.
+ */
+static int drv_catch_up(struct drv *d, struct qp_error *err)
+{
+	struct drv_strs srcs = { 0 }, objs = { 0 };
+	struct qp_records *recs = NULL;
+	struct drv_changed **ch = calloc(d->nchanged + 1, sizeof(*ch));
+	bool *read = calloc(d->nchanged + 1, sizeof(*read)), all_compiled = true;
+	size_t i, nch = 0;
+	int ret;
+
+	if (!ch || !read) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = drv_read_compiled(d, "patched", &srcs, &objs, err);
+	for (i = 0; !ret && i < d->nchanged; i++) {
+		if (!drv_readable(d, &d->changed[i]))
+			continue;
+		all_compiled = all_compiled && drv_strs_has(&srcs, d->changed[i].rel);
+		ch[nch++] = &d->changed[i];
+	}
+	if (ret || all_compiled) /* the build did what was needed */
+		goto out;
+	ret = qp_records__load(d->ptree, true, drv_rel, d, &recs, err);
+	for (i = 0; !ret && i < qp_records__count(recs); i++) {
+		const struct qp_record *r = qp_records__get(recs, i);
+		const char *why;
+
+		/* a probe's, or a stale one: its object or source is gone */
+		if (!r->src_rel || !drv_exists(d, r->obj_rel) || !drv_exists(d, r->src_rel))
+			continue;
+		why = drv_reads(r, ch, nch, read);
+		if (why && !drv_strs_has(&objs, r->obj_rel))
+			ret = drv_recompile(d, r, *why ? why : "what it reads is unknown: a header", err);
+	}
+	for (i = 0; !ret && i < nch; i++) {
+		size_t n = strlen(ch[i]->rel);
+
+		if (!read[i] && !drv_strs_has(&srcs, ch[i]->rel) && n > 2 &&
+		    !strcmp(ch[i]->rel + n - 2, ".c"))
+			ret = drv_missed(d, ch[i]->rel, err);
+	}
+	if (!ret && !qp_records__count(recs))
+		drv_progress(d, "the tree holds no compilation records of qpatch-cc (built by an older one?): objects that the build did not recompile cannot be found");
+	if (!ret)
+		ret = drv_check_leaks(d, "patched", err);
+out:
+	qp_records__free(recs);
+	drv_strs_release(&srcs);
+	drv_strs_release(&objs);
+	free(ch);
+	free(read);
+	return ret;
+}
+
 /* The original version: built (or updated), its objects and binary saved. */
 static int drv_build_orig(struct drv *d, struct qp_error *err)
 {
@@ -769,9 +1239,11 @@ static int drv_build_orig(struct drv *d, struct qp_error *err)
 	snprintf(log, sizeof(log), "%s/copy.log", d->work);
 	drv_progress(d, "%s original tree '%s' in '%s'", d->warm ? "updating the build of" : "building",
 		     d->opts->orig_dir, d->tree);
-	if (d->warm) /* puts back what changed (with one tree: the last patched build) */
-		ret = sync_tree(d->orig_src, d->tree, &copied, err);
-	else
+	if (d->warm) { /* puts back what changed (with one tree: the last patched build) */
+		ret = sync_tree(d->orig_src, d->tree, &copied, NULL, err);
+		if (!ret && !d->at_orig_path)
+			ret = drv_restore_recompiled(d, err);
+	} else
 		ret = copy_tree(d->orig_src, d->tree, log, err);
 	if (!ret)
 		ret = build_tree(d, d->tree, "orig", err);
@@ -806,11 +1278,13 @@ static int drv_build_patched(struct drv *d, struct qp_error *err)
 		ret = access(d->ptree, F_OK) ? copy_tree(d->tree, d->ptree, log, err) :
 					       mirror_tree(d->tree, d->ptree, err);
 	if (!ret)
-		ret = sync_tree(d->pat_src, d->ptree, &copied, err);
+		ret = sync_tree(d->pat_src, d->ptree, &copied, d, err);
 	drv_progress(d, "building the patched version incrementally (%d changed file%s)", copied,
 		     copied == 1 ? "" : "s");
 	if (!ret)
 		ret = build_tree(d, d->ptree, "patched", err);
+	if (!ret)
+		ret = drv_catch_up(d, err);
 	if (ret)
 		return qp_preperr(err, ret, "patched build");
 	d->rep->patched_build_s = now_s() - t0;
@@ -852,13 +1326,6 @@ static int drv_check_stamp(struct drv *d, struct qp_error *err)
 	}
 	fclose(f);
 	return 0;
-}
-
-static bool path_under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
 }
 
 /* Build at the original tree's path where a mount namespace allows it:
@@ -970,6 +1437,10 @@ out:
 	qp_patch__free(patch);
 	qp_diff__free(diff);
 	qp_linkset__free(d.links);
+	drv_strs_release(&d.missed);
+	for (size_t i = 0; i < d.nchanged; i++)
+		free(d.changed[i].rel);
+	free(d.changed);
 	drv_remove_work(&d);
 	return ret;
 }

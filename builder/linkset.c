@@ -295,3 +295,19 @@ bool qp_linkset__has(const struct qp_linkset *ls, const char *obj)
 			return true;
 	return false;
 }
+
+bool qp_linkset__has_name(const struct qp_linkset *ls, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ls->npaths; i++) {
+		const char *slash = strrchr(ls->paths[i], '/');
+
+		if (!strcmp(slash ? slash + 1 : ls->paths[i], name))
+			return true;
+	}
+	for (i = 0; i < ls->nmem; i++)
+		if (!strcmp(ls->mem[i].name, name))
+			return true;
+	return false;
+}

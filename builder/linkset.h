@@ -30,6 +30,9 @@ int qp_linkset__load(const char *log, const char *binary, const char *seen, cons
 		     struct qp_linkset **out, struct qp_error *err);
 /* Was @obj (a path under @root) linked into the binary? */
 bool qp_linkset__has(const struct qp_linkset *ls, const char *obj);
+/* Was an object of base name @name ("x.o"), whatever its content, linked
+ * into the binary? */
+bool qp_linkset__has_name(const struct qp_linkset *ls, const char *name);
 void qp_linkset__free(struct qp_linkset *ls);
 
 #endif

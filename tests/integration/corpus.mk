@@ -1,9 +1,10 @@
 # Makefile for a tests/fixtures/diff case, copied into the tree by
 # t_corpus.sh: every .c below the tree is one object of the program "prog",
-# compiled as tests/unit/test_diff.c compiles it (-O2 -g; qpatch-cc adds the
-# section flags).
+# compiled as tests/unit/test_diff.c compiles it (-O2 -g, or the contents
+# of the case's file "cflags", which t_corpus.sh copies next to this
+# Makefile; qpatch-cc adds the section flags).
 CC ?= cc
-CFLAGS ?= -O2 -g
+CFLAGS ?= $(or $(shell cat cflags 2>/dev/null),-O2 -g)
 SRCS := $(shell find . -name '*.c' -not -path './.qpatch-cc/*' | sort)
 OBJS := $(SRCS:.c=.o)
 

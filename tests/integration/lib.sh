@@ -63,6 +63,16 @@ wait_match() {
 	return 1
 }
 
+# wait_after FILE N REGEX: wait (max 10 s) for a line after line N matching ^REGEX$.
+wait_after() {
+	local i
+	for i in $(seq 100); do
+		tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -Eq "^($3)\$" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # not COMMAND...: succeeds when COMMAND fails (for check).

@@ -16,19 +16,11 @@ MK=$QP_SRC/tests/integration/corpus.mk
 # expect_lines CASE VERB: the rest of every "VERB ..." line of the case.
 expect_lines() { sed -n "s/^$2 //p" "$FIX/$1/expect"; }
 
-# wait_after FILE N REGEX: wait (max 10 s) for a line after line N matching ^REGEX$.
-wait_after() {
-	local i
-	for i in $(seq 100); do
-		tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -Eq "^($3)\$" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# build_case CASE DIR: the orig program of CASE, built as a user would.
+# build_case CASE DIR: the orig program of CASE, built as a user would
+# (with the compiler flags of the case's "cflags" file, if it has one).
 build_case() {
 	cp -a "$FIX/$1/orig" "$2" && cp "$MK" "$2/Makefile" &&
+		{ [ ! -f "$FIX/$1/cflags" ] || cp "$FIX/$1/cflags" "$2/cflags"; } &&
 		make -s -C "$2" CC="$QP_BIN/qpatch-cc" >"$2.build.log" 2>&1
 }
 

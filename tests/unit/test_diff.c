@@ -23,6 +23,9 @@
  *   error TEXT           the diff fails (not a refusal) with TEXT in the message
  *   live BEFORE AFTER    for tests/integration/t_corpus.sh: the running
  *                        program's lines (regexes); not checked here
+ *
+ * Both trees are compiled with -O2 -g, or with the flags in the case's file
+ * "cflags" (one line, e.g. "-O0 -g"); t_corpus.sh's Makefile reads it too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,8 +55,9 @@ static int sh(const char *fmt, ...)
 	return system(cmd);
 }
 
-/* Compile every .c under @src/@rel into @out/@rel (same layout). */
-static int compile_tree(const char *src, const char *out, const char *rel,
+/* Compile every .c under @src/@rel into @out/@rel (same layout), with
+ * compiler flags @cflags. */
+static int compile_tree(const char *src, const char *out, const char *rel, const char *cflags,
 			char objs[][PATH_MAX], int *n)
 {
 	char dir[PATH_MAX];
@@ -73,17 +77,34 @@ static int compile_tree(const char *src, const char *out, const char *rel,
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
 		if (de->d_type == DT_DIR) {
-			compile_tree(src, out, sub, objs, n);
+			compile_tree(src, out, sub, cflags, objs, n);
 		} else if (len > 2 && !strcmp(de->d_name + len - 2, ".c")) {
 			snprintf(objs[*n], PATH_MAX, "%.*s.o", (int)strlen(sub) - 2, sub);
-			if (sh("cd '%s' && cc -O2 -g -ffunction-sections -fdata-sections -c -o '%s/%s' '%s'",
-			       src, out, objs[*n], sub))
+			if (sh("cd '%s' && cc %s -ffunction-sections -fdata-sections -c -o '%s/%s' '%s'",
+			       src, cflags, out, objs[*n], sub))
 				return -1;
 			(*n)++;
 		}
 	}
 	closedir(d);
 	return 0;
+}
+
+/* The compiler flags of case @casedir: its "cflags" file, or -O2 -g. */
+static void case_cflags(const char *casedir, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(buf, size, "-O2 -g");
+	snprintf(path, sizeof(path), "%s/cflags", casedir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)size, f))
+		snprintf(buf, size, "-O2 -g");
+	buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
 }
 
 static const struct qp_change *find_change(const struct qp_report *r, const char *name)
@@ -267,6 +288,7 @@ static void run_case(const char *fixtures, const char *name)
 {
 	static char orig_objs[64][PATH_MAX], pat_objs[64][PATH_MAX];
 	char casedir[PATH_MAX], src[PATH_MAX], out[PATH_MAX], out2[PATH_MAX], target[PATH_MAX];
+	char cflags[256];
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	struct qp_patch *patch = NULL;
@@ -278,9 +300,10 @@ static void run_case(const char *fixtures, const char *name)
 	snprintf(out, sizeof(out), "%s/%s/orig", tmpdir, name);
 	snprintf(out2, sizeof(out2), "%s/%s/patched", tmpdir, name);
 	snprintf(src, sizeof(src), "%s/orig", casedir);
-	CHECK_INT(compile_tree(src, out, "", orig_objs, &norig), 0);
+	case_cflags(casedir, cflags, sizeof(cflags));
+	CHECK_INT(compile_tree(src, out, "", cflags, orig_objs, &norig), 0);
 	snprintf(src, sizeof(src), "%s/patched", casedir);
-	CHECK_INT(compile_tree(src, out2, "", pat_objs, &npat), 0);
+	CHECK_INT(compile_tree(src, out2, "", cflags, pat_objs, &npat), 0);
 	snprintf(target, sizeof(target), "%s/%s/target", tmpdir, name);
 	{
 		char cmd[8192] = "";
@@ -336,7 +359,7 @@ static void test_no_change(const char *fixtures)
 	printf("case no-change\n");
 	snprintf(src, sizeof(src), "%s/body/orig", fixtures);
 	snprintf(out, sizeof(out), "%s/nochange", tmpdir);
-	CHECK_INT(compile_tree(src, out, "", objs, &n), 0);
+	CHECK_INT(compile_tree(src, out, "", "-O2 -g", objs, &n), 0);
 	snprintf(target, sizeof(target), "%s/target", out);
 	CHECK_INT(sh("cc -o '%s' '%s/main.o' '%s/calc.o'", target, out, out), 0);
 	CHECK_INT(qp_diff__new(target, &d, &err), 0);

@@ -1,0 +1,9 @@
+#include "foo.h"
+
+static long calls;
+
+int offset(void)
+{
+	calls++;
+	return OFFSET;
+}
