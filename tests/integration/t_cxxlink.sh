@@ -3,8 +3,8 @@
 # deployed with make CC=qpatch-cc CXX=qpatch-c++.  qpatch-build's own make
 # gets both wrappers, so qpatch-c++ logs the links: the fix's object of
 # the other program (tool.c) is left out as not linked into prog, and the
-# patch applies live.  With the plain C++ compiler as the linker no link
-# of prog is seen.  A compile-and-link command with a C and a C++ source
+# patch applies live.  Deployed and built with the plain C++ compiler as
+# the linker, no link of prog is seen.  A compile-and-link command with a C and a C++ source
 # is split as qpatch-cc splits one.
 . "$(dirname "$0")/lib.sh"
 
@@ -29,8 +29,13 @@ n=$(wc -l <"$T/out")
 check "applied" test $? -eq 0
 check "new code runs" sh -c "sleep 0.3; tail -n +$((n + 2)) '$T/out' | grep -Eq '=[0-9]*1[0-9]{6}$'"
 
-# a build that links with the plain C++ compiler: no link seen
-"$QP_BIN/qpatch-build" "$T/app" "$P/patched" -o "$T/fix2.qpatch" --binary prog \
+check "the deployed link is recorded beside prog" grep -q "	$T/app/calc.o" "$T/app/.qpatch-cc/prog.link"
+
+# deployed and built with the plain C++ compiler as the linker: no link seen
+cp -a "$P/orig" "$T/plain"
+make -s -C "$T/plain" CC="$QP_BIN/qpatch-cc" CXX=c++ >"$T/plain.log" 2>&1
+check "plain c++: no link record" test ! -e "$T/plain/.qpatch-cc/prog.link"
+"$QP_BIN/qpatch-build" "$T/plain" "$P/patched" -o "$T/fix2.qpatch" --binary prog \
 	--build-cmd 'make CXX=c++' >"$T/build2.out" 2>&1
 check "plain c++: no link of prog seen" grep -q "no link of 'prog' seen" "$T/build2.out"
 
@@ -46,4 +51,7 @@ check "c++ -o mixed m.c val.cpp builds" test $? -eq 0
 check "and runs" test "$("$M/mixed")" = 42
 check "m.c compiled to an object and logged" grep -q "$M/m.c	$M/.qpatch-cc/mixed-m.o" "$M/log"
 check "the link logged" grep -q "^$M	$M/mixed	$M/.qpatch-cc/mixed-m.o" "$M/log.links"
+check "and recorded" grep -q "^$M	$M/mixed	$M/.qpatch-cc/mixed-m.o" "$M/.qpatch-cc/mixed.link"
+check "no record of the compilation (qpatch-build would compile it as C)" \
+	test ! -e "$M/.qpatch-cc/mixed-m.o.cmd"
 finish
