@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"  -t, --target FILE     deployed binary; must have the build-id of the\n"
 		"                        binary the original tree builds\n"
 		"  -b, --binary NAME     executable in the build tree (when there are several)\n"
-		"  -c, --build-cmd CMD   build command run with sh -c (default: make CC=qpatch-cc)\n"
+		"  -c, --build-cmd CMD   build command run with sh -c (default: make\n"
+		"                        CC=qpatch-cc CXX=qpatch-c++)\n"
 		"  -w, --workdir DIR     build here instead of a new temporary directory; the\n"
 		"                        next run with the same DIR reuses the original build\n"
 		"  -k, --keep            keep the temporary work directory\n"
@@ -51,8 +52,8 @@ static void progress(void *arg, const char *msg)
 	fprintf(stderr, "qpatch-build: %s\n", msg);
 }
 
-/* qpatch-cc lives next to qpatch-build. */
-static int find_wrapper(char *out, size_t size)
+/* qpatch-cc and qpatch-c++ (@name) live next to qpatch-build. */
+static int find_wrapper(const char *name, char *out, size_t size)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -65,7 +66,7 @@ static int find_wrapper(char *out, size_t size)
 	if (!slash)
 		return -1;
 	*slash = '\0';
-	if (snprintf(out, size, "%s/qpatch-cc", self) >= (int)size)
+	if (snprintf(out, size, "%s/%s", self, name) >= (int)size)
 		return -1;
 	return access(out, X_OK);
 }
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
 	struct qp_build_opts opts = { .progress = progress };
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
-	char wrapper[PATH_MAX];
+	char wrapper[PATH_MAX], cxx_wrapper[PATH_MAX];
 	const char **keep;
 	int c, ret, json = 0, nkeep = 0;
 
@@ -186,12 +187,14 @@ int main(int argc, char **argv)
 	}
 	opts.orig_dir = argv[optind];
 	opts.patched_dir = argv[optind + 1];
-	if (find_wrapper(wrapper, sizeof(wrapper))) {
-		fprintf(stderr, "qpatch-build: cannot find qpatch-cc next to qpatch-build\n");
+	if (find_wrapper("qpatch-cc", wrapper, sizeof(wrapper)) ||
+	    find_wrapper("qpatch-c++", cxx_wrapper, sizeof(cxx_wrapper))) {
+		fprintf(stderr, "qpatch-build: cannot find qpatch-cc and qpatch-c++ next to qpatch-build\n");
 		free(keep);
 		return 1;
 	}
 	opts.cc_wrapper = wrapper;
+	opts.cxx_wrapper = cxx_wrapper;
 	ret = qp_build_run(&opts, &rep, &err);
 	if (json)
 		print_json(&rep, opts.output, ret, &err);

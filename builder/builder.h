@@ -102,11 +102,12 @@ struct qp_build_opts {
 	const char *output;       /* patch file to write */
 	const char *target;       /* deployed binary to check, or NULL */
 	const char *binary;       /* executable in the build tree, NULL = the only one */
-	const char *build_cmd;    /* shell command, NULL = "make" */
+	const char *build_cmd;    /* shell command, NULL = "make CC=... CXX=..." */
 	const char *workdir;      /* where trees are built, kept: given again for the
 				     same tree, its original build is reused;
 				     NULL = a new temporary directory */
 	const char *cc_wrapper;   /* absolute path of qpatch-cc */
+	const char *cxx_wrapper;  /* absolute path of qpatch-c++ (the builds' CXX) */
 	const char *id;           /* patch id; NULL = derived from contents */
 	const char *const *keep_values; /* see qp_diff__keep_value(), NULL-terminated, or NULL */
 	bool keep_workdir;        /* do not delete a temp workdir */

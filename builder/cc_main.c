@@ -28,6 +28,17 @@
  * build systems run "$CC --version" to learn which compiler they have.
  * qpatch-cc's own version is "qpatch-cc --qpatch-version" (the only
  * argument), an option no compiler has.
+ *
+ * Built with QP_CXX defined, this is qpatch-c++, the same wrapper for the
+ * C++ compiler driver ($QPATCH_REAL_CXX, default "c++"), for builds that
+ * link their C objects with it (QEMU's meson build links with c++): its
+ * links are logged and recorded, so qpatch-build learns which objects the
+ * program is made of.  It compiles and logs C sources as qpatch-cc does,
+ * but leaves no record of them (the C++ driver compiles them as C++, and
+ * qpatch-build compiles a recorded object again with qpatch-cc); a command
+ * with no C source (C++ code, which qpatch does not compare, and links)
+ * runs with no flag added, so C++ objects are what the plain C++ compiler
+ * makes and a program deployed with it builds the same.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,11 +53,39 @@
 #include "filekind.h"
 #include "qpatch/version.h"
 
+#ifdef QP_CXX
+#define CC_NAME "qpatch-c++"
+#define CC_REAL_ENV "QPATCH_REAL_CXX"
+#define CC_REAL_DEFAULT "c++"
+#define CC_ALWAYS_SECTIONS 0 /* the section flags only with a C source */
+#define CC_RECORDS 0         /* no record of a compilation */
+#else
+#define CC_NAME "qpatch-cc"
+#define CC_REAL_ENV "QPATCH_REAL_CC"
+#define CC_REAL_DEFAULT "cc"
+#define CC_ALWAYS_SECTIONS 1
+#define CC_RECORDS 1
+#endif
+
 static int is_c_source(const char *arg)
 {
 	size_t n = strlen(arg);
 
 	return arg[0] != '-' && n > 2 && !strcmp(arg + n - 2, ".c");
+}
+
+/* A source file the compiler driver compiles that is not C (C++,
+ * assembler): "c++ -o prog main.cpp util.c" compiles it in the link step. */
+static int is_other_source(const char *arg)
+{
+	static const char *const ext[] = { ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S" };
+	const char *dot = strrchr(arg, '.');
+	size_t i;
+
+	for (i = 0; arg[0] != '-' && dot && i < sizeof(ext) / sizeof(ext[0]); i++)
+		if (!strcmp(dot, ext[i]))
+			return 1;
+	return 0;
 }
 
 /* Returns 0, or -1 when the result does not fit. */
@@ -100,7 +139,7 @@ static void cc_log(int argc, char **argv)
 		return;
 	fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "qpatch-cc: unable to open '%s': %s\n", log, strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to open '%s': %s\n", log, strerror(errno));
 		return;
 	}
 	for (i = 1; i < argc; i++) {
@@ -115,7 +154,7 @@ static void cc_log(int argc, char **argv)
 			continue;
 		n = snprintf(line, sizeof(line), "%s\t%s\t%s\n", cwd, src, obj);
 		if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) != n)
-			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", log);
+			fprintf(stderr, CC_NAME ": unable to write '%s'\n", log);
 	}
 	close(fd);
 }
@@ -137,7 +176,7 @@ static int cc_record_dir(const char *obj, char *dir, size_t size, const char **b
 	else if ((size_t)snprintf(dir, size, "%.*s/.qpatch-cc", (int)n, obj) >= size)
 		return -1;
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		fprintf(stderr, "qpatch-cc: unable to create '%s': %s\n", dir, strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to create '%s': %s\n", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -167,7 +206,7 @@ static void cc_write_record(const char *path, const char *data, size_t len)
 	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) || rename(tmp, path)) {
-		fprintf(stderr, "qpatch-cc: unable to write '%s'\n", path);
+		fprintf(stderr, CC_NAME ": unable to write '%s'\n", path);
 		unlink(tmp);
 	}
 }
@@ -218,7 +257,7 @@ static void cc_log_link(char **args)
 	snprintf(path, sizeof(path), "%s.links", log ? log : "");
 	if (log && *log && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
 		if (write(fd, line, len) != (ssize_t)len)
-			fprintf(stderr, "qpatch-cc: unable to write '%s'\n", path);
+			fprintf(stderr, CC_NAME ": unable to write '%s'\n", path);
 		close(fd);
 	}
 	/* the record: the same line, in a file of its own, replaced (not for
@@ -273,7 +312,7 @@ static int cc_run(char **args, int quiet)
 	pid_t pid = fork();
 
 	if (pid < 0) {
-		perror("qpatch-cc: fork");
+		perror(CC_NAME ": fork");
 		return 1;
 	}
 	if (!pid) {
@@ -282,7 +321,7 @@ static int cc_run(char **args, int quiet)
 			dup2(fd, 2);
 		}
 		execvp(args[0], args);
-		fprintf(stderr, "qpatch-cc: unable to run '%s': %s\n", args[0], strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to run '%s': %s\n", args[0], strerror(errno));
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -385,7 +424,8 @@ static int is_link_only(const char *a)
 struct cc_opts {
 	const char *cc;   /* the real compiler */
 	char *mapopt;     /* "-ffile-prefix-map=FROM=TO", or NULL */
-	int livepatching; /* add CC_LIVEPATCHING (cc_livepatching()) */
+	int sections;     /* add the section flags (qpatch-c++: only with a C source) */
+	int livepatching; /* add CC_LIVEPATCHING (cc_livepatching()); only with sections */
 };
 
 /*
@@ -414,10 +454,12 @@ static char **cc_real_args(int argc, char **argv, const struct cc_opts *o, char 
 		args[k++] = argv[i];
 	for (i = 0; (size_t)i < nmore; i++)
 		args[k++] = more[i];
-	if (o->livepatching)
-		args[k++] = CC_LIVEPATCHING;
-	args[k++] = "-ffunction-sections";
-	args[k++] = "-fdata-sections";
+	if (o->sections) {
+		if (o->livepatching)
+			args[k++] = CC_LIVEPATCHING;
+		args[k++] = "-ffunction-sections";
+		args[k++] = "-fdata-sections";
+	}
 	args[k] = NULL;
 	return args;
 }
@@ -549,7 +591,7 @@ static int cc_compile(int argc, char **argv, const struct cc_opts *o)
 	char **args;
 	int ret, rec, own = 0;
 
-	rec = !cc_one_object(argc, argv, cwd, src, obj) &&
+	rec = CC_RECORDS && !cc_one_object(argc, argv, cwd, src, obj) &&
 	      !cc_record_dir(obj, dir, sizeof(dir), &base) &&
 	      (size_t)snprintf(cmd, sizeof(cmd), "%s/%s.cmd", dir, base) < sizeof(cmd) &&
 	      (size_t)snprintf(dep, sizeof(dep), "%s/%s.d", dir, base) < sizeof(dep);
@@ -580,9 +622,10 @@ static int cc_compile(int argc, char **argv, const struct cc_opts *o)
 /*
  * "cc -o prog a.c b.c -lm" compiles and links in one go, leaving no object
  * to compare.  Do what the compiler driver does, with objects that stay:
- * compile each source to OUTDIR/.qpatch-cc/PROG-SRC.o (a -c compilation
- * like any other: logged, with its record), then link those.  The binary
- * is the same either way.
+ * compile each C source to OUTDIR/.qpatch-cc/PROG-SRC.o (a -c compilation
+ * like any other: logged, with its record), then link those; other
+ * sources (C++, assembler) are compiled by the link command, as before.
+ * The binary is the same either way.
  */
 static int cc_split(int argc, char **argv, const struct cc_opts *o)
 {
@@ -614,7 +657,7 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 	else
 		snprintf(dir, sizeof(dir), ".qpatch-cc");
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		fprintf(stderr, "qpatch-cc: unable to create '%s': %s\n", dir, strerror(errno));
+		fprintf(stderr, CC_NAME ": unable to create '%s': %s\n", dir, strerror(errno));
 		return 1;
 	}
 	ob = strrchr(out, '/');
@@ -635,7 +678,8 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 				j++;
 				continue;
 			}
-			if ((is_c_source(argv[j]) && j != i) || is_link_only(argv[j]))
+			if ((is_c_source(argv[j]) && j != i) || is_other_source(argv[j]) ||
+			    is_link_only(argv[j]))
 				continue;
 			args[k++] = argv[j];
 		}
@@ -668,20 +712,21 @@ static int cc_split(int argc, char **argv, const struct cc_opts *o)
 int main(int argc, char **argv)
 {
 	const char *map = getenv("QPATCH_PREFIX_MAP");
-	struct cc_opts o = { .cc = getenv("QPATCH_REAL_CC") };
+	struct cc_opts o = { .cc = getenv(CC_REAL_ENV) };
 	char **args;
 	int i, nsrc = 0, ret;
 
 	if (argc == 2 && !strcmp(argv[1], "--qpatch-version"))
-		return qp_version_print("qpatch-cc");
+		return qp_version_print(CC_NAME);
 	if (!o.cc || !*o.cc)
-		o.cc = "cc";
+		o.cc = CC_REAL_DEFAULT;
 	if (map && *map && asprintf(&o.mapopt, "-ffile-prefix-map=%s", map) < 0)
 		return 1;
 	for (i = 1; i < argc; i++)
 		nsrc += is_c_source(argv[i]);
+	o.sections = CC_ALWAYS_SECTIONS || nsrc;
 	cc_check_leaks(argc, argv);
-	o.livepatching = cc_livepatching(argc, argv, nsrc, o.cc);
+	o.livepatching = o.sections && cc_livepatching(argc, argv, nsrc, o.cc);
 	if (nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S") &&
 	    !has_arg(argc, argv, "-E") && !has_arg(argc, argv, "-M") && !has_arg(argc, argv, "-MM")) {
 		ret = cc_split(argc, argv, &o);

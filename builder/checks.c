@@ -14,10 +14,11 @@
 #include "qpatch/decode.h"
 
 /*
- * A source path from debug info, where it is on this side of the build:
- * under the original tree's path, or relative (a build that maps its own
- * directory to ".", as Debian's flags do), both taken from the side's
- * tree.
+ * A source path from debug info (qp_srcline__at(): the compilation
+ * directory joined in, ".." folded away), where it is on this side of the
+ * build: under the original tree's path, or relative (a build that maps
+ * its own directory to ".", as Debian's flags do), both taken from the
+ * side's tree.
  */
 static void diff_source_path(const struct qp_diff *d, const char *path, bool patched,
 			     char *out, size_t size)
@@ -28,7 +29,7 @@ static void diff_source_path(const struct qp_diff *d, const char *path, bool pat
 	if (n && !strncmp(path, d->src_prefix, n) && path[n] == '/')
 		snprintf(out, size, "%s%s", dir, path + n);
 	else if (n && path[0] != '/')
-		snprintf(out, size, "%s/%s", dir, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+		snprintf(out, size, "%s/%s", dir, path);
 	else
 		snprintf(out, size, "%s", path);
 }

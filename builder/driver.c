@@ -500,35 +500,54 @@ static int drv_keep_links(struct drv *d, const char *log, struct qp_error *err)
 	return ret;
 }
 
-/* What a build of @dir (build @tag) runs with: qpatch-cc as the compiler,
- * logging to WORK/TAG.objects. */
+/* "@env=COMPILER" into @out: the value of environment variable @var (the
+ * compiler the user chose) unless it names our own @wrapper, else @dflt. */
+static void real_compiler(char *out, size_t size, const char *env, const char *var,
+			  const char *wrapper, const char *dflt)
+{
+	const char *v = getenv(var);
+
+	snprintf(out, size, "%s=%s", env, v && *v && !strstr(v, wrapper) ? v : dflt);
+}
+
+/*
+ * What a build of @dir (build @tag) runs with: qpatch-cc as CC and
+ * qpatch-c++ as CXX, in the environment (for a --build-cmd that
+ * configures) and as make's arguments (the default command), so the links
+ * of a program linked by the C++ driver are logged too; logging to
+ * WORK/TAG.objects.
+ */
 struct drv_env {
-	char cc[PATH_MAX + 8];       /* "CC=qpatch-cc" */
-	char log[PATH_MAX + 16];     /* "QPATCH_CC_LOG=WORK/TAG.objects" */
-	char map[2 * PATH_MAX + 24]; /* "QPATCH_PREFIX_MAP=..." */
-	char real_cc[PATH_MAX + 16]; /* "QPATCH_REAL_CC=..." */
-	char *env[5];                /* the above, NULL-terminated */
-	char out[PATH_MAX];          /* WORK/TAG.build.log: the build's output */
+	char cc[PATH_MAX + 8];        /* "CC=qpatch-cc" */
+	char cxx[PATH_MAX + 8];       /* "CXX=qpatch-c++" */
+	char log[PATH_MAX + 16];      /* "QPATCH_CC_LOG=WORK/TAG.objects" */
+	char map[2 * PATH_MAX + 24];  /* "QPATCH_PREFIX_MAP=..." */
+	char real_cc[PATH_MAX + 16];  /* "QPATCH_REAL_CC=..." */
+	char real_cxx[PATH_MAX + 24]; /* "QPATCH_REAL_CXX=..." */
+	char *env[7];                 /* the above, NULL-terminated */
+	char out[PATH_MAX];           /* WORK/TAG.build.log: the build's output */
 };
 
 static void drv_env(struct drv *d, const char *dir, const char *tag, struct drv_env *e)
 {
-	const char *cc = getenv("CC");
-
 	snprintf(e->cc, sizeof(e->cc), "CC=%s", d->opts->cc_wrapper);
+	snprintf(e->cxx, sizeof(e->cxx), "CXX=%s", d->opts->cxx_wrapper);
 	snprintf(e->log, sizeof(e->log), "QPATCH_CC_LOG=%s/%s.objects", d->work, tag);
 	/* at the original's path nothing needs mapping, and naming it is right */
 	if (d->at_orig_path)
 		snprintf(e->map, sizeof(e->map), "QPATCH_PREFIX_MAP=");
 	else
 		snprintf(e->map, sizeof(e->map), "QPATCH_PREFIX_MAP=%s=%s", dir, d->orig_src);
-	snprintf(e->real_cc, sizeof(e->real_cc), "QPATCH_REAL_CC=%s",
-		 cc && *cc && !strstr(cc, "qpatch-cc") ? cc : "cc");
+	real_compiler(e->real_cc, sizeof(e->real_cc), "QPATCH_REAL_CC", "CC", "qpatch-cc", "cc");
+	real_compiler(e->real_cxx, sizeof(e->real_cxx), "QPATCH_REAL_CXX", "CXX", "qpatch-c++",
+		      "c++");
 	e->env[0] = e->cc;
-	e->env[1] = e->log;
-	e->env[2] = e->map;
-	e->env[3] = e->real_cc;
-	e->env[4] = NULL;
+	e->env[1] = e->cxx;
+	e->env[2] = e->log;
+	e->env[3] = e->map;
+	e->env[4] = e->real_cc;
+	e->env[5] = e->real_cxx;
+	e->env[6] = NULL;
 	snprintf(e->out, sizeof(e->out), "%s/%s.build.log", d->work, tag);
 }
 
@@ -536,7 +555,7 @@ static int build_tree(struct drv *d, const char *dir, const char *tag, struct qp
 {
 	char logpath[PATH_MAX], leaks[PATH_MAX + 8], links[PATH_MAX + 8];
 	struct drv_env e;
-	char *make_argv[] = { "make", e.cc, NULL };
+	char *make_argv[] = { "make", e.cc, e.cxx, NULL };
 	char *sh_argv[] = { "sh", "-c", (char *)d->opts->build_cmd, NULL };
 
 	drv_env(d, dir, tag, &e);
@@ -830,7 +849,7 @@ static int drv_load_links(struct drv *d, struct qp_error *err)
 		     slash + 1) < (int)sizeof(log))
 		ret = qp_linkset__load(log, built, d->orig_src, d->ptree, &d->links, err);
 	if (ret == -ENOENT) {
-		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc?): comparing every recompiled object",
+		drv_progress(d, "no link of '%s' seen (not linked through qpatch-cc or qpatch-c++?): comparing every recompiled object",
 			     d->built + strlen(d->tree) + 1);
 		return 0;
 	}

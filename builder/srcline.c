@@ -134,12 +134,94 @@ static int srcline_func_addr(struct qp_srcline *s, const char *func, GElf_Addr *
 	return -ENOENT;
 }
 
+/*
+ * Append component @c (@n bytes) of a path to @out (@len bytes so far,
+ * @abs: it starts at "/"): "." is nothing, ".." takes the last component
+ * back where there is one to take.  -ENAMETOOLONG when it does not fit.
+ */
+static int srcline_push(char *out, size_t size, size_t *len, bool abs, const char *c, size_t n)
+{
+	size_t start = abs ? 1 : 0;
+
+	if (!n || (n == 1 && c[0] == '.'))
+		return 0;
+	if (n == 2 && c[0] == '.' && c[1] == '.') {
+		char *slash;
+
+		if (*len > start) {
+			out[*len] = '\0';
+			slash = strrchr(out + start, '/');
+			if (strcmp(slash ? slash + 1 : out + start, "..")) {
+				*len = slash ? (size_t)(slash - out) : start;
+				return 0;
+			}
+		} else if (abs) {
+			return 0; /* "/.." is "/" */
+		}
+	}
+	if (*len + 1 + n >= size)
+		return -ENAMETOOLONG;
+	if (*len > start)
+		out[(*len)++] = '/';
+	memcpy(out + *len, c, n);
+	*len += n;
+	return 0;
+}
+
+/* Fold the components of @path into @out (see srcline_push()). */
+static int srcline_fold(const char *path, bool abs, char *out, size_t size, size_t *len)
+{
+	while (*path) {
+		size_t n = strcspn(path, "/");
+		int ret = srcline_push(out, size, len, abs, path, n);
+
+		if (ret)
+			return ret;
+		path += n;
+		path += strspn(path, "/");
+	}
+	return 0;
+}
+
+int qp_srcline_path(const char *comp_dir, const char *name, char *out, size_t size)
+{
+	bool join = name[0] != '/' && comp_dir && comp_dir[0];
+	bool abs = join ? comp_dir[0] == '/' : name[0] == '/';
+	size_t len = 0;
+	int ret = 0;
+
+	if (size < 2)
+		return -ENAMETOOLONG;
+	if (abs)
+		out[len++] = '/';
+	if (join)
+		ret = srcline_fold(comp_dir, abs, out, size, &len);
+	if (!ret)
+		ret = srcline_fold(name, abs, out, size, &len);
+	if (ret)
+		return ret;
+	if (!len)
+		out[len++] = '.';
+	out[len] = '\0';
+	return 0;
+}
+
+/* Is @path inside directory @dir, by name ("./src/eval.c" in "./src")? */
+static bool srcline_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return n && !strncmp(path, dir, n) && (path[n] == '/' || dir[n - 1] == '/');
+}
+
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line)
 {
 	GElf_Addr addr;
-	const char *src;
+	const char *src, *dir = NULL;
+	Dwarf_Attribute at;
 	Dwfl_Line *l;
+	Dwarf_Die *cu;
 
 	if (srcline_func_addr(s, func, &addr))
 		return -ENOENT;
@@ -147,8 +229,20 @@ int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 	src = l ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
 	if (!src)
 		return -ENOENT;
-	snprintf(file, file_size, "%s", src);
-	return 0;
+	/*
+	 * libdw joins a name to its line-table directory.  Directory 0 is
+	 * the compilation directory itself (DWARF 5; libdw puts
+	 * DW_AT_comp_dir there for DWARF 4): a name under it is whole, also
+	 * when it is relative ("./src/eval.c" of a build in src/ mapping the
+	 * tree to ".").  Other directories are relative to it, and libdw
+	 * leaves them so (gcc's "../hw" for "../hw/x.c" compiled in build/).
+	 */
+	cu = src[0] == '/' ? NULL : dwfl_linecu(l);
+	if (cu)
+		dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &at));
+	if (dir && srcline_under(src, dir))
+		dir = NULL;
+	return qp_srcline_path(dir, src, file, file_size) ? -ENOENT : 0;
 }
 
 /* The concrete DW_TAG_subprogram of the CU @cu that starts at @lowpc. */

@@ -14,8 +14,14 @@ struct qp_srcline;
 struct qp_srcline *qp_srcline__new(const char *obj_path);
 /* "file.c:123" for the declaration of @name, or "" when unknown. */
 void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t size);
-/* Source file and line of the instruction at @offset in function @func;
- * 0, or -ENOENT when the object has no line for it. */
+/*
+ * Source file and line of the instruction at @offset in function @func,
+ * the file as the debug info defines it (qp_srcline_path() of its compile
+ * unit's DW_AT_comp_dir and the line table's directory and name):
+ * "/src/hw/x.c" for "../hw/x.c" compiled in "/src/build", "src/eval.c"
+ * for "eval.c" compiled in "./src" (a tree mapped to "."); 0, or -ENOENT
+ * when the object has no line for it.
+ */
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line);
 /*
@@ -48,5 +54,17 @@ int qp_srcline__for_each_struct(struct qp_srcline *s,
 					  const char *where, void *arg),
 				void *arg);
 void qp_srcline__free(struct qp_srcline *s);
+
+/*
+ * The file a path of the debug info names: @name, joined to the
+ * compilation directory @comp_dir (DW_AT_comp_dir; NULL when there is
+ * none) when relative, with "." and ".." folded away by name
+ * ("/src/build" and "../hw/x.c": "/src/hw/x.c").  The line table's
+ * relative directories (meson's "../hw") are relative to the compilation
+ * directory in DWARF 4 and 5 alike.  A result that is still relative
+ * (a build mapping its own directory to ".", as Debian's flags do) is
+ * relative to the directory that was mapped.  0, or -ENAMETOOLONG.
+ */
+int qp_srcline_path(const char *comp_dir, const char *name, char *out, size_t size);
 
 #endif

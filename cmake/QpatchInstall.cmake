@@ -56,7 +56,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends: from the libraries the programs link (dpkg-shlibdeps).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# qpatch-build runs "make CC=qpatch-cc" and qpatch-cc runs cc: a build host
+# qpatch-build runs "make CC=qpatch-cc CXX=qpatch-c++" and qpatch-cc runs cc
+# (qpatch-c++ runs c++, for a build that uses it): a build host
 # needs a C compiler, make and the C library headers.  Recommends, not
 # Depends: a host that only applies patches (qpatch-load) needs none of it.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gcc | c-compiler, make, libc6-dev | libc-dev")

@@ -6,12 +6,13 @@
 # user it only says what is missing.
 set -eu
 # autoconf and automake: tests/integration/t_autotools.sh builds a real
-# autotools project; ansible-core: t_ansible.sh runs the fleet playbook of
+# autotools project; meson and ninja-build: t_meson.sh builds a meson
+# project in build/ inside its tree, as QEMU is built; ansible-core: t_ansible.sh runs the fleet playbook of
 # examples/cloud-host.  man-db and groff-base: scripts/check-man.sh renders
 # the man pages.  dpkg-dev and file: cpack -G DEB (make deb) computes the
 # package's dependencies with dpkg-shlibdeps.
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
-libzydis-dev libzycore-dev binutils make python3 autoconf automake ansible-core
+libzydis-dev libzycore-dev binutils make python3 autoconf automake meson ninja-build ansible-core
 man-db groff-base dpkg-dev file"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = deb ] && PKGS="$PKGS debootstrap"

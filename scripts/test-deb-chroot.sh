@@ -72,7 +72,7 @@ check "qpatch-load --version" test "$(qpatch-load --version)" = "qpatch-load (qp
 for p in $progs; do
 	name=$(basename "$p")
 	opt=--version
-	[ "$name" = qpatch-cc ] && opt=--qpatch-version # --version is the compiler's
+	case $name in qpatch-cc | qpatch-c++) opt=--qpatch-version ;; esac # --version is the compiler's
 	out=$("$p" "$opt" 2>&1)
 	check "$name $opt: '$out'" test "$out" = "$name (qpatch) $VERSION"
 	# man(1) is not in minbase: the files themselves

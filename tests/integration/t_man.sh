@@ -20,13 +20,13 @@ man_opts() {
 		grep -E '^--?[A-Za-z]' | sort -u
 }
 
-# every page of a program with a --help of its own (not qpatch-cc, whose
-# --help is the compiler's)
+# every page of a program with a --help of its own (not qpatch-cc and
+# qpatch-c++, whose --help is the compiler's)
 n=0
 for page in "$MAN"/*.[1-8]; do
 	p=$(basename "$page")
 	prog=${p%.*}
-	[ -x "$QP_BIN/$prog" ] && [ "$prog" != qpatch-cc ] || continue
+	[ -x "$QP_BIN/$prog" ] && [ "$prog" != qpatch-cc ] && [ "$prog" != qpatch-c++ ] || continue
 	n=$((n + 1))
 	help_opts "$prog" >"$T/$prog.help"
 	man_opts "$page" >"$T/$prog.man"
@@ -39,8 +39,10 @@ for page in "$MAN"/*.[1-8]; do
 	fi
 done
 check "options compared for $n pages" test "$n" -ge 3
-check "qpatch-cc.1 OPTIONS: --qpatch-version only" \
-	test "$(man_opts "$MAN/qpatch-cc.1")" = "--qpatch-version"
+for w in qpatch-cc qpatch-c++; do
+	check "$w.1 OPTIONS: --qpatch-version only" \
+		test "$(man_opts "$MAN/$w.1")" = "--qpatch-version"
+done
 check "qpatch-format.5 exists" test -f "$MAN/qpatch-format.5"
 
 for prog in "$QP_BIN"/qpatch*; do

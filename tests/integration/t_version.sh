@@ -1,14 +1,15 @@
 #!/bin/bash
 # --version of every program in build/bin: "PROGRAM (qpatch) VERSION", VERSION being
-# project(VERSION) of CMakeLists.txt; qpatch-cc's own is --qpatch-version,
-# and its --version is the real compiler's (build systems run $CC --version).
+# project(VERSION) of CMakeLists.txt; the compiler wrappers' (qpatch-cc,
+# qpatch-c++) own is --qpatch-version, and their --version is the real
+# compiler's (build systems run $CC --version).
 . "$(dirname "$0")/lib.sh"
 
 want=$(sed -nE 's/^project\(qpatch VERSION ([0-9.]+).*/\1/p' "$QP_SRC/CMakeLists.txt")
 check "project version found in CMakeLists.txt ('$want')" test -n "$want"
 
-# every program but qpatch-cc, those of the future included
-progs=$(cd "$QP_BIN" && ls qpatch* | grep -vx qpatch-cc)
+# every program but the compiler wrappers, those of the future included
+progs=$(cd "$QP_BIN" && ls qpatch* | grep -vx -e qpatch-cc -e 'qpatch-c++')
 check "programs found ($(echo $progs))" test "$(echo "$progs" | wc -w)" -ge 3
 for prog in $progs; do
 	for opt in --version -V; do
@@ -32,8 +33,10 @@ check "qpatch-load --version needs no PID" "$QP_BIN/qpatch-load" --version
 check "qpatch-dump --version with a file is a usage error" \
 	sh -c "'$QP_BIN/qpatch-dump' --version x.qpatch >/dev/null 2>&1; test \$? -eq 2"
 
-out=$("$QP_BIN/qpatch-cc" --qpatch-version)
-check "qpatch-cc --qpatch-version (got '$out')" test "$out" = "qpatch-cc (qpatch) $want"
+for w in qpatch-cc qpatch-c++; do
+	out=$("$QP_BIN/$w" --qpatch-version)
+	check "$w --qpatch-version (got '$out')" test "$out" = "$w (qpatch) $want"
+done
 
 # --version and --help go to the compiler: a fake one shows its arguments
 cat >"$T/fakecc" <<'EOF'
@@ -49,4 +52,13 @@ check "--qpatch-version with other arguments goes to the compiler" \
 	sh -c "echo '$out' | grep -q '^fakecc --qpatch-version -c x.c'"
 check "qpatch-cc --version is the real compiler's" \
 	test "$("$QP_BIN/qpatch-cc" --version 2>&1)" = "$(cc --version 2>&1)"
+check "qpatch-c++ --version is the real C++ compiler's" \
+	test "$("$QP_BIN/qpatch-c++" --version 2>&1)" = "$(c++ --version 2>&1)"
+# qpatch-c++ runs $QPATCH_REAL_CXX, adding the section flags only to a
+# command that compiles a C source
+out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.cpp)
+check "qpatch-c++ -c x.cpp: no flag added (got '$out')" test "$out" = "fakecc -c x.cpp"
+out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.c)
+check "qpatch-c++ -c x.c: the section flags (got '$out')" \
+	test "$out" = "fakecc -c x.c -ffunction-sections -fdata-sections"
 finish

@@ -211,7 +211,8 @@ debian_patch() {
 cc_identity() { sha256sum "$QP_BIN/qpatch-cc" | cut -c1-16; }
 
 # deploy_build TREE CMD MAKE_TREE: build TREE with qpatch-cc as a user
-# deploying the program would (`sh -c CMD` with CC set), once; later runs
+# deploying the program would (`sh -c CMD` with CC set, and CXX to
+# qpatch-c++), once; later runs
 # reuse it.  MAKE_TREE (a function) creates the unbuilt tree first.  Sets
 # FULL_BUILD_S to the time that full build took.
 deploy_build() {
@@ -226,7 +227,7 @@ deploy_build() {
 	"$3" "$tree"
 	say "building the original tree with qpatch-cc: $cmd"
 	t0=$(now_s)
-	(cd "$tree" && CC="$QP_BIN/qpatch-cc" sh -c "$cmd") >"$RW_LOG/deploy-build.log" 2>&1 ||
+	(cd "$tree" && CC="$QP_BIN/qpatch-cc" CXX="$QP_BIN/qpatch-c++" sh -c "$cmd") >"$RW_LOG/deploy-build.log" 2>&1 ||
 		die "build of the original tree failed (see $RW_LOG/deploy-build.log)"
 	FULL_BUILD_S=$(elapsed "$t0")
 	DEPLOYED_NOW=1

@@ -42,8 +42,9 @@ ROW_FIX="$FIX1 (hw/ide/core.c)"
 CONF='--target-list=x86_64-softmmu --without-default-features --enable-seccomp'
 # as libvirt starts QEMU (qemuBuildSeccompSandboxCommandLine)
 SANDBOX=on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny
-# the deployed build: in the tree, as `./configure && make` does (./build)
-DEPLOY_CMD="./configure $CONF --cc=\"\$CC\" && make"
+# the deployed build: in the tree, as `./configure && make` does (./build);
+# QEMU links with the C++ driver, qpatch-c++, which logs the link
+DEPLOY_CMD="./configure $CONF --cc=\"\$CC\" --cxx=\"\$CXX\" && make"
 # qpatch-build's builds: make in its copy of the deployed tree, ./build
 # included; qpatch-build runs them at the original tree's path, so the
 # absolute paths meson wrote into ./build name the copy

@@ -36,7 +36,7 @@ export QP_RW_OUT=${QP_RW_OUT:-$QP_RW_CACHE/runs/latest}
 export QP_RW_JOBS=${QP_RW_JOBS:-2}
 QP_RW_DOC=${QP_RW_DOC:-1}
 
-for t in qpatch-cc qpatch-build qpatch-load qpatch-dump; do
+for t in qpatch-cc qpatch-c++ qpatch-build qpatch-load qpatch-dump; do
 	[ -x "$QP_BIN/$t" ] || { echo "run.sh: no $t in '$QP_BIN' (build qpatch, or set QP_BIN)" >&2; exit 2; }
 done
 missing=""

@@ -1,0 +1,9 @@
+#include <stdio.h>
+
+long compute(long x);
+
+int main(void)
+{
+	printf("tool: %ld\n", compute(1));
+	return 0;
+}

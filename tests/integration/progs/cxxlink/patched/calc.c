@@ -1,0 +1,4 @@
+long compute(long x)
+{
+	return x * 3 + 1000000;
+}

@@ -1,0 +1,2 @@
+long compute(long x);
+long checked(long x);
