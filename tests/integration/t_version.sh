@@ -59,6 +59,11 @@ check "qpatch-c++ --version is the real C++ compiler's" \
 out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.cpp)
 check "qpatch-c++ -c x.cpp: no flag added (got '$out')" test "$out" = "fakecc -c x.cpp"
 out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.c)
-check "qpatch-c++ -c x.c: the section flags (got '$out')" \
+check "qpatch-c++ -c x.c: the flags qpatch-cc adds (got '$out')" \
+	test "$out" = "fakecc -c x.c -flive-patching=inline-clone -ffunction-sections -fdata-sections"
+out=$(QPATCH_CC_LIVEPATCHING=0 QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.c)
+check "qpatch-c++ -c x.c, QPATCH_CC_LIVEPATCHING=0: the section flags (got '$out')" \
 	test "$out" = "fakecc -c x.c -ffunction-sections -fdata-sections"
+out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.cpp)
+check "qpatch-c++ -c x.cpp: no -flive-patching either (got '$out')" test "$out" = "fakecc -c x.cpp"
 finish
