@@ -76,11 +76,23 @@ static int parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
+/* How a function was redirected: the bytes of the padding after a function
+ * shorter than the jump that the jump took (0: the jump fits in it). */
+static uint64_t list_padding(const struct qp_record_func *f)
+{
+	uint64_t end = f->old_addr + f->old_size, jend = f->site + f->len;
+
+	if (!f->old_size || f->len > sizeof(f->saved) || f->site < f->old_addr || jend <= end)
+		return 0;
+	return jend - end;
+}
+
 static int do_list(pid_t pid, int json)
 {
 	struct qp_error err = { 0 };
 	struct qp_applied *v;
 	size_t n, i, j;
+	uint64_t pad;
 
 	if (qp_load_list(pid, &v, &n, &err)) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
@@ -104,9 +116,12 @@ static int do_list(pid_t pid, int json)
 			for (j = 0; j < a->rec.nfuncs; j++) {
 				printf("%s{\"name\":", j ? "," : "");
 				qp_json_str(stdout, a->funcs[j].name);
-				printf(",\"old\":\"0x%llx\",\"new\":\"0x%llx\"}",
+				pad = list_padding(&a->funcs[j]);
+				printf(",\"old\":\"0x%llx\",\"new\":\"0x%llx\",\"method\":\"%s\","
+				       "\"padding\":%llu}",
 				       (unsigned long long)a->funcs[j].old_addr,
-				       (unsigned long long)a->funcs[j].new_addr);
+				       (unsigned long long)a->funcs[j].new_addr,
+				       pad ? "jump+padding" : "jump", (unsigned long long)pad);
 			}
 			printf("]}");
 			continue;
@@ -116,10 +131,17 @@ static int do_list(pid_t pid, int json)
 		       a->rec.state == QP_REC_APPLIED ? "" : " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
-		for (j = 0; j < a->rec.nfuncs; j++)
-			printf("   %s 0x%llx -> 0x%llx\n", a->funcs[j].name,
+		for (j = 0; j < a->rec.nfuncs; j++) {
+			pad = list_padding(&a->funcs[j]);
+			printf("   %s 0x%llx -> 0x%llx", a->funcs[j].name,
 			       (unsigned long long)a->funcs[j].old_addr,
 			       (unsigned long long)a->funcs[j].new_addr);
+			if (pad)
+				printf(" (function of %llu bytes: the jump uses %llu byte%s of the padding after it)",
+				       (unsigned long long)a->funcs[j].old_size, (unsigned long long)pad,
+				       pad == 1 ? "" : "s");
+			printf("\n");
+		}
 	}
 	if (json)
 		printf("]\n");

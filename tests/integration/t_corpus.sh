@@ -5,9 +5,11 @@
 # running program prints before and after: the orig tree is built with
 # qpatch-cc (tests/integration/corpus.mk), started, patched with
 # qpatch-build and qpatch-load; a line matching AFTER must follow, then
-# --undo must bring BEFORE back.  A case that is refused must be refused
-# by qpatch-build too, with each expected reason (and "where" location) in
-# its report, and write no patch.  CASES="a b" runs only those.
+# --undo must bring BEFORE back; "listed NAME [REGEX]" lines are checked
+# against qpatch-load --list while the patch is applied.  A case that is
+# refused must be refused by qpatch-build too, with each expected reason
+# (and "where" location) in its report, and write no patch.  CASES="a b"
+# runs only those.
 . "$(dirname "$0")/lib.sh"
 
 FIX=$QP_SRC/tests/fixtures/diff
@@ -46,6 +48,11 @@ live_case() { # live_case CASE BEFORE AFTER
 	"$QP_BIN/qpatch-load" "$pid" "$w/fix.qpatch" >"$w/load.out" 2>&1
 	check "$c: applied" test $? -eq 0
 	check "$c: then prints /$after/" wait_after "$w/out" "$n" "$after"
+	"$QP_BIN/qpatch-load" --list "$pid" >"$w/list.out" 2>&1
+	while read -r name re; do
+		check "$c: --list: $name ${re:-(nothing more)}" \
+			grep -Eq "^   $name 0x[0-9a-f]+ -> 0x[0-9a-f]+${re:+ $re}\$" "$w/list.out"
+	done < <(expect_lines "$c" listed)
 	n=$(wc -l <"$w/out")
 	"$QP_BIN/qpatch-load" --undo "$pid" >"$w/undo.out" 2>&1
 	check "$c: undone" test $? -eq 0
@@ -54,7 +61,7 @@ live_case() { # live_case CASE BEFORE AFTER
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	if [ "$FAILED" -gt 0 ]; then
-		for f in build.out load.out undo.out; do sed "s/^/  $c $f: /" "$w/$f"; done
+		for f in build.out load.out list.out undo.out; do sed "s/^/  $c $f: /" "$w/$f"; done
 		tail -n 5 "$w/out" | sed "s/^/  $c out: /"
 	fi
 }

@@ -24,6 +24,9 @@
  *   error TEXT           the diff fails (not a refusal) with TEXT in the message
  *   live BEFORE AFTER    for tests/integration/t_corpus.sh: the running
  *                        program's lines (regexes); not checked here
+ *   listed NAME [REGEX]  for t_corpus.sh: NAME's line of qpatch-load --list
+ *                        while the patch is applied ends, after the
+ *                        addresses, with " REGEX" (or with nothing)
  *
  * Both trees are compiled with -O2 -g, or with the flags in the case's file
  * "cflags" (one line, e.g. "-O0 -g"); t_corpus.sh's Makefile reads it too.
@@ -235,7 +238,7 @@ static void check_expect(const char *casedir, const char *target, const struct q
 		if (sscanf(line, "%31s %127s %255[^\n]", verb, name, rest) < 2)
 			continue;
 		c = find_change(r, name);
-		if (!strcmp(verb, "live") || !strcmp(verb, "keep")) {
+		if (!strcmp(verb, "live") || !strcmp(verb, "keep") || !strcmp(verb, "listed")) {
 			continue;
 		} else if (!strcmp(verb, "error")) {
 			failed = 1;
