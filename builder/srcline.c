@@ -383,51 +383,59 @@ int qp_srcline__unit_name(struct qp_srcline *s, char *out, size_t size)
 	return mod ? srcline_unit_name(dwfl_module_nextcu(mod, NULL, &bias), out, size) : -ENOENT;
 }
 
-/* "a@0:4,b@8:8," for the members of a struct or union, into @out. */
-static void srcline_members(Dwarf_Die *type, char *out, size_t size)
+/* "a@0:4,b@8:8," for the members of a struct or union, however many
+ * (a server's state struct has hundreds): a new string, or NULL when out
+ * of memory. */
+static char *srcline_members(Dwarf_Die *type)
 {
 	Dwarf_Die m;
+	char *out = NULL;
 	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
 
-	out[0] = '\0';
-	if (dwarf_child(type, &m) != 0)
-		return;
-	do {
-		Dwarf_Attribute at;
-		Dwarf_Word off = 0;
-		Dwarf_Die mt;
-		int bits = -1;
-		Dwarf_Word msize = 0;
-		const char *n;
+	if (!f)
+		return NULL;
+	if (dwarf_child(type, &m) == 0) {
+		do {
+			Dwarf_Attribute at;
+			Dwarf_Word off = 0;
+			Dwarf_Die mt;
+			int bits = -1;
+			Dwarf_Word msize = 0;
+			const char *n;
 
-		if (dwarf_tag(&m) != DW_TAG_member)
-			continue;
-		n = dwarf_diename(&m);
-		if (dwarf_attr(&m, DW_AT_data_member_location, &at))
-			dwarf_formudata(&at, &off);
-		if (dwarf_attr(&m, DW_AT_data_bit_offset, &at)) {
-			Dwarf_Word b = 0;
+			if (dwarf_tag(&m) != DW_TAG_member)
+				continue;
+			n = dwarf_diename(&m);
+			if (dwarf_attr(&m, DW_AT_data_member_location, &at))
+				dwarf_formudata(&at, &off);
+			if (dwarf_attr(&m, DW_AT_data_bit_offset, &at)) {
+				Dwarf_Word b = 0;
 
-			dwarf_formudata(&at, &b);
-			bits = (int)b;
-		}
-		if (dwarf_attr(&m, DW_AT_type, &at) && dwarf_formref_die(&at, &mt)) {
-			int sz = dwarf_bytesize(&mt);
+				dwarf_formudata(&at, &b);
+				bits = (int)b;
+			}
+			if (dwarf_attr(&m, DW_AT_type, &at) && dwarf_formref_die(&at, &mt)) {
+				int sz = dwarf_bytesize(&mt);
 
-			/* through typedefs and qualifiers to something with a size */
-			while (sz < 0 && dwarf_attr(&mt, DW_AT_type, &at) && dwarf_formref_die(&at, &mt))
-				sz = dwarf_bytesize(&mt);
-			msize = sz < 0 ? 0 : (Dwarf_Word)sz;
-		}
-		if (bits >= 0)
-			len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu/%d,", n ? n : "",
-						(unsigned long long)off, (unsigned long long)msize, bits);
-		else
-			len += (size_t)snprintf(out + len, size - len, "%s@%llu:%llu,", n ? n : "",
-						(unsigned long long)off, (unsigned long long)msize);
-		if (len >= size)
-			return;
-	} while (dwarf_siblingof(&m, &m) == 0);
+				/* through typedefs and qualifiers to something with a size */
+				while (sz < 0 && dwarf_attr(&mt, DW_AT_type, &at) &&
+				       dwarf_formref_die(&at, &mt))
+					sz = dwarf_bytesize(&mt);
+				msize = sz < 0 ? 0 : (Dwarf_Word)sz;
+			}
+			fprintf(f, "%s@%llu:%llu", n ? n : "", (unsigned long long)off,
+				(unsigned long long)msize);
+			if (bits >= 0)
+				fprintf(f, "/%d", bits);
+			fputc(',', f);
+		} while (dwarf_siblingof(&m, &m) == 0);
+	}
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }
 
 struct srcline_walk_structs {
@@ -439,16 +447,20 @@ struct srcline_walk_structs {
 static int srcline_one_struct(struct srcline_walk_structs *w, Dwarf_Die *type, const char *name,
 			      Dwarf_Die *decl)
 {
-	char members[4096], where[512] = "";
+	char *members, where[512] = "";
 	const char *file = dwarf_decl_file(decl);
-	int size = dwarf_bytesize(type), line = 0;
+	int size = dwarf_bytesize(type), line = 0, ret;
 
 	if (size < 0 || dwarf_hasattr(type, DW_AT_declaration))
 		return 0; /* incomplete: declared, not defined here */
-	srcline_members(type, members, sizeof(members));
+	members = srcline_members(type);
+	if (!members)
+		return -ENOMEM;
 	if (file && dwarf_decl_line(decl, &line) == 0)
 		snprintf(where, sizeof(where), "%s:%d", file, line);
-	return w->fn(name, (unsigned long)size, members, where, w->arg);
+	ret = w->fn(name, (unsigned long)size, members, where, w->arg);
+	free(members);
+	return ret;
 }
 
 /* Structs declared at file scope (one declared inside a function is local
