@@ -11,9 +11,11 @@
 #   * the vulnerable tree is the package's source with the series applied up
 #     to P, P not included; the fixed tree is the same with P applied: the
 #     package as it was before the update that brought P, and after;
-#   * the vulnerable tree is deployed with qpatch-cc (cached per patch, like
-#     the case scripts' deployed builds), and qpatch-build makes the patch
-#     from the two trees;
+#   * the vulnerable tree is deployed with qpatch-cc, at one path for all the
+#     package's patches: the first by a full build, each next one by
+#     applying the patches in between to the deployed tree and running the
+#     build again, as a user updating it would; cached per patch; and
+#     qpatch-build makes the patch from the two trees;
 #   * a patch is applied with qpatch-load to the program started from the
 #     deployed build, under the load of the case scripts (redis: 4 INCR
 #     clients and redis-benchmark; lua5.4: the busy interpreter of
@@ -59,7 +61,7 @@ mkdir -p "$SW_CACHE"
 # --- the packages ----------------------------------------------------------------
 
 # pkg_setup PKG: how PKG builds and runs: SW_CMD (deploy build), SW_QPB_CMD
-# (qpatch-build's), SW_BIN (the target in the tree; sqlite3: found after the
+# (qpatch-build's, also the one that updates a deployed build), SW_BIN (the target in the tree; sqlite3: found after the
 # build), SW_NOT_APPLIED (series patches left out of every tree), SW_LIVE
 # (the function that runs the patch live).
 pkg_setup() {
@@ -99,6 +101,59 @@ prepare_trees() {
 		prev=$SWD/src/$k
 	done < <(series_patches "$SWD/src/0")
 	touch "$SWD/src.prepared"
+}
+
+# deploy_at K NAME: the deployed build of SRC/K, for patch NAME, at
+# $SWD/deploy: the one path where every patch of the package is deployed, so
+# that one deployed build can become the next (sets FULL_BUILD_S and
+# DEPLOY_HOW).  In order: the build cached for NAME ($SWD/fix/NAME/deployed,
+# copied back); the deployed build of an earlier patch updated as a user
+# updating that tree would: the patches in between applied to it, then
+# qpatch-build's build command (make recompiles what they changed); a full
+# build of SRC/K.
+deploy_at() {
+	local k=$1 p=$SWD/deploy cache=$SWD/fix/$2/deployed want at i t0 n
+	want="$(cc_identity) $SW_CMD"
+	if [ -d "$cache" ] && [ -f "$cache.stamp" ] && [ "$(sed -n 2p "$cache.stamp")" = "$want" ]; then
+		if [ "$(cat "$p.at" 2>/dev/null)" != "$k $want" ]; then
+			rm -rf "$p" "$p.at"
+			cp -a "$cache" "$p" || die "cannot copy the cached deployed build"
+			echo "$k $want" >"$p.at"
+		fi
+		FULL_BUILD_S=$(sed -n 1p "$cache.stamp") DEPLOY_HOW=$(sed -n 3p "$cache.stamp")
+		say "deployed build cached (${DEPLOY_HOW}: ${FULL_BUILD_S} s)"
+		return 0
+	fi
+	at=$(cat "$p.at" 2>/dev/null)
+	i=${at%% *}
+	rm -f "$p.at"
+	t0=$(now_s)
+	if [ -n "$at" ] && [ "${at#* }" = "$want" ] && [ "$i" -le "$k" ]; then
+		DEPLOY_HOW="the one before, $((k - i)) patch$([ $((k - i)) = 1 ] || echo es) applied and rebuilt"
+		while [ "$i" -lt "$k" ]; do
+			n=$(awk -v i="$i" '$1 == i { print $2 }' "$SWD/series")
+			say "updating the deployed build: $n"
+			patch -d "$p" -p1 -s --no-backup-if-mismatch <"$SWD/src/0/debian/patches/$n" \
+				>"$RW_LOG/patch.log" 2>&1 || die "$n does not apply to the deployed tree"
+			i=$((i + 1))
+		done
+		(cd "$p" && CC="$QP_BIN/qpatch-cc" sh -c "$SW_QPB_CMD") >"$RW_LOG/deploy-build.log" 2>&1 ||
+			die "update of the deployed build failed (see $RW_LOG/deploy-build.log)"
+	else
+		DEPLOY_HOW="full build"
+		rm -rf "$p"
+		cp -a "$SWD/src/$k" "$p" || die "cannot copy the source tree"
+		say "building the tree with qpatch-cc: $SW_CMD"
+		(cd "$p" && CC="$QP_BIN/qpatch-cc" sh -c "$SW_CMD") >"$RW_LOG/deploy-build.log" 2>&1 ||
+			die "build of the tree failed (see $RW_LOG/deploy-build.log)"
+	fi
+	FULL_BUILD_S=$(elapsed "$t0")
+	DEPLOYED_NOW=1
+	echo "$k $want" >"$p.at"
+	rm -rf "$cache" "$cache.stamp"
+	mkdir -p "$(dirname "$cache")"
+	cp -a "$p" "$cache" && printf '%s\n%s\n%s\n' "$FULL_BUILD_S" "$want" "$DEPLOY_HOW" >"$cache.stamp"
+	say "deployed ($DEPLOY_HOW): ${FULL_BUILD_S} s"
 }
 
 # --- running a patch live ----------------------------------------------------------
@@ -214,7 +269,7 @@ sweep_one() {
 	trap rw_cleanup EXIT
 	RW_CASE=$PKG RW_LOG=$QP_RW_OUT/$PKG/$name
 	mkdir -p "$RW_LOG"
-	FD=$SWD/fix/$name RW_WORK=$SWD/fix/$name/work
+	FD=$SWD/deploy RW_WORK=$SWD/fix/$name/work
 	ROW_PROGRAM="$PKG" ROW_FIX="$p ($(patch_c_files "$SWD/src/0/debian/patches/$p" | sed 's|.*/||' | paste -sd, | sed 's/,/, /g'))"
 	ROW_FUNCS="" ROW_SIZE="" ROW_BUILD="" ROW_STOP="" ROW_RESULT=""
 	OUTCOME=wrong
@@ -224,18 +279,17 @@ sweep_one() {
 			"${ROW_FUNCS:--}" "${ROW_SIZE:--}" "${ROW_BUILD:--}" "${ROW_STOP:--}" \
 			"$ROW_RESULT" "$OUTCOME" >"$RW_LOG/row"
 	}
-	make_orig() { mkdir -p "$(dirname "$1")" && cp -a "$SWD/src/$k" "$1"; }
 	step "deploy build"
-	deploy_build "$FD/orig" "$SW_CMD" make_orig
+	deploy_at "$k" "$name"
 	bin=$SW_BIN
 	if [ -z "$bin" ]; then
-		bin=$(cd "$FD/orig" && ls .libs/libsqlite3.so.*.*.* 2>/dev/null | head -n1)
+		bin=$(cd "$FD" && ls .libs/libsqlite3.so.*.*.* 2>/dev/null | head -n1)
 		[ -n "$bin" ] || die "no .libs/libsqlite3.so.X.Y.Z in the deployed build"
 	fi
 	step qpatch-build
-	qp_build_run "$FD/orig" "$SWD/src/$((k + 1))" "$RW_LOG/fix.qpatch" "$bin" "$SW_QPB_CMD" "$FD/orig/$bin"
+	qp_build_run "$FD" "$SWD/src/$((k + 1))" "$RW_LOG/fix.qpatch" "$bin" "$SW_QPB_CMD" "$FD/$bin"
 	QPB_PATCHED_S=$(sed -n 's/.*patched build \(done in \)\{0,1\}\([0-9.]*\) s.*/\2/p' "$QPB_LOG" | tail -n1)
-	ROW_BUILD="$QPB_TOTAL_S s (incremental build ${QPB_PATCHED_S:-?} s) / $FULL_BUILD_S s"
+	ROW_BUILD="$QPB_TOTAL_S s (incremental build ${QPB_PATCHED_S:-?} s) / $FULL_BUILD_S s ($DEPLOY_HOW)"
 	if [ "$QPB_RC" -ne 0 ]; then
 		[ -e "$RW_LOG/fix.qpatch" ] && die "qpatch-build failed but wrote a patch"
 		qpb_refusals "$RW_LOG/refusals.tsv"
@@ -264,7 +318,7 @@ sweep_one() {
 	ROW_SIZE="$(sed -n "s/^patch '.*': id [^,]*, \([0-9]*\) bytes.*/\1/p" "$QPB_LOG") B"
 	# die from here on: a patch that does not go in live is a bug
 	ROW_RESULT=""
-	"$SW_LIVE" "$FD/orig" "$RW_LOG/fix.qpatch"
+	"$SW_LIVE" "$FD" "$RW_LOG/fix.qpatch"
 	OUTCOME=applied
 	ROW_RESULT="applied live and undone: $LIVE_RESULT"
 	if [ "$JUDGED_AS" = refuse ]; then
@@ -354,7 +408,12 @@ take it:
   jemalloc, no systemd; lua5.4 the upstream Makefile, Debian's
   `0001-build-system.patch` left out of every tree; sqlite3 configured and
   built in place, the target being `libsqlite3.so`) and `qpatch-build`
-  makes the patch from the two trees;
+  makes the patch from the two trees.  All the patches of a package are
+  deployed at one path, so that one deployed build becomes the next as a
+  user's would: the patches in between applied to the built tree, and the
+  build command run again, which recompiles what they changed (only the
+  first patch of a package needs a full build); each patch's deployed
+  build is also kept in the cache, for the next run;
 * a patch is applied with `qpatch-load` to the program started from that
   build while it is under the case scripts' load (redis: 100000 keys, 4
   clients sending INCR and counting the replies, redis-benchmark with 20
@@ -373,9 +432,9 @@ take it:
 Last column: *applied* (built, applied live and undone with nothing lost),
 *refused-ok* and *nothing-ok* (as judged), *wrong* (an error, a refusal
 or "nothing to patch" judged wrong or not judged yet, or a patch that failed
-live).  Times: `qpatch-build` on a cold work directory (its incremental
-build of the fixed tree in brackets) / the full deploy build with
-`qpatch-cc` (cached between runs).
+live).  Times: `qpatch-build` with a new work directory (its incremental
+build of the fixed tree in brackets) / the deploy build with `qpatch-cc`
+(a full build, or the one before updated).
 
 EOF
 	n=0 na=0 nr=0 nn=0 nw=0
