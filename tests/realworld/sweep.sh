@@ -68,8 +68,15 @@ pkg_setup() {
 	SW_NOT_APPLIED="" SW_BIN=""
 	case $1 in
 	redis)
-		SW_CMD=$RW_REDIS_BUILD_CMD SW_QPB_CMD=$RW_REDIS_BUILD_CMD SW_BIN=src/redis-server
-		SW_LIVE=live_redis ;;
+		# redis's Makefile builds deps/ (the bundled Lua) once, and make
+		# never looks at them again: a fix there would not be recompiled
+		# (qpatch-build: "the patched build recompiled nothing").  So once
+		# built, the bundled Lua is made again first, as its own Makefile
+		# does it (what changed), and redis-server is linked again when
+		# liblua.a changed.
+		# shellcheck disable=SC2016 # expanded by the build's sh -c
+		SW_CMD='export DEB_BUILD_MAINT_OPTIONS=hardening=+all; export CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$(dpkg-buildflags --get LDFLAGS)"; if [ -f deps/.make-cflags ]; then make -C deps lua CC="$CC" MALLOC=libc && { [ ! deps/lua/src/liblua.a -nt src/redis-server ] || rm -f src/redis-server; }; fi && make CC="$CC" MALLOC=libc'
+		SW_QPB_CMD=$SW_CMD SW_BIN=src/redis-server SW_LIVE=live_redis ;;
 	lua5.4)
 		# the upstream Makefile, as lua.sh builds it
 		SW_CMD=$RW_LUA_BUILD_CMD SW_QPB_CMD=$RW_LUA_BUILD_CMD SW_BIN=src/lua
