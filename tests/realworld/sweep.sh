@@ -412,7 +412,10 @@ take it:
   written against;
 * the vulnerable tree is built with `qpatch-cc` as the case scripts build
   it (Debian's compiler flags; redis `make MALLOC=libc`: no TLS, no
-  jemalloc, no systemd; lua5.4 the upstream Makefile, Debian's
+  jemalloc, no systemd, and, since redis's Makefile builds `deps/` once
+  and never looks at it again, the bundled Lua made again first and
+  redis-server linked again when it changed: else a fix there is never
+  recompiled; lua5.4 the upstream Makefile, Debian's
   `0001-build-system.patch` left out of every tree; sqlite3 configured and
   built in place, the target being `libsqlite3.so`) and `qpatch-build`
   makes the patch from the two trees.  All the patches of a package are
