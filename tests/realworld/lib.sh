@@ -381,10 +381,11 @@ patch_id() { "$QP_BIN/qpatch-dump" "$1" | sed -n "1s/^patch '\(.*\)'.*/\1/p"; }
 # series_patches TREE: the patches of TREE's debian/patches/series, in order.
 series_patches() { awk '$1 !~ /^#/ && NF { print $1 }' "$1/debian/patches/series"; }
 
-# patch_c_files PATCH: the .c files PATCH changes (paths without their first
-# component, as patch -p1 applies them), one a line.
+# patch_c_files PATCH [EXT]: the .c files (EXT: a regular expression, e.g.
+# '[ch]') PATCH changes (paths without their first component, as patch -p1
+# applies them), one a line.
 patch_c_files() {
-	awk '/^\+\+\+ / { p = $2; sub(/^[^\/]*\//, "", p); if (p ~ /\.c$/) print p }' "$1" | sort -u
+	awk -v ext="${2:-c}" '/^\+\+\+ / { p = $2; sub(/^[^\/]*\//, "", p); if (p ~ "\\." ext "$") print p }' "$1" | sort -u
 }
 
 # --- the programs: build commands and how they run ----------------------------

@@ -277,7 +277,7 @@ sweep_one() {
 	RW_CASE=$PKG RW_LOG=$QP_RW_OUT/$PKG/$name
 	mkdir -p "$RW_LOG"
 	FD=$SWD/deploy RW_WORK=$SWD/fix/$name/work
-	ROW_PROGRAM="$PKG" ROW_FIX="$p ($(patch_c_files "$SWD/src/0/debian/patches/$p" | sed 's|.*/||' | paste -sd, | sed 's/,/, /g'))"
+	ROW_PROGRAM="$PKG" ROW_FIX="$p ($(patch_c_files "$SWD/src/0/debian/patches/$p" '[ch]' | sed 's|.*/||' | paste -sd, | sed 's/,/, /g'))"
 	ROW_FUNCS="" ROW_SIZE="" ROW_BUILD="" ROW_STOP="" ROW_RESULT=""
 	OUTCOME=wrong
 	judged "$PKG" "$p"
@@ -457,7 +457,7 @@ EOF
 		echo
 		echo "Swept on $day ($label, $(nproc) CPUs, make -j$QP_RW_JOBS) in $secs s."
 		echo
-		echo "| package | patch (C files) | functions in the patch | patch size | qpatch-build / full build | target stopped | result | outcome |"
+		echo "| package | patch (C files and headers) | functions in the patch | patch size | qpatch-build / full build | target stopped | result | outcome |"
 		echo "|---|---|---|---|---|---|---|---|"
 		tail -n +3 "$f"
 		echo
