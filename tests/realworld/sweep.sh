@@ -444,7 +444,9 @@ Last column: *applied* (built, applied live and undone with nothing lost),
 or "nothing to patch" judged wrong or not judged yet, or a patch that failed
 live).  Times: `qpatch-build` with a new work directory (its incremental
 build of the fixed tree in brackets) / the deploy build with `qpatch-cc`
-(a full build, or the one before updated).
+(a full build, or the one before updated), as long as it took when it was
+made: a run that finds it in the cache reuses it, and its own time (after
+each package's name) does not include it.
 
 EOF
 	n=0 na=0 nr=0 nn=0 nw=0
@@ -457,7 +459,7 @@ EOF
 		echo
 		echo "Swept on $day ($label, $(nproc) CPUs, make -j$QP_RW_JOBS) in $secs s."
 		echo
-		echo "| package | patch (C files and headers) | functions in the patch | patch size | qpatch-build / full build | target stopped | result | outcome |"
+		echo "| package | patch (C files and headers) | functions in the patch | patch size | qpatch-build / deploy build | target stopped | result | outcome |"
 		echo "|---|---|---|---|---|---|---|---|"
 		tail -n +3 "$f"
 		echo
