@@ -284,6 +284,30 @@ qp_build_run() {
 	return 0
 }
 
+# qpb_refusals TSV: the refusals in qpatch-build's report $QPB_LOG, written
+# to TSV as "NAME<TAB>WHY<TAB>OBJECT" lines, and summed up in QPB_REFUSALS:
+# one entry per name and reason with its objects (basenames), layouts
+# first.
+qpb_refusals() {
+	# the report's lines are KIND NAME WHERE SIZE bytes  WHY[  OBJECT]
+	awk '$1 == "REFUSED" {
+		rest = substr($0, index($0, " bytes") + 6); n = split(rest, p, /  +/)
+		print $2 "\t" p[2] "\t" (n >= 3 ? p[3] : $3) }' "$QPB_LOG" >"$1"
+	QPB_REFUSALS=$(awk -F'\t' '
+		{ k = $1 "\t" $2; o = $3; sub(/.*\//, "", o); if (!(k in objs)) order[++n] = k
+		  if (++nobj[k] <= 3) objs[k] = objs[k] (objs[k] == "" ? "" : ", ") o
+		  else more[k] = " and " (nobj[k] - 3) " more objects" }
+		END {
+			for (pass = 1; pass <= 2; pass++)
+				for (i = 1; i <= n; i++) {
+					split(order[i], f, "\t")
+					if ((f[2] ~ /layout/) != (pass == 1))
+						continue
+					printf "%s%s: %s (%s%s)", (m++ ? "; " : ""), f[1], f[2], objs[order[i]], more[order[i]]
+				}
+		}' "$1")
+}
+
 # refused_fix FIX FILES ORIG FIXED BINARY CMD TARGET TYPE: a real fix that
 # must not be applied to a running process: qpatch-build of ORIG -> FIXED
 # (work directory $RW_WORK.refused-FIX) must fail, write no patch, and list
@@ -304,28 +328,10 @@ refused_fix() {
 		die "qpatch-build made a patch instead of refusing: the fix changes the layout of $8, which the running process's data keeps"
 	fi
 	[ -e "$RW_LOG/$fix.qpatch" ] && die "qpatch-build failed but wrote '$RW_LOG/$fix.qpatch'"
-	# its refusals, "NAME<TAB>WHY<TAB>OBJECT" (the report's lines are
-	# KIND NAME WHERE SIZE bytes  WHY[  OBJECT])
-	awk '$1 == "REFUSED" {
-		rest = substr($0, index($0, " bytes") + 6); n = split(rest, p, /  +/)
-		print $2 "\t" p[2] "\t" (n >= 3 ? p[3] : $3) }' "$QPB_LOG" >"$RW_LOG/$fix.refusals.tsv"
+	qpb_refusals "$RW_LOG/$fix.refusals.tsv"
 	awk -F'\t' -v t="$8" '$1 == t && $2 ~ /layout/ { ok = 1 } END { exit !ok }' "$RW_LOG/$fix.refusals.tsv" ||
 		die "qpatch-build refused, but not saying that the layout of $8 changed: $QPB_ERROR"
-	# one entry per name and reason, with the objects (basenames); layouts first
-	local refusals
-	refusals=$(awk -F'\t' '
-		{ k = $1 "\t" $2; o = $3; sub(/.*\//, "", o); if (!(k in objs)) order[++n] = k
-		  if (++nobj[k] <= 3) objs[k] = objs[k] (objs[k] == "" ? "" : ", ") o
-		  else more[k] = " and " (nobj[k] - 3) " more objects" }
-		END {
-			for (pass = 1; pass <= 2; pass++)
-				for (i = 1; i <= n; i++) {
-					split(order[i], f, "\t")
-					if ((f[2] ~ /layout/) != (pass == 1))
-						continue
-					printf "%s%s: %s (%s%s)", (m++ ? "; " : ""), f[1], f[2], objs[order[i]], more[order[i]]
-				}
-		}' "$RW_LOG/$fix.refusals.tsv")
+	local refusals=$QPB_REFUSALS
 	ROW_RESULT="refused, as it must be: $refusals; no patch written"
 	row_write
 	say "$ROW_RESULT"
@@ -370,3 +376,205 @@ qp_undo() {
 qp_listed() { "$QP_BIN/qpatch-load" --list "$1" 2>/dev/null | grep -q "patch '$2'"; }
 qp_none() { "$QP_BIN/qpatch-load" --list "$1" 2>&1 | grep -q "no patches applied"; }
 patch_id() { "$QP_BIN/qpatch-dump" "$1" | sed -n "1s/^patch '\(.*\)'.*/\1/p"; }
+
+# --- sweeps: a package's debian/patches one at a time --------------------------
+
+# series_patches TREE: the patches of TREE's debian/patches/series, in order.
+series_patches() { awk '$1 !~ /^#/ && NF { print $1 }' "$1/debian/patches/series"; }
+
+# patch_c_files PATCH [EXT]: the .c files (EXT: a regular expression, e.g.
+# '[ch]') PATCH changes (paths without their first component, as patch -p1
+# applies them), one a line.
+patch_c_files() {
+	awk -v ext="${2:-c}" '/^\+\+\+ / { p = $2; sub(/^[^\/]*\//, "", p); if (p ~ "\\." ext "$") print p }' "$1" | sort -u
+}
+
+# --- the programs: build commands and how they run ----------------------------
+
+# redis: Debian's compiler flags (hardening=+all as debian/rules asks), a
+# minimal configuration (bundled Lua, no jemalloc, no TLS, no systemd).
+# shellcheck disable=SC2016 # expanded by the build's sh -c
+RW_REDIS_BUILD_CMD='export DEB_BUILD_MAINT_OPTIONS=hardening=+all; CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" make CC="$CC" MALLOC=libc'
+# lua5.4: the upstream Makefile (Debian's libtool build-system patch left
+# out) with Debian's compiler flags.
+# shellcheck disable=SC2016
+RW_LUA_BUILD_CMD='make linux CC="$CC -std=gnu99" MYCFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)" MYLDFLAGS="$(dpkg-buildflags --get LDFLAGS)"'
+# sqlite3: configured and built in the tree as debian/rules does (autotools,
+# libtool, --disable-amalgamation, Debian's CFLAGS and feature defines; the
+# shared library only, without Tcl); qpatch-build runs make in its copy.
+RW_SQLITE_FLAGS='-fno-strict-aliasing -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA -DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS -DSQLITE_ENABLE_RTREE=1 -DSQLITE_SOUNDEX=1 -DSQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_OMIT_LOOKASIDE=1 -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_ALLOW_ROWID_IN_VIEW -DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 -DSQLITE_ENABLE_LOAD_EXTENSION -DSQLITE_ENABLE_JSON1 -DSQLITE_LIKE_DOESNT_MATCH_BLOBS -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_FTS3_TOKENIZER=1 -DSQLITE_USE_URI=1 -DSQLITE_MAX_SCHEMA_RETRY=25 -DSQLITE_ENABLE_PREUPDATE_HOOK -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_STMTVTAB -DSQLITE_MAX_VARIABLE_NUMBER=250000'
+RW_SQLITE_DEPLOY_CMD="export DEB_BUILD_MAINT_OPTIONS=hardening=+all; ./configure --disable-static --disable-amalgamation --disable-tcl --enable-threadsafe --enable-load-extension --enable-fts5 CFLAGS=\"\$(dpkg-buildflags --get CFLAGS) $RW_SQLITE_FLAGS\" CPPFLAGS=\"\$(dpkg-buildflags --get CPPFLAGS)\" LDFLAGS=\"\$(dpkg-buildflags --get LDFLAGS) -Wl,--as-needed\" && make"
+
+# lua_multiarch_h TREE: the header Debian's luaconf.h patch includes.
+lua_multiarch_h() {
+	printf '#ifndef _LUA_DEB_MULTIARCH_\n#define _LUA_DEB_MULTIARCH_\n#define DEB_HOST_MULTIARCH "%s"\n#endif\n' \
+		"$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)" \
+		>"$1/src/lua5.4-deb-multiarch.h"
+}
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+	local p i
+	for i in $(seq 50); do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# start_redis BINARY NAME: redis-server with a config file in $RW_LOG/NAME;
+# sets PORT, PID, LOGFILE.  CLI is the redis-cli to talk to it with.
+start_redis() {
+	local dir=$RW_LOG/$2
+	rm -rf "$dir" && mkdir -p "$dir"
+	PORT=$(free_port) || die "no free TCP port"
+	LOGFILE=$dir/redis.log
+	cat >"$dir/redis.conf" <<-EOC
+		port $PORT
+		bind 127.0.0.1
+		dir $dir
+		logfile $LOGFILE
+		save ""
+		appendonly no
+		daemonize no
+		# DEBUG POPULATE and DEBUG DIGEST
+		enable-debug-command local
+	EOC
+	# newproxy(), which redis.sh's probe uses, where the server has the
+	# setting (a fix of the package added it: older builds refuse it)
+	grep -q lua-enable-deprecated-api "$1" &&
+		echo "lua-enable-deprecated-api yes" >>"$dir/redis.conf"
+	spawn "$dir/stdout" "$1" "$dir/redis.conf"
+	PID=$SPAWNED
+	wait_for 20 rcli_quiet ping || die "redis-server did not start: $(tail -n3 "$LOGFILE" "$dir/stdout" 2>/dev/null)"
+}
+rcli() { "$CLI" -p "$PORT" "$@"; }
+rcli_quiet() { [ "$("$CLI" -p "$PORT" "$@" 2>/dev/null)" = PONG ]; }
+redis_conns() { rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p'; }
+
+# redis_fill NKEYS: DEBUG POPULATE; sets N0 (keys) and DIG0 (digest).
+redis_fill() {
+	[ "$(rcli debug populate "$1" key 32)" = OK ] || die "DEBUG POPULATE failed"
+	N0=$(rcli dbsize)
+	DIG0=$(rcli debug digest)
+}
+
+# redis_load_start NCLIENTS DIR: NCLIENTS clients (redis/client.sh: INCR
+# client:I in database 2 every 20 ms, counting the replies) and
+# redis-benchmark (20 connections, database 1) on the server at $PORT, their
+# output in DIR; sets CLIENT_PIDS, BPID, CONN0, RL_STOP, RL_DIR, RL_N.
+redis_load_start() {
+	local i
+	RL_N=$1 RL_DIR=$2 RL_STOP=$2/stop-clients
+	rm -f "$RL_STOP"
+	CLIENT_PIDS=()
+	for i in $(seq "$RL_N"); do
+		spawn "$RL_DIR/client.$i.out" "$RW_HERE/redis/client.sh" "$CLI" "$PORT" 2 "client:$i" "$RL_STOP"
+		CLIENT_PIDS+=("$SPAWNED")
+	done
+	spawn "$RL_DIR/benchmark.out" "$BENCH" -p "$PORT" --dbnum 1 -c 20 -n 2000000000 -r 100000 \
+		-t set,get,incr,lpush,hset -q
+	BPID=$SPAWNED
+	redis_connected() { [ "$(redis_conns)" -ge $((RL_N + 21)) ]; }
+	wait_for 20 redis_connected || die "clients and redis-benchmark did not connect"
+	CONN0=$(redis_conns)
+	say "$CONN0 connections, redis-benchmark running"
+}
+
+# redis_load_check: stop the load of redis_load_start and check that
+# nothing was lost: redis-benchmark ran throughout without an error, every
+# client's INCR replies are all counted in its key, no connection dropped,
+# and the keys of redis_fill (N0, DIG0) are unchanged.  Sets REPLIES, BRPS,
+# CONN1, N1.
+redis_load_check() {
+	local p i out n bad v berr
+	# redis-benchmark exits at the first error or lost connection
+	expect "redis-benchmark ran throughout" kill -0 "$BPID"
+	CONN1=$(redis_conns)
+	touch "$RL_STOP"
+	for p in "${CLIENT_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	stop_pid "$BPID"
+	tr '\r' '\n' <"$RL_DIR/benchmark.out" >"$RL_DIR/benchmark.txt"
+	berr=$(grep -ci 'error\|closed\|reset\|refused' "$RL_DIR/benchmark.txt")
+	[ "$berr" -eq 0 ] || die "redis-benchmark reported errors: $(grep -i -m1 'error\|closed\|reset\|refused' "$RL_DIR/benchmark.txt")"
+	BRPS=$(sed -n 's/.*rps=[0-9.]* (overall: \([0-9.]*\)).*/\1/p' "$RL_DIR/benchmark.txt" | tail -n1 |
+		awk '{ printf "%.0f", $1 }')
+	REPLIES=0
+	for i in $(seq "$RL_N"); do
+		out=$RL_DIR/client.$i.out
+		n=$(grep -c '^[0-9][0-9]*$' "$out")
+		bad=$(grep -vc '^[0-9][0-9]*$' "$out")
+		v=$(rcli -n 2 get "client:$i")
+		[ "$bad" -eq 0 ] || die "client $i got errors: $(grep -v -m1 '^[0-9][0-9]*$' "$out")"
+		[ "$n" -gt 0 ] && [ "$v" = "$n" ] || die "client $i: $n replies but client:$i = $v"
+		REPLIES=$((REPLIES + n))
+	done
+	say "ok: $RL_N clients, $REPLIES INCR replies, all counted; $CONN0 connections before, $CONN1 after"
+	[ "$CONN1" -ge "$CONN0" ] || die "connections dropped: $CONN0 before, $CONN1 after"
+	rcli -n 1 flushdb >/dev/null && rcli -n 2 flushdb >/dev/null
+	N1=$(rcli dbsize)
+	[ "$N1" = "$N0" ] || die "$N0 keys before, $N1 after"
+	[ "$(rcli debug digest)" = "$DIG0" ] || die "dataset digest $DIG0 before, $(rcli debug digest) after"
+	say "ok: $N1 keys, digest unchanged"
+}
+
+# lua_cmd CMD: run CMD in the interpreter (lua/server.lua) serving $RUN; its
+# answer in OUT.
+SEQ=0
+lua_cmd() {
+	SEQ=$((SEQ + 1))
+	OUT=""
+	echo "$1" >"$RUN/cmd.tmp" && mv "$RUN/cmd.tmp" "$RUN/cmd.$SEQ"
+	[ "$1" = quit ] && return 0
+	wait_for 20 test -f "$RUN/out.$SEQ" || return 1
+	OUT=$(cat "$RUN/out.$SEQ")
+}
+
+# lua_stats_ok OLD NEW: two answers of lua/server.lua's "stats" (iter=N
+# caught=N state=100000 sum=S): work went on, every error was caught, the
+# state is intact.
+lua_stats_ok() {
+	local oi ni nc os ns
+	oi=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$1") os=${1##*sum=}
+	ni=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$2") ns=${2##*sum=}
+	nc=$(sed 's/.*caught=\([0-9]*\).*/\1/' <<<"$2")
+	[ "$ni" -gt "$oi" ] && [ "$nc" = "$ni" ] && [ "$ns" = "$os" ] && [[ $2 == *state=100000* ]]
+}
+
+# shell_start DIR NAME: the sqlite3 shell of build DIR on database NAME.db,
+# its commands from a FIFO (fd 7), its output in $RW_LOG/NAME.out; sets PID
+# and SHOUT.
+shell_start() {
+	local fifo=$RW_LOG/$2.fifo
+	rm -f "$fifo" "$RW_LOG/$2.db" && mkfifo "$fifo" || die "mkfifo failed"
+	SHOUT=$RW_LOG/$2.out
+	# opened read-write first, so that neither end waits for the other
+	exec 7<>"$fifo"
+	# (the redirection inside: a background job's stdin is /dev/null otherwise;
+	# sh and env exec, so the pid is the shell's)
+	spawn "$SHOUT" sh -c 'exec env LD_LIBRARY_PATH="$1" "$2" -batch "$3" <"$4"' sh \
+		"$1/.libs" "$1/.libs/sqlite3" "$RW_LOG/$2.db" "$fifo"
+	PID=$SPAWNED
+	sq "SELECT 'ready';" >/dev/null || die "the shell does not answer: $(tail -n3 "$SHOUT")"
+}
+# sq SQL: send SQL (and a marker) to the shell; prints what it answered.
+# (The marker is unique without a counter: sq runs in $(...) subshells.)
+sq() {
+	local from mark
+	mark=@@$(date +%s%N)
+	from=$(wc -l <"$SHOUT")
+	printf '%s\n.print %s\n' "$1" "$mark" >&7 || return 1
+	wait_for "${SQ_WAIT:-30}" grep -qx "$mark" "$SHOUT" || return 1
+	tail -n +"$((from + 1))" "$SHOUT" | sed "/^$mark\$/,\$d"
+}
+sq_send() { printf '%s\n' "$1" >&7; }
+# the probe table and 20000 rows of data
+SQ_SCHEMA="CREATE TABLE probe(k, b CHECK(b IS NOT NULL)); CREATE TABLE data(k INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<20000) INSERT INTO data SELECT x, hex(randomblob(16)) FROM c;"
+SQ_DIGEST="SELECT count(*) || ':' || sum(k) || ':' || sum(length(v)) FROM data;"
+# the transaction a patch must not disturb: 10000 rows, uncommitted
+SQ_PENDING="BEGIN; CREATE TEMP TABLE pending(k); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<10000) INSERT INTO pending SELECT x FROM c;"
+# a long query to run while a patch goes in, and its answer
+SQ_BUSY="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<6000000) SELECT 'busy ' || sum(x) FROM c;"
+SQ_BUSY_OUT="busy 18000003000000"

@@ -18,23 +18,18 @@ PKG=lua5.4
 CVE="CVE-2022-33099"
 ROW_PROGRAM=$PKG
 ROW_FIX="$CVE (ldebug.c, lvm.c)"
-BUILD_CMD='make linux CC="$CC -std=gnu99" MYCFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)" MYLDFLAGS="$(dpkg-buildflags --get LDFLAGS)"'
+BUILD_CMD=$RW_LUA_BUILD_CMD
 
 step fetch
 fetch_case $PKG
 
 step prepare
-multiarch_h() {
-	printf '#ifndef _LUA_DEB_MULTIARCH_\n#define _LUA_DEB_MULTIARCH_\n#define DEB_HOST_MULTIARCH "%s"\n#endif\n' \
-		"$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)" \
-		>"$1/src/lua5.4-deb-multiarch.h"
-}
 if [ ! -f "$D/patched.prepared" ]; then
 	unpack_source "$SRC_DSC" "$D/patched"
 	FIXP=$(debian_patch "$D/patched" 33099) || die "no debian/patches file for $CVE in $PKG $VER"
 	BSP=$(debian_patch "$D/patched" build-system) || die "no build-system patch in $PKG $VER"
 	patch -d "$D/patched" -R -p1 -s <"$BSP" || die "cannot revert $(basename "$BSP")"
-	multiarch_h "$D/patched"
+	lua_multiarch_h "$D/patched"
 	cp "$FIXP" "$D/fix.patch"
 	touch "$D/patched.prepared"
 fi
@@ -47,17 +42,6 @@ make_orig() {
 step "deploy build"
 deploy_build "$D/orig" "$BUILD_CMD" make_orig
 LUA=$D/orig/src/lua
-
-# lua_cmd CMD: run CMD in the interpreter serving $RUN; its answer in OUT.
-SEQ=0
-lua_cmd() {
-	SEQ=$((SEQ + 1))
-	OUT=""
-	echo "$1" >"$RUN/cmd.tmp" && mv "$RUN/cmd.tmp" "$RUN/cmd.$SEQ"
-	[ "$1" = quit ] && return 0
-	wait_for 20 test -f "$RUN/out.$SEQ" || return 1
-	OUT=$(cat "$RUN/out.$SEQ")
-}
 
 step start
 RUN=$RW_LOG/run
@@ -97,16 +81,7 @@ S1=$OUT
 say "probe '$P1', $S1"
 [ "$P1" = "$PFIX" ] || die "after the patch the probe gives '$P1', the fixed build '$PFIX' (before: '$P0')"
 
-# iter=N caught=N state=100000 sum=S: work went on, every error was caught,
-# the state is intact.
-stats_ok() { # OLD NEW
-	local oi ni nc os ns
-	oi=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$1") os=${1##*sum=}
-	ni=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$2") ns=${2##*sum=}
-	nc=$(sed 's/.*caught=\([0-9]*\).*/\1/' <<<"$2")
-	[ "$ni" -gt "$oi" ] && [ "$nc" = "$ni" ] && [ "$ns" = "$os" ] && [[ $2 == *state=100000* ]]
-}
-expect "nothing lost: work went on, every error caught, state intact" stats_ok "$S0" "$S1"
+expect "nothing lost: work went on, every error caught, state intact" lua_stats_ok "$S0" "$S1"
 
 step undo
 qp_undo "$PID"
@@ -117,7 +92,7 @@ lua_cmd stats || die "interpreter stopped answering"
 S2=$OUT
 say "probe '$P2', $S2"
 [ "$P2" = "$P0" ] || die "after undo the probe gives '$P2', before the patch '$P0'"
-expect "nothing lost after undo" stats_ok "$S1" "$S2"
+expect "nothing lost after undo" lua_stats_ok "$S1" "$S2"
 
 step stop
 lua_cmd quit

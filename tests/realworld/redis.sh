@@ -22,7 +22,7 @@ PKG=redis
 CVE="CVE-2024-46981"
 ROW_PROGRAM=$PKG
 ROW_FIX="$CVE (eval.c)"
-BUILD_CMD='export DEB_BUILD_MAINT_OPTIONS=hardening=+all; CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" make CC="$CC" MALLOC=libc'
+BUILD_CMD=$RW_REDIS_BUILD_CMD
 NCLIENTS=4
 NKEYS=100000
 
@@ -46,43 +46,6 @@ step "deploy build"
 deploy_build "$D/orig" "$BUILD_CMD" make_orig
 CLI=$D/orig/src/redis-cli
 BENCH=$D/orig/src/redis-benchmark
-
-# free_port: a TCP port nobody listens on.
-free_port() {
-	local p i
-	for i in $(seq 50); do
-		p=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
-# start_redis BINARY NAME: redis-server with a config file in $RW_LOG/NAME;
-# sets PORT, PID, LOGFILE.
-start_redis() {
-	local dir=$RW_LOG/$2
-	rm -rf "$dir" && mkdir -p "$dir"
-	PORT=$(free_port) || die "no free TCP port"
-	LOGFILE=$dir/redis.log
-	cat >"$dir/redis.conf" <<-EOF
-		port $PORT
-		bind 127.0.0.1
-		dir $dir
-		logfile $LOGFILE
-		save ""
-		appendonly no
-		daemonize no
-		# newproxy(), which the probe uses
-		lua-enable-deprecated-api yes
-		# DEBUG POPULATE and DEBUG DIGEST
-		enable-debug-command local
-	EOF
-	spawn "$dir/stdout" "$1" "$dir/redis.conf"
-	PID=$SPAWNED
-	wait_for 20 rcli_quiet ping || die "redis-server did not start: $(tail -n3 "$LOGFILE" "$dir/stdout" 2>/dev/null)"
-}
-rcli() { "$CLI" -p "$PORT" "$@"; }
-rcli_quiet() { [ "$("$CLI" -p "$PORT" "$@" 2>/dev/null)" = PONG ]; }
 
 probe_logged() { [ "$(grep -c "qpatch-probe $1 " "$LOGFILE")" -eq 2 ]; }
 
@@ -116,28 +79,14 @@ stop_pid "$PID"
 
 step start
 start_redis "$D/orig/src/redis-server" live
-[ "$(rcli debug populate $NKEYS key 32)" = OK ] || die "DEBUG POPULATE failed"
-N0=$(rcli dbsize)
-DIG0=$(rcli debug digest)
+redis_fill $NKEYS
 probe before || die "probe failed: $(tail -n3 "$LOGFILE")"
 P0=$PROBE
 say "pid $PID, port $PORT: $N0 keys, digest $DIG0, probe: $P0"
 [ "$P0" = "reachable first" ] || die "the live server answers '$P0' to the probe before the patch"
 
 step load
-STOP=$RW_LOG/live/stop-clients
-CLIENT_PIDS=()
-for i in $(seq $NCLIENTS); do
-	spawn "$RW_LOG/live/client.$i.out" "$RW_HERE/redis/client.sh" "$CLI" "$PORT" 2 "client:$i" "$STOP"
-	CLIENT_PIDS+=("$SPAWNED")
-done
-spawn "$RW_LOG/live/benchmark.out" "$BENCH" -p "$PORT" --dbnum 1 -c 20 -n 2000000000 -r 100000 \
-	-t set,get,incr,lpush,hset -q
-BPID=$SPAWNED
-connected() { [ "$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')" -ge $((NCLIENTS + 21)) ]; }
-wait_for 20 connected || die "clients and redis-benchmark did not connect"
-CONN0=$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')
-say "$CONN0 connections, redis-benchmark running"
+redis_load_start $NCLIENTS "$RW_LOG/live"
 sleep 1
 
 step qpatch-build
@@ -177,37 +126,7 @@ say "probe: $P2"
 [ "$P2" = "$P0" ] || die "after undo the probe gives '$P2', before the patch '$P0'"
 
 step "nothing lost"
-# redis-benchmark exits at the first error or lost connection
-expect "redis-benchmark ran throughout" kill -0 "$BPID"
-CONN1=$(rcli info clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')
-touch "$STOP"
-for p in "${CLIENT_PIDS[@]}"; do
-	wait "$p" 2>/dev/null
-done
-stop_pid "$BPID"
-tr '\r' '\n' <"$RW_LOG/live/benchmark.out" >"$RW_LOG/live/benchmark.txt"
-BERR=$(grep -ci 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")
-[ "$BERR" -eq 0 ] || die "redis-benchmark reported errors: $(grep -i -m1 'error\|closed\|reset\|refused' "$RW_LOG/live/benchmark.txt")"
-BRPS=$(sed -n 's/.*rps=[0-9.]* (overall: \([0-9.]*\)).*/\1/p' "$RW_LOG/live/benchmark.txt" | tail -n1 |
-	awk '{ printf "%.0f", $1 }')
-REPLIES=0
-for i in $(seq $NCLIENTS); do
-	out=$RW_LOG/live/client.$i.out
-	n=$(grep -c '^[0-9][0-9]*$' "$out")
-	bad=$(grep -vc '^[0-9][0-9]*$' "$out")
-	v=$(rcli -n 2 get "client:$i")
-	[ "$bad" -eq 0 ] || die "client $i got errors: $(grep -v -m1 '^[0-9][0-9]*$' "$out")"
-	[ "$n" -gt 0 ] && [ "$v" = "$n" ] || die "client $i: $n replies but client:$i = $v"
-	REPLIES=$((REPLIES + n))
-done
-say "ok: $NCLIENTS clients, $REPLIES INCR replies, all counted; $CONN0 connections before, $CONN1 after"
-[ "$CONN1" -ge "$CONN0" ] || die "connections dropped: $CONN0 before, $CONN1 after"
-rcli -n 1 flushdb >/dev/null && rcli -n 2 flushdb >/dev/null
-N1=$(rcli dbsize)
-DIG1=$(rcli debug digest)
-[ "$N1" = "$N0" ] || die "$N0 keys before, $N1 after"
-[ "$DIG1" = "$DIG0" ] || die "dataset digest $DIG0 before, $DIG1 after"
-say "ok: $N1 keys, digest unchanged"
+redis_load_check
 
 step stop
 rcli shutdown nosave >/dev/null 2>&1

@@ -34,9 +34,7 @@ FIX1=NOTNULL FIX1_PATCH=41-fix_a_bug_in_the_NOT_NULL-IS_NULL_optimization.patch
 FIX2=CVE-2025-6965 FIX2_PATCH=42-CVE-2025-6965.patch
 ROW_PROGRAM=$PKG
 ROW_FIX="NOT NULL/IS NULL optimization data loss, $FIX1_PATCH (src/expr.c, src/vdbe.c)"
-FLAGS='-fno-strict-aliasing -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA -DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS -DSQLITE_ENABLE_RTREE=1 -DSQLITE_SOUNDEX=1 -DSQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_OMIT_LOOKASIDE=1 -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_ALLOW_ROWID_IN_VIEW -DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 -DSQLITE_ENABLE_LOAD_EXTENSION -DSQLITE_ENABLE_JSON1 -DSQLITE_LIKE_DOESNT_MATCH_BLOBS -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_FTS3_TOKENIZER=1 -DSQLITE_USE_URI=1 -DSQLITE_MAX_SCHEMA_RETRY=25 -DSQLITE_ENABLE_PREUPDATE_HOOK -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_STMTVTAB -DSQLITE_MAX_VARIABLE_NUMBER=250000'
-# deployed: configured and built in the tree, as debian/rules does
-DEPLOY_CMD="export DEB_BUILD_MAINT_OPTIONS=hardening=+all; ./configure --disable-static --disable-amalgamation --disable-tcl --enable-threadsafe --enable-load-extension --enable-fts5 CFLAGS=\"\$(dpkg-buildflags --get CFLAGS) $FLAGS\" CPPFLAGS=\"\$(dpkg-buildflags --get CPPFLAGS)\" LDFLAGS=\"\$(dpkg-buildflags --get LDFLAGS) -Wl,--as-needed\" && make"
+DEPLOY_CMD=$RW_SQLITE_DEPLOY_CMD
 # qpatch-build's: make in the copy of that configured tree (at the original
 # tree's path, so configure's absolute TOP names the copy)
 QPB_CMD=make
@@ -78,32 +76,6 @@ step "refused fix"
 refused_fix "$FIX2" "src/expr.c, src/sqliteInt.h" "$D/orig" "$D/fixed-$FIX2" "$LIBREL" \
 	"$QPB_CMD" "$LIB" AggInfo_col
 
-# shell_start DIR NAME: the shell of build DIR on database NAME.db, its
-# commands from a FIFO (fd 7), its output in $RW_LOG/NAME.out; sets PID.
-shell_start() {
-	local fifo=$RW_LOG/$2.fifo
-	rm -f "$fifo" "$RW_LOG/$2.db" && mkfifo "$fifo" || die "mkfifo failed"
-	SHOUT=$RW_LOG/$2.out
-	# opened read-write first, so that neither end waits for the other
-	exec 7<>"$fifo"
-	# (the redirection inside: a background job's stdin is /dev/null otherwise;
-	# sh and env exec, so the pid is the shell's)
-	spawn "$SHOUT" sh -c 'exec env LD_LIBRARY_PATH="$1" "$2" -batch "$3" <"$4"' sh \
-		"$1/.libs" "$1/.libs/sqlite3" "$RW_LOG/$2.db" "$fifo"
-	PID=$SPAWNED
-	sq "SELECT 'ready';" >/dev/null || die "the shell does not answer: $(tail -n3 "$SHOUT")"
-}
-# sq SQL: send SQL (and a marker) to the shell; prints what it answered.
-# (The marker is unique without a counter: sq runs in $(...) subshells.)
-sq() {
-	local from mark
-	mark=@@$(date +%s%N)
-	from=$(wc -l <"$SHOUT")
-	printf '%s\n.print %s\n' "$1" "$mark" >&7 || return 1
-	wait_for "${SQ_WAIT:-30}" grep -qx "$mark" "$SHOUT" || return 1
-	tail -n +"$((from + 1))" "$SHOUT" | sed "/^$mark\$/,\$d"
-}
-sq_send() { printf '%s\n' "$1" >&7; }
 # probe: a 5000-byte value (on an overflow page) updated in place and
 # read back
 NPROBE=0
@@ -118,16 +90,16 @@ probe() {
 	*) die "the probe read '$n'" ;;
 	esac
 }
-SCHEMA="CREATE TABLE probe(k, b CHECK(b IS NOT NULL)); CREATE TABLE data(k INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<20000) INSERT INTO data SELECT x, hex(randomblob(16)) FROM c;"
+SCHEMA=$SQ_SCHEMA
 
 step start
 shell_start "$D/orig" live
 [ "$(sq "$SCHEMA SELECT count(*) FROM data;")" = 20000 ] || die "cannot fill the database"
-DIGEST0=$(sq "SELECT count(*) || ':' || sum(k) || ':' || sum(length(v)) FROM data;")
+DIGEST0=$(sq "$SQ_DIGEST")
 grep -q "$D/orig/.libs/libsqlite3.so" "/proc/$PID/maps" || die "the shell did not load the deployed libsqlite3"
 say "pid $PID: sqlite3 shell with $LIBREL, data $DIGEST0"
 # the open transaction the patch must not disturb
-sq "BEGIN; CREATE TEMP TABLE pending(k); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<10000) INSERT INTO pending SELECT x FROM c;" >/dev/null ||
+sq "$SQ_PENDING" >/dev/null ||
 	die "cannot open the transaction"
 
 step "probe (original)"
@@ -158,9 +130,8 @@ say "fixed build answers '$PFIX'"
 
 step qpatch-load
 # a long query runs in the shell while the patch goes in
-BUSYSQL="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<6000000) SELECT 'busy ' || sum(x) FROM c;"
 from=$(wc -l <"$SHOUT")
-sq_send "$BUSYSQL"
+sq_send "$SQ_BUSY"
 sleep 0.3
 grep -q "^busy " <(tail -n +"$((from + 1))" "$SHOUT") && say "note: the long query ended before the patch"
 qp_load "$PID" "$RW_LOG/fix.qpatch"
@@ -170,7 +141,7 @@ expect "patch $ID listed in the process" qp_listed "$PID" "$ID"
 sed 's/^/    /' "$RW_LOG/qpatch-list.log"
 SQ_WAIT=120 sq "SELECT 'waited';" >/dev/null || die "the shell stopped answering after the patch"
 expect "the query running during the patch gave the right sum" \
-	grep -qx "busy 18000003000000" <(tail -n +"$((from + 1))" "$SHOUT")
+	grep -qx "$SQ_BUSY_OUT" <(tail -n +"$((from + 1))" "$SHOUT")
 
 step "fixed code runs"
 probe
@@ -189,7 +160,7 @@ say "probe: $P2"
 
 step stop
 expect "the transaction commits" test "$(sq "COMMIT; SELECT count(*) FROM pending;")" = 10000
-expect "the data is unchanged" test "$(sq "SELECT count(*) || ':' || sum(k) || ':' || sum(length(v)) FROM data;")" = "$DIGEST0"
+expect "the data is unchanged" test "$(sq "$SQ_DIGEST")" = "$DIGEST0"
 expect "the database is sound" test "$(sq "PRAGMA integrity_check;")" = ok
 sq_send ".quit"
 exec 7>&-
