@@ -485,6 +485,38 @@ static int writer_sections(struct writer *w)
 	return ret;
 }
 
+/* Version 2 lays the file out itself (ELF_F_LAYOUT): libelf would place
+ * each section at a file offset aligned like its image offset, padding
+ * the file up to 4 KiB for a page-aligned section.  The bytes are only
+ * copied out, so stored content is packed; the tables and compression
+ * headers stay 8-aligned, and SHT_NOBITS takes no room. */
+static int writer_layout(struct writer *w)
+{
+	Elf64_Ehdr *eh = elf64_getehdr(w->elf);
+	uint64_t off = sizeof(Elf64_Ehdr);
+	Elf_Scn *scn = NULL;
+
+	if (!eh)
+		return qp_seterr(w->err, -EIO, "elf64_getehdr: %s", elf_errmsg(-1));
+	while ((scn = elf_nextscn(w->elf, scn))) {
+		Elf64_Shdr *sh = elf64_getshdr(scn);
+		uint64_t align;
+
+		if (!sh)
+			return qp_seterr(w->err, -EIO, "elf64_getshdr: %s",
+					 elf_errmsg(-1));
+		align = sh->sh_type == SHT_SYMTAB || sh->sh_type == SHT_RELA ||
+			(sh->sh_flags & SHF_COMPRESSED) ? 8 : 1;
+		off = (off + align - 1) & ~(align - 1);
+		sh->sh_offset = off;
+		if (sh->sh_type != SHT_NOBITS)
+			off += sh->sh_size;
+	}
+	eh->e_shoff = (off + 7) & ~(uint64_t)7;
+	elf_flagelf(w->elf, ELF_C_SET, ELF_F_LAYOUT);
+	return 0;
+}
+
 /* Write the validated @p to @fd. */
 static int writer_fd(const struct qp_patch *p, int fd, struct qp_error *err)
 {
@@ -508,6 +540,8 @@ static int writer_fd(const struct qp_patch *p, int fd, struct qp_error *err)
 		ret = writer_ehdr(&w);
 	if (!ret)
 		ret = writer_sections(&w);
+	if (!ret && !w.v1)
+		ret = writer_layout(&w);
 	if (!ret && elf_update(w.elf, ELF_C_WRITE) < 0)
 		ret = qp_seterr(err, -EIO, "elf_update: %s", elf_errmsg(-1));
 	elf_end(w.elf);
