@@ -1714,6 +1714,14 @@ static void test_disk2_tables(void)
 	eh(im)->e_shstrndx = 4;
 	memcpy(sh(im, 4), sh(im, S2_SHSTR), sizeof(Elf64_Shdr));
 	EXPECT_REJECT(im, QP_EFORMAT, "'<memory>': 5 sections, expected at least 6");
+	/* rule 59: stored bytes count in the 256 MiB of content */
+	im = img2_new();
+	im.b = realloc(im.b, im.n + QP_MAX_SECTION_SIZE + 1);
+	memset(im.b + im.n, 0, QP_MAX_SECTION_SIZE + 1);
+	sh(im, S_TEXT)->sh_offset = im.n;
+	sh(im, S_TEXT)->sh_size = QP_MAX_SECTION_SIZE + 1ull;
+	im.n += QP_MAX_SECTION_SIZE + 1;
+	EXPECT_REJECT(im, QP_EFORMAT, "section '.qpatch.text': size 268435457 exceeds the image limit 268435456");
 }
 
 /* Version 2 compresses a section exactly where that makes it smaller; a

@@ -49,9 +49,9 @@
 /* Section names. */
 #define QP_SEC_INFO ".qpatch.info"
 #define QP_SEC_SYMTAB_SRC ".qpatch.symtab.src"
-#define QP_SEC_STRTAB_SRC ".qpatch.strtab.src"
+#define QP_SEC_STRTAB_SRC ".qpatch.strtab.src" /* version 1 only */
 #define QP_SEC_SYMTAB_DST ".qpatch.symtab.dst"
-#define QP_SEC_STRTAB_DST ".qpatch.strtab.dst"
+#define QP_SEC_STRTAB_DST ".qpatch.strtab.dst" /* version 1 only */
 #define QP_SEC_DIFFDATA ".qpatch.diffdata"
 #define QP_SEC_TEXT ".qpatch.text"
 #define QP_SEC_RODATA ".qpatch.rodata"
