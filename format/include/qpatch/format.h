@@ -138,6 +138,10 @@ struct qp_info2_disk {
 	uint8_t tool_version_len; /* 0..QP_TOOL_MAX - 1 */
 };
 _Static_assert(sizeof(struct qp_info2_disk) == 20, "qp_info2_disk layout");
+/* Every length fits its byte, and any target_name_len fits target_name. */
+_Static_assert(QP_BUILD_ID_MAX <= UINT8_MAX && QP_ID_MAX - 1 <= UINT8_MAX &&
+	       QP_TOOL_MAX - 1 <= UINT8_MAX && QP_NAME_MAX - 1 == UINT8_MAX,
+	       "qp_info2_disk lengths");
 
 /* Info in memory; same fields, strings guaranteed NUL-terminated. */
 struct qp_info {
