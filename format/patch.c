@@ -331,10 +331,10 @@ static int validate_info(const struct qp_info *in, struct qp_error *err)
 {
 	int ret;
 
-	if (in->version != QP_FORMAT_VERSION)
+	if (in->version < QP_FORMAT_VERSION_MIN || in->version > QP_FORMAT_VERSION)
 		return qp_seterr(err, QP_EVERSION,
-				 "info: unsupported format version %u (expected %u)",
-				 in->version, QP_FORMAT_VERSION);
+				 "info: unsupported format version %u (expected %u to %u)",
+				 in->version, QP_FORMAT_VERSION_MIN, QP_FORMAT_VERSION);
 	if (in->flags)
 		return qp_seterr(err, QP_EFORMAT,
 				 "info: flags 0x%x are not 0", in->flags);

@@ -6,7 +6,10 @@
  * and libelf only ever sees a private copy of the input.  The layout is
  * fixed, so the reader walks it in order:
  *
- *	0 null, 1 .qpatch.info, 2..n+1 content, n+2 .qpatch.symtab.src,
+ *	version 2: 0 null, 1 .qpatch.info, 2..n+1 content,
+ *	n+2 .qpatch.symtab.src, n+3 .qpatch.symtab.dst, n+4 .qpatch.diffdata,
+ *	n+5 .shstrtab (section names and symbol names)
+ *	version 1: 0 null, 1 .qpatch.info, 2..n+1 content, n+2 .qpatch.symtab.src,
  *	n+3 .qpatch.strtab.src, n+4 .qpatch.symtab.dst, n+5 .qpatch.strtab.dst,
  *	n+6 .qpatch.diffdata, n+7 .shstrtab
  *
@@ -30,9 +33,10 @@
 /* Largest input accepted: content, symbol and relocation tables are each
  * bounded by QP_MAX_SECTION_SIZE, so a valid patch is far below this. */
 #define RD_MAX_FILE_SIZE (4ull * QP_MAX_SECTION_SIZE)
-/* Sections besides the content ones: null, info, 2 symtabs, 2 strtabs,
- * diffdata, shstrtab. */
-#define RD_FIXED_SECTIONS 8
+/* Sections besides the content ones: null, info, 2 symtabs, 2 strtabs
+ * (version 1 only), diffdata, shstrtab. */
+#define RD_FIXED_SECTIONS_V1 8
+#define RD_FIXED_SECTIONS 6
 /* Content_Checksum_flag of a zstd Frame_Header_Descriptor (RFC 8878). */
 #define RD_ZSTD_CHECKSUM_FLAG 0x04
 /* Bytes of qp_info_disk that every format version starts with. */
@@ -50,6 +54,8 @@ struct reader {
 	struct qp_patch *p;    /* the model being filled */
 	uint64_t content;      /* decompressed content bytes so far */
 	uint64_t names;        /* symbol name bytes copied so far */
+	uint32_t version;      /* format version of the file */
+	struct qp_info info;   /* as read; image_size is set at the end */
 };
 
 /* One section of the file as the reader sees it. */
@@ -182,12 +188,12 @@ static int rd_sec(struct reader *r, size_t ndx, struct rd_sec *s)
 	return 0;
 }
 
-/* Section @ndx must be the metadata section @name of @type, flags 0,
- * addr 0, sh_link @link, sh_entsize @entsize; sh_info is checked by the
- * caller for symbol tables, else it must be 0. */
-static int rd_fixed(struct reader *r, size_t ndx, struct rd_sec *s,
-		    const char *name, uint32_t type, uint32_t link,
-		    uint64_t entsize)
+/* Section @ndx must be the metadata section @name of @type, flags @flags,
+ * addr 0, sh_link @link, sh_info @info, sh_entsize @entsize; sh_info is
+ * checked by the caller for symbol tables. */
+static int rd_fixed_at(struct reader *r, size_t ndx, struct rd_sec *s,
+		       const char *name, uint32_t type, uint32_t link,
+		       uint64_t entsize, uint64_t flags, uint32_t info)
 {
 	int ret = rd_sec(r, ndx, s);
 
@@ -198,22 +204,34 @@ static int rd_fixed(struct reader *r, size_t ndx, struct rd_sec *s,
 			      s->name, name);
 	if (s->sh.sh_type != type)
 		return rd_fmt(r, name, "sh_type %u, expected %u", s->sh.sh_type, type);
-	if (s->sh.sh_flags || s->sh.sh_addr)
-		return rd_fmt(r, name, "sh_flags 0x%llx and sh_addr 0x%llx must be 0",
+	if (s->sh.sh_flags != flags || s->sh.sh_addr)
+		return rd_fmt(r, name, "sh_flags 0x%llx and sh_addr 0x%llx must be 0x%llx and 0",
 			      (unsigned long long)s->sh.sh_flags,
-			      (unsigned long long)s->sh.sh_addr);
+			      (unsigned long long)s->sh.sh_addr,
+			      (unsigned long long)flags);
 	if (s->sh.sh_link != link || s->sh.sh_entsize != entsize ||
-	    (type != SHT_SYMTAB && s->sh.sh_info))
+	    (type != SHT_SYMTAB && s->sh.sh_info != info)) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "%u", info);
 		return rd_fmt(r, name, "sh_link %u, sh_info %u, sh_entsize %llu; expected %u, %s, %llu",
 			      s->sh.sh_link, s->sh.sh_info,
 			      (unsigned long long)s->sh.sh_entsize, link,
-			      type == SHT_SYMTAB ? "the first non-local" : "0",
+			      type == SHT_SYMTAB ? "the first non-local" : want,
 			      (unsigned long long)entsize);
+	}
 	if (entsize && s->sh.sh_size % entsize)
 		return rd_fmt(r, name, "size %llu is not a multiple of %llu",
 			      (unsigned long long)s->sh.sh_size,
 			      (unsigned long long)entsize);
 	return rd_sec_bytes(r, s);
+}
+
+static int rd_fixed(struct reader *r, size_t ndx, struct rd_sec *s,
+		    const char *name, uint32_t type, uint32_t link,
+		    uint64_t entsize)
+{
+	return rd_fixed_at(r, ndx, s, name, type, link, entsize, 0, 0);
 }
 
 /* The section count and the section name table, before any name is read. */
@@ -288,11 +306,68 @@ static int rd_info_check(struct reader *r, const struct qp_info_disk *d)
 	return 0;
 }
 
+/* @n bytes of @what at @src into @dst, which has room for them and a NUL:
+ * no NUL byte among them, not empty unless @may_be_empty. */
+static int rd_info2_str(struct reader *r, const uint8_t *src, size_t n,
+			char *dst, const char *what, bool may_be_empty)
+{
+	if (!n && !may_be_empty)
+		return rd_fmt(r, QP_SEC_INFO, "%s is empty", what);
+	if (memchr(src, '\0', n))
+		return rd_fmt(r, QP_SEC_INFO, "%s holds a NUL byte", what);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Version 2: the header, then the build-id and the strings. */
+static int rd_info2(struct reader *r, const struct rd_sec *s)
+{
+	struct qp_info *in = &r->info;
+	struct qp_info2_disk h;
+	const uint8_t *at;
+	int ret;
+
+	if (s->sh.sh_size < sizeof(h))
+		return rd_fmt(r, QP_SEC_INFO, "size %llu is too small",
+			      (unsigned long long)s->sh.sh_size);
+	memcpy(&h, s->buf, sizeof(h));
+	if (h.flags)
+		return rd_fmt(r, QP_SEC_INFO, "flags 0x%x must be 0", h.flags);
+	if (h.build_id_size < 1 || h.build_id_size > QP_BUILD_ID_MAX)
+		return rd_fmt(r, QP_SEC_INFO, "build_id_size %u is not in 1..%u",
+			      h.build_id_size, QP_BUILD_ID_MAX);
+	if (h.id_len >= QP_ID_MAX || h.tool_version_len >= QP_TOOL_MAX)
+		return rd_fmt(r, QP_SEC_INFO, "id_len %u or tool_version_len %u is too long",
+			      h.id_len, h.tool_version_len);
+	if (s->sh.sh_size != sizeof(h) + h.build_id_size + h.id_len +
+			     h.target_name_len + h.tool_version_len)
+		return rd_fmt(r, QP_SEC_INFO, "size %llu, expected %zu",
+			      (unsigned long long)s->sh.sh_size,
+			      sizeof(h) + h.build_id_size + h.id_len +
+			      h.target_name_len + h.tool_version_len);
+	in->version = h.version;
+	at = s->buf + sizeof(h);
+	memcpy(in->build_id, at, h.build_id_size);
+	in->build_id_size = h.build_id_size;
+	at += h.build_id_size;
+	ret = rd_info2_str(r, at, h.id_len, in->id, "id", false);
+	at += h.id_len;
+	if (!ret)
+		ret = rd_info2_str(r, at, h.target_name_len, in->target_name,
+				   "target_name", false);
+	at += h.target_name_len;
+	if (!ret)
+		ret = rd_info2_str(r, at, h.tool_version_len, in->tool_version,
+				   "tool_version", true);
+	return ret;
+}
+
 /* Section 1; magic and version first, as every version starts so. */
 static int rd_info(struct reader *r)
 {
 	struct qp_info_disk d;
-	struct qp_info in = { 0 };
+	struct qp_info *in = &r->info;
 	struct rd_sec s;
 	int ret = rd_fixed(r, 1, &s, QP_SEC_INFO, SHT_PROGBITS, 0, 0);
 
@@ -305,10 +380,13 @@ static int rd_info(struct reader *r)
 	memcpy(&d, s.buf, RD_INFO_PREFIX);
 	if (memcmp(d.magic, QP_INFO_MAGIC, sizeof(d.magic)))
 		return rd_fmt(r, QP_SEC_INFO, "bad magic");
-	if (d.version != QP_FORMAT_VERSION)
+	if (d.version < QP_FORMAT_VERSION_MIN || d.version > QP_FORMAT_VERSION)
 		return rd_err(r, QP_SEC_INFO, QP_EVERSION,
-			      "unsupported format version %u (expected %u)",
-			      d.version, QP_FORMAT_VERSION);
+			      "unsupported format version %u (expected %u to %u)",
+			      d.version, QP_FORMAT_VERSION_MIN, QP_FORMAT_VERSION);
+	r->version = d.version;
+	if (d.version == 2)
+		return rd_info2(r, &s);
 	if (s.sh.sh_size != sizeof(d))
 		return rd_fmt(r, QP_SEC_INFO, "size %llu, expected %zu",
 			      (unsigned long long)s.sh.sh_size, sizeof(d));
@@ -316,15 +394,15 @@ static int rd_info(struct reader *r)
 	ret = rd_info_check(r, &d);
 	if (ret)
 		return ret;
-	in.version = d.version;
-	in.flags = d.flags;
-	memcpy(in.id, d.id, sizeof(in.id));
-	memcpy(in.build_id, d.build_id, sizeof(in.build_id));
-	in.build_id_size = d.build_id_size;
-	memcpy(in.target_name, d.target_name, sizeof(in.target_name));
-	memcpy(in.tool_version, d.tool_version, sizeof(in.tool_version));
-	in.image_size = d.image_size;
-	return qp_patch__set_info(r->p, &in) ? rd_fmt(r, NULL, "bad info") : 0;
+	in->version = d.version;
+	in->flags = d.flags;
+	memcpy(in->id, d.id, sizeof(in->id));
+	memcpy(in->build_id, d.build_id, sizeof(in->build_id));
+	in->build_id_size = d.build_id_size;
+	memcpy(in->target_name, d.target_name, sizeof(in->target_name));
+	memcpy(in->tool_version, d.tool_version, sizeof(in->tool_version));
+	in->image_size = d.image_size;
+	return 0;
 }
 
 /* ---- content sections ------------------------------------------------ */
@@ -425,7 +503,8 @@ static int rd_content_hdr(struct reader *r, const struct rd_sec *s,
 			      sh->sh_type);
 	if (sh->sh_link || sh->sh_info || sh->sh_entsize)
 		return rd_fmt(r, s->name, "sh_link, sh_info and sh_entsize must be 0");
-	if (sh->sh_type == SHT_PROGBITS && sh->sh_size && !compressed)
+	if (sh->sh_type == SHT_PROGBITS && sh->sh_size && !compressed &&
+	    r->version == 1)
 		return rd_fmt(r, s->name, "content is not compressed");
 	if (compressed && (sh->sh_type == SHT_NOBITS || !sh->sh_size))
 		return rd_fmt(r, s->name, "SHF_COMPRESSED on a section without content");
@@ -454,6 +533,14 @@ static int rd_content(struct reader *r, size_t ndx)
 	if (ret)
 		return ret;
 	sec.data = data;
+	if (!data && sec.type == SHT_PROGBITS && sec.size) { /* version 2 */
+		if (sec.size > QP_MAX_SECTION_SIZE - r->content)
+			return rd_fmt(r, s.name, "size %llu exceeds the image limit %u",
+				      (unsigned long long)sec.size,
+				      QP_MAX_SECTION_SIZE);
+		r->content += sec.size;
+		sec.data = s.buf;
+	}
 	ret = qp_patch__add_section(r->p, &sec);
 	free(data);
 	if (ret < 0)
@@ -533,18 +620,19 @@ static int rd_syms(struct reader *r, const struct rd_symtab *t)
 	return 0;
 }
 
-/* The symbol table at ELF index @ndx and its string table at @ndx + 1. */
+/* The symbol table at ELF index @ndx and its string table @strname at
+ * @strndx: version 1's own, or version 2's .shstrtab. */
 static int rd_symtab(struct reader *r, size_t ndx, const char *name,
-		     const char *strname, bool dst)
+		     size_t strndx, const char *strname, bool dst)
 {
 	struct rd_symtab t = { .name = name, .dst = dst };
 	const struct rd_sec *str = &t.str;
 	int ret;
 
-	ret = rd_fixed(r, ndx, &t.sym, name, SHT_SYMTAB, (uint32_t)ndx + 1,
+	ret = rd_fixed(r, ndx, &t.sym, name, SHT_SYMTAB, (uint32_t)strndx,
 		       sizeof(Elf64_Sym));
 	if (!ret)
-		ret = rd_fixed(r, ndx + 1, &t.str, strname, SHT_STRTAB, 0, 0);
+		ret = rd_fixed(r, strndx, &t.str, strname, SHT_STRTAB, 0, 0);
 	if (ret)
 		return ret;
 	if (!str->sh.sh_size || str->buf[0] || str->buf[str->sh.sh_size - 1])
@@ -554,12 +642,16 @@ static int rd_symtab(struct reader *r, size_t ndx, const char *name,
 
 /* ---- .qpatch.diffdata ------------------------------------------------ */
 
+/* Version 2 names the first content section in sh_info (SHF_INFO_LINK),
+ * where the image the entries apply to starts; version 1 none. */
 static int rd_diffdata(struct reader *r, size_t ndx, size_t symtab)
 {
+	bool link = r->version >= 2 && r->nsec;
 	struct rd_sec s;
 	size_t i, cnt;
-	int ret = rd_fixed(r, ndx, &s, QP_SEC_DIFFDATA, SHT_RELA,
-			   (uint32_t)symtab, sizeof(Elf64_Rela));
+	int ret = rd_fixed_at(r, ndx, &s, QP_SEC_DIFFDATA, SHT_RELA,
+			      (uint32_t)symtab, sizeof(Elf64_Rela),
+			      link ? SHF_INFO_LINK : 0, link ? 2 : 0);
 
 	if (ret)
 		return ret;
@@ -583,9 +675,47 @@ static int rd_diffdata(struct reader *r, size_t ndx, size_t symtab)
 
 /* ---- the file -------------------------------------------------------- */
 
+/* Version 2: image_size is the end of the last content section. */
+static uint64_t rd_image_end(const struct qp_patch *p)
+{
+	uint64_t end = 0;
+	size_t i;
+
+	for (i = 0; i < qp_patch__section_count(p); i++) {
+		const struct qp_section *s = qp_patch__section(p, i);
+
+		if (s->addr > UINT64_MAX - s->size)
+			return UINT64_MAX; /* refused by validation */
+		if (s->addr + s->size > end)
+			end = s->addr + s->size;
+	}
+	return end;
+}
+
+/* The tables after the content sections, by version. */
+static int rd_tables(struct reader *r)
+{
+	size_t base = r->nsec + 2, str = r->shnum - 1;
+	int ret;
+
+	if (r->version == 1) {
+		ret = rd_symtab(r, base, QP_SEC_SYMTAB_SRC, base + 1,
+				QP_SEC_STRTAB_SRC, false);
+		if (!ret)
+			ret = rd_symtab(r, base + 2, QP_SEC_SYMTAB_DST, base + 3,
+					QP_SEC_STRTAB_DST, true);
+		return ret ? ret : rd_diffdata(r, base + 4, base);
+	}
+	ret = rd_symtab(r, base, QP_SEC_SYMTAB_SRC, str, ".shstrtab", false);
+	if (!ret)
+		ret = rd_symtab(r, base + 1, QP_SEC_SYMTAB_DST, str, ".shstrtab",
+				true);
+	return ret ? ret : rd_diffdata(r, base + 2, base);
+}
+
 static int rd_file(struct reader *r)
 {
-	size_t i, base;
+	size_t i, fixed;
 	int ret = rd_ident(r);
 
 	if (!ret && elf_version(EV_CURRENT) == EV_NONE)
@@ -602,22 +732,24 @@ static int rd_file(struct reader *r)
 		ret = rd_layout(r);
 	if (!ret)
 		ret = rd_info(r);
-	if (!ret && r->shnum < RD_FIXED_SECTIONS)
-		ret = rd_fmt(r, NULL, "%zu sections, expected at least %d",
-			     r->shnum, RD_FIXED_SECTIONS);
 	if (ret)
 		return ret;
-	r->nsec = r->shnum - RD_FIXED_SECTIONS;
-	base = r->nsec + 2;
+	fixed = r->version == 1 ? RD_FIXED_SECTIONS_V1 : RD_FIXED_SECTIONS;
+	if (r->shnum < fixed)
+		return rd_fmt(r, NULL, "%zu sections, expected at least %zu",
+			      r->shnum, fixed);
+	r->nsec = r->shnum - fixed;
 	for (i = 0; !ret && i < r->nsec; i++)
 		ret = rd_content(r, i + 2);
 	if (!ret)
-		ret = rd_symtab(r, base, QP_SEC_SYMTAB_SRC, QP_SEC_STRTAB_SRC, false);
-	if (!ret)
-		ret = rd_symtab(r, base + 2, QP_SEC_SYMTAB_DST, QP_SEC_STRTAB_DST, true);
-	if (!ret)
-		ret = rd_diffdata(r, base + 4, base);
-	if (!ret && qp_patch__validate(r->p, r->err))
+		ret = rd_tables(r);
+	if (ret)
+		return ret;
+	if (r->version != 1)
+		r->info.image_size = rd_image_end(r->p);
+	if (qp_patch__set_info(r->p, &r->info))
+		return rd_fmt(r, NULL, "bad info");
+	if (qp_patch__validate(r->p, r->err))
 		ret = qp_preperr(r->err, QP_EFORMAT, "'%s'", r->name);
 	return ret;
 }

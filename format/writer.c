@@ -3,7 +3,11 @@
  * Writing a qp_patch as a .qpatch ELF file (docs/format.md): validate, lay
  * the sections out in their fixed order with libelf, compress content with
  * zstd, and write to a temporary file renamed over @path, or to a memfd read
- * back into a buffer.
+ * back into a buffer.  The format version is the model's (info.version):
+ * version 2 (what the builder makes) has a variable-length info block,
+ * compresses a section only where that makes it smaller, and keeps the
+ * names of the symbols of both tables in .shstrtab; version 1 is written
+ * as it always was, so that tests can make version 1 files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +25,16 @@
 
 #define WRITER_ZSTD_LEVEL 9
 
-/* A growing ELF string table; offset 0 holds the empty string. */
+/* A growing ELF string table; offset 0 holds the empty string.  With
+ * @dedup, a string added twice is stored once (a hash of the offsets). */
 struct strtab {
-	char *buf;   /* contents */
-	size_t len;  /* bytes used */
-	size_t cap;  /* bytes allocated */
+	char *buf;       /* contents */
+	size_t len;      /* bytes used */
+	size_t cap;      /* bytes allocated */
+	bool dedup;      /* look strings up before adding them */
+	uint32_t *slots; /* open addressing: offset of a string, 0 = free */
+	size_t nslots;   /* power of two, or 0 */
+	size_t used;     /* slots in use */
 };
 
 /* State of one write. */
@@ -37,6 +46,7 @@ struct writer {
 	void **bufs;              /* buffers libelf points at until elf_update */
 	size_t nbufs;             /* used entries of bufs */
 	size_t base;              /* ELF index of .qpatch.symtab.src */
+	bool v1;                  /* write format version 1 */
 };
 
 /* Template of a section header; sh_name, sh_offset, sh_size are derived. */
@@ -54,9 +64,68 @@ struct sec_tmpl {
 	size_t size;         /* its size */
 };
 
+static uint64_t strtab_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The slot of @s in t->slots: where it is, or the free one it goes to. */
+static uint32_t *strtab_slot(struct strtab *t, const char *s)
+{
+	size_t i = (size_t)strtab_hash(s) & (t->nslots - 1);
+
+	while (t->slots[i] && strcmp(t->buf + t->slots[i], s))
+		i = (i + 1) & (t->nslots - 1);
+	return &t->slots[i];
+}
+
+/* Keep the hash at most half full. */
+static int strtab_grow(struct strtab *t)
+{
+	size_t i, old = t->nslots;
+	uint32_t *prev = t->slots;
+
+	if (2 * (t->used + 1) <= t->nslots)
+		return 0;
+	t->nslots = old ? 2 * old : 64;
+	t->slots = calloc(t->nslots, sizeof(*t->slots));
+	if (!t->slots) {
+		t->slots = prev;
+		t->nslots = old;
+		return -ENOMEM;
+	}
+	for (i = 0; i < old; i++)
+		if (prev[i])
+			*strtab_slot(t, t->buf + prev[i]) = prev[i];
+	free(prev);
+	return 0;
+}
+
+static void strtab_release(struct strtab *t)
+{
+	free(t->buf);
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
 static int strtab_add(struct strtab *t, const char *s, uint32_t *off)
 {
 	size_t n = strlen(s) + 1;
+	uint32_t *slot = NULL;
+
+	if (s[0] && t->dedup && t->len) {
+		if (strtab_grow(t))
+			return -ENOMEM;
+		slot = strtab_slot(t, s);
+		if (*slot) {
+			*off = *slot;
+			return 0;
+		}
+	}
 
 	if (t->len + n > UINT32_MAX)
 		return -E2BIG;
@@ -81,6 +150,15 @@ static int strtab_add(struct strtab *t, const char *s, uint32_t *off)
 	memcpy(t->buf + t->len, s, n);
 	*off = (uint32_t)t->len;
 	t->len += n;
+	if (t->dedup && !slot) { /* the first string: the hash starts now */
+		if (strtab_grow(t))
+			return -ENOMEM;
+		slot = strtab_slot(t, s);
+	}
+	if (slot) {
+		*slot = *off;
+		t->used++;
+	}
 	return 0;
 }
 
@@ -143,6 +221,39 @@ static int writer_add(struct writer *w, const struct sec_tmpl *t)
 
 /* ---- .qpatch.info ---------------------------------------------------- */
 
+/* Version 2: the header, then the bytes of the strings, no padding. */
+static int writer_info2(struct writer *w)
+{
+	const struct qp_info *in = qp_patch__info(w->p);
+	size_t id = strlen(in->id), name = strlen(in->target_name);
+	size_t tool = strlen(in->tool_version);
+	struct qp_info2_disk h = {
+		.version = in->version, .flags = in->flags,
+		.build_id_size = (uint8_t)in->build_id_size,
+		.id_len = (uint8_t)id, .target_name_len = (uint8_t)name,
+		.tool_version_len = (uint8_t)tool,
+	};
+	size_t size = sizeof(h) + in->build_id_size + id + name + tool;
+	uint8_t *d = writer_keep(w, malloc(size)), *at;
+	struct sec_tmpl t = {
+		.name = QP_SEC_INFO, .type = SHT_PROGBITS, .addralign = 1,
+		.dtype = ELF_T_BYTE, .buf = d, .size = size,
+	};
+
+	if (!d)
+		return qp_seterr(w->err, -ENOMEM, "out of memory");
+	/* validated: the lengths fit their fields */
+	memcpy(h.magic, QP_INFO_MAGIC, sizeof(h.magic));
+	memcpy(d, &h, sizeof(h));
+	at = d + sizeof(h);
+	memcpy(at, in->build_id, in->build_id_size);
+	at += in->build_id_size;
+	memcpy(at, in->id, id);
+	memcpy(at + id, in->target_name, name);
+	memcpy(at + id + name, in->tool_version, tool);
+	return writer_add(w, &t);
+}
+
 static int writer_info(struct writer *w)
 {
 	const struct qp_info *in = qp_patch__info(w->p);
@@ -152,6 +263,8 @@ static int writer_info(struct writer *w)
 		.dtype = ELF_T_BYTE, .buf = d, .size = sizeof(*d),
 	};
 
+	if (!w->v1)
+		return writer_info2(w);
 	if (!d)
 		return qp_seterr(w->err, -ENOMEM, "out of memory");
 	memcpy(d->magic, QP_INFO_MAGIC, sizeof(d->magic));
@@ -215,6 +328,8 @@ static int writer_compress(struct writer *w, const struct qp_section *s,
 	ret = writer_zstd(w, s, buf + sizeof(ch), bound, &n);
 	if (ret)
 		return ret;
+	if (!w->v1 && sizeof(ch) + n >= s->size)
+		return 0; /* version 2: stored as it is, smaller */
 	memcpy(buf, &ch, sizeof(ch));
 	/* the alignment is ch_addralign's; libelf makes sh_addralign 8 */
 	t->addralign = _Alignof(Elf64_Chdr);
@@ -234,6 +349,7 @@ static int writer_content(struct writer *w, const struct qp_section *s)
 	int ret;
 
 	if (s->type == SHT_PROGBITS && s->size) {
+		t.buf = (void *)s->data; /* unless compressing pays */
 		ret = writer_compress(w, s, &t);
 		if (ret)
 			return ret;
@@ -243,7 +359,8 @@ static int writer_content(struct writer *w, const struct qp_section *s)
 
 /* ---- symbol tables --------------------------------------------------- */
 
-/* Writes symtab @name (ELF index @ndx) and its string table @strname;
+/* Writes symtab @name (ELF index @ndx) and, in version 1, its string
+ * table @strname at @ndx + 1; in version 2 the names go to .shstrtab.
  * dst symbols name content sections, whose ELF index is theirs plus 2. */
 static int writer_symtab(struct writer *w, const char *name,
 			 const char *strname, size_t ndx, bool dst)
@@ -252,6 +369,8 @@ static int writer_symtab(struct writer *w, const char *name,
 			   qp_patch__src_sym_count(w->p);
 	Elf64_Sym *syms = writer_keep(w, calloc(cnt, sizeof(*syms)));
 	struct strtab str = { 0 };
+	struct strtab *names = w->v1 ? &str : &w->shstr;
+	uint32_t link = (uint32_t)(w->v1 ? ndx + 1 : w->base + 3);
 	uint32_t first_global = (uint32_t)cnt;
 	size_t i;
 	int ret;
@@ -262,8 +381,8 @@ static int writer_symtab(struct writer *w, const char *name,
 		const struct qp_sym *s = dst ? qp_patch__dst_sym(w->p, i) :
 					       qp_patch__src_sym(w->p, i);
 
-		if (strtab_add(&str, s->name, &syms[i].st_name)) {
-			free(str.buf);
+		if (strtab_add(names, s->name, &syms[i].st_name)) {
+			strtab_release(&str);
 			return qp_seterr(w->err, -ENOMEM, "out of memory");
 		}
 		syms[i].st_info = ELF64_ST_INFO(s->bind, s->type);
@@ -273,21 +392,28 @@ static int writer_symtab(struct writer *w, const char *name,
 		if (s->bind != STB_LOCAL && first_global == cnt)
 			first_global = (uint32_t)i;
 	}
-	writer_keep(w, str.buf);
 	ret = writer_add(w, &(struct sec_tmpl){
-		.name = name, .type = SHT_SYMTAB, .link = (uint32_t)ndx + 1,
+		.name = name, .type = SHT_SYMTAB, .link = link,
 		.info = first_global, .entsize = sizeof(Elf64_Sym),
 		.addralign = 8, .dtype = ELF_T_SYM, .buf = syms,
 		.size = cnt * sizeof(*syms) });
-	if (ret)
+	if (ret || !w->v1) {
+		strtab_release(&str);
 		return ret;
+	}
+	free(str.slots);
+	writer_keep(w, str.buf);
 	return writer_add(w, &(struct sec_tmpl){
 		.name = strname, .type = SHT_STRTAB, .addralign = 1,
 		.dtype = ELF_T_BYTE, .buf = str.buf, .size = str.len });
 }
 
+/* Version 2: the entries apply to the image, whose offsets are the
+ * sh_addr of the content sections, so sh_info names the first content
+ * section (SHF_INFO_LINK), where the image starts; none without one. */
 static int writer_diffdata(struct writer *w)
 {
+	bool info = !w->v1 && qp_patch__section_count(w->p);
 	size_t cnt = qp_patch__rela_count(w->p), i;
 	Elf64_Rela *r = writer_keep(w, calloc(cnt ? cnt : 1, sizeof(*r)));
 
@@ -302,6 +428,7 @@ static int writer_diffdata(struct writer *w)
 	}
 	return writer_add(w, &(struct sec_tmpl){
 		.name = QP_SEC_DIFFDATA, .type = SHT_RELA,
+		.flags = info ? SHF_INFO_LINK : 0, .info = info ? 2 : 0,
 		.link = (uint32_t)w->base, .entsize = sizeof(Elf64_Rela),
 		.addralign = 8, .dtype = ELF_T_RELA, .buf = r,
 		.size = cnt * sizeof(*r) });
@@ -321,7 +448,7 @@ static int writer_ehdr(struct writer *w)
 	eh->e_type = ET_REL;
 	eh->e_machine = EM_X86_64;
 	eh->e_version = EV_CURRENT;
-	eh->e_shstrndx = (uint16_t)(w->base + 5);
+	eh->e_shstrndx = (uint16_t)(w->base + (w->v1 ? 5 : 3));
 	return 0;
 }
 
@@ -350,7 +477,7 @@ static int writer_sections(struct writer *w)
 				    w->base, false);
 	if (!ret)
 		ret = writer_symtab(w, QP_SEC_SYMTAB_DST, QP_SEC_STRTAB_DST,
-				    w->base + 2, true);
+				    w->base + (w->v1 ? 2 : 1), true);
 	if (!ret)
 		ret = writer_diffdata(w);
 	if (!ret)
@@ -358,16 +485,50 @@ static int writer_sections(struct writer *w)
 	return ret;
 }
 
+/* Version 2 lays the file out itself (ELF_F_LAYOUT): libelf would place
+ * each section at a file offset aligned like its image offset, padding
+ * the file up to 4 KiB for a page-aligned section.  The bytes are only
+ * copied out, so stored content is packed; the tables and compression
+ * headers stay 8-aligned, and SHT_NOBITS takes no room. */
+static int writer_layout(struct writer *w)
+{
+	Elf64_Ehdr *eh = elf64_getehdr(w->elf);
+	uint64_t off = sizeof(Elf64_Ehdr);
+	Elf_Scn *scn = NULL;
+
+	if (!eh)
+		return qp_seterr(w->err, -EIO, "elf64_getehdr: %s", elf_errmsg(-1));
+	while ((scn = elf_nextscn(w->elf, scn))) {
+		Elf64_Shdr *sh = elf64_getshdr(scn);
+		uint64_t align;
+
+		if (!sh)
+			return qp_seterr(w->err, -EIO, "elf64_getshdr: %s",
+					 elf_errmsg(-1));
+		align = sh->sh_type == SHT_SYMTAB || sh->sh_type == SHT_RELA ||
+			(sh->sh_flags & SHF_COMPRESSED) ? 8 : 1;
+		off = (off + align - 1) & ~(align - 1);
+		sh->sh_offset = off;
+		if (sh->sh_type != SHT_NOBITS)
+			off += sh->sh_size;
+	}
+	eh->e_shoff = (off + 7) & ~(uint64_t)7;
+	elf_flagelf(w->elf, ELF_C_SET, ELF_F_LAYOUT);
+	return 0;
+}
+
 /* Write the validated @p to @fd. */
 static int writer_fd(const struct qp_patch *p, int fd, struct qp_error *err)
 {
-	struct writer w = { .p = p, .err = err };
+	struct writer w = { .p = p, .err = err,
+			    .v1 = qp_patch__info(p)->version == 1 };
 	size_t i;
 	int ret = 0;
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return qp_seterr(err, -EIO, "libelf: %s", elf_errmsg(-1));
 	w.base = qp_patch__section_count(p) + 2;
+	w.shstr.dedup = !w.v1;
 	/* info, each content section, 2 symtabs, 2 strtabs, diffdata */
 	w.bufs = calloc(qp_patch__section_count(p) + 6, sizeof(*w.bufs));
 	if (!w.bufs)
@@ -379,13 +540,15 @@ static int writer_fd(const struct qp_patch *p, int fd, struct qp_error *err)
 		ret = writer_ehdr(&w);
 	if (!ret)
 		ret = writer_sections(&w);
+	if (!ret && !w.v1)
+		ret = writer_layout(&w);
 	if (!ret && elf_update(w.elf, ELF_C_WRITE) < 0)
 		ret = qp_seterr(err, -EIO, "elf_update: %s", elf_errmsg(-1));
 	elf_end(w.elf);
 	for (i = 0; i < w.nbufs; i++)
 		free(w.bufs[i]);
 	free(w.bufs);
-	free(w.shstr.buf);
+	strtab_release(&w.shstr);
 	return ret;
 }
 

@@ -2,7 +2,8 @@
 /*
  * qp-fuzz-corpus DIR: write a few valid .qpatch files into DIR as the seed
  * corpus of fuzz_reader (a full patch, one with call frame information,
- * an empty one, one with only bss, one with an empty section).
+ * an empty one, one with only bss, one with an empty section, one whose
+ * code is compressed; the first two also in format version 1).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,9 +20,11 @@ static const uint8_t code[] = {
 static const uint8_t rodata[] = "counter is %d\n";
 static const uint8_t data[16] = { 1, 2, 3, 4 };
 
+static uint32_t corpus_version = QP_FORMAT_VERSION;
+
 static void corpus_info(struct qp_patch *p, uint64_t image_size)
 {
-	struct qp_info in = { .version = QP_FORMAT_VERSION, .build_id_size = 20 };
+	struct qp_info in = { .version = corpus_version, .build_id_size = 20 };
 
 	strcpy(in.id, "seed");
 	strcpy(in.target_name, "counter");
@@ -125,8 +128,9 @@ int main(int argc, char **argv)
 					  SHF_ALLOC, 0, 0, 1, NULL };
 	const struct qp_section bss = { QP_SEC_BSS, SHT_NOBITS,
 					SHF_ALLOC | SHF_WRITE, 0, 4096, 4096, NULL };
+	static uint8_t big[4096];
 	struct qp_patch *p;
-	int bad = 0;
+	int bad = 0, v;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: qp-fuzz-corpus DIR\n");
@@ -136,20 +140,32 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
+	for (v = 0; v < 2; v++) {
+		corpus_version = v ? QP_FORMAT_VERSION_MIN : QP_FORMAT_VERSION;
+		p = qp_patch__new();
+		corpus_info(p, 128);
+		corpus_sections(p);
+		corpus_syms(p);
+		corpus_relas(p);
+		bad |= corpus_write(argv[1], v ? "full-v1" : "full", p);
+		p = qp_patch__new();
+		corpus_info(p, 128 + sizeof(eh_frame));
+		corpus_sections(p);
+		qp_patch__add_section(p, &(struct qp_section){ QP_SEC_EH_FRAME, SHT_PROGBITS,
+							      SHF_ALLOC, 128, sizeof(eh_frame),
+							      8, eh_frame });
+		corpus_syms(p);
+		corpus_relas(p);
+		bad |= corpus_write(argv[1], v ? "cfi-v1" : "cfi", p);
+	}
+	corpus_version = QP_FORMAT_VERSION;
+	memset(big, 0x90, sizeof(big)); /* compressed in version 2 */
 	p = qp_patch__new();
-	corpus_info(p, 128);
-	corpus_sections(p);
-	corpus_syms(p);
-	corpus_relas(p);
-	bad |= corpus_write(argv[1], "full", p);
-	p = qp_patch__new();
-	corpus_info(p, 128 + sizeof(eh_frame));
-	corpus_sections(p);
-	qp_patch__add_section(p, &(struct qp_section){ QP_SEC_EH_FRAME, SHT_PROGBITS, SHF_ALLOC,
-						      128, sizeof(eh_frame), 8, eh_frame });
-	corpus_syms(p);
-	corpus_relas(p);
-	bad |= corpus_write(argv[1], "cfi", p);
+	corpus_info(p, sizeof(big));
+	qp_patch__add_section(p, &(struct qp_section){ QP_SEC_TEXT, SHT_PROGBITS,
+						      SHF_ALLOC | SHF_EXECINSTR, 0,
+						      sizeof(big), 16, big });
+	bad |= corpus_write(argv[1], "compressed", p);
 	p = qp_patch__new();
 	corpus_info(p, 0);
 	bad |= corpus_write(argv[1], "empty", p);

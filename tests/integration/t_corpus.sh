@@ -6,7 +6,9 @@
 # qpatch-cc (tests/integration/corpus.mk), started, patched with
 # qpatch-build and qpatch-load; a line matching AFTER must follow, then
 # --undo must bring BEFORE back; "listed NAME [REGEX]" lines are checked
-# against qpatch-load --list while the patch is applied.  A case that is
+# against qpatch-load --list while the patch is applied, a "size-at-most
+# BYTES" line against the size of the patch file, and every patch must be
+# read by readelf -a without a warning.  A case that is
 # refused must be refused by qpatch-build too, with each expected reason
 # (and "where" location) in its report, and write no patch.  CASES="a b"
 # runs only those.
@@ -44,6 +46,12 @@ live_case() { # live_case CASE BEFORE AFTER
 	"$QP_BIN/qpatch-build" -q "$w/app" "$FIX/$c/patched" -o "$w/fix.qpatch" --target "$w/app/prog" \
 		$(keep_args "$c") >"$w/build.out" 2>&1
 	check "$c: patch built" test -s "$w/fix.qpatch"
+	check "$c: readelf -a reads the patch without a warning" \
+		sh -c "readelf -aW '$w/fix.qpatch' 2>&1 >/dev/null | grep . >&2 && exit 1 || exit 0"
+	for n in $(expect_lines "$c" size-at-most); do
+		check "$c: patch of at most $n bytes ($(stat -c %s "$w/fix.qpatch"))" \
+			test "$(stat -c %s "$w/fix.qpatch")" -le "$n"
+	done
 	n=$(wc -l <"$w/out")
 	"$QP_BIN/qpatch-load" "$pid" "$w/fix.qpatch" >"$w/load.out" 2>&1
 	check "$c: applied" test $? -eq 0

@@ -17,6 +17,10 @@ check "report names the new variable" grep -Eq "new variable +reports_since_fix"
 check "report gives the source line" grep -Eq "replaced +ledger_report +[^ ]*ledger.c:[0-9]+" "$T/build.out"
 check "qpatch-dump reads the patch" "$QP_BIN/qpatch-dump" "$T/fix.qpatch"
 check "readelf reads the patch" readelf -S "$T/fix.qpatch"
+check "readelf -a reads the patch without a warning" \
+	sh -c "readelf -aW '$T/fix.qpatch' 2>&1 >/dev/null | grep . && exit 1 || exit 0"
+check "readelf shows the diff table applying to the image" \
+	sh -c "readelf -SW '$T/fix.qpatch' | grep -Eq '\\.qpatch\\.diffdata +RELA +[0-9a-f]+ [0-9a-f]+ [0-9a-f]+ 18 +I +[0-9]+ +2 '"
 "$QP_BIN/qpatch-build" -q --json "$T/app" "$EX/patched" -o "$T/fix2.qpatch" --target "$T/app/ledger" >"$T/build.json"
 check "report as JSON" python3 -c "import json,sys; v=json.load(open('$T/build.json')); sys.exit(not (v['ok'] and any(c['kind']=='replaced' and c['name']=='ledger_report' and ':' in c['where'] for c in v['changes'])))"
 check "same sources, same patch id" cmp -s <("$QP_BIN/qpatch-dump" "$T/fix.qpatch" | head -1) <("$QP_BIN/qpatch-dump" "$T/fix2.qpatch" | head -1)

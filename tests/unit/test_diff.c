@@ -27,6 +27,7 @@
  *   listed NAME [REGEX]  for t_corpus.sh: NAME's line of qpatch-load --list
  *                        while the patch is applied ends, after the
  *                        addresses, with " REGEX" (or with nothing)
+ *   size-at-most BYTES   for t_corpus.sh: the patch file is at most BYTES
  *
  * Both trees are compiled with -O2 -g, or with the flags in the case's file
  * "cflags" (one line, e.g. "-O0 -g"); t_corpus.sh's Makefile reads it too.
@@ -238,7 +239,8 @@ static void check_expect(const char *casedir, const char *target, const struct q
 		if (sscanf(line, "%31s %127s %255[^\n]", verb, name, rest) < 2)
 			continue;
 		c = find_change(r, name);
-		if (!strcmp(verb, "live") || !strcmp(verb, "keep") || !strcmp(verb, "listed")) {
+		if (!strcmp(verb, "live") || !strcmp(verb, "keep") || !strcmp(verb, "listed") ||
+		    !strcmp(verb, "size-at-most")) {
 			continue;
 		} else if (!strcmp(verb, "error")) {
 			failed = 1;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The .qpatch file, format version 1 (specified in docs/format.md).
+ * The .qpatch file, format version 2 (specified in docs/format.md); the
+ * reader also reads version 1, and the writer writes the version of the
+ * model's info (1 or 2).
  *
  * A patch is an ELF64 little-endian x86-64 ET_REL file.  In memory it is a
  * `struct qp_patch`: an info block, the content sections of the patch image,
@@ -36,7 +38,8 @@
 #define ELFCOMPRESS_ZSTD 2 /* gABI value; older <elf.h> lack it */
 #endif
 
-#define QP_FORMAT_VERSION 1
+#define QP_FORMAT_VERSION 2 /* what the builder writes */
+#define QP_FORMAT_VERSION_MIN 1 /* oldest version read and written */
 #define QP_INFO_MAGIC "QPATCH\0\1" /* 8 bytes, first bytes of .qpatch.info */
 #define QP_ID_MAX 64               /* patch id, NUL included */
 #define QP_BUILD_ID_MAX 64         /* bytes of the target build-id */
@@ -46,9 +49,9 @@
 /* Section names. */
 #define QP_SEC_INFO ".qpatch.info"
 #define QP_SEC_SYMTAB_SRC ".qpatch.symtab.src"
-#define QP_SEC_STRTAB_SRC ".qpatch.strtab.src"
+#define QP_SEC_STRTAB_SRC ".qpatch.strtab.src" /* version 1 only */
 #define QP_SEC_SYMTAB_DST ".qpatch.symtab.dst"
-#define QP_SEC_STRTAB_DST ".qpatch.strtab.dst"
+#define QP_SEC_STRTAB_DST ".qpatch.strtab.dst" /* version 1 only */
 #define QP_SEC_DIFFDATA ".qpatch.diffdata"
 #define QP_SEC_TEXT ".qpatch.text"
 #define QP_SEC_RODATA ".qpatch.rodata"
@@ -121,9 +124,28 @@ struct qp_info_disk {
 };
 _Static_assert(sizeof(struct qp_info_disk) == 448, "qp_info_disk layout");
 
+/* Info block of format version 2: this header, then build_id_size bytes
+ * of build-id, then id, target_name and tool_version, each of the given
+ * length, without NUL bytes; nothing after them.  image_size is not
+ * stored: it is the end of the last content section. */
+struct qp_info2_disk {
+	char magic[8];           /* QP_INFO_MAGIC */
+	uint32_t version;        /* 2 */
+	uint32_t flags;          /* 0; reserved */
+	uint8_t build_id_size;   /* 1..QP_BUILD_ID_MAX */
+	uint8_t id_len;          /* 1..QP_ID_MAX - 1 */
+	uint8_t target_name_len; /* 1..QP_NAME_MAX - 1 */
+	uint8_t tool_version_len; /* 0..QP_TOOL_MAX - 1 */
+};
+_Static_assert(sizeof(struct qp_info2_disk) == 20, "qp_info2_disk layout");
+/* Every length fits its byte, and any target_name_len fits target_name. */
+_Static_assert(QP_BUILD_ID_MAX <= UINT8_MAX && QP_ID_MAX - 1 <= UINT8_MAX &&
+	       QP_TOOL_MAX - 1 <= UINT8_MAX && QP_NAME_MAX - 1 == UINT8_MAX,
+	       "qp_info2_disk lengths");
+
 /* Info in memory; same fields, strings guaranteed NUL-terminated. */
 struct qp_info {
-	uint32_t version;                  /* QP_FORMAT_VERSION */
+	uint32_t version;                  /* of the file read, or to write: 1 or 2 */
 	uint32_t flags;                    /* 0 */
 	char id[QP_ID_MAX];                /* patch id */
 	uint8_t build_id[QP_BUILD_ID_MAX]; /* target build-id */
