@@ -325,8 +325,9 @@ int qp_cfi_check_insns(const uint8_t *p, size_t n, const struct qp_cfi_cie *cie,
 		}
 		if (!adv)
 			continue;
+		/* loc <= range throughout; no sum may wrap around */
 		if (adv > range / (cie->code_align ? cie->code_align : 1) ||
-		    loc + adv * cie->code_align > range)
+		    adv * cie->code_align > range - loc)
 			return cfi_why(why, why_size, "advance past the end of the code it describes at +%td",
 				       p - 1 - start);
 		loc += adv * cie->code_align;
