@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qpatch/cfi.h"
 #include "unwind.h"
 
 #define UNWIND_MAX_DEPTH 512
@@ -134,8 +135,16 @@ int qp_unwind__add_cfi(struct qp_unwind *u, uint64_t lo, uint64_t hi, const uint
 	struct unwind_cfi *v, *c;
 	size_t total;
 
+	char why[160];
+
 	if (u->nextra >= UNWIND_MAX_CFI)
 		return qp_seterr(err, -E2BIG, "too many patches with call frame information");
+	/* read from the target: checked before libdw interprets it (libdw keeps
+	 * a rule for every register up to the highest one named: a huge register
+	 * number would make it allocate gigabytes) */
+	if (qp_cfi_check(eh, size, why, sizeof(why)))
+		return qp_seterr(err, -EINVAL, "call frame information at 0x%llx: %s",
+				 (unsigned long long)eh_addr, why);
 	v = realloc(u->extra, (u->nextra + 1) * sizeof(*v));
 	if (!v)
 		return qp_seterr(err, -ENOMEM, "out of memory");

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "loader/parse.h"
+#include "loader/unwind.h"
 #include "qpatch/cfi.h"
 #include "qpatch/elf.h"
 
@@ -197,6 +199,58 @@ static void test_cfi(void)
 	CHECK(strstr(why, "advance past the end") != NULL);
 }
 
+/* A CIE ("zR", pcrel sdata4, CFA = rsp + 8, ra at CFA - 8), then an FDE of
+ * 16 bytes whose instructions are @insns (5 bytes), then a terminator. */
+static size_t put_eh_frame(uint8_t *b, const uint8_t insns[5])
+{
+	static const uint8_t cie[24] = { 20, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16,
+					 1, 0x1b, 0x0c, 0x07, 0x08, 0x90, 0x01, 0, 0 };
+	static const uint8_t fde[] = { 20, 0, 0, 0, 28, 0, 0, 0, 0xf0, 0xff, 0xff, 0xff,
+				       16, 0, 0, 0, 0 };
+
+	memcpy(b, cie, sizeof(cie));
+	memcpy(b + 24, fde, sizeof(fde));
+	memcpy(b + 24 + sizeof(fde), insns, 5);
+	memset(b + 24 + sizeof(fde) + 5, 0, 2 + 4);
+	return 24 + 24 + 4;
+}
+
+/* libdw keeps a rule per register up to the highest one named: CFI naming
+ * register 2^31 (from a hostile target) must not reach it. */
+static void test_cfi_registers(void)
+{
+	static const uint8_t ok[5] = { 0x05, 0x03, 0x02, 0, 0 };  /* offset_extended rbx */
+	static const uint8_t huge[5] = { 0x05, 0x80, 0x80, 0x80, 0x08 }; /* register 2^31 */
+	static const uint8_t reg2[5] = { 0x09, 0x03, 0x80, 0x02, 0 }; /* register rbx, 256 */
+	struct qp_error err = { 0 };
+	struct qp_unwind *u = NULL;
+	uint8_t b[64];
+	char why[160];
+	size_t n;
+
+	n = put_eh_frame(b, ok);
+	CHECK_INT(qp_cfi_check(b, n, why, sizeof(why)), 0);
+	CHECK_INT(qp_cfi_check(b, n - 4, why, sizeof(why)), 0); /* no terminator */
+	CHECK_INT(qp_cfi_check(b, n - 5, why, sizeof(why)), -EINVAL);
+	n = put_eh_frame(b, huge);
+	CHECK_INT(qp_cfi_check(b, n, why, sizeof(why)), -EINVAL);
+	n = put_eh_frame(b, reg2);
+	CHECK_INT(qp_cfi_check(b, n, why, sizeof(why)), -EINVAL);
+	put_eh_frame(b, ok);
+	b[24 + 4] = 60; /* the FDE names no CIE */
+	CHECK_INT(qp_cfi_check(b, n, why, sizeof(why)), -EINVAL);
+
+	/* the unwinder refuses it from a target */
+	CHECK_INT(qp_unwind__new(getpid(), &u, &err), 0);
+	if (u) {
+		n = put_eh_frame(b, huge);
+		CHECK_INT(qp_unwind__add_cfi(u, 0x1000, 0x2000, b, n, 0x10000, &err), -EINVAL);
+		n = put_eh_frame(b, ok);
+		CHECK_INT(qp_unwind__add_cfi(u, 0x1000, 0x2000, b, n, 0x10000, &err), 0);
+		qp_unwind__free(u);
+	}
+}
+
 static void test_notes(void)
 {
 	uint8_t n[64] = { 0 }, id[20];
@@ -221,6 +275,7 @@ int main(void)
 	test_linkmap();
 	test_tls_scan();
 	test_cfi();
+	test_cfi_registers();
 	test_notes();
 	return check_report("test_untrusted");
 }
