@@ -7,6 +7,7 @@
  * keep; tests/fuzz/ throws random input at the same functions.
  */
 #include <elf.h>
+#include <gelf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,46 @@ static size_t put_eh_frame(uint8_t *b, const uint8_t insns[5])
 	return 24 + 24 + 4;
 }
 
+/* qp_unwind__elf_cfi_ok() of this program, its .eh_frame starting with the
+ * 52 bytes @eh (NULL: as it is); -1 when it cannot be read */
+static int elf_cfi_ok_with(const uint8_t *eh)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx, size;
+	char *img;
+	FILE *f;
+	Elf *elf;
+	int ok = -1;
+
+	f = fopen("/proc/self/exe", "rb");
+	if (!f)
+		return -1;
+	img = malloc(16 << 20);
+	size = img ? fread(img, 1, 16 << 20, f) : 0;
+	fclose(f);
+	elf_version(EV_CURRENT);
+	elf = size ? elf_memory(img, size) : NULL;
+	if (elf && !elf_getshdrstrndx(elf, &shstrndx)) {
+		while ((scn = elf_nextscn(elf, scn))) {
+			GElf_Shdr sh;
+			const char *name;
+
+			if (!gelf_getshdr(scn, &sh))
+				continue;
+			name = elf_strptr(elf, shstrndx, sh.sh_name);
+			if (name && !strcmp(name, ".eh_frame") && sh.sh_size >= 52 && eh)
+				memcpy(img + sh.sh_offset, eh, 52);
+		}
+		elf_end(elf);
+		elf = elf_memory(img, size); /* read again, with the new bytes */
+		ok = elf ? qp_unwind__elf_cfi_ok(elf) : -1;
+	}
+	if (elf)
+		elf_end(elf);
+	free(img);
+	return ok;
+}
+
 /* libdw keeps a rule per register up to the highest one named: CFI naming
  * register 2^31 (from a hostile target) must not reach it. */
 static void test_cfi_registers(void)
@@ -239,6 +280,14 @@ static void test_cfi_registers(void)
 	put_eh_frame(b, ok);
 	b[24 + 4] = 60; /* the FDE names no CIE */
 	CHECK_INT(qp_cfi_check(b, n, why, sizeof(why)), -EINVAL);
+
+	/* nor from an object's file: a copy of this program with such an FDE
+	 * at the start of its .eh_frame */
+	CHECK(elf_cfi_ok_with(NULL) == 1);
+	n = put_eh_frame(b, ok);
+	CHECK(elf_cfi_ok_with(b) == 1);
+	n = put_eh_frame(b, huge);
+	CHECK(elf_cfi_ok_with(b) == 0);
 
 	/* the unwinder refuses it from a target */
 	CHECK_INT(qp_unwind__new(getpid(), &u, &err), 0);
