@@ -211,6 +211,9 @@ int qp_cfi_parse_cie(const uint8_t *buf, size_t size, const struct qp_cfi_entry 
 	} else if (!qp_cfi_uleb(&p, end, &ra)) {
 		return cfi_why(why, why_size, "CIE at 0x%llx: truncated", (unsigned long long)e->off);
 	}
+	if (ra >= QP_CFI_MAX_REG)
+		return cfi_why(why, why_size, "CIE at 0x%llx: return address register %llu",
+			       (unsigned long long)e->off, (unsigned long long)ra);
 	cie->ra = ra;
 	cie->fde_enc = DW_EH_PE_absptr;
 	if (n) {
@@ -257,8 +260,17 @@ int qp_cfi_parse_fde(const uint8_t *buf, size_t size, const struct qp_cfi_entry 
 	return 0;
 }
 
-/* Skip the operands of extended opcode @op; false when they run past @end
- * or the opcode is not allowed. */
+/* A register operand: a ULEB128 below QP_CFI_MAX_REG (an interpreter
+ * keeps a rule per register up to the highest one named). */
+static bool cfi_reg(const uint8_t **p, const uint8_t *end)
+{
+	uint64_t r;
+
+	return qp_cfi_uleb(p, end, &r) && r < QP_CFI_MAX_REG;
+}
+
+/* Skip the operands of extended opcode @op; false when they run past @end,
+ * a register is out of range or the opcode is not allowed. */
 static bool cfi_skip_operands(uint8_t op, const uint8_t **p, const uint8_t *end)
 {
 	uint64_t u;
@@ -267,22 +279,24 @@ static bool cfi_skip_operands(uint8_t op, const uint8_t **p, const uint8_t *end)
 	switch (op) {
 	case 0x00: case 0x0a: case 0x0b: /* nop, remember/restore_state */
 		return true;
-	case 0x06: case 0x07: case 0x08: case 0x0d: case 0x0e: case 0x2e:
-		/* restore_extended, undefined, same_value, def_cfa_register,
-		 * def_cfa_offset, GNU_args_size */
+	case 0x0e: case 0x2e: /* def_cfa_offset, GNU_args_size */
 		return qp_cfi_uleb(p, end, &u);
+	case 0x06: case 0x07: case 0x08: case 0x0d:
+		/* restore_extended, undefined, same_value, def_cfa_register */
+		return cfi_reg(p, end);
 	case 0x13: /* def_cfa_offset_sf */
 		return qp_cfi_sleb(p, end, &s);
-	case 0x05: case 0x09: case 0x0c: case 0x14: case 0x2f:
-		/* offset_extended, register, def_cfa, val_offset,
-		 * GNU_negative_offset_extended */
-		return qp_cfi_uleb(p, end, &u) && qp_cfi_uleb(p, end, &u);
+	case 0x05: case 0x0c: case 0x14: case 0x2f:
+		/* offset_extended, def_cfa, val_offset, GNU_negative_offset_extended */
+		return cfi_reg(p, end) && qp_cfi_uleb(p, end, &u);
+	case 0x09: /* register */
+		return cfi_reg(p, end) && cfi_reg(p, end);
 	case 0x11: case 0x12: case 0x15: /* offset_extended_sf, def_cfa_sf, val_offset_sf */
-		return qp_cfi_uleb(p, end, &u) && qp_cfi_sleb(p, end, &s);
+		return cfi_reg(p, end) && qp_cfi_sleb(p, end, &s);
 	case 0x0f: /* def_cfa_expression: a block */
 		return qp_cfi_uleb(p, end, &u) && u <= (uint64_t)(end - *p) && (*p += u, true);
 	case 0x10: case 0x16: /* expression, val_expression: register, block */
-		return qp_cfi_uleb(p, end, &u) && qp_cfi_uleb(p, end, &u) &&
+		return cfi_reg(p, end) && qp_cfi_uleb(p, end, &u) &&
 		       u <= (uint64_t)(end - *p) && (*p += u, true);
 	default: /* 0x01 set_loc (an address), unknown opcodes */
 		return false;
@@ -325,11 +339,48 @@ int qp_cfi_check_insns(const uint8_t *p, size_t n, const struct qp_cfi_cie *cie,
 		}
 		if (!adv)
 			continue;
+		/* loc <= range throughout; no sum may wrap around */
 		if (adv > range / (cie->code_align ? cie->code_align : 1) ||
-		    loc + adv * cie->code_align > range)
+		    adv * cie->code_align > range - loc)
 			return cfi_why(why, why_size, "advance past the end of the code it describes at +%td",
 				       p - 1 - start);
 		loc += adv * cie->code_align;
 	}
 	return 0;
+}
+
+int qp_cfi_check(const uint8_t *buf, size_t size, char *why, size_t why_size)
+{
+	struct qp_cfi_entry e, ce;
+	struct qp_cfi_cie cie;
+	struct qp_cfi_fde fde;
+	uint64_t off = 0;
+	int ret;
+
+	for (;;) {
+		ret = qp_cfi_entry(buf, size, off, &e, why, why_size);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			return 0;
+		if (e.cie) {
+			ret = qp_cfi_parse_cie(buf, size, &e, &cie, why, why_size);
+			if (!ret)
+				ret = qp_cfi_check_insns(cie.insns, cie.ninsns, &cie, 0, why, why_size);
+		} else {
+			if (e.cie_off >= e.off || qp_cfi_entry(buf, size, e.cie_off, &ce, NULL, 0) ||
+			    !ce.cie)
+				return cfi_why(why, why_size, "FDE at 0x%llx does not point at an earlier CIE",
+					       (unsigned long long)e.off);
+			ret = qp_cfi_parse_cie(buf, size, &ce, &cie, why, why_size);
+			if (!ret)
+				ret = qp_cfi_parse_fde(buf, size, &e, &cie, &fde, why, why_size);
+			if (!ret)
+				ret = qp_cfi_check_insns(fde.insns, fde.ninsns, &cie, fde.pc_range, why,
+							 why_size);
+		}
+		if (ret)
+			return ret;
+		off += e.size;
+	}
 }

@@ -11,39 +11,26 @@
 #include <unistd.h>
 
 #include "ld.h"
+#include "parse.h"
 
-/* A record of version 1 (no CFI fields: its functions follow at 384) or 2. */
-static int ld_read_record(struct qp_proc *p, uint64_t addr, struct qp_applied *a,
-			  struct qp_error *err)
+static int ld_proc_read(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err)
 {
-	size_t n, head;
-	int ret;
+	return qp_proc__read(arg, addr, buf, len, err);
+}
 
-	ret = qp_proc__read(p, addr, &a->rec, sizeof(a->rec), err);
-	if (ret)
-		return ret;
-	if (memcmp(a->rec.magic, QP_RECORD_MAGIC, 8) ||
-	    (a->rec.version != 1 && a->rec.version != QP_RECORD_VERSION) ||
-	    a->rec.nfuncs > 65536)
-		return qp_seterr(err, -EINVAL, "process %d: bad patch record at 0x%" PRIx64,
-				 (int)p->pid, addr);
-	head = a->rec.version == 1 ? QP_RECORD_V1_SIZE : sizeof(a->rec);
-	if (a->rec.version == 1)
-		a->rec.cfi_start = a->rec.cfi_size = 0;
-	if (a->rec.cfi_start < addr || a->rec.cfi_size > a->rec.region_size ||
-	    a->rec.cfi_start - addr > a->rec.region_size - a->rec.cfi_size)
-		a->rec.cfi_start = a->rec.cfi_size = 0; /* not inside its own mapping: ignored */
-	a->rec.id[QP_ID_MAX - 1] = '\0';
-	a->rec.target[QP_NAME_MAX - 1] = '\0';
-	a->region = addr;
-	n = a->rec.nfuncs;
-	a->funcs = calloc(n ? n : 1, sizeof(*a->funcs));
-	if (!a->funcs)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	ret = qp_proc__read(p, addr + head, a->funcs, n * sizeof(*a->funcs), err);
-	for (; !ret && a->rec.version == 1 && n-- > 0;)
-		a->funcs[n].new_size = 0; /* was "reserved" */
-	return ret;
+/* Bytes of the patch mapping starting at maps->v[@i]: its entries (parts
+ * with different protections) that follow on in address and offset. */
+static uint64_t ld_map_extent(const struct qp_maps *maps, size_t i)
+{
+	const struct qp_map *m = &maps->v[i];
+	size_t j;
+
+	for (j = i + 1; j < maps->n && maps->v[j].start == maps->v[j - 1].end &&
+			maps->v[j].offset == maps->v[j - 1].offset + (maps->v[j - 1].end - maps->v[j - 1].start) &&
+			!strcmp(maps->v[j].path, m->path);
+	     j++)
+		;
+	return maps->v[j - 1].end - m->start;
 }
 
 static int applied_cmp(const void *a, const void *b)
@@ -72,9 +59,11 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 			break;
 		}
 		v = nv;
-		memset(&v[n], 0, sizeof(v[n]));
-		ret = ld_read_record(p, maps->v[i].start, &v[n], err);
+		ret = ld_record_read(ld_proc_read, p, maps->v[i].start, ld_map_extent(maps, i), &v[n],
+				     err);
 		n++;
+		if (ret)
+			qp_preperr(err, ret, "process %d", (int)p->pid);
 	}
 	if (ret) {
 		qp_applied__free(v, n);

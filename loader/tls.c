@@ -47,11 +47,10 @@
 #include <unistd.h>
 
 #include "ld.h"
+#include "parse.h"
 #include "qpatch/elf.h"
 
 #define TLS_LINKMAP_SCAN 4096    /* bytes of a struct link_map searched */
-#define TLS_MAX_MODULES 65536    /* bound on the link_map chain */
-#define TLS_MAX_MODID (1u << 20) /* a plausible module id is below this */
 #define TLS_NO_OFFSET 0          /* glibc's NO_TLS_OFFSET on x86-64 */
 #define TLS_FORCED_DYNAMIC (-1)  /* glibc's FORCED_DYNAMIC_TLS_OFFSET */
 
@@ -122,28 +121,28 @@ static int tls_r_debug(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
+static int tls_proc_read(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err)
+{
+	return qp_proc__read(arg, addr, buf, len, err);
+}
+
 /* The address of @o's struct link_map, from the chain at _r_debug.r_map. */
 static int tls_find_linkmap(struct ld_ctx *c, const struct tls_obj *o, uint64_t *out,
 			    struct qp_error *err)
 {
-	uint64_t lm = 0, head[5]; /* l_addr, l_name, l_ld, l_next, l_prev */
-	int i, ret;
+	int ret;
 
 	ret = tls_r_debug(c, err);
-	if (!ret)
-		ret = qp_proc__read(&c->proc, c->r_debug + 8, &lm, sizeof(lm), err);
-	for (i = 0; !ret && lm && i < TLS_MAX_MODULES; i++) {
-		ret = qp_proc__read(&c->proc, lm, head, sizeof(head), err);
-		if (!ret && o->dyn_vaddr && head[2] == o->bias + o->dyn_vaddr) {
-			*out = lm;
-			return 0;
-		}
-		lm = head[3];
-	}
 	if (ret)
+		return ret;
+	ret = o->dyn_vaddr ? ld_linkmap_find(tls_proc_read, &c->proc, c->r_debug,
+					     o->bias + o->dyn_vaddr, out, err) : 1;
+	if (ret < 0)
 		return qp_preperr(err, ret, "reading the dynamic linker's list of modules");
-	return qp_seterr(err, QP_ERESOLVE, "'%s' is not in the dynamic linker's list of modules of process %d",
-			 tls_base(o->map->path), (int)c->pid);
+	if (ret > 0)
+		return qp_seterr(err, QP_ERESOLVE, "'%s' is not in the dynamic linker's list of modules of process %d",
+				 tls_base(o->map->path), (int)c->pid);
+	return 0;
 }
 
 /* l_tls_offset and l_tls_modid of @o, found after the PT_TLS signature. */
@@ -155,25 +154,14 @@ static int tls_linkmap_fields(struct ld_ctx *c, const struct tls_obj *o, int64_t
 			    t->p_align ? t->p_vaddr & (t->p_align - 1) : 0 };
 	uint64_t w[TLS_LINKMAP_SCAN / 8], lm = 0;
 	ssize_t got;
-	size_t i, n;
 	int ret;
 
 	ret = tls_find_linkmap(c, o, &lm, err);
 	if (ret)
 		return ret;
-	got = pread(c->proc.mem_fd, w, sizeof(w), (off_t)lm);
-	n = got > 0 ? (size_t)got / 8 : 0;
-	for (i = 0; i + 7 <= n; i++) {
-		if (memcmp(&w[i], sig, sizeof(sig)))
-			continue;
-		*offset = (int64_t)w[i + 5];
-		*modid = w[i + 6];
-		if (*modid < 1 || *modid >= TLS_MAX_MODID ||
-		    (*offset != TLS_NO_OFFSET && *offset != TLS_FORCED_DYNAMIC &&
-		     (*offset < (int64_t)t->p_memsz || *offset > INT32_MAX)))
-			break;
+	got = lm <= INT64_MAX ? pread(c->proc.mem_fd, w, sizeof(w), (off_t)lm) : -1;
+	if (!ld_tls_scan(w, got > 0 ? (size_t)got / 8 : 0, sig, t->p_memsz, offset, modid))
 		return 0;
-	}
 	return qp_seterr(err, QP_EUNSUPP,
 			 "cannot find the TLS module data of '%s' in the dynamic linker's link_map at 0x%" PRIx64
 			 " (unknown C library layout)", tls_base(o->map->path), lm);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qpatch/cfi.h"
 #include "unwind.h"
 
 #define UNWIND_MAX_DEPTH 512
@@ -55,17 +56,54 @@ static const Dwfl_Callbacks unwind_callbacks = {
 	.debuginfo_path = &unwind_debuginfo_path,
 };
 
+/* A module's userdata: its CFI failed the check, never used. */
+#define UNWIND_BAD_CFI ((void *)1)
+
+/*
+ * Whether the .eh_frame of a module's file passes qp_cfi_check(): the
+ * file is whatever the target mapped, possibly made by a hostile process,
+ * and libdw does not bound what it allocates for it (a rule per register
+ * up to the highest one named).  An object without section headers or
+ * without .eh_frame is not trusted either: no CFI is used for it.
+ */
+bool qp_unwind__elf_cfi_ok(Elf *elf)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	if (elf_getshdrstrndx(elf, &shstrndx))
+		return false;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (!name || strcmp(name, ".eh_frame"))
+			continue;
+		d = elf_getdata(scn, NULL);
+		return d && d->d_buf && !qp_cfi_check(d->d_buf, d->d_size, NULL, 0);
+	}
+	return false;
+}
+
 /* Load every module's ELF and CFI now, while the target still runs, so
- * that unwinding with the target stopped only reads its stacks. */
+ * that unwinding with the target stopped only reads its stacks; a module
+ * whose CFI fails the check is marked, and its frames end the walk. */
 static int unwind_prewarm(Dwfl_Module *mod, void **userdata, const char *name,
 			  Dwarf_Addr start, void *arg)
 {
 	Dwarf_Addr bias;
+	Elf *elf;
 
-	(void)userdata, (void)name, (void)start, (void)arg;
-	if (dwfl_module_getelf(mod, &bias)) {
+	(void)name, (void)start, (void)arg;
+	elf = dwfl_module_getelf(mod, &bias);
+	if (elf && qp_unwind__elf_cfi_ok(elf))
 		dwfl_module_eh_cfi(mod, &bias);
-	}
+	else
+		*userdata = UNWIND_BAD_CFI;
 	return DWARF_CB_OK;
 }
 
@@ -134,8 +172,16 @@ int qp_unwind__add_cfi(struct qp_unwind *u, uint64_t lo, uint64_t hi, const uint
 	struct unwind_cfi *v, *c;
 	size_t total;
 
+	char why[160];
+
 	if (u->nextra >= UNWIND_MAX_CFI)
 		return qp_seterr(err, -E2BIG, "too many patches with call frame information");
+	/* read from the target: checked before libdw interprets it (libdw keeps
+	 * a rule for every register up to the highest one named: a huge register
+	 * number would make it allocate gigabytes) */
+	if (qp_cfi_check(eh, size, why, sizeof(why)))
+		return qp_seterr(err, -EINVAL, "call frame information at 0x%llx: %s",
+				 (unsigned long long)eh_addr, why);
 	v = realloc(u->extra, (u->nextra + 1) * sizeof(*v));
 	if (!v)
 		return qp_seterr(err, -ENOMEM, "out of memory");
@@ -176,6 +222,7 @@ static bool unwind_read(const struct qp_unwind *u, uint64_t addr, uint64_t *val)
 static Dwarf_CFI *unwind_cfi_for(struct qp_unwind *u, uint64_t pc, Dwarf_Addr *bias, bool eh)
 {
 	Dwfl_Module *mod;
+	void **userdata = NULL;
 	size_t i;
 
 	for (i = 0; i < u->nextra; i++)
@@ -184,7 +231,8 @@ static Dwarf_CFI *unwind_cfi_for(struct qp_unwind *u, uint64_t pc, Dwarf_Addr *b
 			return eh ? u->extra[i].cfi : NULL;
 		}
 	mod = dwfl_addrmodule(u->dwfl, pc);
-	if (!mod)
+	if (!mod || !dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL) ||
+	    *userdata == UNWIND_BAD_CFI)
 		return NULL;
 	return eh ? dwfl_module_eh_cfi(mod, bias) : dwfl_module_dwarf_cfi(mod, bias);
 }

@@ -8,10 +8,13 @@
 #ifndef QPATCH_LOADER_UNWIND_H
 #define QPATCH_LOADER_UNWIND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
+
+#include <libelf.h>
 
 #include "qpatch/error.h"
 
@@ -44,5 +47,10 @@ int qp_unwind__thread(struct qp_unwind *u, const struct user_regs_struct *regs,
 		      uint64_t *sp);
 
 void qp_unwind__free(struct qp_unwind *u);
+
+/* Whether the .eh_frame of an object the target mapped passes
+ * qp_cfi_check() (false without section headers or .eh_frame): the CFI of
+ * an object that does not is never used, its frames end the walk. */
+bool qp_unwind__elf_cfi_ok(Elf *elf);
 
 #endif

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Registers CFI may name are below this (x86-64 numbers its DWARF
+ * registers up to about 130). */
+#define QP_CFI_MAX_REG 256
+
 /* The one pointer encoding of .qpatch.eh_frame: DW_EH_PE_pcrel | sdata4. */
 #define QP_CFI_FDE_ENC 0x1b
 
@@ -66,12 +70,21 @@ int qp_cfi_parse_fde(const uint8_t *buf, size_t size, const struct qp_cfi_entry 
 
 /*
  * Check a sequence of CFA instructions: each opcode known, its operands
- * inside, no DW_CFA_set_loc (an address that would need relocating), and
+ * inside, registers below QP_CFI_MAX_REG, no DW_CFA_set_loc (an address that would need relocating), and
  * the advances, times the CIE's code alignment, adding up to at most
  * @range (0: no advance allowed, as in a CIE).  0 or -EINVAL with @why.
  */
 int qp_cfi_check_insns(const uint8_t *p, size_t n, const struct qp_cfi_cie *cie, uint64_t range,
 		       char *why, size_t why_size);
+
+/*
+ * Check a whole .eh_frame of @size bytes: every entry inside, every FDE
+ * naming an earlier CIE, every CIE and FDE parsed and their instructions
+ * checked (qp_cfi_check_insns); it ends at @size or at a zero terminator.
+ * What a hostile process hands over as CFI is checked so before anything
+ * else (libdw) interprets it.  0 or -EINVAL with @why.
+ */
+int qp_cfi_check(const uint8_t *buf, size_t size, char *why, size_t why_size);
 
 /* Unsigned / signed LEB128 at *@p (< @end); advances *@p; false when it
  * runs past @end or beyond 64 bits. */

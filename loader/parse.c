@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Parsers of target memory: see parse.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+
+#define TLS_MAX_MODID (1u << 20) /* a plausible module id is below this */
+#define TLS_NO_OFFSET 0          /* glibc's NO_TLS_OFFSET on x86-64 */
+#define TLS_FORCED_DYNAMIC (-1)  /* glibc's FORCED_DYNAMIC_TLS_OFFSET */
+
+int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
+		   struct qp_applied *a, struct qp_error *err)
+{
+	struct qp_record *r = &a->rec;
+	uint64_t head, need;
+	size_t i, n;
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	ret = rd(arg, addr, r, sizeof(*r), err);
+	if (ret)
+		return ret;
+	head = r->version == 1 ? QP_RECORD_V1_SIZE : sizeof(*r);
+	need = head + (uint64_t)r->nfuncs * sizeof(struct qp_record_func);
+	if (memcmp(r->magic, QP_RECORD_MAGIC, 8) ||
+	    (r->version != 1 && r->version != QP_RECORD_VERSION) ||
+	    r->nfuncs > LD_MAX_RECORD_FUNCS || r->region_size > map_size || need > r->region_size)
+		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64, addr);
+	if (r->version == 1)
+		r->cfi_start = r->cfi_size = 0;
+	if (r->cfi_start < addr || r->cfi_size > r->region_size ||
+	    r->cfi_start - addr > r->region_size - r->cfi_size)
+		r->cfi_start = r->cfi_size = 0; /* not inside its own mapping: ignored */
+	r->id[QP_ID_MAX - 1] = '\0';
+	r->target[QP_NAME_MAX - 1] = '\0';
+	a->region = addr;
+	n = r->nfuncs;
+	a->funcs = calloc(n ? n : 1, sizeof(*a->funcs));
+	if (!a->funcs)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = n ? rd(arg, addr + head, a->funcs, n * sizeof(*a->funcs), err) : 0;
+	for (i = 0; !ret && i < n; i++) {
+		if (r->version == 1)
+			a->funcs[i].new_size = 0; /* was "reserved" */
+		a->funcs[i].name[QP_FUNC_NAME_MAX - 1] = '\0';
+	}
+	return ret;
+}
+
+int ld_linkmap_find(ld_read_fn rd, void *arg, uint64_t r_debug, uint64_t l_ld, uint64_t *out,
+		    struct qp_error *err)
+{
+	uint64_t lm = 0, tortoise, head[5]; /* l_addr, l_name, l_ld, l_next, l_prev */
+	unsigned long power = 1, lam = 0;
+	int i, ret;
+
+	if (r_debug > UINT64_MAX - 8)
+		return 1;
+	ret = rd(arg, r_debug + 8, &lm, sizeof(lm), err); /* r_map */
+	tortoise = lm;
+	/* Brent's cycle detection: a chain looping back on itself ends the walk
+	 * within about twice its length */
+	for (i = 0; !ret && lm && i < LD_MAX_MODULES; i++) {
+		ret = rd(arg, lm, head, sizeof(head), err);
+		if (ret)
+			break;
+		if (head[2] == l_ld) {
+			*out = lm;
+			return 0;
+		}
+		lm = head[3];
+		if (lm == tortoise)
+			return 1;
+		if (++lam == power) {
+			tortoise = lm;
+			power *= 2;
+			lam = 0;
+		}
+	}
+	return ret ? ret : 1;
+}
+
+int ld_tls_scan(const uint64_t *w, size_t n, const uint64_t sig[5], uint64_t memsz,
+		int64_t *offset, uint64_t *modid)
+{
+	size_t i;
+
+	for (i = 0; i + 7 <= n; i++) {
+		if (memcmp(&w[i], sig, 5 * sizeof(*sig)))
+			continue;
+		*offset = (int64_t)w[i + 5];
+		*modid = w[i + 6];
+		if (*modid < 1 || *modid >= TLS_MAX_MODID ||
+		    (*offset != TLS_NO_OFFSET && *offset != TLS_FORCED_DYNAMIC &&
+		     (*offset < 0 || (uint64_t)*offset < memsz || *offset > INT32_MAX)))
+			return -1;
+		return 0;
+	}
+	return -1;
+}
