@@ -349,6 +349,7 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 				qp_proc__death(p, how, sizeof(how)));
 	}
 	p->held = !ret;
+	p->alone = false;
 	p->stops += !ret;
 	return ret;
 }
@@ -393,6 +394,7 @@ int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err)
 out:
 	/* the held thread cannot end by itself: if it does, the process is dying */
 	p->held = !ret;
+	p->alone = !ret;
 	p->stops += !ret;
 	return ret;
 }
@@ -418,6 +420,7 @@ void qp_proc__release_others(struct qp_proc *p)
 	}
 	if (p->nthreads > 1)
 		p->nthreads = 1;
+	p->alone = true;
 }
 
 const char *qp_proc__death(const struct qp_proc *p, char *buf, size_t size)

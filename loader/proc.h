@@ -52,6 +52,8 @@ struct qp_proc {
 	bool held;                 /* every thread, or threads[0] alone, is stopped
 				      (qp_proc__stop or __stop_one succeeded): one of
 				      them ending means the process is dying */
+	bool alone;                /* threads[0] alone is stopped, the others run
+				      (qp_proc__stop_one, __release_others) */
 	unsigned long stops;       /* successful qp_proc__stop() calls: tells one stop from
 				      the next (what was read of a stopped thread holds for
 				      that stop only) */
