@@ -10,13 +10,15 @@
  *      the target, the libraries' dynamic symbols for external ones;
  *   4. read each old function and check its patch site (whole
  *      instructions, no branch into the jump);
- *   5. stop every thread; retry while a thread sits in bytes the jump
- *      overwrites;
- *   6. map the patch near the target (memfd, so it shows as
- *      /memfd:qpatch:ID), relocate, write, protect;
- *   7. write the jumps, resume.
- * A failure after step 5 restores every byte written, unmaps the mapping
- * and resumes the target with its registers as they were.
+ *   5. hold one thread (the others run): map the patch near the target
+ *      (memfd, so it shows as /memfd:qpatch:ID), relocate, write,
+ *      protect; its record says "pending"; let the thread go;
+ *   6. stop every thread; retry while a thread is in (or will return
+ *      into) the code being replaced;
+ *   7. write the jumps, mark the record applied, resume.
+ * A failure after step 5 restores every byte written (every thread
+ * stopped), then unmaps the mapping (one thread held): the target is as
+ * it was, its registers too.
  */
 #include <errno.h>
 #include <pthread.h>
