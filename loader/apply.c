@@ -10,13 +10,15 @@
  *      the target, the libraries' dynamic symbols for external ones;
  *   4. read each old function and check its patch site (whole
  *      instructions, no branch into the jump);
- *   5. stop every thread; retry while a thread sits in bytes the jump
- *      overwrites;
- *   6. map the patch near the target (memfd, so it shows as
- *      /memfd:qpatch:ID), relocate, write, protect;
- *   7. write the jumps, resume.
- * A failure after step 5 restores every byte written, unmaps the mapping
- * and resumes the target with its registers as they were.
+ *   5. hold one thread (the others run): map the patch near the target
+ *      (memfd, so it shows as /memfd:qpatch:ID), relocate, write,
+ *      protect; its record says "pending"; let the thread go;
+ *   6. stop every thread; retry while a thread is in (or will return
+ *      into) the code being replaced;
+ *   7. write the jumps, mark the record applied, resume.
+ * A failure after step 5 restores every byte written (every thread
+ * stopped), then unmaps the mapping (one thread held): the target is as
+ * it was, its registers too.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -640,7 +642,7 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
 	rec->version = QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
-	rec->state = QP_REC_APPLIED;
+	rec->state = QP_REC_PENDING; /* APPLIED once the jumps are in */
 	rec->seq = c->seq;
 	rec->region_size = c->region_size;
 	rec->image_start = c->region + c->image_off;
@@ -771,10 +773,15 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		if (!i && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
 			return ret;
 	}
-	return ld_fault(c, QP_FAULT_JUMPS, err);
+	/* the jumps lead into the patch: so says its record */
+	ret = qp_proc__write(&c->proc, c->region + offsetof(struct qp_record, state),
+			     &(uint32_t){ QP_REC_APPLIED }, sizeof(uint32_t), err);
+	return ret ? ret : ld_fault(c, QP_FAULT_JUMPS, err);
 }
 
-static void ld_rollback(struct ld_ctx *c)
+/* Every thread stopped: the jumps written so far go (the record's state
+ * does not matter: the mapping goes next). */
+static void ld_unjump(struct ld_ctx *c)
 {
 	size_t i;
 
@@ -782,6 +789,11 @@ static void ld_rollback(struct ld_ctx *c)
 		if (c->funcs[i].written)
 			qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
 				       c->funcs[i].rec.len, NULL);
+}
+
+/* One thread held: the mapping goes, if made. */
+static void ld_unmap(struct ld_ctx *c)
+{
 	if (c->region) {
 		int64_t res;
 
@@ -833,14 +845,19 @@ static int ld_resolve_ifuncs(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
-/* Everything done while the target is stopped. */
-static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
+/*
+ * One thread held, the others running: the mapping is made, filled,
+ * relocated and protected.  Nothing leads into it until the jumps are
+ * written, so the running threads cannot tell.  On failure, it is gone
+ * again.
+ */
+static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret;
 
 	ret = ld_apply_seccomp(c, err); /* before anything changes */
 	if (!ret)
-		ret = ld_fault(c, QP_FAULT_STOPPED, err);
+		ret = ld_fault(c, QP_FAULT_HELD, err);
 	if (!ret)
 		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
@@ -855,11 +872,29 @@ static int ld_apply_stopped(struct ld_ctx *c, struct qp_error *err)
 		ret = ld_protect(c, err);
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_PROTECTED, err);
+	if (ret)
+		ld_unmap(c);
+	return ret;
+}
+
+/* Every thread stopped, none in the way: the jumps, then the record's
+ * state.  On failure, the jumps written go again. */
+static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
+{
+	int ret = ld_fault(c, QP_FAULT_STOPPED, err);
+
 	if (!ret)
 		ret = ld_write_jumps(c, err);
 	if (ret)
-		ld_rollback(c);
+		ld_unjump(c);
 	return ret;
+}
+
+static int ld_unmap_work(struct ld_ctx *c, struct qp_error *err)
+{
+	(void)err;
+	ld_unmap(c);
+	return 0;
 }
 
 int ld_tries(const struct ld_ctx *c)
@@ -872,12 +907,31 @@ static int ld_delay_ms(const struct ld_ctx *c)
 	return c->opts && c->opts->retry_delay_ms > 0 ? c->opts->retry_delay_ms : 5;
 }
 
-/* Between two attempts the target runs: a pending Ctrl-C may end us here. */
-void ld_pause(struct ld_ctx *c)
+/*
+ * Between two attempts the target runs: a pending Ctrl-C may end us here.
+ * While an apply's mapping is made but not in use, it must go first: the
+ * signal then makes the apply fail (rolled back), and takes effect when
+ * the loader unblocks it at the end.
+ */
+int ld_pause(struct ld_ctx *c, struct qp_error *err)
 {
-	pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
+	sigset_t pending, held;
+	int sig;
+
+	if (!c->region || c->undo) {
+		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
+		usleep((useconds_t)ld_delay_ms(c) * 1000);
+		ld_block_signals(NULL);
+		return 0;
+	}
 	usleep((useconds_t)ld_delay_ms(c) * 1000);
-	ld_block_signals(NULL);
+	ld_block_signals(&held); /* the set blocked: held has it all */
+	sigpending(&pending);
+	for (sig = 1; sig < NSIG; sig++)
+		if (sigismember(&pending, sig) == 1 && sigismember(&c->sigmask, sig) != 1)
+			return qp_seterr(err, -EINTR, "interrupted by signal %d (%s)", sig,
+					 strsignal(sig));
+	return 0;
 }
 
 static int ld_leave_ms(const struct ld_ctx *c)
@@ -958,7 +1012,9 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		if (c->stats->attempts >= ld_tries(c))
 			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms%s)",
 					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c), alone);
-		ld_pause(c);
+		ret = ld_pause(c, err);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -980,6 +1036,44 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
 		ret = ld_check_death(c, err->code, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
+	return ret;
+}
+
+/* Stop one thread of the target (threads[0]), run @work with it while
+ * the others run, let it go; the time goes into stats->held_us. */
+int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		struct qp_error *err)
+{
+	double t0 = now_us();
+	int ret = qp_proc__stop_one(&c->proc, err);
+
+	if (ret)
+		return ld_check_death(c, ret, err);
+	ret = work(c, err);
+	if (!ret && qp_proc__died_now(&c->proc))
+		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
+	ret = ld_check_death(c, ret, err);
+	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
+		ret = ld_check_death(c, err->code, err);
+	c->stats->held_us += now_us() - t0;
+	return ret;
+}
+
+/*
+ * Apply, with the target stopped only where it must be: the mapping
+ * prepared with one thread held; every thread stopped for the busy check
+ * and the jumps; if those fail, the mapping removed with one thread held.
+ */
+static int ld_apply_run(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_error e2 = { 0 };
+	int ret = ld_with_one(c, ld_apply_prepare, err);
+
+	if (ret)
+		return ret;
+	ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
+	if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc))
+		ld_with_one(c, ld_unmap_work, &e2);
 	return ret;
 }
 
@@ -1065,7 +1159,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 		ret = ld_prepare(&c, err);
 	if (!ret) {
 		ld_block_signals(&c.sigmask);
-		ret = ld_while_stopped(&c, ld_apply_busy, ld_apply_stopped, err);
+		ret = ld_apply_run(&c, err);
 		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
 	stats->region = ret ? 0 : c.region;

@@ -153,9 +153,11 @@ int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uin
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
 int ld_tries(const struct ld_ctx *c);
-void ld_pause(struct ld_ctx *c);
+int ld_pause(struct ld_ctx *c, struct qp_error *err);
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 		     int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err);
+int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		struct qp_error *err);
 void ld_ctx_release(struct ld_ctx *c);
 
 /* tls.c */

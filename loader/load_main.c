@@ -111,7 +111,8 @@ static int do_list(pid_t pid, int json)
 			printf(",\"target\":");
 			qp_json_str(stdout, a->rec.target);
 			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
-			       a->rec.state == QP_REC_APPLIED ? "applied" : "undone",
+			       a->rec.state == QP_REC_APPLIED ? "applied" :
+			       a->rec.state == QP_REC_PENDING ? "pending" : "undone",
 			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
 			for (j = 0; j < a->rec.nfuncs; j++) {
 				printf("%s{\"name\":", j ? "," : "");
@@ -128,7 +129,9 @@ static int do_list(pid_t pid, int json)
 		}
 		printf("%llu. patch '%s' on '%s'%s at 0x%llx (%llu bytes), %u function(s):\n",
 		       (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
-		       a->rec.state == QP_REC_APPLIED ? "" : " (undone, mapping still in use)",
+		       a->rec.state == QP_REC_APPLIED ? "" :
+		       a->rec.state == QP_REC_PENDING ? " (being applied, no jump yet)" :
+		       " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
 		for (j = 0; j < a->rec.nfuncs; j++) {
@@ -161,9 +164,10 @@ static void print_stop(const struct qp_load_stats *st)
 		snprintf(caught, sizeof(caught), ", %d thread%s caught leaving", st->caught,
 			 st->caught == 1 ? "" : "s");
 	printf("target stopped for %.0f us (all %zu thread%s; first stop to last resume %.0f us; "
-	       "%d attempt%s%s); total %.1f ms\n",
+	       "%d attempt%s%s); one thread held %.0f us; total %.1f ms\n",
 	       st->stopped_us, st->threads, st->threads == 1 ? "" : "s", st->stop_us,
-	       st->attempts, st->attempts == 1 ? "" : "s", caught, st->total_us / 1000.0);
+	       st->attempts, st->attempts == 1 ? "" : "s", caught, st->held_us,
+	       st->total_us / 1000.0);
 }
 
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
@@ -292,10 +296,10 @@ static void all_json(const struct all_report *rep, const char *op, const char *i
 		qp_json_str(stdout, r->comm);
 		printf(",\"result\":");
 		qp_json_str(stdout, keys[r->outcome - 1].key);
-		printf(",\"functions\":%zu,\"stopped_us\":%.0f,\"pause_us\":%.0f,\"total_us\":%.0f,"
-		       "\"attempts\":%d,\"error\":",
-		       r->stats.nfuncs, r->stats.stopped_us, r->stats.stop_us, r->stats.total_us,
-		       r->stats.attempts);
+		printf(",\"functions\":%zu,\"stopped_us\":%.0f,\"pause_us\":%.0f,\"held_us\":%.0f,"
+		       "\"total_us\":%.0f,\"attempts\":%d,\"error\":",
+		       r->stats.nfuncs, r->stats.stopped_us, r->stats.stop_us, r->stats.held_us,
+		       r->stats.total_us, r->stats.attempts);
 		if (r->msg[0])
 			qp_json_str(stdout, r->msg);
 		else

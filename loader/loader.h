@@ -38,7 +38,7 @@ struct qp_record {
 	char magic[8];                 /* QP_RECORD_MAGIC */
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
-	uint32_t state;                /* QP_REC_APPLIED or QP_REC_RESTORED */
+	uint32_t state;                /* QP_REC_APPLIED, QP_REC_RESTORED or QP_REC_PENDING */
 	uint32_t reserved;             /* 0 */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
@@ -60,17 +60,21 @@ _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 #define QP_REC_APPLIED 1  /* the jumps lead into this patch */
 #define QP_REC_RESTORED 2 /* undone, but a thread still used the mapping, so
 			     it is kept until a later run can remove it */
+#define QP_REC_PENDING 3  /* mapped and written, no jump yet: a loader is about
+			     to write them (or the process forked meanwhile,
+			     and this is the child's copy, never used) */
 
 /* Steps at which a test can make the loader fail on purpose
  * (qp_load_opts.fault_at), to prove that every failure is rolled back. */
 #define QP_FAULTS(X)                                            \
-	X(QP_FAULT_STOPPED, 1, "all threads stopped")           \
+	X(QP_FAULT_HELD, 1, "one thread held")                  \
 	X(QP_FAULT_MEMFD, 2, "memfd created")                   \
 	X(QP_FAULT_MAPPED, 3, "patch mapped")                   \
 	X(QP_FAULT_WRITTEN, 4, "patch written")                 \
 	X(QP_FAULT_PROTECTED, 5, "patch protected")             \
-	X(QP_FAULT_FIRST_JUMP, 6, "first jump written")         \
-	X(QP_FAULT_JUMPS, 7, "all jumps written")               \
+	X(QP_FAULT_STOPPED, 6, "all threads stopped")           \
+	X(QP_FAULT_FIRST_JUMP, 7, "first jump written")         \
+	X(QP_FAULT_JUMPS, 8, "all jumps written")               \
 	X(QP_FAULT_UNDO_STOPPED, 11, "undo: all threads stopped") \
 	X(QP_FAULT_UNDO_FIRST, 12, "undo: first function restored") \
 	X(QP_FAULT_UNDO_RESTORED, 13, "undo: all functions restored")
@@ -138,6 +142,9 @@ struct qp_load_stats {
 				   no thread is paused longer than this */
 	double stopped_us;      /* last thread stopped .. first resumed: the window in
 				   which every thread is stopped and the patch goes in */
+	double held_us;         /* apply: one thread held (the others running) while the
+				   patch is mapped, written and protected; undo: while
+				   the mapping is removed */
 	double total_us;        /* whole operation */
 	int attempts;           /* stop attempts made */
 	int caught;             /* busy threads caught on their way out */

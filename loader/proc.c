@@ -349,8 +349,78 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 				qp_proc__death(p, how, sizeof(how)));
 	}
 	p->held = !ret;
+	p->alone = false;
 	p->stops += !ret;
 	return ret;
+}
+
+/*
+ * One thread only, for remote system calls: the thread held for the
+ * entry hold, else the first task that stops (a zombie leader does not).
+ * The others go on running.
+ */
+int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	if (p->keep_tid) {
+		ret = proc_has_thread(p, p->keep_tid) ? 0 : proc_adopt(p, p->keep_tid, err);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+	d = opendir(path);
+	if (!d)
+		return qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno, "process %d: %s",
+				 (int)p->pid, errno == ENOENT ? "went away" : strerror(errno));
+	while (!ret && !p->nthreads && (de = readdir(d))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid <= 0)
+			continue;
+		ret = proc_interrupt(p, tid, err);
+		if (ret > 0)
+			ret = proc_collect(p, 0, err); /* drops it if it ended */
+	}
+	closedir(d);
+	if (!ret && !p->nthreads) {
+		char how[64];
+
+		ret = qp_seterr(err, QP_EPROC, "process %d ended while being stopped (%s)", (int)p->pid,
+				qp_proc__death(p, how, sizeof(how)));
+	}
+out:
+	/* the held thread cannot end by itself: if it does, the process is dying */
+	p->held = !ret;
+	p->alone = !ret;
+	p->stops += !ret;
+	return ret;
+}
+
+void qp_proc__release_others(struct qp_proc *p)
+{
+	size_t i;
+
+	for (i = 1; i < p->nthreads; i++) {
+		struct qp_thread *t = &p->threads[i];
+
+		if (t->gone)
+			continue;
+		if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
+		    WSTOPSIG(t->status) != SIGTRAP)
+			t->pending_sig = WSTOPSIG(t->status);
+		if (t->kept) {
+			if (t->pending_sig)
+				syscall(SYS_tgkill, p->pid, t->tid, t->pending_sig);
+			continue;
+		}
+		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
+	}
+	if (p->nthreads > 1)
+		p->nthreads = 1;
+	p->alone = true;
 }
 
 const char *qp_proc__death(const struct qp_proc *p, char *buf, size_t size)

@@ -49,7 +49,11 @@ struct qp_proc {
 	int mem_fd;                /* /proc/PID/mem, read-write */
 	uint64_t gadget;           /* address of a "syscall" instruction */
 	bool regs_dirty;           /* threads[0]'s registers need restoring */
-	bool held;                 /* every thread is stopped (qp_proc__stop succeeded) */
+	bool held;                 /* every thread, or threads[0] alone, is stopped
+				      (qp_proc__stop or __stop_one succeeded): one of
+				      them ending means the process is dying */
+	bool alone;                /* threads[0] alone is stopped, the others run
+				      (qp_proc__stop_one, __release_others) */
 	unsigned long stops;       /* successful qp_proc__stop() calls: tells one stop from
 				      the next (what was read of a stopped thread holds for
 				      that stop only) */
@@ -65,6 +69,12 @@ struct qp_proc {
 int qp_proc__open(pid_t pid, struct qp_proc *p, struct qp_error *err);
 /* Stop every thread (including threads created meanwhile). */
 int qp_proc__stop(struct qp_proc *p, struct qp_error *err);
+/* Stop one thread only, as threads[0] (the held thread of keep_tid when
+ * set): the one that runs remote system calls while the others run. */
+int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err);
+/* Let every stopped thread but threads[0] go (signals that arrived while
+ * they were stopped are delivered); threads[0] stays stopped. */
+void qp_proc__release_others(struct qp_proc *p);
 /*
  * Did the process die while we held it?  Collects the exits of its
  * threads; a thread that ends while stopped means the process is being

@@ -657,6 +657,10 @@ int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_er
 	if (i == c->sc.ndeclared) /* a bug of the loader, caught by its tests */
 		return qp_seterr(err, -EINVAL, "process %d: system call '%s' was not declared to the "
 				 "seccomp check; not made", (int)c->pid, call->name);
+	/* the other threads run: one of them may have given this one a new
+	 * filter (SECCOMP_FILTER_FLAG_TSYNC) since the check; read again */
+	if (c->proc.alone)
+		c->sc.stop = 0;
 	ret = sc_load(c, err);
 	if (!ret)
 		ret = sc_judge(c, call, "; the call was not made", err);

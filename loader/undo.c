@@ -87,24 +87,36 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
  */
 static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
 {
+	bool *free_now = calloc(n ? n : 1, sizeof(*free_now));
 	size_t left = 0, i;
 	int attempt, ret = 0;
 	bool failed = false;
+	double held_t0;
 
+	if (!free_now)
+		return qp_seterr(err, -ENOMEM, "out of memory");
 	for (i = 0; i < n; i++)
 		left += v[i].rec.state == QP_REC_RESTORED;
 	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
 		if (attempt)
-			ld_pause(c);
+			ld_pause(c, NULL);
 		ret = qp_proc__stop(&c->proc, err);
 		if (ret)
 			break;
+		/* every thread stopped: which mappings no thread uses */
+		for (i = 0; i < n; i++)
+			free_now[i] = v[i].rec.state == QP_REC_RESTORED &&
+				      !ld_region_busy(c, &v[i], c->stats->kept_why,
+						      sizeof(c->stats->kept_why));
+		/* those cannot be entered again (no jump leads there): remove
+		 * them with threads[0] alone held */
+		held_t0 = now_us();
+		qp_proc__release_others(&c->proc);
 		for (i = 0; i < n && !failed; i++) {
 			struct qp_error e = { 0 };
 			int64_t res;
 
-			if (v[i].rec.state != QP_REC_RESTORED ||
-			    ld_region_busy(c, &v[i], c->stats->kept_why, sizeof(c->stats->kept_why)))
+			if (!free_now[i])
 				continue;
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
@@ -115,11 +127,13 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 				failed = true;
 			}
 		}
+		c->stats->held_us += now_us() - held_t0;
 		ret = ld_check_death(c, qp_proc__died_now(&c->proc) ? QP_EPROC : 0, err);
 		qp_proc__resume(&c->proc, NULL);
 		if (ret || failed)
 			break;
 	}
+	free(free_now);
 	c->stats->kept = left;
 	/* the old code is back; a mapping left behind is removed later, but a
 	 * target that died meanwhile must be reported */

@@ -29,7 +29,7 @@ behaves_old() {
 
 before=$(state)
 check "code bytes are read" test -n "$(func_bytes | tr -d ' \n')"
-for step in 1 2 3 4 5 6 7; do
+for step in 1 2 3 4 5 6 7 8; do
 	QPATCH_FAULT_AT=$step "$QP_BIN/qpatch-load" "$PID" "$T/fix.qpatch" >"$T/f$step.out" 2>&1
 	check "apply fails at step $step" grep -q "injected failure after step $step" "$T/f$step.out"
 	check "target unchanged after step $step" test "$before" = "$(state)"

@@ -35,7 +35,7 @@ kill_at() {
 	# with this one-function patch, nothing touches the target between
 	# "first jump written" and "all jumps written" (and the same for undo):
 	# the loader may report the next step as the last one it reached
-	[ "$step" = 6 ] || [ "$step" = 12 ] && seen="($step|$((step + 1)))"
+	[ "$step" = 7 ] || [ "$step" = 12 ] && seen="($step|$((step + 1)))"
 	: >"$out.target"
 	start "$out.target" $prog
 	wait_lines "$out.target" 2
@@ -62,7 +62,7 @@ kill_at() {
 	wait "$TARGET_PID" 2>/dev/null
 }
 
-for step in 1 2 3 4 5 6 7; do kill_at $step; done
+for step in 1 2 3 4 5 6 7 8; do kill_at $step; done
 for step in 11 12 13; do kill_at $step undo; done
 
 # The same with five threads: the loader traces all of them, and the

@@ -91,7 +91,7 @@ applied "spawn=deny filter" spawn
 check "spawn: under a filter (mode/filters $(seccomp_of))" test "$(seccomp_of)" = 2/1
 # rollback under the filter: munmap and the rest are allowed too
 before=$(state)
-for step in 2 3 5 7; do
+for step in 2 3 5 7 8; do
 	QPATCH_FAULT_AT=$step "$QP_BIN/qpatch-load" "$PID" "$T/fix.qpatch" >"$T/f$step.out" 2>&1
 	check "spawn: fails at step $step" grep -q "injected failure after step $step" "$T/f$step.out"
 	check "spawn: unchanged after step $step" test "$before" = "$(state)"
