@@ -35,14 +35,12 @@ cp -a "$B/svc/patched" "$W/patched" && cp "$B/probe.c" "$W/patched/"
 make -s -C "$W/app" CC="$BIN/qpatch-cc"
 "$BIN/qpatch-build" -q --id bench-fix "$W/app" "$W/patched" -o "$W/fix.qpatch" --target "$W/app/svc" >/dev/null
 
-mono() { python3 -c 'import time; print(time.monotonic_ns())'; }
-# per target, the longest gap ending in [T0, T1 + 50 ms]: median and max over targets
+# shellcheck source=scripts/probe-lib.sh
+. "$ROOT/scripts/probe-lib.sh"
+# per probed target, the longest gap overlapping [T0, T1]: median and max over targets
 gaps() { # gaps T0 T1
 	local f
-	for f in "$W"/probe.*; do
-		awk -v a="$1" -v b="$(($2 + 50000000))" '
-			$1 == "gap" && $2 >= a && $2 <= b && $3 > m { m = $3 } END { print m + 0 }' "$f"
-	done | sort -n | awk '{v[NR]=$1} END {printf "%6.0f %7.0f", v[int((NR+1)/2)], v[NR]}'
+	for f in "$W"/probe.*; do probe_gap "$f" "$1" "$2"; done | stats 7
 }
 # median and max of a JSON field over the processes of a report
 field() { # field FILE KEY

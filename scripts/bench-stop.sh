@@ -54,17 +54,8 @@ mv "$W/orig" "$W/app"
 make -s -C "$W/app" CC="$BIN/qpatch-cc"
 "$BIN/qpatch-build" -q "$W/app" "$W/patched" -o "$W/fix.qpatch" --target "$W/app/hot" >/dev/null
 
-# CLOCK_MONOTONIC now, in ns, from bash's $EPOCHREALTIME and one offset
-off=$(python3 -c 'import time; print(time.time_ns() - time.monotonic_ns())')
-mono() { local r=${EPOCHREALTIME/./}; echo $((r * 1000 - off)); }
-# the longest probe gap overlapping [T0, T1], 0 when none
-gap() { # gap T0 T1
-	awk -v a="$1" -v b="$2" '$1 == "gap" && $2 >= a && $2 - $3 * 1000 <= b && $3 > m { m = $3 }
-		END { print m + 0 }' "$W/probe"
-}
-stats() { # median and max of numbers on stdin
-	sort -n | awk '{v[NR]=$1} END {printf "%6.0f %6.0f", v[int((NR+1)/2)], v[NR]}'
-}
+. "$ROOT/scripts/probe-lib.sh"
+gap() { probe_gap "$W/probe" "$1" "$2"; }
 
 echo "# $(nproc) CPUs, $REPS runs each; microseconds, median max"
 printf '%-7s %-4s | %-13s | %-13s | %-13s | %-13s | %-13s\n' threads mode \
