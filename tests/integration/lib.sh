@@ -53,6 +53,16 @@ wait_lines() {
 	return 1
 }
 
+# wait_state PID LETTER: wait (max 10 s) until PID's State is LETTER (T stopped, t traced, Z ended).
+wait_state() {
+	local i
+	for i in $(seq 100); do
+		grep -q "^State:[[:space:]]*$2" "/proc/$1/status" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # wait_match FILE REGEX: wait (max 10 s) until a line matches.
 wait_match() {
 	local i

@@ -17,16 +17,6 @@ wait_gone() {
 	for i in $(seq $(($2 * 10))); do alive "$1" || return 0; sleep 0.1; done
 	return 1
 }
-# wait_state PID LETTER: PID is in state LETTER (T stopped, Z ended) within 10 s
-wait_state() {
-	local i
-	for i in $(seq 100); do
-		grep -q "^State:[[:space:]]*$2" "/proc/$1/status" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # kill_at STEP [undo [PROGRAM PATCH]]: the loader pauses after STEP; the
 # target is killed there; the loader goes on and must report it.
 kill_at() {

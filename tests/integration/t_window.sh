@@ -15,14 +15,6 @@ check "target runs with $N workers" wait_match "$T/out" "^result=1000 last=[0-9]
 "$QP_BIN/qpatch-build" -q "$T/app" "$P/patched" -o "$T/fix.qpatch" --target "$T/app/hot" >"$T/build.out" 2>&1
 check "patch built" grep -Eq "replaced +work" "$T/build.out"
 
-wait_state() { # PID LETTER
-	local i
-	for i in $(seq 100); do
-		grep -q "^State:[[:space:]]*$2" "/proc/$1/status" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # how many threads of the target are in a tracing stop
 traced() { cat /proc/$PID/task/*/stat | awk '{ sub(/.*\) /, ""); if ($1 == "t") n++ } END { print n + 0 }'; }
 
