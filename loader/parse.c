@@ -10,8 +10,6 @@
 #include "parse.h"
 
 #define TLS_MAX_MODID (1u << 20) /* a plausible module id is below this */
-#define TLS_NO_OFFSET 0          /* glibc's NO_TLS_OFFSET on x86-64 */
-#define TLS_FORCED_DYNAMIC (-1)  /* glibc's FORCED_DYNAMIC_TLS_OFFSET */
 
 int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 		   struct qp_applied *a, struct qp_error *err)

@@ -18,6 +18,9 @@
 
 /* Read @len bytes at @addr of the target into @buf: 0 or a negative errno
  * (with @err set). */
+#define TLS_NO_OFFSET 0          /* glibc's NO_TLS_OFFSET on x86-64 */
+#define TLS_FORCED_DYNAMIC (-1)  /* glibc's FORCED_DYNAMIC_TLS_OFFSET */
+
 typedef int (*ld_read_fn)(void *arg, uint64_t addr, void *buf, size_t len,
 			  struct qp_error *err);
 

@@ -599,6 +599,11 @@ int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 	return 0;
 }
 
+int qp_proc__read_cb(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err)
+{
+	return qp_proc__read(arg, addr, buf, len, err);
+}
+
 int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len,
 		   struct qp_error *err)
 {

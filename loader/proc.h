@@ -96,6 +96,9 @@ void qp_proc__close(struct qp_proc *p);
 
 int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 		  struct qp_error *err);
+/* qp_proc__read() as a read callback (ld_read_fn of parse.h), @arg the
+ * struct qp_proc: how the parsers of target memory read a live process. */
+int qp_proc__read_cb(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err);
 /* Writes even into read-only mappings (as a debugger does). */
 int qp_proc__write(struct qp_proc *p, uint64_t addr, const void *buf, size_t len,
 		   struct qp_error *err);

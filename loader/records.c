@@ -13,11 +13,6 @@
 #include "ld.h"
 #include "parse.h"
 
-static int ld_proc_read(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err)
-{
-	return qp_proc__read(arg, addr, buf, len, err);
-}
-
 /* Bytes of the patch mapping starting at maps->v[@i]: its entries (parts
  * with different protections) that follow on in address and offset. */
 static uint64_t ld_map_extent(const struct qp_maps *maps, size_t i)
@@ -59,7 +54,7 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 			break;
 		}
 		v = nv;
-		ret = ld_record_read(ld_proc_read, p, maps->v[i].start, ld_map_extent(maps, i), &v[n],
+		ret = ld_record_read(qp_proc__read_cb, p, maps->v[i].start, ld_map_extent(maps, i), &v[n],
 				     err);
 		n++;
 		if (ret)

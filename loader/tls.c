@@ -51,8 +51,6 @@
 #include "qpatch/elf.h"
 
 #define TLS_LINKMAP_SCAN 4096    /* bytes of a struct link_map searched */
-#define TLS_NO_OFFSET 0          /* glibc's NO_TLS_OFFSET on x86-64 */
-#define TLS_FORCED_DYNAMIC (-1)  /* glibc's FORCED_DYNAMIC_TLS_OFFSET */
 
 /* What the patch does with one thread-local variable. */
 enum { TLS_NEED_STATIC = 1, TLS_NEED_MODID = 2 };
@@ -121,11 +119,6 @@ static int tls_r_debug(struct ld_ctx *c, struct qp_error *err)
 	return 0;
 }
 
-static int tls_proc_read(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err)
-{
-	return qp_proc__read(arg, addr, buf, len, err);
-}
-
 /* The address of @o's struct link_map, from the chain at _r_debug.r_map. */
 static int tls_find_linkmap(struct ld_ctx *c, const struct tls_obj *o, uint64_t *out,
 			    struct qp_error *err)
@@ -135,7 +128,7 @@ static int tls_find_linkmap(struct ld_ctx *c, const struct tls_obj *o, uint64_t 
 	ret = tls_r_debug(c, err);
 	if (ret)
 		return ret;
-	ret = o->dyn_vaddr ? ld_linkmap_find(tls_proc_read, &c->proc, c->r_debug,
+	ret = o->dyn_vaddr ? ld_linkmap_find(qp_proc__read_cb, &c->proc, c->r_debug,
 					     o->bias + o->dyn_vaddr, out, err) : 1;
 	if (ret < 0)
 		return qp_preperr(err, ret, "reading the dynamic linker's list of modules");
