@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "records.h"
+#include "srcline.h"
 
 #define REC_MAGIC "qpatch-cc 1"
 #define REC_MAX_SIZE (1 << 20)
@@ -48,47 +49,14 @@ static int rec_slurp(const char *path, char **out, size_t *size)
 	return -1;
 }
 
-/* "/a/./b//c/../d" -> "/a/b/d", in place (absolute paths only). */
-static void rec_normalize(char *path)
-{
-	char *out = path, *p = path;
-
-	while (*p) {
-		char *end;
-		size_t n;
-
-		while (*p == '/')
-			p++;
-		end = strchrnul(p, '/');
-		n = (size_t)(end - p);
-		if (n == 1 && p[0] == '.') {
-			/* nothing */
-		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
-			while (out > path && *--out != '/')
-				;
-		} else if (n) {
-			*out++ = '/';
-			memmove(out, p, n);
-			out += n;
-		}
-		p = end;
-	}
-	if (out == path)
-		*out++ = '/';
-	*out = '\0';
-}
-
 /* @path (relative to @cwd when not absolute) relative to the tree, as a
  * malloc'ed string; NULL when outside it (or out of memory). */
 static char *rec_rel(const struct qp_records *r, const char *cwd, const char *path)
 {
 	char abs[PATH_MAX], rel[PATH_MAX];
-	int n = path[0] == '/' ? snprintf(abs, sizeof(abs), "%s", path) :
-				 snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
 
-	if (n < 0 || n >= (int)sizeof(abs))
+	if (qp_srcline_path(cwd, path, abs, sizeof(abs)) || abs[0] != '/')
 		return NULL;
-	rec_normalize(abs);
 	if (r->rel(r->arg, abs, rel))
 		return NULL;
 	return strdup(rel);
