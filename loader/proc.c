@@ -399,25 +399,33 @@ out:
 	return ret;
 }
 
+/*
+ * Let stopped thread @t of @p go: detached with the signal it was stopped
+ * by (a signal kept by proc_reap), or, when kept for its holder (the entry
+ * hold), left stopped with that signal queued again, to be delivered when
+ * the holder lets it go.
+ */
+static void proc_let_go(struct qp_proc *p, struct qp_thread *t)
+{
+	if (t->gone)
+		return;
+	if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
+	    WSTOPSIG(t->status) != SIGTRAP)
+		t->pending_sig = WSTOPSIG(t->status);
+	if (t->kept) {
+		if (t->pending_sig)
+			syscall(SYS_tgkill, p->pid, t->tid, t->pending_sig);
+		return;
+	}
+	ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
+}
+
 void qp_proc__release_others(struct qp_proc *p)
 {
 	size_t i;
 
-	for (i = 1; i < p->nthreads; i++) {
-		struct qp_thread *t = &p->threads[i];
-
-		if (t->gone)
-			continue;
-		if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
-		    WSTOPSIG(t->status) != SIGTRAP)
-			t->pending_sig = WSTOPSIG(t->status);
-		if (t->kept) {
-			if (t->pending_sig)
-				syscall(SYS_tgkill, p->pid, t->tid, t->pending_sig);
-			continue;
-		}
-		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
-	}
+	for (i = 1; i < p->nthreads; i++)
+		proc_let_go(p, &p->threads[i]);
 	if (p->nthreads > 1)
 		p->nthreads = 1;
 	p->alone = true;
@@ -553,23 +561,8 @@ int qp_proc__resume(struct qp_proc *p, struct qp_error *err)
 	}
 	p->regs_dirty = false;
 	p->held = false;
-	for (i = 0; i < p->nthreads; i++) {
-		struct qp_thread *t = &p->threads[i];
-
-		if (t->gone)
-			continue;
-		if (t->has_status && WIFSTOPPED(t->status) && (t->status >> 16) == 0 &&
-		    WSTOPSIG(t->status) != SIGTRAP)
-			t->pending_sig = WSTOPSIG(t->status); /* a signal kept by proc_reap */
-		if (t->kept) {
-			/* stays stopped for its holder; the signal is queued
-			 * again and delivered when the holder lets it go */
-			if (t->pending_sig)
-				syscall(SYS_tgkill, p->pid, t->tid, t->pending_sig);
-			continue;
-		}
-		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig);
-	}
+	for (i = 0; i < p->nthreads; i++)
+		proc_let_go(p, &p->threads[i]);
 	free(p->threads);
 	p->threads = NULL;
 	p->nthreads = 0;
