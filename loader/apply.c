@@ -915,17 +915,18 @@ static int ld_delay_ms(const struct ld_ctx *c)
  */
 int ld_pause(struct ld_ctx *c, struct qp_error *err)
 {
-	sigset_t pending, held;
+	bool open = !c->region || c->undo; /* no mapping to remove first */
+	sigset_t pending;
 	int sig;
 
-	if (!c->region || c->undo) {
+	if (open)
 		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
-		usleep((useconds_t)ld_delay_ms(c) * 1000);
+	usleep((useconds_t)ld_delay_ms(c) * 1000);
+	if (open) {
 		ld_block_signals(NULL);
 		return 0;
 	}
-	usleep((useconds_t)ld_delay_ms(c) * 1000);
-	ld_block_signals(&held); /* the set blocked: held has it all */
+	/* the signals stay blocked (since the apply began): a pending one ends it */
 	sigpending(&pending);
 	for (sig = 1; sig < NSIG; sig++)
 		if (sigismember(&pending, sig) == 1 && sigismember(&c->sigmask, sig) != 1)
@@ -1018,6 +1019,25 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 	}
 }
 
+/* Run @work on the stopped target; a process that ended meanwhile is an error. */
+static int ld_work(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		   struct qp_error *err)
+{
+	int ret = work(c, err);
+
+	if (!ret && qp_proc__died_now(&c->proc)) /* it worked, on a dying process */
+		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
+	return ld_check_death(c, ret, err);
+}
+
+/* Let the target go after work that returned @ret; the result. */
+static int ld_resume(struct ld_ctx *c, int ret, struct qp_error *err)
+{
+	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
+		ret = ld_check_death(c, err->code, err);
+	return ret;
+}
+
 /* Stop the target (retrying while @busy), run @work on it, resume it; the
  * stop times go into the stats. */
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
@@ -1028,13 +1048,9 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 	if (ret)
 		return ld_check_death(c, ret, err);
 	c->stats->threads = c->proc.nthreads;
-	ret = work(c, err);
-	if (!ret && qp_proc__died_now(&c->proc)) /* it worked, on a dying process */
-		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
-	ret = ld_check_death(c, ret, err);
+	ret = ld_work(c, work, err);
 	c->stats->stopped_us = now_us() - c->stopped_t0;
-	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
-		ret = ld_check_death(c, err->code, err);
+	ret = ld_resume(c, ret, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
 	return ret;
 }
@@ -1049,12 +1065,7 @@ int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *
 
 	if (ret)
 		return ld_check_death(c, ret, err);
-	ret = work(c, err);
-	if (!ret && qp_proc__died_now(&c->proc))
-		ret = qp_seterr(err, QP_EPROC, "process %d ended", (int)c->pid);
-	ret = ld_check_death(c, ret, err);
-	if (qp_proc__resume(&c->proc, ret ? NULL : err) && !ret)
-		ret = ld_check_death(c, err->code, err);
+	ret = ld_resume(c, ld_work(c, work, err), err);
 	c->stats->held_us += now_us() - t0;
 	return ret;
 }
