@@ -335,15 +335,21 @@ static void on_end(pid_t pid, void *arg)
 
 /* --- timers ------------------------------------------------------------- */
 
+/* Is P's job to hold it at its entry point (a new process, holds on)? */
+static bool holds(const struct daemon *d, const struct dproc *p)
+{
+	return p->fresh && d->o->hold_ms > 0;
+}
+
 static void start_job(struct daemon *d, struct dproc *p)
 {
 	struct qp_error err = { 0 };
 
-	d->sync.hold_ms = p->fresh && d->o->hold_ms > 0 ? d->o->hold_ms : 0;
+	d->sync.hold_ms = holds(d, p) ? d->o->hold_ms : 0;
 	d->sync.exec_ns = p->exec_ns;
 	p->due_ms = 0;
 	p->running = true;
-	p->holding = d->sync.hold_ms > 0;
+	p->holding = holds(d, p);
 	if (qp_pool__submit(d->pool, p->pid, qp_sync_job, &d->sync, &err)) {
 		p->running = false;
 		p->due_ms = mono_ms() + retry_ms[0];
@@ -363,7 +369,7 @@ static bool may_start(const struct daemon *d, const struct dproc *p)
 
 	if (qp_pool__running(d->pool) >= QP_POOL_MAX)
 		return false;
-	if (p->fresh && d->o->hold_ms > 0)
+	if (holds(d, p))
 		return true;
 	for (i = 0; i < d->n; i++)
 		busy += d->v[i].running && !d->v[i].holding;
