@@ -220,6 +220,9 @@ static void dump_replacements(const struct qp_patch *p)
 		if (r->type == QP_R_ROOM)
 			printf("  (%s: %lld bytes of padding after it may take the jump)\n",
 			       qp_patch__src_sym(p, r->sym)->name, (long long)r->addend);
+		if (r->type == QP_R_CALLS)
+			printf("  (%s: too short for the jump; its direct call sites are rewritten)\n",
+			       qp_patch__src_sym(p, r->sym)->name);
 	}
 }
 

@@ -15,7 +15,8 @@
  *      protect; its record says "pending"; let the thread go;
  *   6. stop every thread; retry while a thread is in (or will return
  *      into) the code being replaced;
- *   7. write the jumps, mark the record applied, resume.
+ *   7. rewrite the call sites (sites.c), write the jumps, mark the record
+ *      applied, resume.
  * A failure after step 5 restores every byte written (every thread
  * stopped), then unmaps the mapping (one thread held): the target is as
  * it was, its registers too.
@@ -296,6 +297,34 @@ static uint64_t ld_room(const struct ld_ctx *c, uint32_t sym)
 	return 0;
 }
 
+/* Is the old function src[@sym] reached through its call sites only
+ * (QP_R_CALLS)? */
+static bool ld_calls(const struct ld_ctx *c, uint32_t sym)
+{
+	size_t i;
+
+	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+
+		if (r->type == QP_R_CALLS && r->sym == sym)
+			return true;
+	}
+	return false;
+}
+
+/* The new function of an old one reached through its call sites only:
+ * code of the patch that calls the old one calls it (no jump would lead
+ * there); 0 for any other symbol. */
+static uint64_t ld_calls_new(const struct ld_ctx *c, uint32_t sym)
+{
+	size_t i;
+
+	for (i = 0; i < c->nfuncs; i++)
+		if (c->funcs[i].calls && c->funcs[i].rela->sym == sym)
+			return c->region + c->image_off + c->funcs[i].rela->offset;
+	return 0;
+}
+
 static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 {
 	size_t i, n = qp_patch__rela_count(c->patch);
@@ -321,6 +350,12 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 		f->rec.old_size = old->size;
 		f->rec.len = QP_JMP_REL32_SIZE;
 		snprintf(f->rec.name, sizeof(f->rec.name), "%s", old->name);
+		if (ld_calls(c, r->sym)) { /* no jump: its call sites (sites.c) */
+			f->calls = true;
+			f->rec.len = 0;
+			f->rec.site = f->rec.old_addr;
+			continue;
+		}
 		size = old->size < LD_MAX_FUNC ? old->size : LD_MAX_FUNC;
 		room = size == old->size ? ld_room(c, r->sym) : 0;
 		code = malloc(size + room ? size + room : 1);
@@ -558,6 +593,9 @@ static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_
 	uint8_t *field = c->buf + c->image_off + r->offset;
 	int64_t v;
 
+	if (r->sym && ld_calls_new(c, r->sym))
+		S = ld_calls_new(c, r->sym);
+
 	if (qp_rela_is_tls(r->type))
 		return ld_relocate_tls(c, r, field, P, err);
 	switch (r->type) {
@@ -633,15 +671,17 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
 		const struct qp_rela *r = qp_patch__rela(c->patch, i);
 
-		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY || r->type == QP_R_ROOM)
+		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY || r->type == QP_R_ROOM ||
+		    r->type == QP_R_CALLS)
 			continue; /* nothing to write */
 		ret = ld_relocate_one(c, r, err);
 		if (ret)
 			return ret;
 	}
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
-	rec->version = QP_RECORD_VERSION;
+	rec->version = c->nsites ? QP_RECORD_VERSION_SITES : QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
+	rec->nsites = (uint32_t)c->nsites;
 	rec->state = QP_REC_PENDING; /* APPLIED once the jumps are in */
 	rec->seq = c->seq;
 	rec->region_size = c->region_size;
@@ -666,7 +706,10 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 		c->funcs[i].rec.new_size = (uint32_t)qp_patch__dst_sym(c->patch, (size_t)r->addend)->size;
 		rec->funcs[i] = c->funcs[i].rec;
 	}
-	return 0;
+	ret = ld_sites_encode(c, err);
+	for (i = 0; !ret && i < c->nsites; i++)
+		((struct qp_record_site *)&rec->funcs[c->nfuncs])[i] = c->sites[i].rec;
+	return ret;
 }
 
 /* Page protections per section, stubs r-x: the mprotect calls for the
@@ -748,7 +791,7 @@ void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
 
 static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 {
-	size_t i;
+	size_t i, n = 0;
 	int ret;
 
 	for (i = 0; i < c->nfuncs; i++) {
@@ -756,6 +799,8 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
 		int64_t d = (int64_t)(f->rec.new_addr - (f->rec.site + QP_JMP_REL32_SIZE));
 
+		if (f->calls)
+			continue; /* no jump: its call sites lead to it */
 		if (d != (int32_t)d)
 			return qp_seterr(err, -ERANGE, "'%s' is out of jump range of the patch",
 					 f->rec.name);
@@ -770,7 +815,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		if (ret)
 			return ret;
 		f->written = true;
-		if (!i && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
+		if (!n++ && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
 			return ret;
 	}
 	/* the jumps lead into the patch: so says its record */
@@ -884,9 +929,13 @@ static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 	int ret = ld_fault(c, QP_FAULT_STOPPED, err);
 
 	if (!ret)
+		ret = ld_sites_write(c, err);
+	if (!ret)
 		ret = ld_write_jumps(c, err);
-	if (ret)
+	if (ret) {
 		ld_unjump(c);
+		ld_sites_unwrite(c);
+	}
 	return ret;
 }
 
@@ -1096,6 +1145,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	free(c->ifunc);
 	free(c->tls);
 	free(c->funcs);
+	free(c->sites);
 	free(c->buf);
 	free(c->busy);
 	free(c->busy_in);
@@ -1130,6 +1180,8 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_prepare_funcs(c, err);
 	if (!ret)
+		ret = ld_sites_find(c, err);
+	if (!ret)
 		ret = ld_busy_ranges(c, err);
 	if (ret)
 		return ret;
@@ -1138,7 +1190,8 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 
 		c->need_low |= t == QP_R_IMAGE32 || t == QP_R_IMAGE32S;
 	}
-	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func));
+	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func) +
+			      c->nsites * sizeof(struct qp_record_site));
 	c->image_off = c->rec_size;
 	c->extra_off = c->image_off + page_up(info->image_size);
 	c->region_size = c->extra_off +

@@ -50,6 +50,14 @@ struct ld_func {
 	const struct qp_rela *rela;   /* its QP_R_REPLACE entry */
 	struct qp_record_func rec;    /* what goes into the record */
 	bool written;                 /* jump written (for rollback) */
+	bool calls;                   /* QP_R_CALLS: no jump, its call sites only */
+};
+
+/* One call site being rewritten (sites.c). */
+struct ld_site {
+	struct qp_record_site rec;    /* what goes into the record */
+	uint8_t rel_off;              /* offset of the rel32 field */
+	bool written;                 /* rewritten (for rollback) */
 };
 
 /* A thread-local variable the patch refers to (tls.c). */
@@ -122,6 +130,8 @@ struct ld_ctx {
 	uint64_t r_debug;             /* address of _r_debug, 0 until needed */
 	struct ld_func *funcs;        /* redirected functions */
 	size_t nfuncs;                /* count of funcs */
+	struct ld_site *sites;        /* call sites rewritten (sites.c) */
+	size_t nsites;                /* count of sites */
 	uint64_t seq;                 /* sequence number for this patch */
 	uint64_t region, region_size; /* the mapping, once created */
 	uint64_t hole;                /* where the mapping goes, chosen before stopping */
@@ -185,6 +195,23 @@ int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_er
  * filter will judge it. */
 uint64_t ld_seccomp_next_fd(struct ld_ctx *c);
 void ld_seccomp_release(struct ld_seccomp *sc);
+
+/* sites.c: the direct call sites of replaced functions */
+/* Find and check in the process the sites of the functions that need
+ * them (QP_R_CALLS, rewrite_calls, or sites an applied patch rewrote). */
+int ld_sites_find(struct ld_ctx *c, struct qp_error *err);
+/* Their new bytes, once the new functions' addresses are known. */
+int ld_sites_encode(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: rewrite them (each checked first); on failure
+ * ld_sites_unwrite() puts back those written. */
+int ld_sites_write(struct ld_ctx *c, struct qp_error *err);
+void ld_sites_unwrite(struct ld_ctx *c);
+/* A thread whose pc is strictly inside a site instruction. */
+bool ld_sites_busy(struct ld_ctx *c, char *why, size_t size);
+/* Undo (c->sites from the record): check that every site still holds what
+ * was written, put back what was there; on failure they are all rewritten
+ * as they were. */
+int ld_sites_restore(struct ld_ctx *c, struct qp_error *err);
 
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,

@@ -40,6 +40,9 @@ static void usage(FILE *f)
 		"  -J, --jobs N          with --all: processes patched at once (default 8)\n"
 		"  -a, --allow-active    apply even while threads are inside the old functions\n"
 		"                        (they finish the old code; the fix applies to new calls)\n"
+		"  -c, --rewrite-calls   also make the direct calls to each replaced function\n"
+		"                        in the target object call the new code (the jump\n"
+		"                        stays for other callers); undo puts them back\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
 		"  -L, --leave-wait MS   a thread still inside a function being replaced after\n"
@@ -87,6 +90,27 @@ static uint64_t list_padding(const struct qp_record_func *f)
 	return jend - end;
 }
 
+/* Call sites of function @j that the patch rewrote. */
+static size_t list_sites(const struct qp_applied *a, size_t j)
+{
+	size_t k, n = 0;
+
+	for (k = 0; a->sites && k < a->rec.nsites; k++)
+		n += a->sites[k].func == j;
+	return n;
+}
+
+/* How function @j reaches its new code: "jump", "jump+padding",
+ * "call sites" (no jump), "jump+call sites". */
+static const char *list_method(const struct qp_applied *a, size_t j)
+{
+	if (!a->funcs[j].len)
+		return "call sites";
+	if (list_sites(a, j))
+		return "jump+call sites";
+	return list_padding(&a->funcs[j]) ? "jump+padding" : "jump";
+}
+
 static int do_list(pid_t pid, int json)
 {
 	struct qp_error err = { 0 };
@@ -119,10 +143,10 @@ static int do_list(pid_t pid, int json)
 				qp_json_str(stdout, a->funcs[j].name);
 				pad = list_padding(&a->funcs[j]);
 				printf(",\"old\":\"0x%llx\",\"new\":\"0x%llx\",\"method\":\"%s\","
-				       "\"padding\":%llu}",
+				       "\"padding\":%llu,\"call_sites\":%zu}",
 				       (unsigned long long)a->funcs[j].old_addr,
 				       (unsigned long long)a->funcs[j].new_addr,
-				       pad ? "jump+padding" : "jump", (unsigned long long)pad);
+				       list_method(a, j), (unsigned long long)pad, list_sites(a, j));
 			}
 			printf("]}");
 			continue;
@@ -143,6 +167,11 @@ static int do_list(pid_t pid, int json)
 				printf(" (function of %llu bytes: the jump uses %llu byte%s of the padding after it)",
 				       (unsigned long long)a->funcs[j].old_size, (unsigned long long)pad,
 				       pad == 1 ? "" : "s");
+			if (!a->funcs[j].len)
+				printf(" (function of %llu bytes, no jump: call sites (%zu))",
+				       (unsigned long long)a->funcs[j].old_size, list_sites(a, j));
+			else if (list_sites(a, j))
+				printf(" (jump + call sites (%zu))", list_sites(a, j));
 			printf("\n");
 		}
 	}
@@ -403,6 +432,7 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
+		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -411,7 +441,7 @@ int main(int argc, char **argv)
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
@@ -429,6 +459,7 @@ int main(int argc, char **argv)
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'S': opts.ignore_seccomp = true; break;
+		case 'c': opts.rewrite_calls = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;

@@ -26,7 +26,9 @@ struct qp_record_func {
 	uint64_t old_addr;             /* the old function's start */
 	uint64_t old_size;             /* its size */
 	uint8_t saved[16];             /* bytes the jump overwrote */
-	uint32_t len;                  /* number of bytes overwritten (5) */
+	uint32_t len;                  /* number of bytes overwritten (5); 0: no jump,
+					  the function is reached through its rewritten
+					  call sites only (too short for the jump) */
 	uint32_t new_size;             /* bytes of the new function (record version 2;
 					  0 in version 1: unknown) */
 	char name[QP_FUNC_NAME_MAX];   /* old function's name, truncated */
@@ -39,7 +41,8 @@ struct qp_record {
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
 	uint32_t state;                /* QP_REC_APPLIED, QP_REC_RESTORED or QP_REC_PENDING */
-	uint32_t reserved;             /* 0 */
+	uint32_t nsites;               /* version 3: entries of the sites[] that follow
+					  funcs[] (struct qp_record_site); 0 before */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
 	uint64_t image_start;          /* address of the patch image */
@@ -54,7 +57,20 @@ struct qp_record {
 };
 _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 #define QP_RECORD_VERSION 2
+#define QP_RECORD_VERSION_SITES 3      /* written when the record lists call sites */
 #define QP_RECORD_V1_SIZE 384          /* version 1 had no cfi_start, cfi_size */
+
+/* A direct call, jmp or jcc (rel32) rewritten to reach a new function
+ * (record version 3): after funcs[], rec.nsites of them. */
+struct qp_record_site {
+	uint64_t addr;                 /* the instruction */
+	uint32_t func;                 /* index in funcs[] of the function it reaches */
+	uint8_t len;                   /* its length, 1..QP_CALLSITE_MAX_LEN (8) */
+	uint8_t reserved[3];           /* 0 */
+	uint8_t saved[8];              /* its bytes before (len of them) */
+	uint8_t written[8];            /* its bytes now: rel32 to the new function */
+};
+_Static_assert(sizeof(struct qp_record_site) == 32, "qp_record_site layout");
 
 /* Record states. */
 #define QP_REC_APPLIED 1  /* the jumps lead into this patch */
@@ -75,6 +91,7 @@ _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 	X(QP_FAULT_STOPPED, 6, "all threads stopped")           \
 	X(QP_FAULT_FIRST_JUMP, 7, "first jump written")         \
 	X(QP_FAULT_JUMPS, 8, "all jumps written")               \
+	X(QP_FAULT_FIRST_SITE, 9, "first call site written")    \
 	X(QP_FAULT_UNDO_STOPPED, 11, "undo: all threads stopped") \
 	X(QP_FAULT_UNDO_FIRST, 12, "undo: first function restored") \
 	X(QP_FAULT_UNDO_RESTORED, 13, "undo: all functions restored")
@@ -131,6 +148,9 @@ struct qp_load_opts {
 				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
+	bool rewrite_calls;     /* also rewrite the direct call sites of every replaced
+				   function in the target object to call the new code
+				   (the jump stays, for other callers) */
 	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
@@ -163,6 +183,7 @@ struct qp_applied {
 	uint64_t region;        /* mapping address */
 	struct qp_record rec;   /* its header */
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
+	struct qp_record_site *sites; /* rec.nsites entries (owned; NULL when none) */
 };
 
 /*

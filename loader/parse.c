@@ -23,11 +23,16 @@ int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 	ret = rd(arg, addr, r, sizeof(*r), err);
 	if (ret)
 		return ret;
+	if (r->version < QP_RECORD_VERSION_SITES)
+		r->nsites = 0; /* was "reserved" */
 	head = r->version == 1 ? QP_RECORD_V1_SIZE : sizeof(*r);
-	need = head + (uint64_t)r->nfuncs * sizeof(struct qp_record_func);
+	need = head + (uint64_t)r->nfuncs * sizeof(struct qp_record_func) +
+	       (uint64_t)r->nsites * sizeof(struct qp_record_site);
 	if (memcmp(r->magic, QP_RECORD_MAGIC, 8) ||
-	    (r->version != 1 && r->version != QP_RECORD_VERSION) ||
-	    r->nfuncs > LD_MAX_RECORD_FUNCS || r->region_size > map_size || need > r->region_size)
+	    (r->version != 1 && r->version != QP_RECORD_VERSION &&
+	     r->version != QP_RECORD_VERSION_SITES) ||
+	    r->nfuncs > LD_MAX_RECORD_FUNCS || r->nsites > LD_MAX_RECORD_SITES ||
+	    r->region_size > map_size || need > r->region_size)
 		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64, addr);
 	if (r->version == 1)
 		r->cfi_start = r->cfi_size = 0;
@@ -46,6 +51,22 @@ int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 		if (r->version == 1)
 			a->funcs[i].new_size = 0; /* was "reserved" */
 		a->funcs[i].name[QP_FUNC_NAME_MAX - 1] = '\0';
+	}
+	if (ret || !r->nsites)
+		return ret;
+	a->sites = calloc(r->nsites, sizeof(*a->sites));
+	if (!a->sites)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = rd(arg, addr + head + n * sizeof(*a->funcs), a->sites, r->nsites * sizeof(*a->sites),
+		 err);
+	for (i = 0; !ret && i < r->nsites; i++)
+		if (a->sites[i].func >= n || a->sites[i].len < 5 ||
+		    a->sites[i].len > sizeof(a->sites[i].saved) || a->sites[i].addr > UINT64_MAX - 16)
+			ret = qp_seterr(err, -EINVAL, "bad call site %zu in the patch record at 0x%" PRIx64,
+					i, addr);
+	if (ret) { /* a->funcs stays for the caller to free, as above */
+		free(a->sites);
+		a->sites = NULL;
 	}
 	return ret;
 }

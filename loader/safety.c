@@ -202,7 +202,9 @@ int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 		c->busy[c->nbusy++] = (struct ld_range){
 			.lo = active ? f->site + 1 : f->old_addr,
 			.hi = active ? f->site + f->len : f->old_addr + f->old_size,
-			.entry = active ? 0 : f->site, .name = f->name, .check_stack = !active };
+			/* with no jump, a thread at its start would run the old code */
+			.entry = active || !f->len ? 0 : f->site, .name = f->name,
+			.check_stack = !active };
 	}
 	/* the old functions' cold parts: their jumps lead back into the old bodies */
 	for (i = 0; !active && i < nrelas; i++) {
@@ -241,7 +243,7 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
 			c->busy_thread = i;
 			return true;
 		}
-	return false;
+	return ld_sites_busy(c, why, size);
 }
 
 struct ld_exit {

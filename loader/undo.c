@@ -18,10 +18,11 @@
 
 /* Putting the original bytes back needs no thread out of the way: threads
  * in the patch finish it (phase 2 waits for them), the jump bytes hold one
- * instruction no thread can be inside. */
-static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
+ * instruction no thread can be inside; so does each call site, unless a
+ * thread's pc says otherwise. */
+static bool ld_undo_busy(struct ld_ctx *c, char *why, size_t size)
 {
-	return false;
+	return ld_sites_busy(c, why, size);
 }
 
 /* Phase 1, target stopped: put the saved bytes back and mark the record.
@@ -31,7 +32,7 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 {
 	const struct ld_call unmap = { SYS_munmap, "munmap", 2, { c->region, c->region_size } };
 	uint32_t state = QP_REC_RESTORED;
-	size_t i;
+	size_t i, restored = 0;
 	int ret;
 
 	ret = ld_seccomp_check(c, &unmap, 1, err);
@@ -41,6 +42,8 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 		const struct qp_record_func *f = &c->funcs[i].rec;
 		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
 
+		if (!f->len)
+			continue; /* no jump: reached through its call sites */
 		if (f->len != QP_JMP_REL32_SIZE)
 			return qp_seterr(err, -EINVAL, "bad record for '%s'", f->name);
 		ret = qp_proc__read(&c->proc, f->site, now, sizeof(now), err);
@@ -53,12 +56,16 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 					 f->name, (unsigned long long)f->site);
 	}
 	ret = ld_fault(c, QP_FAULT_UNDO_STOPPED, err);
+	if (!ret) /* checked, then put back; as they were on failure */
+		ret = ld_sites_restore(c, err);
 	for (i = c->nfuncs; !ret && i-- > 0;) {
+		if (!c->funcs[i].rec.len)
+			continue;
 		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
 				     QP_JMP_REL32_SIZE, err);
 		if (!ret)
 			c->funcs[i].written = true;
-		if (!ret && i == c->nfuncs - 1)
+		if (!ret && !restored++)
 			ret = ld_fault(c, QP_FAULT_UNDO_FIRST, err);
 	}
 	if (!ret)
@@ -75,6 +82,10 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 			ld_jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
 			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
 		}
+		for (i = 0; i < c->nsites; i++)
+			if (c->sites[i].written)
+				qp_proc__write(&c->proc, c->sites[i].rec.addr, c->sites[i].rec.written,
+					       c->sites[i].rec.len, NULL);
 	}
 	return ret;
 }
@@ -155,6 +166,15 @@ static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t p
 	for (i = k + 1; i < n; i++) {
 		if (v[i].rec.state != QP_REC_APPLIED)
 			continue;
+		for (f = 0; f < v[k].rec.nsites; f++)
+			for (g = 0; g < v[i].rec.nsites; g++)
+				if (v[k].sites[f].addr == v[i].sites[g].addr)
+					return qp_seterr(err, -EBUSY,
+							 "patch '%s' of process %d rewrote the call site at 0x%llx again, "
+							 "over '%s': undo '%s' first",
+							 v[i].rec.id, (int)pid,
+							 (unsigned long long)v[k].sites[f].addr, v[k].rec.id,
+							 v[i].rec.id);
 		for (f = 0; f < v[k].rec.nfuncs; f++) {
 			const struct qp_record_func *x = &v[k].funcs[f];
 
@@ -218,12 +238,20 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	}
 	for (i = 0; i < c.nfuncs; i++)
 		c.funcs[i].rec = a->funcs[i];
+	c.nsites = a->rec.nsites;
+	c.sites = calloc(c.nsites ? c.nsites : 1, sizeof(*c.sites));
+	if (!c.sites) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < c.nsites; i++)
+		c.sites[i].rec = a->sites[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
 	if (!ret && !qp_unwind__new(pid, &c.uw, NULL)) /* without: conservative scans */
 		ld_patch_cfi(&c, applied, n);
 	ld_block_signals(&c.sigmask);
 	if (!ret)
-		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
+		ret = ld_while_stopped(&c, ld_undo_busy, ld_undo_restore, err);
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
 		ret = ld_reap(&c, applied, n, err);

@@ -58,6 +58,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < a.rec.nfuncs; i++)
 		if (strlen(a.funcs[i].name) >= QP_FUNC_NAME_MAX)
 			abort();
+	if (a.rec.nsites > LD_MAX_RECORD_SITES || (a.rec.nsites && !a.sites))
+		abort();
+	for (i = 0; i < a.rec.nsites; i++)
+		if (a.sites[i].func >= a.rec.nfuncs || a.sites[i].len < 5 || a.sites[i].len > 8)
+			abort();
 	free(a.funcs);
+	free(a.sites);
 	return 0;
 }
