@@ -109,8 +109,62 @@ static void test_record(void)
 	img[0] = 'X';
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
 	free(a.funcs);
-	put_record(img, 3, 0, 4096);
+	put_record(img, QP_RECORD_VERSION_SITES + 1, 0, 4096);
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+}
+
+/* Version 3: call sites after the functions, each checked. */
+static void test_record_sites(void)
+{
+	static uint8_t img[8192];
+	struct mem m = { BASE, img, sizeof(img), 0 };
+	struct qp_error err = { 0 };
+	struct qp_record_site *s = (struct qp_record_site *)(img + sizeof(struct qp_record) +
+							      2 * sizeof(struct qp_record_func));
+	struct qp_applied a;
+
+	memset(img, 0, sizeof(img));
+	put_record(img, QP_RECORD_VERSION_SITES, 2, 4096);
+	((struct qp_record *)img)->nsites = 2;
+	s[0] = (struct qp_record_site){ .addr = 0x1000, .func = 1, .len = 5 };
+	s[1] = (struct qp_record_site){ .addr = 0x2000, .func = 0, .len = 6 };
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
+	CHECK_INT(a.rec.nsites, 2);
+	CHECK(a.sites != NULL);
+	if (a.sites)
+		CHECK_INT(a.sites[1].addr, 0x2000);
+	free(a.funcs);
+	free(a.sites);
+	/* a site of a function the record does not have */
+	s[1].func = 2;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(a.sites == NULL);
+	free(a.funcs);
+	/* a site too long, or too short for a rel32 branch */
+	s[1].func = 0;
+	s[1].len = 9;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	s[1].len = 4;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	/* sites beyond region_size, and a huge count: refused before reading */
+	s[1].len = 5;
+	((struct qp_record *)img)->nsites = 200;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	((struct qp_record *)img)->nsites = 0xffffffffu;
+	m.reads = 0;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, UINT64_MAX, &a, &err), -EINVAL);
+	CHECK_INT(m.reads, 1);
+	free(a.funcs);
+	/* version 2 said "reserved" there: not a count */
+	put_record(img, QP_RECORD_VERSION, 2, 4096);
+	((struct qp_record *)img)->nsites = 7;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
+	CHECK_INT(a.rec.nsites, 0);
+	CHECK(a.sites == NULL);
 	free(a.funcs);
 }
 
@@ -321,6 +375,7 @@ static void test_notes(void)
 int main(void)
 {
 	test_record();
+	test_record_sites();
 	test_linkmap();
 	test_tls_scan();
 	test_cfi();
