@@ -148,12 +148,16 @@ static int site_scan_applied(struct ld_ctx *c, const struct ld_func *f, struct q
 
 	for (i = 0; !ret && i < c->napplied; i++) {
 		const struct qp_applied *a = &c->applied[i];
-		uint64_t start = a->region + sizeof(struct qp_record), size;
+		/* after its record (which names the function): ld_record_read
+		 * checked that the record lies inside region_size */
+		uint64_t rec = sizeof(struct qp_record) + a->rec.nfuncs * sizeof(struct qp_record_func) +
+			       a->rec.nsites * sizeof(struct qp_record_site);
+		uint64_t start = a->region + rec, size;
 		uint8_t *buf;
 
-		if (a->rec.state != QP_REC_APPLIED || a->rec.region_size <= sizeof(struct qp_record))
+		if (a->rec.state != QP_REC_APPLIED || a->rec.region_size <= rec)
 			continue;
-		size = a->rec.region_size - sizeof(struct qp_record);
+		size = a->rec.region_size - rec;
 		if (size > LD_MAX_SCAN)
 			size = LD_MAX_SCAN;
 		buf = malloc(size);

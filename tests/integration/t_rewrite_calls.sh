@@ -121,6 +121,42 @@ n=$(n_lines)
 check "undone" test $? -eq 0
 check "old behaviour again" wait_after "$T/out" "$n" "direct=21 pointer=21 sum=8"
 check "every byte back" test "$before" = "$(state)"
+
+# stacked: a second fix of work, applied without --rewrite-calls, must
+# take over the sites the first one rewrote (else the direct calls would
+# keep running the first fix); undoing it gives them back to the first
+cp -a "$P/patched" "$T/patched2"
+sed -i 's/x \* 2 + 2/x * 2 + 3/' "$T/patched2/work.c"
+"$QP_BIN/qpatch-build" -q "$T/app" "$T/patched2" -o "$T/fix2.qpatch" --target "$T/app/rewritecalls" \
+	>"$T/build2.out" 2>&1
+check "second patch built" test -s "$T/fix2.qpatch"
+n=$(n_lines)
+"$QP_BIN/qpatch-load" --rewrite-calls "$PID" "$T/fix.qpatch" >"$T/apply1.out" 2>&1
+"$QP_BIN/qpatch-load" "$PID" "$T/fix2.qpatch" >"$T/apply2.out" 2>&1
+check "second patch applied over the first" test $? -eq 0
+check "second fix reached directly and through the pointer" \
+	wait_after "$T/out" "$n" "direct=23 pointer=23 sum=12"
+"$QP_BIN/qpatch-load" --list --json "$PID" >"$T/list2.json" 2>&1
+NEW1=$((16#$(grep -o '"new":"0x[0-9a-f]*"' "$T/list2.json" | sed -n '1s/.*0x\([0-9a-f]*\)"/\1/p')))
+NEW2=$((16#$(grep -o '"new":"0x[0-9a-f]*"' "$T/list2.json" | sed -n '2s/.*0x\([0-9a-f]*\)"/\1/p')))
+check "--list: the second patch took over the $nsites sites" \
+	sh -c "grep -o '\"call_sites\":[0-9]*' '$T/list2.json' | sed -n 2p | grep -qx '\"call_sites\":$nsites'"
+for s in $SITES; do
+	check "site $s calls the second fix" test "$(dest $((BASE + 16#$s)))" -eq "$NEW2"
+done
+"$QP_BIN/qpatch-load" --undo "$PID" "$(grep -o '"id":"[^"]*"' "$T/list2.json" | sed -n '1s/"id":"\(.*\)"/\1/p')" \
+	>"$T/undo-below.out" 2>&1
+check "the first patch cannot come out under the second" grep -q "undo '.*' first" "$T/undo-below.out"
+n=$(n_lines)
+"$QP_BIN/qpatch-load" --undo "$PID" >"$T/undo2.out" 2>&1
+check "second patch undone: the first fix again" wait_after "$T/out" "$n" "direct=22 pointer=22 sum=10"
+for s in $SITES; do
+	check "site $s calls the first fix again" test "$(dest $((BASE + 16#$s)))" -eq "$NEW1"
+done
+n=$(n_lines)
+"$QP_BIN/qpatch-load" --undo "$PID" >"$T/undo1.out" 2>&1
+check "first patch undone" wait_after "$T/out" "$n" "direct=21 pointer=21 sum=8"
+check "every byte back again" test "$before" = "$(state)"
 check "still running" alive "$PID"
 [ "$FAILED" -gt 0 ] && for f in apply.out list.out undo.out f9.out; do sed "s/^/  $f: /" "$T/$f"; done
 finish
