@@ -207,7 +207,7 @@ int ld_sites_find(struct ld_ctx *c, struct qp_error *err)
 		}
 		ret = qp_callsites_find(e, f->rec.old_addr - c->bias, f->rec.old_size,
 					f->calls ? QP_CALLSITES_ALL : 0, &v, &n, why, sizeof(why));
-		if (ret == -ENOTSUP && !f->calls && !prior) {
+		if ((ret == -ENOTSUP || ret == -E2BIG) && !f->calls && !prior) {
 			ret = 0; /* the jump serves every caller */
 			continue;
 		}
