@@ -1228,6 +1228,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	}
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
+	stats->nsites = c.nsites;
 	stats->total_us = now_us() - t0;
 	ld_ctx_release(&c);
 	return ret;

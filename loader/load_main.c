@@ -222,6 +222,8 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	} else {
 		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		if (st.nsites)
+			printf("%zu call site(s) rewritten to call the new code\n", st.nsites);
 		if (st.seccomp_note[0])
 			printf("note: %s\n", st.seccomp_note);
 		print_stop(&st);

@@ -171,6 +171,7 @@ struct qp_load_stats {
 	size_t threads;         /* threads stopped */
 	uint64_t region;        /* address of the patch mapping */
 	size_t nfuncs;          /* functions redirected / restored */
+	size_t nsites;          /* call sites rewritten / put back */
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
 	char kept_why[256];     /* why the last one was kept */

@@ -259,6 +259,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;
+	stats->nsites = c.nsites;
 out:
 	stats->total_us = now_us() - t0;
 	qp_applied__free(applied, n);

@@ -73,6 +73,7 @@ check "old behaviour after the failures" wait_after "$T/out" "$n" "direct=21 poi
 
 "$QP_BIN/qpatch-load" --rewrite-calls "$PID" "$T/fix.qpatch" >"$T/apply.out" 2>&1
 check "applied with --rewrite-calls" test $? -eq 0
+check "the output counts the sites" grep -qx "$(echo "$SITES" | wc -w) call site(s) rewritten to call the new code" "$T/apply.out"
 check "new behaviour" wait_after "$T/out" "$n" "direct=22 pointer=22 sum=10"
 "$QP_BIN/qpatch-load" --list "$PID" >"$T/list.out" 2>&1
 nsites=$(echo "$SITES" | wc -w)
