@@ -158,6 +158,19 @@ n=$(n_lines)
 "$QP_BIN/qpatch-load" --undo "$PID" >"$T/undo1.out" 2>&1
 check "first patch undone" wait_after "$T/out" "$n" "direct=21 pointer=21 sum=8"
 check "every byte back again" test "$before" = "$(state)"
+
+# every process of the binary (--all) takes the option too
+n=$(n_lines)
+"$QP_BIN/qpatch-load" --all --rewrite-calls "$T/fix.qpatch" >"$T/all.out" 2>&1
+check "--all --rewrite-calls applied" grep -q "process $PID (.*): applied" "$T/all.out"
+check "--all: new behaviour" wait_after "$T/out" "$n" "direct=22 pointer=22 sum=10"
+"$QP_BIN/qpatch-load" --list "$PID" >"$T/list-all.out" 2>&1
+check "--all: the sites rewritten" grep -Eq "^   work .* \(jump \+ call sites \($nsites\)\)$" "$T/list-all.out"
+"$QP_BIN/qpatch-load" --undo --all "$(grep -o "applied '[^']*'" "$T/all.out" | head -n 1 | cut -d"'" -f2)" \
+	>"$T/undo-all.out" 2>&1
+n=$(n_lines)
+check "--undo --all: old behaviour" wait_after "$T/out" "$n" "direct=21 pointer=21 sum=8"
+check "--undo --all: every byte back" test "$before" = "$(state)"
 check "still running" alive "$PID"
 [ "$FAILED" -gt 0 ] && for f in apply.out list.out undo.out f9.out; do sed "s/^/  $f: /" "$T/$f"; done
 finish
