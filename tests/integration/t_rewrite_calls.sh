@@ -30,7 +30,7 @@ mem() { # mem ADDR N: N bytes of the process at ADDR, as hex
 poke() { # poke ADDR HEX: write bytes into the process, stopped meanwhile
 	kill -STOP "$PID"
 	wait_state "$PID" T
-	printf "$(echo "$2" | sed 's/../\\x&/g')" |
+	printf '%b' "$(echo "$2" | sed 's/../\\x&/g')" |
 		dd of="/proc/$PID/mem" bs=1 seek="$1" oflag=seek_bytes conv=notrunc 2>/dev/null
 	kill -CONT "$PID"
 }
