@@ -256,10 +256,10 @@ int ld_sites_write(struct ld_ctx *c, struct qp_error *err)
 		if (memcmp(now, s->rec.saved, s->rec.len))
 			return qp_seterr(err, QP_ETARGET, "the call site at 0x%" PRIx64 " of '%s' changed in process %d while preparing",
 					 s->rec.addr, c->funcs[s->rec.func].rec.name, (int)c->pid);
+		s->written = true; /* a write that fails may have changed part of it */
 		ret = qp_proc__write(&c->proc, s->rec.addr, s->rec.written, s->rec.len, err);
 		if (ret)
 			return ret;
-		s->written = true;
 		if (!i && (ret = ld_fault(c, QP_FAULT_FIRST_SITE, err)))
 			return ret;
 	}
