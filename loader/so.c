@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #define SO_CALL_MS 10000   /* most a dlopen or dlclose in the target may take */
 #define SO_PICK_TRIES 50   /* stops to find a thread that may run dlopen */
 #define SO_ERRMSG 400      /* bytes of dlerror()'s message read */
+#define SO_LOCK "the dynamic linker's lock" /* ld_range.in of code that holds it */
 
 /* One apply of a .so: the loader's context first (callbacks get it). */
 struct so_ctx {
@@ -68,7 +70,8 @@ static int so_open_lib(struct so_ctx *s, const char *path, struct qp_error *err)
 {
 	char real[PATH_MAX];
 	const char *base;
-	bool dyn = false, interp = false;
+	bool dyn = false, interp = false, truncated = false;
+	struct stat st;
 	size_t i, n;
 
 	if (!realpath(path, real))
@@ -83,6 +86,12 @@ static int so_open_lib(struct so_ctx *s, const char *path, struct qp_error *err)
 		return qp_preperr(err, QP_EFORMAT, "'%s' is not a shared library", path);
 	if (s->lib->ehdr.e_ident[EI_CLASS] != ELFCLASS64 || s->lib->ehdr.e_machine != EM_X86_64)
 		return qp_seterr(err, QP_EFORMAT, "'%s' is not an x86-64 ELF object", path);
+	if (stat(real, &st))
+		return qp_seterr(err, -errno, "cannot stat '%s': %s", path, strerror(errno));
+	if (s->lib->ehdr.e_shoff > (uint64_t)st.st_size ||
+	    (uint64_t)s->lib->ehdr.e_shnum * s->lib->ehdr.e_shentsize >
+	    (uint64_t)st.st_size - s->lib->ehdr.e_shoff)
+		truncated = true;
 	if (elf_getphdrnum(s->lib->elf, &n))
 		n = 0;
 	for (i = 0; i < n; i++) {
@@ -91,8 +100,13 @@ static int so_open_lib(struct so_ctx *s, const char *path, struct qp_error *err)
 		if (gelf_getphdr(s->lib->elf, (int)i, &ph)) {
 			dyn |= ph.p_type == PT_DYNAMIC;
 			interp |= ph.p_type == PT_INTERP;
+			truncated |= ph.p_offset > (uint64_t)st.st_size ||
+				     ph.p_filesz > (uint64_t)st.st_size - ph.p_offset;
 		}
 	}
+	if (truncated)
+		return qp_seterr(err, QP_EFORMAT, "'%s' is truncated (%lld bytes; its headers say more)",
+				 path, (long long)st.st_size);
 	if (s->lib->ehdr.e_type != ET_DYN || !dyn || interp)
 		return qp_seterr(err, QP_EFORMAT,
 				 "'%s' is not a shared library (build it with cc -shared -fPIC)", path);
@@ -364,18 +378,24 @@ static const char *const so_unsafe_names[] = {
 	"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
 	"aligned_alloc", "valloc", "pvalloc", "malloc_trim", "malloc_usable_size", "mallinfo",
 	"mallinfo2", "malloc_stats", "malloc_info", "mallopt", "cfree",
+	/* from here on (SO_FIRST_LOCKING): they take the dynamic linker's lock */
 	"dlopen", "dlclose", "dlsym", "dlvsym", "dlerror", "dladdr", "dladdr1", "dlinfo",
 	"dlmopen", "dl_iterate_phdr", "__libc_dlopen_mode", "fork", "_Fork", "vfork",
 };
 
-static int so_add_unsafe(struct ld_ctx *c, uint64_t lo, uint64_t hi, const char *name)
+/* @lock: code that holds (or takes) the dynamic linker's lock: no thread
+ * may be there when dlopen or dlclose runs, whichever thread runs it. */
+#define SO_FIRST_LOCKING 18 /* so_unsafe_names[] from "dlopen" on */
+
+static int so_add_unsafe(struct ld_ctx *c, uint64_t lo, uint64_t hi, const char *name, bool lock)
 {
 	struct ld_range *v = realloc(c->so_unsafe, (c->nso_unsafe + 1) * sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
 	c->so_unsafe = v;
-	v[c->nso_unsafe++] = (struct ld_range){ .lo = lo, .hi = hi, .name = name, .check_stack = true };
+	v[c->nso_unsafe++] = (struct ld_range){ .lo = lo, .hi = hi, .name = name,
+						.in = lock ? SO_LOCK : NULL, .check_stack = true };
 	return 0;
 }
 
@@ -417,14 +437,14 @@ int ld_so_unsafe(struct ld_ctx *c, struct qp_error *err)
 					lo = c->maps.v[j].start < lo ? c->maps.v[j].start : lo;
 					hi = c->maps.v[j].end > hi ? c->maps.v[j].end : hi;
 				}
-			ret = so_add_unsafe(c, lo, hi, "the dynamic linker");
+			ret = so_add_unsafe(c, lo, hi, "the dynamic linker", true);
 		}
 		for (k = 0; !ret && e->dynamic && k < sizeof(so_unsafe_names) / sizeof(*so_unsafe_names); k++) {
 			const struct qp_elf_sym *y = qp_elf__find_global(e, so_unsafe_names[k]);
 
 			if (y && y->size && (y->type == STT_FUNC || y->type == STT_GNU_IFUNC))
 				ret = so_add_unsafe(c, bias + y->value, bias + y->value + y->size,
-						    so_unsafe_names[k]);
+						    so_unsafe_names[k], k >= SO_FIRST_LOCKING);
 		}
 		qp_elf__free(e);
 	}
@@ -471,14 +491,20 @@ static int so_frame_cb(uint64_t pc, int depth, bool exact, void *arg)
 	return 0;
 }
 
-/* May thread @t run dlopen or dlclose: every frame of its stack known, none
- * in the dynamic linker, malloc or the dl* functions, no seccomp filter? */
-static bool so_thread_safe(struct ld_ctx *c, const struct qp_thread *t, char *why, size_t size)
+/*
+ * May thread @t run dlopen or dlclose: every frame of its stack known, none
+ * in the dynamic linker, malloc or the dl* functions, no seccomp filter?
+ * *@lock is set when it is in code that holds the dynamic linker's lock:
+ * then no thread may run them (they would wait for it).
+ */
+static bool so_thread_safe(struct ld_ctx *c, const struct qp_thread *t, bool *lock, char *why,
+			   size_t size)
 {
 	struct so_frames f = { .v = c->so_unsafe, .n = c->nso_unsafe };
 	uint64_t sp;
 	int mode = so_seccomp_mode(c->pid, t->tid), ret;
 
+	*lock = false;
 	if (mode != 0 && !(c->opts && c->opts->ignore_seccomp)) {
 		snprintf(why, size, "thread %d runs under seccomp (mode %d): what dlopen calls cannot be checked",
 			 (int)t->tid, mode);
@@ -490,8 +516,9 @@ static bool so_thread_safe(struct ld_ctx *c, const struct qp_thread *t, char *wh
 	}
 	ret = qp_unwind__thread(c->uw, &t->regs, so_frame_cb, &f, &sp);
 	if (f.hit) {
-		snprintf(why, size, "thread %d is inside %s (pc 0x%llx)", (int)t->tid, f.hit->name,
-			 (unsigned long long)f.pc);
+		*lock = f.hit->in != NULL;
+		snprintf(why, size, "thread %d is inside %s (pc 0x%llx)%s%s", (int)t->tid, f.hit->name,
+			 (unsigned long long)f.pc, *lock ? ", which holds " : "", *lock ? f.hit->in : "");
 		return false;
 	}
 	if (ret) {
@@ -504,13 +531,21 @@ static bool so_thread_safe(struct ld_ctx *c, const struct qp_thread *t, char *wh
 bool ld_so_pick(struct ld_ctx *c, char *why, size_t size)
 {
 	size_t i, best = SIZE_MAX;
+	char tmp_why[512];
+	bool lock;
 
 	for (i = 0; i < c->proc.nthreads; i++) {
 		const struct qp_thread *t = &c->proc.threads[i];
 		bool in_syscall = (int64_t)t->regs.orig_rax >= 0;
 
-		if (t->gone || !so_thread_safe(c, t, why, size))
+		if (t->gone)
 			continue;
+		if (!so_thread_safe(c, t, &lock, tmp_why, sizeof(tmp_why))) {
+			snprintf(why, size, "%s", tmp_why);
+			if (lock)
+				return false;
+			continue;
+		}
 		if (best == SIZE_MAX ||
 		    (in_syscall && (int64_t)c->proc.threads[best].regs.orig_rax < 0))
 			best = i;
