@@ -125,6 +125,25 @@ sleep 0.2
 refuse "a thread holds the dynamic linker's lock" "$T/fix_dlbusy.so" \
 	"no thread of process [0-9]+ may run dlopen now: thread [0-9]+ is inside dl_iterate_phdr .*holds the dynamic linker's lock" "$TARGET_PID"
 
+# examples/handwritten: the ledger's fee fixed by hand, statics through QPATCH_SYM
+cp -a "$QP_SRC/examples/ledger/orig" "$T/ledger" && make -s -C "$T/ledger" >"$T/ledger.log" 2>&1 &&
+	$CC -shared -fPIC -O2 -Wall -Wextra -Werror -I"$INC" -o "$T/fix_fee.so" \
+		"$QP_SRC/examples/handwritten/fix_fee.c" || fail "build the ledger and fix_fee.so"
+start "$T/lout" "$T/ledger/ledger" 20
+check "ledger runs" wait_lines "$T/lout" 2
+check "ledger: fee is 15%" grep -Eq "balance=10\.01 fee=1\.50\$" "$T/lout"
+"$LOAD" --so "$T/fix_fee.so" "$TARGET_PID" >"$T/lapply.out" 2>&1
+check "example applied" test $? -eq 0
+n=$(wc -l <"$T/lout")
+check "example: reports fixed" wait_after "$T/lout" "$n" "tick [0-9]+: deposits=[0-9]+ balance=[0-9.]+ fee=[0-9.]+ \(fixed by hand\)"
+line=$(grep -m1 "fixed by hand" "$T/lout")
+bal=$(echo "$line" | sed -E 's/.*balance=([0-9]+)\.([0-9]+).*/\1\2/')
+fee=$(echo "$line" | sed -E 's/.*fee=([0-9]+)\.([0-9]+).*/\1\2/')
+check "example: the fee is 1.5% of the balance the program kept ($fee of $bal)" \
+	test "$((10#$fee))" -eq "$((10#$bal * 15 / 1000))"
+"$LOAD" --undo "$TARGET_PID" >/dev/null 2>&1
+check "example undone" test $? -eq 0
+
 # a static program has no dlopen: a .qpatch is needed there
 mkdir -p "$T/static"
 if $CC -O2 -g -pthread -static -o "$T/static/soapp" "$P/main.c" "$P/a.c" "$P/b.c" 2>/dev/null; then
