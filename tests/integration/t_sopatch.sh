@@ -51,11 +51,17 @@ refuse "an executable" "$T/exe.so" "is not a shared library"
 refuse "dlopen fails" "$T/bad_undefined.so" "dlopen of .* failed .*undefined symbol: no_such_symbol_anywhere"
 refuse "interposed replacement" "$T/bad_interposed.so" "not in the library's code.*make it static"
 
-# a failure after the first jump: rolled back, library unloaded
-QPATCH_FAULT_AT=7 "$LOAD" --so "$T/fix.so" "$APP" >"$T/fault.out" 2>&1
-check "failure after the first jump: refused" test $? -ne 0
-check "failure after the first jump: rolled back" grep -q "injected failure after step 7" "$T/fault.out"
-check "failure after the first jump: library unloaded" sh -c "! grep -q -e '$T/fix.so' -e memfd:qpatch /proc/$APP/maps"
+# a failure at each step (1 held .. 8 all jumps written): rolled back, the
+# library unloaded, the record gone, the program unchanged
+for step in 1 2 3 4 5 6 7 8; do
+	n=$(wc -l <"$T/out")
+	QPATCH_FAULT_AT=$step "$LOAD" --so "$T/fix.so" "$APP" >"$T/fault.out" 2>&1
+	check "failure after step $step: refused" test $? -ne 0
+	check "failure after step $step: rolled back" grep -q "injected failure after step $step" "$T/fault.out"
+	check "failure after step $step: library unloaded, no record" \
+		sh -c "! grep -q -e '$T/fix.so' -e memfd:qpatch /proc/$APP/maps"
+	check "failure after step $step: the program runs unchanged" wait_after "$T/out" "$n" "$orig_line"
+done
 
 # apply
 n=$(wc -l <"$T/out")
