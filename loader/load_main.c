@@ -230,6 +230,7 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
 		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
 		print_stop(&st);
+		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
 	}
 	return ret ? 1 : 0;
 }
@@ -250,6 +251,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
 	print_stop(&st);
+	if (st.pick_us > 0)
+		printf("every thread stopped %.0f us to pick the one that ran dlclose\n", st.pick_us);
 	return 0;
 }
 

@@ -174,6 +174,8 @@ struct qp_load_stats {
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
+	double pick_us;         /* .so patches: every thread stopped while the thread to
+				   run dlopen (dlclose) was picked, longest time */
 };
 
 /* An applied patch, as listed. */

@@ -570,6 +570,7 @@ static int so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp
 			struct qp_error *err)
 {
 	char why[512] = "";
+	bool picked;
 	double t0;
 	int attempt, ret;
 
@@ -578,7 +579,10 @@ static int so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp
 		ret = qp_proc__stop(&c->proc, err);
 		if (ret)
 			return ld_check_death(c, ret, err);
-		if (ld_so_pick(c, why, sizeof(why)))
+		picked = ld_so_pick(c, why, sizeof(why));
+		if (now_us() - t0 > c->stats->pick_us)
+			c->stats->pick_us = now_us() - t0;
+		if (picked)
 			break;
 		qp_proc__resume(&c->proc, NULL);
 		if (attempt >= SO_PICK_TRIES)

@@ -81,8 +81,8 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 
 /* Every thread stopped: if a .so patch's library is to be unloaded, move
  * a thread that may run dlclose to threads[0]; without one, those patches
- * are kept, and the reason said. */
-static void ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t n, bool *free_now)
+ * are kept, and the reason said.  Whether a thread was looked for. */
+static bool ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t n, bool *free_now)
 {
 	char why[512];
 	size_t i;
@@ -91,13 +91,14 @@ static void ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t
 	for (i = 0; i < n; i++)
 		any |= free_now[i] && v[i].so;
 	if (!any || ld_so_pick(c, why, sizeof(why)))
-		return;
+		return any;
 	for (i = 0; i < n; i++)
 		if (free_now[i] && v[i].so) {
 			free_now[i] = false;
 			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
 				 "no thread may run dlclose now: %s", why);
 		}
+	return true;
 }
 
 /*
@@ -130,7 +131,9 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 				      !ld_region_busy(c, &v[i], c->stats->kept_why,
 						      sizeof(c->stats->kept_why));
 		/* .so patches: their library is dlclosed by a thread that may */
-		ld_undo_so_pick(c, v, n, free_now);
+		held_t0 = now_us();
+		if (ld_undo_so_pick(c, v, n, free_now) && now_us() - held_t0 > c->stats->pick_us)
+			c->stats->pick_us = now_us() - held_t0;
 		/* those cannot be entered again (no jump leads there): remove
 		 * them with threads[0] alone held */
 		held_t0 = now_us();
