@@ -198,7 +198,9 @@ int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_er
 uint64_t ld_seccomp_next_fd(struct ld_ctx *c);
 void ld_seccomp_release(struct ld_seccomp *sc);
 
-/* so.c: hand-written .so patches */
+/* sothread.c: the thread that runs dlopen/dlclose for hand-written .so patches */
+#define LD_SO_CALL_MS 10000 /* most a dlopen or dlclose in the target may take */
+#define LD_SO_ERRMSG 400    /* bytes of dlerror()'s message read */
 /* While the target runs: find dlopen, dlclose and dlerror in it, and the
  * code a thread running them must not be in (c->so_*).  QP_EUNSUPP when
  * the process has no dlopen. */
@@ -210,6 +212,14 @@ bool ld_so_pick(struct ld_ctx *c, char *why, size_t size);
 /* threads[0] held (picked by ld_so_pick): dlclose the library of .so patch
  * @a.  0, or an error (the library is then still loaded). */
 int ld_so_close(struct ld_ctx *c, const struct qp_applied *a, struct qp_error *err);
+/* Stop every thread, pick one with ld_so_pick (retrying a while), let the
+ * others go, run @work with it, resume; the time goes into held_us. */
+int ld_so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		    struct qp_error *err);
+/* threads[0] held: dlclose(@handle) in the target, dlerror's message on failure. */
+int ld_so_dlclose(struct ld_ctx *c, uint64_t handle, struct qp_error *err);
+/* threads[0] held: the target's dlerror() message into @out. */
+void ld_so_dlerror(struct ld_ctx *c, char *out, size_t size);
 
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,
