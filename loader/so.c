@@ -533,7 +533,7 @@ static int so_link(struct so_ctx *s, const struct qp_maps *maps, struct qp_error
 		if (!ld_so_entry_same(&e, (const struct qpatch_so_entry *)(s->sec->data + it->off)))
 			return qp_seterr(err, QP_ETARGET, "process %d: the library's table at 0x%" PRIx64
 					 " is not the file's", (int)c->pid, at);
-		a = (uint64_t)(uintptr_t)e.addr;
+		memcpy(&a, &e.addr, sizeof(a)); /* either member: an address */
 		if (it->kind == QPATCH_SO_SYM) {
 			if (!so_in_lib(s, maps, a, 8, 'w'))
 				return qp_seterr(err, QP_EFORMAT,

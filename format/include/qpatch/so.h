@@ -45,7 +45,10 @@
 struct qpatch_so_entry {
 	uint32_t magic;                 /* QPATCH_SO_MAGIC */
 	uint32_t kind;                  /* QPATCH_SO_* */
-	const void *addr;               /* new function / pointer variable; NULL */
+	union {
+		void (*fn)(void);       /* QPATCH_SO_REPLACE: the new function */
+		const void *var;        /* QPATCH_SO_SYM: the pointer variable; else NULL */
+	} addr;
 	char name[QPATCH_SO_NAME_MAX];  /* NUL-terminated */
 };
 _Static_assert(sizeof(void *) == 8, "qpatch/so.h is for 64-bit targets");
@@ -56,27 +59,28 @@ _Static_assert(sizeof(struct qpatch_so_entry) == 256, "qpatch_so_entry layout");
 #define QPATCH_SO_ENTRY_(kind_, addr_, name_)                                      \
 	static struct qpatch_so_entry QPATCH_SO_CAT_(qpatch_so_entry_, __COUNTER__) \
 		__attribute__((section(QPATCH_SO_SECTION), used, aligned(8))) =      \
-		{ QPATCH_SO_MAGIC, (kind_), (const void *)(addr_), name_ }
+		{ QPATCH_SO_MAGIC, (kind_), { addr_ }, name_ }
 
 /* The object the library patches: its file name ("redis-server",
  * "libfoo.so.1") as the process maps it, or its build-id. */
-#define QPATCH_TARGET(file_name) QPATCH_SO_ENTRY_(QPATCH_SO_TARGET, 0, file_name)
-#define QPATCH_TARGET_BUILDID(hex) QPATCH_SO_ENTRY_(QPATCH_SO_TARGET_BUILDID, 0, hex)
+#define QPATCH_TARGET(file_name) QPATCH_SO_ENTRY_(QPATCH_SO_TARGET, .var = 0, file_name)
+#define QPATCH_TARGET_BUILDID(hex) QPATCH_SO_ENTRY_(QPATCH_SO_TARGET_BUILDID, .var = 0, hex)
 
 /* Calls of @old_symbol in the target run @new_function from now on; the
  * type must be the same (not checked: the target's is not known here). */
 #define QPATCH_REPLACE(old_symbol, new_function) \
-	QPATCH_SO_ENTRY_(QPATCH_SO_REPLACE, &(new_function), #old_symbol)
+	QPATCH_SO_ENTRY_(QPATCH_SO_REPLACE, .fn = (void (*)(void))(new_function), #old_symbol)
 /* The same for a static function of source file @file ("util.c"), for a
  * name more than one file of the target defines. */
 #define QPATCH_REPLACE_IN(file, old_symbol, new_function) \
-	QPATCH_SO_ENTRY_(QPATCH_SO_REPLACE, &(new_function), file ":" #old_symbol)
+	QPATCH_SO_ENTRY_(QPATCH_SO_REPLACE, .fn = (void (*)(void))(new_function), \
+			 file ":" #old_symbol)
 
 /* Pointer variable @ptr_var (of the library, writable, e.g. "static long
  * *counter_p;") receives the address of symbol @name of the target
  * (function or variable, statics included), of source file @file ("" for
  * any), before any function is redirected. */
 #define QPATCH_SYM(ptr_var, file, name) \
-	QPATCH_SO_ENTRY_(QPATCH_SO_SYM, &(ptr_var), file ":" name)
+	QPATCH_SO_ENTRY_(QPATCH_SO_SYM, .var = &(ptr_var), file ":" name)
 
 #endif
