@@ -357,8 +357,8 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 /* --- mapping the patch ---------------------------------------------------- */
 
 /* A free, page-aligned range of @size within reach of the target object. */
-static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
-			uint64_t *out, struct qp_error *err)
+int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+		 uint64_t *out, struct qp_error *err)
 {
 	uint64_t lo_limit = c->obj_hi > LD_RANGE ? c->obj_hi - LD_RANGE + LD_PAGE : LD_PAGE * 16;
 	uint64_t hi_limit = c->obj_lo + LD_RANGE - LD_PAGE;
@@ -746,7 +746,7 @@ void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
 	memcpy(out + 1, &rel, 4);
 }
 
-static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
+int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 {
 	size_t i;
 	int ret;
@@ -781,7 +781,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 
 /* Every thread stopped: the jumps written so far go (the record's state
  * does not matter: the mapping goes next). */
-static void ld_unjump(struct ld_ctx *c)
+void ld_unjump(struct ld_ctx *c)
 {
 	size_t i;
 
@@ -1102,6 +1102,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
 	ld_seccomp_release(&c->sc);
+	free(c->so_unsafe);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * qpatch-load PID FIX.qpatch      apply a patch to a running process
+ * qpatch-load --so FIX.so PID      apply a hand-written patch library
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
  * qpatch-load --all FIX.qpatch     apply to every process of the binary
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qpatch-load [options] PID FIX.qpatch   apply a patch\n"
+		"       qpatch-load [options] --so FIX.so PID  apply a hand-written patch library\n"
 		"       qpatch-load --list [--json] PID        list applied patches\n"
 		"       qpatch-load --undo PID [ID]            undo the last applied patch\n"
 		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
@@ -32,6 +34,8 @@ static void usage(FILE *f)
 		"       qpatch-load --undo --all [-J N] [--json] ID\n"
 		"                                              undo patch ID in every process\n"
 		"\n"
+		"  -s, --so FIX.so       load FIX.so (built with qpatch/so.h) into PID with\n"
+		"                        dlopen and redirect the functions it replaces\n"
 		"  -l, --list            list the patches applied to PID\n"
 		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
 		"  -j, --json            list (or report --all) as JSON\n"
@@ -110,6 +114,11 @@ static int do_list(pid_t pid, int json)
 			qp_json_str(stdout, a->rec.id);
 			printf(",\"target\":");
 			qp_json_str(stdout, a->rec.target);
+			printf(",\"kind\":\"%s\"", a->so ? "so" : "qpatch");
+			if (a->so) {
+				printf(",\"library\":");
+				qp_json_str(stdout, a->so->path);
+			}
 			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       a->rec.state == QP_REC_APPLIED ? "applied" :
 			       a->rec.state == QP_REC_PENDING ? "pending" : "undone",
@@ -134,6 +143,10 @@ static int do_list(pid_t pid, int json)
 		       " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
+		if (a->so)
+			printf("   library %s (dlopen handle 0x%llx, mapped 0x%llx-0x%llx)\n", a->so->path,
+			       (unsigned long long)a->so->handle, (unsigned long long)a->so->lib_lo,
+			       (unsigned long long)a->so->lib_hi);
 		for (j = 0; j < a->rec.nfuncs; j++) {
 			pad = list_padding(&a->funcs[j]);
 			printf("   %s 0x%llx -> 0x%llx", a->funcs[j].name,
@@ -201,6 +214,27 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	return ret ? 1 : 0;
 }
 
+static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_stats st;
+	char id[QP_ID_MAX] = "";
+	int ret = qp_load_so(pid, path, opts, &st, id, &err);
+
+	if (ret && (st.target_gone || ret == QP_ESECCOMP)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
+			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
+	} else {
+		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
+		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		print_stop(&st);
+		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
+	}
+	return ret ? 1 : 0;
+}
+
 static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -217,6 +251,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
 	print_stop(&st);
+	if (st.pick_us > 0)
+		printf("every thread stopped %.0f us to pick the one that ran dlclose\n", st.pick_us);
 	return 0;
 }
 
@@ -394,6 +430,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "list", no_argument, NULL, 'l' },
+		{ "so", required_argument, NULL, 's' },
 		{ "undo", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "allow-active", no_argument, NULL, 'a' },
@@ -408,11 +445,13 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
+	const char *so = NULL;
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 's': so = optarg; break;
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
 		case 'j': json = 1; break;
@@ -435,18 +474,25 @@ int main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
+	if (so && (all || list || undo || nargs != 1)) {
+		usage(stderr);
+		return 2;
+	}
 	if (all && (list || nargs != 1)) {
 		usage(stderr);
 		return 2;
 	}
 	if (all)
 		return do_all(argv[optind], undo, jobs, json, &opts);
-	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
+	if (so) {
+		if (parse_pid(argv[optind], &pid))
+			return 2;
+	} else if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
 	    (!list && !undo && nargs != 2)) {
 		usage(stderr);
 		return 2;
 	}
-	if (parse_pid(argv[optind], &pid))
+	if (!so && parse_pid(argv[optind], &pid))
 		return 2;
 	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
 	if (getenv("QPATCH_FAULT_AT"))
@@ -458,6 +504,8 @@ int main(int argc, char **argv)
 		opts.at_step = pause_at;
 		opts.at_step_arg = &pause_step;
 	}
+	if (so)
+		return do_so(pid, so, &opts);
 	if (list)
 		return do_list(pid, json);
 	if (undo)

@@ -39,7 +39,8 @@ struct qp_record {
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
 	uint32_t state;                /* QP_REC_APPLIED, QP_REC_RESTORED or QP_REC_PENDING */
-	uint32_t reserved;             /* 0 */
+	uint32_t flags;                /* QP_REC_F_* (0 in records of loaders
+					  before hand-written .so patches) */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
 	uint64_t image_start;          /* address of the patch image */
@@ -55,6 +56,23 @@ struct qp_record {
 _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 #define QP_RECORD_VERSION 2
 #define QP_RECORD_V1_SIZE 384          /* version 1 had no cfi_start, cfi_size */
+
+/* Record flags. */
+#define QP_REC_F_SO 1u    /* a hand-written .so patch (qp_load_so): a struct
+			     qp_record_so follows funcs[], the functions' new_addr
+			     are jump stubs in the mapping that lead into the library */
+
+#define QP_RECORD_SO_MAGIC "QPRECSO\1"
+#define QP_SO_PATH_MAX 512
+
+/* What a .so patch's record says of its library. */
+struct qp_record_so {
+	char magic[8];                 /* QP_RECORD_SO_MAGIC */
+	uint64_t handle;               /* what dlopen returned in the target */
+	uint64_t lib_lo, lib_hi;       /* [lo, hi): the library's mappings */
+	char path[QP_SO_PATH_MAX];     /* its path, as passed to dlopen */
+};
+_Static_assert(sizeof(struct qp_record_so) == 544, "qp_record_so layout");
 
 /* Record states. */
 #define QP_REC_APPLIED 1  /* the jumps lead into this patch */
@@ -156,6 +174,8 @@ struct qp_load_stats {
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
+	double pick_us;         /* .so patches: every thread stopped while the thread to
+				   run dlopen (dlclose) was picked, longest time */
 };
 
 /* An applied patch, as listed. */
@@ -163,6 +183,8 @@ struct qp_applied {
 	uint64_t region;        /* mapping address */
 	struct qp_record rec;   /* its header */
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
+	struct qp_record_so *so; /* rec.flags & QP_REC_F_SO: its library (owned);
+				   else NULL */
 };
 
 /*
@@ -178,6 +200,15 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 /* Undo the patch with @id, which must be the last applied; NULL = the last. */
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err);
+/*
+ * Apply the hand-written patch library @path (qpatch/so.h): loaded into
+ * the target with dlopen, its functions redirected like a .qpatch's
+ * (docs/loader.md, "Hand-written .so patches").  Its id (the file name)
+ * goes into @id (QP_ID_MAX bytes).  Undone by qp_load_undo(), which
+ * dlcloses the library once no thread runs in it.
+ */
+int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
+	       struct qp_load_stats *stats, char *id, struct qp_error *err);
 /* Applied patches in order of application. */
 int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err);
 void qp_applied__free(struct qp_applied *v, size_t n);

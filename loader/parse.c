@@ -11,6 +11,33 @@
 
 #define TLS_MAX_MODID (1u << 20) /* a plausible module id is below this */
 
+/* A .so patch's struct qp_record_so, at @off of the record at @addr: it
+ * must lie inside region_size, its library range be sane, its path be
+ * NUL-terminated. */
+static int ld_record_so_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t off,
+			     struct qp_applied *a, struct qp_error *err)
+{
+	struct qp_record_so *so;
+	int ret;
+
+	if (off + sizeof(*so) > a->rec.region_size)
+		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64 ": no room for its library",
+				 addr);
+	so = calloc(1, sizeof(*so));
+	if (!so)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = rd(arg, addr + off, so, sizeof(*so), err);
+	if (!ret && (memcmp(so->magic, QP_RECORD_SO_MAGIC, 8) || so->lib_lo > so->lib_hi))
+		ret = qp_seterr(err, -EINVAL, "bad library record at 0x%" PRIx64, addr + off);
+	if (ret) {
+		free(so);
+		return ret;
+	}
+	so->path[QP_SO_PATH_MAX - 1] = '\0';
+	a->so = so;
+	return 0;
+}
+
 int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 		   struct qp_applied *a, struct qp_error *err)
 {
@@ -47,6 +74,10 @@ int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 			a->funcs[i].new_size = 0; /* was "reserved" */
 		a->funcs[i].name[QP_FUNC_NAME_MAX - 1] = '\0';
 	}
+	if (r->version == 1)
+		r->flags = 0; /* was "reserved" */
+	if (!ret && (r->flags & QP_REC_F_SO))
+		ret = ld_record_so_read(rd, arg, addr, need, a, err);
 	return ret;
 }
 

@@ -75,8 +75,10 @@ void qp_applied__free(struct qp_applied *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; v && i < n; i++)
+	for (i = 0; v && i < n; i++) {
 		free(v[i].funcs);
+		free(v[i].so);
+	}
 	free(v);
 }
 
