@@ -400,8 +400,11 @@ int qp_keyring__verify(const struct qp_keyring *kr, const void *buf, size_t size
 	int ret;
 
 	ret = qp_sig_find(buf, size, &sig, name, err);
-	if (ret < 0)
-		return qp_preperr(err, QP_ESIGNATURE, "signature refused");
+	if (ret < 0) { /* a malformed block: the reader's message, this code */
+		if (err)
+			err->code = QP_ESIGNATURE;
+		return QP_ESIGNATURE;
+	}
 	if (!ret)
 		return qp_seterr(err, QP_ESIGNATURE, "'%s': signature missing: the patch is not "
 				 "signed, and a signature by a trusted key is required", name);
