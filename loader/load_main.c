@@ -469,6 +469,10 @@ int main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
+	if (verify_nkeys && (list || undo)) {
+		fprintf(stderr, "qpatch-load: --verify checks a patch to apply; not with --list or --undo\n");
+		return 2;
+	}
 	if (all && (list || nargs != 1)) {
 		usage(stderr);
 		return 2;

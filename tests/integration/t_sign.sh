@@ -64,6 +64,8 @@ verify() { "$QP_BIN/qpatch-load" --verify "$K/release.pem" "$TARGET_PID" "$@"; }
 refused "unsigned: missing" "'$T/plain.qpatch': signature missing" verify "$T/plain.qpatch"
 refused "other key: names the key id" "signed with another key: key id $keyid, not the trusted key" \
 	"$QP_BIN/qpatch-load" --verify "$K/other.pem" "$TARGET_PID" "$T/fix.qpatch"
+"$QP_BIN/qpatch-load" --verify "$K/release.pem" --undo "$TARGET_PID" >"$T/u.out" 2>&1
+check "--verify with --undo: usage error" test $? -eq 2
 refused "--verify with an RSA key" "rsa.key' is not an Ed25519 key but a key of type RSA" \
 	"$QP_BIN/qpatch-load" --verify "$K/rsa.key" "$TARGET_PID" "$T/fix.qpatch"
 
