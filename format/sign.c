@@ -255,6 +255,14 @@ int qp_keyring__new(struct qp_keyring **out, struct qp_error *err)
 	return *out ? 0 : qp_seterr(err, -ENOMEM, "out of memory");
 }
 
+/* A trusted key is read without asking anyone: an encrypted private key
+ * file is not a public key. */
+static int sign_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf, (void)size, (void)rwflag, (void)arg;
+	return -1;
+}
+
 int qp_keyring__add_pem(struct qp_keyring *kr, const char *name, const void *pem, size_t len,
 			struct qp_error *err)
 {
@@ -276,7 +284,7 @@ int qp_keyring__add_pem(struct qp_keyring *kr, const char *name, const void *pem
 		ERR_clear_error();
 		BIO_free(bio);
 		bio = BIO_new_mem_buf(pem, (int)len);
-		k.key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+		k.key = bio ? PEM_read_bio_PrivateKey(bio, NULL, sign_no_passphrase, NULL) : NULL;
 	}
 	BIO_free(bio);
 	if (!k.key)
