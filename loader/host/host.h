@@ -22,6 +22,7 @@
 #include "loader.h"
 #include "qpatch/error.h"
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 #define QP_HOST_PATH_MAX 512
 #define QP_BUILD_ID_HEX (2 * QP_BUILD_ID_MAX + 1)
@@ -206,6 +207,17 @@ bool qp_store__has_build_id(const struct qp_store *s, const uint8_t *id, size_t 
  * the new entry (its patch is not kept).  Refused when the id is stored. */
 int qp_store__add(struct qp_store *s, const char *path, struct qp_store_entry *out,
 		  struct qp_error *err);
+/* What qp_store__verify() found. */
+struct qp_store_check {
+	bool policy;                     /* the store has a policy file */
+	bool signed_;                    /* the patch is signed */
+	char key_id[QP_SIG_KEY_ID_HEX];  /* then by this key id (hex) */
+	char id[QP_ID_MAX];              /* the patch id */
+};
+/* Would qp_store__add() accept the patch file at @path (its signature
+ * under the store's policy, its contents)?  Nothing is stored. */
+int qp_store__verify(struct qp_store *s, const char *path, struct qp_store_check *out,
+		     struct qp_error *err);
 /* Remove @id, which must be its binary's last patch: it moves to the
  * removed ones, which the daemon undoes wherever they are applied. */
 int qp_store__remove(struct qp_store *s, const char *id, struct qp_error *err);

@@ -424,6 +424,30 @@ int qp_store__add(struct qp_store *s, const char *patch_path, struct qp_store_en
 	return ret;
 }
 
+int qp_store__verify(struct qp_store *s, const char *path, struct qp_store_check *out,
+		     struct qp_error *err)
+{
+	const struct qp_sig_disk *sig;
+	struct qp_patch *p;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = store_policy(s, err);
+	if (ret)
+		return ret;
+	out->policy = s->policy != NULL;
+	p = qp_trust_open_checked(path, s->policy, err);
+	if (!p)
+		return err->code;
+	sig = qp_patch__signature(p);
+	out->signed_ = sig != NULL;
+	if (sig)
+		qp_sig_key_id_hex(sig->key_id, out->key_id);
+	snprintf(out->id, sizeof(out->id), "%s", qp_patch__info(p)->id);
+	qp_patch__free(p);
+	return 0;
+}
+
 int qp_store__remove(struct qp_store *s, const char *id, struct qp_error *err)
 {
 	const struct qp_store_entry *e;

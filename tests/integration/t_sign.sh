@@ -123,6 +123,9 @@ before=$(maps_of "$TARGET_PID")
 S=$T/store
 mkdir "$S" && chmod 755 "$S"
 export QPATCH_STORE=$S
+"$QP_BIN/qpatch" verify "$T/plain.qpatch" >"$T/v0.out" 2>&1
+check "no policy: qpatch verify accepts an unsigned patch" test $? -eq 0
+check "no policy: and says so" grep -q "is not signed; the store '$S' has no policy" "$T/v0.out"
 printf '# signed patches only\nrequire-signature\ntrusted-key %s\n' "$K/release.pem" >"$S/policy"
 refused "policy: qpatch add of an unsigned patch" "signature missing" "$QP_BIN/qpatch" add "$T/plain.qpatch"
 check "policy: nothing stored" test -z "$(ls "$S"/*/ 2>/dev/null)"
@@ -130,6 +133,10 @@ refused "policy: qpatch-load --all of an unsigned patch" "refused by the policy 
 	"$QP_BIN/qpatch-load" --all "$T/plain.qpatch"
 refused "policy: qpatch-load of an unsigned patch" "signature missing" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/plain.qpatch"
+"$QP_BIN/qpatch" verify "$T/fix.qpatch" >"$T/v.out" 2>&1
+check "policy: qpatch verify accepts the signed patch" test $? -eq 0
+check "policy: and names its key id" grep -q "is signed with key $keyid, which the policy '$S/policy' accepts" "$T/v.out"
+refused "policy: qpatch verify refuses the unsigned patch" "signature missing" "$QP_BIN/qpatch" verify "$T/plain.qpatch"
 "$QP_BIN/qpatch" add "$T/fix.qpatch" >"$T/add.out" 2>&1
 check "policy: a signed patch is stored" test $? -eq 0
 entry=$(ls "$S"/*/0001-*.qpatch)
