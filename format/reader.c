@@ -735,7 +735,6 @@ static int rd_file(struct reader *r)
 
 	if (!ret)
 		ret = rd_ident(r);
-
 	if (!ret && elf_version(EV_CURRENT) == EV_NONE)
 		ret = rd_fmt(r, NULL, "libelf: %s", elf_errmsg(-1));
 	if (ret)
