@@ -50,6 +50,10 @@ static void usage(FILE *f)
 		"                        20 attempts runs alone, every other thread stopped,\n"
 		"                        until it leaves the function, at most MS (default\n"
 		"                        1000; 0: never)\n"
+		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
+		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
+		"                        the directory KEY); repeatable.  Without it, the\n"
+		"                        store's policy file applies, if there is one\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
 		"                        (risky: a filter may kill the target; one read that\n"
 		"                        forbids a call the loader needs is still refused)\n"
@@ -183,6 +187,28 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->total_us / 1000.0);
 }
 
+/* The keys of --verify, else the store's policy file (if any). */
+static const char **verify_keys;
+static size_t verify_nkeys;
+
+/* Read @path and check its signature as the policy says, before anything
+ * is done to any process. */
+static struct qp_patch *open_patch(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	struct qp_patch *p = NULL;
+	int ret;
+
+	if (verify_nkeys)
+		ret = qp_policy__from_keys(verify_keys, verify_nkeys, &pol, err);
+	else
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		p = qp_trust_open_checked(path, pol, err);
+	qp_policy__free(pol);
+	return p;
+}
+
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -190,7 +216,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	struct qp_patch *p;
 	int ret;
 
-	p = qp_trust_open_patch(path, &err);
+	p = open_patch(path, &err);
 	if (!p) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
 		return 1;
@@ -219,7 +245,20 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 	char id[QP_ID_MAX] = "";
-	int ret = qp_load_so(pid, path, opts, &st, id, &err);
+	struct qp_policy *pol = NULL;
+	int ret;
+
+	/* a library carries no signature: a store that requires one refuses it */
+	ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
+	if (!ret && qp_policy__requires(pol))
+		ret = qp_seterr(&err, QP_ESIGNATURE, "'%s': the store's policy requires signed "
+				"patches, and a hand-written .so carries no signature", path);
+	qp_policy__free(pol);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
+		return 1;
+	}
+	ret = qp_load_so(pid, path, opts, &st, id, &err);
 
 	if (ret && (st.target_gone || ret == QP_ESECCOMP)) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
@@ -386,7 +425,7 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	if (undo) {
 		ret = qp_host_undo_all(arg, &o, &err);
 	} else {
-		p = qp_trust_open_patch(arg, &err);
+		p = open_patch(arg, &err);
 		if (!p) {
 			fprintf(stderr, "qpatch-load: %s\n", err.msg);
 			return 1;
@@ -440,6 +479,7 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
+		{ "verify", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -468,6 +508,13 @@ int main(int argc, char **argv)
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'S': opts.ignore_seccomp = true; break;
+		case 'K':
+			if (!verify_keys && !(verify_keys = calloc((size_t)argc, sizeof(char *)))) {
+				fprintf(stderr, "qpatch-load: out of memory\n");
+				return 1;
+			}
+			verify_keys[verify_nkeys++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;
@@ -476,6 +523,11 @@ int main(int argc, char **argv)
 	nargs = argc - optind;
 	if (so && (all || list || undo || nargs != 1)) {
 		usage(stderr);
+		return 2;
+	}
+	if (verify_nkeys && (list || undo || so)) {
+		fprintf(stderr, "qpatch-load: --verify checks a .qpatch patch to apply; not with %s\n",
+			so ? "--so (a hand-written library carries no signature)" : "--list or --undo");
 		return 2;
 	}
 	if (all && (list || nargs != 1)) {

@@ -50,6 +50,14 @@ cp "$T/soapp" "$T/exe.so"
 refuse "an executable" "$T/exe.so" "is not a shared library"
 refuse "dlopen fails" "$T/bad_undefined.so" "dlopen of .* failed .*undefined symbol: no_such_symbol_anywhere"
 refuse "interposed replacement" "$T/bad_interposed.so" "not in the library's code.*make it static"
+# a store whose policy requires signed patches: a library carries none
+mkdir "$T/store" && chmod 755 "$T/store"
+openssl genpkey -algorithm ed25519 -out "$T/store/k.pem" 2>/dev/null
+openssl pkey -in "$T/store/k.pem" -pubout -out "$T/store/pub.pem" 2>/dev/null
+printf 'require-signature\ntrusted-key pub.pem\n' >"$T/store/policy"
+QPATCH_STORE=$T/store refuse "the store's policy requires signatures" "$T/fix.so" \
+	"policy requires signed patches, and a hand-written .so carries no signature"
+rm -rf "$T/store"
 
 # a failure at each step (1 held .. 8 all jumps written): rolled back, the
 # library unloaded, the record gone, the program unchanged
