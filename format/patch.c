@@ -13,6 +13,7 @@
 
 #include "qpatch/cfi.h"
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 /* Content sections the model accepts: with the 8 fixed sections, e_shnum
  * stays below SHN_LORESERVE (no extended section numbering). */
@@ -32,6 +33,8 @@ struct qp_patch {
 	struct qp_rela *relas;     /* .qpatch.diffdata entries */
 	size_t rela_cnt;           /* used entries of relas */
 	size_t rela_cap;           /* allocated entries of relas */
+	bool has_sig;              /* the file read was signed */
+	struct qp_sig_disk sig;    /* its signature block, when has_sig */
 };
 
 /* One accepted relocation type. */
@@ -256,6 +259,18 @@ int qp_patch__add_rela(struct qp_patch *p, const struct qp_rela *rela)
 }
 
 /* ---- accessors ------------------------------------------------------- */
+
+void qp_patch__set_signature(struct qp_patch *p, const struct qp_sig_disk *sig)
+{
+	p->has_sig = sig != NULL;
+	if (sig)
+		p->sig = *sig;
+}
+
+const struct qp_sig_disk *qp_patch__signature(const struct qp_patch *p)
+{
+	return p->has_sig ? &p->sig : NULL;
+}
 
 const struct qp_info *qp_patch__info(const struct qp_patch *p)
 {

@@ -29,6 +29,7 @@
 #include <zstd.h>
 
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 /* Largest input accepted: content, symbol and relocation tables are each
  * bounded by QP_MAX_SECTION_SIZE, so a valid patch is far below this. */
@@ -713,11 +714,27 @@ static int rd_tables(struct reader *r)
 	return ret ? ret : rd_diffdata(r, base + 2, base);
 }
 
+/* Rules 61 and 62: a signed file is read without its signature block,
+ * which the model keeps. */
+static int rd_signature(struct reader *r)
+{
+	struct qp_sig_disk sig;
+	int ret = qp_sig_find(r->image, r->size, &sig, r->name, r->err);
+
+	if (ret <= 0)
+		return ret;
+	r->size -= QP_SIG_SIZE;
+	qp_patch__set_signature(r->p, &sig);
+	return 0;
+}
+
 static int rd_file(struct reader *r)
 {
 	size_t i, fixed;
-	int ret = rd_ident(r);
+	int ret = rd_signature(r);
 
+	if (!ret)
+		ret = rd_ident(r);
 	if (!ret && elf_version(EV_CURRENT) == EV_NONE)
 		ret = rd_fmt(r, NULL, "libelf: %s", elf_errmsg(-1));
 	if (ret)

@@ -392,8 +392,8 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 /* --- mapping the patch ---------------------------------------------------- */
 
 /* A free, page-aligned range of @size within reach of the target object. */
-static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
-			uint64_t *out, struct qp_error *err)
+int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+		 uint64_t *out, struct qp_error *err)
 {
 	uint64_t lo_limit = c->obj_hi > LD_RANGE ? c->obj_hi - LD_RANGE + LD_PAGE : LD_PAGE * 16;
 	uint64_t hi_limit = c->obj_lo + LD_RANGE - LD_PAGE;
@@ -681,7 +681,6 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
 	rec->version = c->nsites ? QP_RECORD_VERSION_SITES : QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
-	rec->nsites = (uint32_t)c->nsites;
 	rec->state = QP_REC_PENDING; /* APPLIED once the jumps are in */
 	rec->seq = c->seq;
 	rec->region_size = c->region_size;
@@ -707,8 +706,15 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 		rec->funcs[i] = c->funcs[i].rec;
 	}
 	ret = ld_sites_encode(c, err);
-	for (i = 0; !ret && i < c->nsites; i++)
-		((struct qp_record_site *)&rec->funcs[c->nfuncs])[i] = c->sites[i].rec;
+	if (!ret && c->nsites) { /* version 3: the sites after the functions */
+		struct qp_record_sites *h = (struct qp_record_sites *)&rec->funcs[c->nfuncs];
+		struct qp_record_site *v = (struct qp_record_site *)(h + 1);
+
+		memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+		h->nsites = (uint32_t)c->nsites;
+		for (i = 0; i < c->nsites; i++)
+			v[i] = c->sites[i].rec;
+	}
 	return ret;
 }
 
@@ -789,7 +795,7 @@ void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
 	memcpy(out + 1, &rel, 4);
 }
 
-static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
+int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 {
 	size_t i, n = 0;
 	int ret;
@@ -826,7 +832,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 
 /* Every thread stopped: the jumps written so far go (the record's state
  * does not matter: the mapping goes next). */
-static void ld_unjump(struct ld_ctx *c)
+void ld_unjump(struct ld_ctx *c)
 {
 	size_t i;
 
@@ -1152,6 +1158,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
 	ld_seccomp_release(&c->sc);
+	free(c->so_unsafe);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
@@ -1191,7 +1198,8 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 		c->need_low |= t == QP_R_IMAGE32 || t == QP_R_IMAGE32S;
 	}
 	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func) +
-			      c->nsites * sizeof(struct qp_record_site));
+			      (c->nsites ? sizeof(struct qp_record_sites) +
+						   c->nsites * sizeof(struct qp_record_site) : 0));
 	c->image_off = c->rec_size;
 	c->extra_off = c->image_off + page_up(info->image_size);
 	c->region_size = c->extra_off +

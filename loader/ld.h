@@ -151,6 +151,10 @@ struct ld_ctx {
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
 	struct ld_seccomp sc;         /* seccomp of the syscall thread (seccomp.c) */
+	struct ld_range *so_unsafe;   /* .so patches: code a thread that runs dlopen or
+					 dlclose must not be in (ld_so_unsafe) */
+	size_t nso_unsafe;            /* count of so_unsafe */
+	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
 };
 
 /* apply.c */
@@ -162,6 +166,14 @@ int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
+/* A free, page-aligned range of @size within reach of the target object. */
+int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+		 uint64_t *out, struct qp_error *err);
+/* Every thread stopped: each function's jump to its new_addr (the saved
+ * bytes checked first), then the record at c->region says applied. */
+int ld_write_jumps(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: the jumps ld_write_jumps() wrote go again. */
+void ld_unjump(struct ld_ctx *c);
 int ld_tries(const struct ld_ctx *c);
 int ld_pause(struct ld_ctx *c, struct qp_error *err);
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
@@ -212,6 +224,28 @@ bool ld_sites_busy(struct ld_ctx *c, char *why, size_t size);
  * was written, put back what was there; on failure they are all rewritten
  * as they were. */
 int ld_sites_restore(struct ld_ctx *c, struct qp_error *err);
+/* sothread.c: the thread that runs dlopen/dlclose for hand-written .so patches */
+#define LD_SO_CALL_MS 10000 /* most a dlopen or dlclose in the target may take */
+#define LD_SO_ERRMSG 400    /* bytes of dlerror()'s message read */
+/* While the target runs: find dlopen, dlclose and dlerror in it, and the
+ * code a thread running them must not be in (c->so_*).  QP_EUNSUPP when
+ * the process has no dlopen. */
+int ld_so_unsafe(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: move a thread that may run dlopen/dlclose (not
+ * inside the dynamic linker or malloc) to threads[0]; false, with the
+ * reason, when none may. */
+bool ld_so_pick(struct ld_ctx *c, char *why, size_t size);
+/* threads[0] held (picked by ld_so_pick): dlclose the library of .so patch
+ * @a.  0, or an error (the library is then still loaded). */
+int ld_so_close(struct ld_ctx *c, const struct qp_applied *a, struct qp_error *err);
+/* Stop every thread, pick one with ld_so_pick (retrying a while), let the
+ * others go, run @work with it, resume; the time goes into held_us. */
+int ld_so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		    struct qp_error *err);
+/* threads[0] held: dlclose(@handle) in the target, dlerror's message on failure. */
+int ld_so_dlclose(struct ld_ctx *c, uint64_t handle, struct qp_error *err);
+/* threads[0] held: the target's dlerror() message into @out. */
+void ld_so_dlerror(struct ld_ctx *c, char *out, size_t size);
 
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,

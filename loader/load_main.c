@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * qpatch-load PID FIX.qpatch      apply a patch to a running process
+ * qpatch-load --so FIX.so PID      apply a hand-written patch library
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
  * qpatch-load --all FIX.qpatch     apply to every process of the binary
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qpatch-load [options] PID FIX.qpatch   apply a patch\n"
+		"       qpatch-load [options] --so FIX.so PID  apply a hand-written patch library\n"
 		"       qpatch-load --list [--json] PID        list applied patches\n"
 		"       qpatch-load --undo PID [ID]            undo the last applied patch\n"
 		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
@@ -32,6 +34,8 @@ static void usage(FILE *f)
 		"       qpatch-load --undo --all [-J N] [--json] ID\n"
 		"                                              undo patch ID in every process\n"
 		"\n"
+		"  -s, --so FIX.so       load FIX.so (built with qpatch/so.h) into PID with\n"
+		"                        dlopen and redirect the functions it replaces\n"
 		"  -l, --list            list the patches applied to PID\n"
 		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
 		"  -j, --json            list (or report --all) as JSON\n"
@@ -49,6 +53,10 @@ static void usage(FILE *f)
 		"                        20 attempts runs alone, every other thread stopped,\n"
 		"                        until it leaves the function, at most MS (default\n"
 		"                        1000; 0: never)\n"
+		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
+		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
+		"                        the directory KEY); repeatable.  Without it, the\n"
+		"                        store's policy file applies, if there is one\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
 		"                        (risky: a filter may kill the target; one read that\n"
 		"                        forbids a call the loader needs is still refused)\n"
@@ -95,7 +103,7 @@ static size_t list_sites(const struct qp_applied *a, size_t j)
 {
 	size_t k, n = 0;
 
-	for (k = 0; a->sites && k < a->rec.nsites; k++)
+	for (k = 0; a->sites && k < a->nsites; k++)
 		n += a->sites[k].func == j;
 	return n;
 }
@@ -134,6 +142,11 @@ static int do_list(pid_t pid, int json)
 			qp_json_str(stdout, a->rec.id);
 			printf(",\"target\":");
 			qp_json_str(stdout, a->rec.target);
+			printf(",\"kind\":\"%s\"", a->so ? "so" : "qpatch");
+			if (a->so) {
+				printf(",\"library\":");
+				qp_json_str(stdout, a->so->path);
+			}
 			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       a->rec.state == QP_REC_APPLIED ? "applied" :
 			       a->rec.state == QP_REC_PENDING ? "pending" : "undone",
@@ -158,6 +171,10 @@ static int do_list(pid_t pid, int json)
 		       " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
+		if (a->so)
+			printf("   library %s (dlopen handle 0x%llx, mapped 0x%llx-0x%llx)\n", a->so->path,
+			       (unsigned long long)a->so->handle, (unsigned long long)a->so->lib_lo,
+			       (unsigned long long)a->so->lib_hi);
 		for (j = 0; j < a->rec.nfuncs; j++) {
 			pad = list_padding(&a->funcs[j]);
 			printf("   %s 0x%llx -> 0x%llx", a->funcs[j].name,
@@ -199,6 +216,28 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->total_us / 1000.0);
 }
 
+/* The keys of --verify, else the store's policy file (if any). */
+static const char **verify_keys;
+static size_t verify_nkeys;
+
+/* Read @path and check its signature as the policy says, before anything
+ * is done to any process. */
+static struct qp_patch *open_patch(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	struct qp_patch *p = NULL;
+	int ret;
+
+	if (verify_nkeys)
+		ret = qp_policy__from_keys(verify_keys, verify_nkeys, &pol, err);
+	else
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		p = qp_trust_open_checked(path, pol, err);
+	qp_policy__free(pol);
+	return p;
+}
+
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -206,7 +245,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	struct qp_patch *p;
 	int ret;
 
-	p = qp_trust_open_patch(path, &err);
+	p = open_patch(path, &err);
 	if (!p) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
 		return 1;
@@ -232,6 +271,40 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	return ret ? 1 : 0;
 }
 
+static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_stats st;
+	char id[QP_ID_MAX] = "";
+	struct qp_policy *pol = NULL;
+	int ret;
+
+	/* a library carries no signature: a store that requires one refuses it */
+	ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
+	if (!ret && qp_policy__requires(pol))
+		ret = qp_seterr(&err, QP_ESIGNATURE, "'%s': the store's policy requires signed "
+				"patches, and a hand-written .so carries no signature", path);
+	qp_policy__free(pol);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
+		return 1;
+	}
+	ret = qp_load_so(pid, path, opts, &st, id, &err);
+
+	if (ret && (st.target_gone || ret == QP_ESECCOMP)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
+			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
+	} else {
+		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
+		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		print_stop(&st);
+		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
+	}
+	return ret ? 1 : 0;
+}
+
 static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -248,6 +321,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
 	print_stop(&st);
+	if (st.pick_us > 0)
+		printf("every thread stopped %.0f us to pick the one that ran dlclose\n", st.pick_us);
 	return 0;
 }
 
@@ -381,7 +456,7 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	if (undo) {
 		ret = qp_host_undo_all(arg, &o, &err);
 	} else {
-		p = qp_trust_open_patch(arg, &err);
+		p = open_patch(arg, &err);
 		if (!p) {
 			fprintf(stderr, "qpatch-load: %s\n", err.msg);
 			return 1;
@@ -425,6 +500,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "list", no_argument, NULL, 'l' },
+		{ "so", required_argument, NULL, 's' },
 		{ "undo", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "allow-active", no_argument, NULL, 'a' },
@@ -435,16 +511,19 @@ int main(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "rewrite-calls", no_argument, NULL, 'c' },
+		{ "verify", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
+	const char *so = NULL;
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 's': so = optarg; break;
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
 		case 'j': json = 1; break;
@@ -462,24 +541,43 @@ int main(int argc, char **argv)
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'S': opts.ignore_seccomp = true; break;
 		case 'c': opts.rewrite_calls = true; break;
+		case 'K':
+			if (!verify_keys && !(verify_keys = calloc((size_t)argc, sizeof(char *)))) {
+				fprintf(stderr, "qpatch-load: out of memory\n");
+				return 1;
+			}
+			verify_keys[verify_nkeys++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;
 		}
 	}
 	nargs = argc - optind;
+	if (so && (all || list || undo || nargs != 1)) {
+		usage(stderr);
+		return 2;
+	}
+	if (verify_nkeys && (list || undo || so)) {
+		fprintf(stderr, "qpatch-load: --verify checks a .qpatch patch to apply; not with %s\n",
+			so ? "--so (a hand-written library carries no signature)" : "--list or --undo");
+		return 2;
+	}
 	if (all && (list || nargs != 1)) {
 		usage(stderr);
 		return 2;
 	}
 	if (all)
 		return do_all(argv[optind], undo, jobs, json, &opts);
-	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
+	if (so) {
+		if (parse_pid(argv[optind], &pid))
+			return 2;
+	} else if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
 	    (!list && !undo && nargs != 2)) {
 		usage(stderr);
 		return 2;
 	}
-	if (parse_pid(argv[optind], &pid))
+	if (!so && parse_pid(argv[optind], &pid))
 		return 2;
 	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
 	if (getenv("QPATCH_FAULT_AT"))
@@ -491,6 +589,8 @@ int main(int argc, char **argv)
 		opts.at_step = pause_at;
 		opts.at_step_arg = &pause_step;
 	}
+	if (so)
+		return do_so(pid, so, &opts);
 	if (list)
 		return do_list(pid, json);
 	if (undo)

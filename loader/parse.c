@@ -11,6 +11,73 @@
 
 #define TLS_MAX_MODID (1u << 20) /* a plausible module id is below this */
 
+/* A .so patch's struct qp_record_so, at @off of the record at @addr: it
+ * must lie inside region_size, its library range be sane, its path be
+ * NUL-terminated. */
+static int ld_record_so_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t off,
+			     struct qp_applied *a, struct qp_error *err)
+{
+	struct qp_record_so *so;
+	int ret;
+
+	if (off + sizeof(*so) > a->rec.region_size)
+		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64 ": no room for its library",
+				 addr);
+	so = calloc(1, sizeof(*so));
+	if (!so)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = rd(arg, addr + off, so, sizeof(*so), err);
+	if (!ret && (memcmp(so->magic, QP_RECORD_SO_MAGIC, 8) || so->lib_lo > so->lib_hi))
+		ret = qp_seterr(err, -EINVAL, "bad library record at 0x%" PRIx64, addr + off);
+	if (ret) {
+		free(so);
+		return ret;
+	}
+	so->path[QP_SO_PATH_MAX - 1] = '\0';
+	a->so = so;
+	return 0;
+}
+
+/* A version 3 record's call sites, at @off of the record at @addr: the
+ * header and every site inside region_size (checked before anything is
+ * allocated), each naming one of the record's functions, 5 to 8 bytes
+ * long.  On failure a->sites is NULL. */
+static int ld_record_sites_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t off,
+				struct qp_applied *a, struct qp_error *err)
+{
+	struct qp_record_sites h;
+	size_t i;
+	int ret;
+
+	if (off > a->rec.region_size || a->rec.region_size - off < sizeof(h))
+		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64 ": no room for its call sites",
+				 addr);
+	ret = rd(arg, addr + off, &h, sizeof(h), err);
+	if (ret)
+		return ret;
+	if (memcmp(h.magic, QP_RECORD_SITES_MAGIC, 8) || h.nsites > LD_MAX_RECORD_SITES ||
+	    (uint64_t)h.nsites * sizeof(*a->sites) > a->rec.region_size - off - sizeof(h))
+		return qp_seterr(err, -EINVAL, "bad call sites record at 0x%" PRIx64, addr + off);
+	if (!h.nsites)
+		return 0;
+	a->sites = calloc(h.nsites, sizeof(*a->sites));
+	if (!a->sites)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = rd(arg, addr + off + sizeof(h), a->sites, h.nsites * sizeof(*a->sites), err);
+	for (i = 0; !ret && i < h.nsites; i++)
+		if (a->sites[i].func >= a->rec.nfuncs || a->sites[i].len < 5 ||
+		    a->sites[i].len > sizeof(a->sites[i].saved) || a->sites[i].addr > UINT64_MAX - 16)
+			ret = qp_seterr(err, -EINVAL, "bad call site %zu in the patch record at 0x%" PRIx64,
+					i, addr);
+	if (ret) {
+		free(a->sites);
+		a->sites = NULL;
+		return ret;
+	}
+	a->nsites = h.nsites;
+	return 0;
+}
+
 int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 		   struct qp_applied *a, struct qp_error *err)
 {
@@ -23,16 +90,12 @@ int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 	ret = rd(arg, addr, r, sizeof(*r), err);
 	if (ret)
 		return ret;
-	if (r->version < QP_RECORD_VERSION_SITES)
-		r->nsites = 0; /* was "reserved" */
 	head = r->version == 1 ? QP_RECORD_V1_SIZE : sizeof(*r);
-	need = head + (uint64_t)r->nfuncs * sizeof(struct qp_record_func) +
-	       (uint64_t)r->nsites * sizeof(struct qp_record_site);
+	need = head + (uint64_t)r->nfuncs * sizeof(struct qp_record_func);
 	if (memcmp(r->magic, QP_RECORD_MAGIC, 8) ||
 	    (r->version != 1 && r->version != QP_RECORD_VERSION &&
 	     r->version != QP_RECORD_VERSION_SITES) ||
-	    r->nfuncs > LD_MAX_RECORD_FUNCS || r->nsites > LD_MAX_RECORD_SITES ||
-	    r->region_size > map_size || need > r->region_size)
+	    r->nfuncs > LD_MAX_RECORD_FUNCS || r->region_size > map_size || need > r->region_size)
 		return qp_seterr(err, -EINVAL, "bad patch record at 0x%" PRIx64, addr);
 	if (r->version == 1)
 		r->cfi_start = r->cfi_size = 0;
@@ -52,22 +115,13 @@ int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,
 			a->funcs[i].new_size = 0; /* was "reserved" */
 		a->funcs[i].name[QP_FUNC_NAME_MAX - 1] = '\0';
 	}
-	if (ret || !r->nsites)
-		return ret;
-	a->sites = calloc(r->nsites, sizeof(*a->sites));
-	if (!a->sites)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	ret = rd(arg, addr + head + n * sizeof(*a->funcs), a->sites, r->nsites * sizeof(*a->sites),
-		 err);
-	for (i = 0; !ret && i < r->nsites; i++)
-		if (a->sites[i].func >= n || a->sites[i].len < 5 ||
-		    a->sites[i].len > sizeof(a->sites[i].saved) || a->sites[i].addr > UINT64_MAX - 16)
-			ret = qp_seterr(err, -EINVAL, "bad call site %zu in the patch record at 0x%" PRIx64,
-					i, addr);
-	if (ret) { /* a->funcs stays for the caller to free, as above */
-		free(a->sites);
-		a->sites = NULL;
-	}
+	if (r->version == 1)
+		r->flags = 0; /* was "reserved" */
+	if (!ret && (r->flags & QP_REC_F_SO))
+		ret = ld_record_so_read(rd, arg, addr, need, a, err);
+	if (!ret && r->version == QP_RECORD_VERSION_SITES)
+		ret = ld_record_sites_read(rd, arg, addr,
+					   need + (a->so ? sizeof(struct qp_record_so) : 0), a, err);
 	return ret;
 }
 

@@ -78,6 +78,7 @@ void qp_applied__free(struct qp_applied *v, size_t n)
 	for (i = 0; v && i < n; i++) {
 		free(v[i].funcs);
 		free(v[i].sites);
+		free(v[i].so);
 	}
 	free(v);
 }

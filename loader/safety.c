@@ -148,7 +148,7 @@ bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
 bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size)
 {
 	char name[QP_ID_MAX + 16], in[QP_ID_MAX + 16];
-	struct ld_range *v = calloc(a->rec.nfuncs + 1, sizeof(*v));
+	struct ld_range *v = calloc(a->rec.nfuncs + 2, sizeof(*v));
 	bool busy = false;
 	size_t i, n = 0;
 
@@ -167,6 +167,9 @@ bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, siz
 	}
 	v[n++] = (struct ld_range){ .lo = a->region, .hi = a->region + a->rec.region_size,
 				    .name = name, .check_stack = true };
+	if (a->so) /* a .so patch: its library is removed with it */
+		v[n++] = (struct ld_range){ .lo = a->so->lib_lo, .hi = a->so->lib_hi, .name = a->so->path,
+					    .in = in, .check_stack = true };
 	for (i = 0; i < c->proc.nthreads && !busy; i++)
 		busy = ld_thread_in(c, &c->proc.threads[i], v, n, why, why_size);
 	free(v);

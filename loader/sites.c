@@ -44,7 +44,7 @@ static bool site_prior(const struct ld_ctx *c, uint64_t old)
 	size_t i, k;
 
 	for (i = 0; i < c->napplied; i++)
-		for (k = 0; c->applied[i].rec.state == QP_REC_APPLIED && k < c->applied[i].rec.nsites; k++)
+		for (k = 0; c->applied[i].rec.state == QP_REC_APPLIED && k < c->applied[i].nsites; k++)
 			if (c->applied[i].funcs[c->applied[i].sites[k].func].old_addr == old)
 				return true;
 	return false;
@@ -151,7 +151,9 @@ static int site_scan_applied(struct ld_ctx *c, const struct ld_func *f, struct q
 		/* after its record (which names the function): ld_record_read
 		 * checked that the record lies inside region_size */
 		uint64_t rec = sizeof(struct qp_record) + a->rec.nfuncs * sizeof(struct qp_record_func) +
-			       a->rec.nsites * sizeof(struct qp_record_site);
+			       (a->so ? sizeof(struct qp_record_so) : 0) +
+			       (a->nsites ? sizeof(struct qp_record_sites) +
+						    a->nsites * sizeof(struct qp_record_site) : 0);
 		uint64_t start = a->region + rec, size;
 		uint8_t *buf;
 

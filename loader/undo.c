@@ -90,6 +90,28 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+/* Every thread stopped: if a .so patch's library is to be unloaded, move
+ * a thread that may run dlclose to threads[0]; without one, those patches
+ * are kept, and the reason said.  Whether a thread was looked for. */
+static bool ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t n, bool *free_now)
+{
+	char why[512];
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < n; i++)
+		any |= free_now[i] && v[i].so;
+	if (!any || ld_so_pick(c, why, sizeof(why)))
+		return any;
+	for (i = 0; i < n; i++)
+		if (free_now[i] && v[i].so) {
+			free_now[i] = false;
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+				 "no thread may run dlclose now: %s", why);
+		}
+	return true;
+}
+
 /*
  * Phase 2: no jump leads into undone patches any more, so threads leave
  * them; unmap each once no thread runs in or returns into it.  What is
@@ -119,6 +141,10 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			free_now[i] = v[i].rec.state == QP_REC_RESTORED &&
 				      !ld_region_busy(c, &v[i], c->stats->kept_why,
 						      sizeof(c->stats->kept_why));
+		/* .so patches: their library is dlclosed by a thread that may */
+		held_t0 = now_us();
+		if (ld_undo_so_pick(c, v, n, free_now) && now_us() - held_t0 > c->stats->pick_us)
+			c->stats->pick_us = now_us() - held_t0;
 		/* those cannot be entered again (no jump leads there): remove
 		 * them with threads[0] alone held */
 		held_t0 = now_us();
@@ -129,6 +155,12 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 
 			if (!free_now[i])
 				continue;
+			if (v[i].so && ld_so_close(c, &v[i], &e)) {
+				snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+					 "its library could not be unloaded: %s", e.msg);
+				failed = true;
+				continue;
+			}
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
 				v[i].rec.state = 0;
@@ -166,8 +198,8 @@ static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t p
 	for (i = k + 1; i < n; i++) {
 		if (v[i].rec.state != QP_REC_APPLIED)
 			continue;
-		for (f = 0; f < v[k].rec.nsites; f++)
-			for (g = 0; g < v[i].rec.nsites; g++)
+		for (f = 0; f < v[k].nsites; f++)
+			for (g = 0; g < v[i].nsites; g++)
 				if (v[k].sites[f].addr == v[i].sites[g].addr)
 					return qp_seterr(err, -EBUSY,
 							 "patch '%s' of process %d rewrote the call site at 0x%llx again, "
@@ -238,7 +270,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	}
 	for (i = 0; i < c.nfuncs; i++)
 		c.funcs[i].rec = a->funcs[i];
-	c.nsites = a->rec.nsites;
+	c.nsites = a->nsites;
 	c.sites = calloc(c.nsites ? c.nsites : 1, sizeof(*c.sites));
 	if (!c.sites) {
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
@@ -247,6 +279,11 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	for (i = 0; i < c.nsites; i++)
 		c.sites[i].rec = a->sites[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
+	for (i = 0; !ret && i < n; i++) /* a .so patch's library gets unloaded */
+		if (applied[i].so && (applied[i].rec.state == QP_REC_RESTORED || &applied[i] == a)) {
+			ret = ld_so_unsafe(&c, err);
+			break;
+		}
 	if (!ret && !qp_unwind__new(pid, &c.uw, NULL)) /* without: conservative scans */
 		ld_patch_cfi(&c, applied, n);
 	ld_block_signals(&c.sigmask);

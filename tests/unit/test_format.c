@@ -983,7 +983,7 @@ static void test_rules_room(void)
 	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 19 (QP_R_ROOM): 'helper' has room given twice");
 }
 
-/* Rule 61: QP_R_CALLS names a sized function of the target that this
+/* Rule 63: QP_R_CALLS names a sized function of the target that this
  * patch replaces, once and without room, offset and addend 0. */
 static void test_rules_calls(void)
 {

@@ -120,17 +120,19 @@ static void test_record_sites(void)
 	static uint8_t img[8192];
 	struct mem m = { BASE, img, sizeof(img), 0 };
 	struct qp_error err = { 0 };
-	struct qp_record_site *s = (struct qp_record_site *)(img + sizeof(struct qp_record) +
-							      2 * sizeof(struct qp_record_func));
+	struct qp_record_sites *h = (struct qp_record_sites *)(img + sizeof(struct qp_record) +
+								2 * sizeof(struct qp_record_func));
+	struct qp_record_site *s = (struct qp_record_site *)(h + 1);
 	struct qp_applied a;
 
 	memset(img, 0, sizeof(img));
 	put_record(img, QP_RECORD_VERSION_SITES, 2, 4096);
-	((struct qp_record *)img)->nsites = 2;
+	memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+	h->nsites = 2;
 	s[0] = (struct qp_record_site){ .addr = 0x1000, .func = 1, .len = 5 };
 	s[1] = (struct qp_record_site){ .addr = 0x2000, .func = 0, .len = 6 };
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
-	CHECK_INT(a.rec.nsites, 2);
+	CHECK_INT(a.nsites, 2);
 	CHECK(a.sites != NULL);
 	if (a.sites)
 		CHECK_INT(a.sites[1].addr, 0x2000);
@@ -149,21 +151,30 @@ static void test_record_sites(void)
 	s[1].len = 4;
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
 	free(a.funcs);
-	/* sites beyond region_size, and a huge count: refused before reading */
+	/* not the sites' magic */
 	s[1].len = 5;
-	((struct qp_record *)img)->nsites = 200;
+	h->magic[0] = 'X';
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
 	free(a.funcs);
-	((struct qp_record *)img)->nsites = 0xffffffffu;
+	memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+	/* sites beyond region_size, and a huge count: refused before reading them */
+	h->nsites = 200;
 	m.reads = 0;
-	CHECK_INT(ld_record_read(mem_read, &m, BASE, UINT64_MAX, &a, &err), -EINVAL);
-	CHECK_INT(m.reads, 1);
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK_INT(m.reads, 3); /* header, functions, sites header */
 	free(a.funcs);
-	/* version 2 said "reserved" there: not a count */
+	h->nsites = 0xffffffffu;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	/* no room for the sites' header */
+	put_record(img, QP_RECORD_VERSION_SITES, 2, (uint32_t)((uint8_t *)h - img + 8));
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	/* version 2 has no sites, whatever follows its functions */
 	put_record(img, QP_RECORD_VERSION, 2, 4096);
-	((struct qp_record *)img)->nsites = 7;
+	h->nsites = 2;
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
-	CHECK_INT(a.rec.nsites, 0);
+	CHECK_INT(a.nsites, 0);
 	CHECK(a.sites == NULL);
 	free(a.funcs);
 }
