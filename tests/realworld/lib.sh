@@ -516,7 +516,7 @@ redis_load_check() {
 		[ "$n" -gt 0 ] && [ "$v" = "$n" ] || die "client $i: $n replies but client:$i = $v"
 		REPLIES=$((REPLIES + n))
 	done
-	say "ok: $RL_N clients, $REPLIES INCR replies, all counted; $CONN0 connections before, $CONN1 after"
+	say "ok: $RL_N clients, $REPLIES INCR replies, all counted, each one more than the one before; $CONN0 connections before, $CONN1 after"
 	[ "$CONN1" -ge "$CONN0" ] || die "connections dropped: $CONN0 before, $CONN1 after"
 	rcli -n 1 flushdb >/dev/null && rcli -n 2 flushdb >/dev/null
 	N1=$(rcli dbsize)
@@ -644,12 +644,15 @@ soak_before() {
 	say "soak: before: $(wc -l <"$SOAK_DIR/before.maps") mappings, $(wc -l <"$SOAK_DIR/before.fds") fds, $(wc -l <"$SOAK_DIR/before.tasks") threads, RSS $(cut -d' ' -f1 "$SOAK_DIR/before.mem") kB"
 }
 
-# soak_stats FILE FIELD: "median/max" of a column of numbers.
-soak_stats() {
+# soak_spread FILE FIELD: "median / 99th percentile / max" of a column.
+soak_spread() {
 	awk -v f="$2" '{ print $f }' "$1" | sort -n |
 		awk '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
-			printf "%d/%d", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR] }'
+			p = int(NR * 0.99 + 0.999); printf "%s / %s / %s\n", v[int((NR + 1) / 2)], v[p], v[NR] }'
 }
+
+# soak_stats FILE FIELD: "median/max" of a column.
+soak_stats() { soak_spread "$1" "$2" | awk -F' / ' '{ print $1 (NF > 1 ? "/" $3 : "") }'; }
 
 # soak_load SUB PID ARGS...: one qpatch-load run of the soak (SUB: apply or
 # undo); its figures ("stopped pause held total_ms") appended to
@@ -721,7 +724,13 @@ soak_cycles() {
 	SOAK_UNDO=$(soak_stats "$SOAK_DIR/undo.stops" 1)
 	SOAK_APPLY_TOTAL=$(soak_stats "$SOAK_DIR/apply.stops" 4)
 	say "soak: $SOAK_DONE cycles in $SOAK_SECS s; failures: $SOAK_AFAIL apply, $SOAK_UFAIL undo; target stopped (median/max µs): apply $SOAK_APPLY, undo $SOAK_UNDO; first stop to last resume: apply $(soak_stats "$SOAK_DIR/apply.stops" 2), undo $(soak_stats "$SOAK_DIR/undo.stops" 2); qpatch-load apply wall time (median/max ms) $SOAK_APPLY_TOTAL"
-	local f
+	# the loader's figures, for soak.sh's second table
+	local f sub
+	for sub in apply undo; do
+		printf '| %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$sub" \
+			"$(soak_spread "$SOAK_DIR/$sub.stops" 1)" "$(soak_spread "$SOAK_DIR/$sub.stops" 2)" \
+			"$(soak_spread "$SOAK_DIR/$sub.stops" 3)" "$(soak_spread "$SOAK_DIR/$sub.stops" 4)"
+	done >"$QP_RW_OUT/$RW_CASE.stops"
 	for f in "$SOAK_DIR"/*.failures "$SOAK_DIR"/*.kept; do
 		[ -f "$f" ] && { say "soak: $(basename "$f"):"; head -n5 "$f" | sed 's/^/    /'; }
 	done

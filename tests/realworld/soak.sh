@@ -43,6 +43,14 @@ rc=$?
 		fi
 	done
 	echo
+	echo "The loader's own figures over the soak's runs (median / 99th percentile / max):"
+	echo
+	echo "| program | | target stopped (µs) | first stop to last resume (µs) | one thread held (µs) | qpatch-load run (ms) |"
+	echo "|---|---|---|---|---|---|"
+	for c in "${cases[@]}"; do
+		cat "$QP_RW_OUT/$c.stops" 2>/dev/null
+	done
+	echo
 	echo "Produced by \`tests/realworld/soak.sh ${cases[*]}\`$([ -n "${QP_RW_SOAK_N:-}" ] && echo " with QP_RW_SOAK_N=$QP_RW_SOAK_N") on $(date -u +%Y-%m-%d) ($(nproc) CPUs) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s."
 } >"$QP_RW_OUT/soak.md"
 echo
