@@ -16,6 +16,8 @@
 # and redis-benchmark loads it (20 connections) while the patch goes in; the
 # probe (redis/probe.lua + SCRIPT FLUSH) shows the order in which Lua
 # finalizers run when the interpreter is reset, which the fix changes.
+# Under soak.sh (docs/soak.md) the fix is then applied and undone 1000 more
+# times before the final checks.
 . "$(dirname "$0")/lib.sh"
 
 PKG=redis
