@@ -251,8 +251,9 @@ if soak_enabled; then
 		soak_row "**FAIL**: $SOAK_BAD"
 		die "soak: $SOAK_BAD"
 	fi
-	step qpatch-load
 fi
+
+step qpatch-load
 T0=$(ticks) B0=$(boots)
 expect "guest running before the patch ($T0 ticks, $B0 boots)" running
 qp_load "$PID" "$RW_LOG/fix.qpatch"
