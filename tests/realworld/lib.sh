@@ -587,19 +587,23 @@ SQ_BUSY_OUT="busy 18000003000000"
 # --- soak: the case's fix applied and undone many times ----------------------
 #
 # With QP_RW_SOAK=1 (tests/realworld/soak.sh, `make soak`), a case that
-# supports it runs, between its first undo and its final checks, SOAK_N
-# more cycles of apply and undo of the same fix (QP_RW_SOAK_N, else the
-# case's default), with a random pause of 0-20 ms after each, under the
-# case's load; then checks that the target has exactly the mappings, open
-# files and threads it had before the first apply, no qpatch mapping or file
-# left, and an RSS that grew by at most SOAK_RSS_BOUND_KB beyond what the
-# program itself accounts for (SOAK_ACCOUNTED).  A case sets:
+# supports it runs SOAK_N more cycles of apply and undo of its fix
+# (QP_RW_SOAK_N, else the case's default; redis: after its first undo,
+# qemu: before its first apply), with a random pause of 0-20 ms after
+# each, under the case's load; then checks that the target has exactly the
+# mappings, open files and threads it had before (soak_before, before its
+# first apply), no qpatch mapping or memfd left, an RSS outside the
+# allocator's mappings grown by at most SOAK_OTHER_BOUND_KB, and in all by
+# at most SOAK_RSS_BOUND_KB beyond what the program itself accounts for
+# (SOAK_ACCOUNTED).  A case sets:
 #   SOAK_ALIVE      a function that fails when the target or its load has
 #                   stopped (called after every cycle)
 #   SOAK_ACCOUNTED  optional: a function printing the kB of memory the
 #                   program knows it allocated (its own allocator's count),
 #                   whose growth is not the loader's
-# The figures go to $QP_RW_OUT/$RW_CASE.soak (one line of soak.sh's table).
+# The figures go to $QP_RW_OUT/$RW_CASE.soak and .stops (lines of
+# soak.sh's tables); the snapshots and the loader's outputs of failed runs
+# to $RW_LOG/soak/.
 
 soak_enabled() { [ "${QP_RW_SOAK:-0}" = 1 ]; }
 # RSS growth allowed outside the allocator's mappings: the text pages the
