@@ -671,8 +671,8 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 
 /* Page protections per section, stubs r-x: the mprotect calls for the
  * mapping at @region, into @v (room for a call per section and one more);
- * returns their count.  The record stays read-write: /proc/PID/mem cannot
- * write a read-only shared mapping, and undo updates the record's state. */
+ * returns their count.  The record stays read-write, as data does: undo
+ * updates its state. */
 static size_t ld_protect_calls(const struct ld_ctx *c, uint64_t region, struct ld_call *v)
 {
 	uint64_t img = region + c->image_off;
