@@ -643,6 +643,7 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	rec->version = QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
 	rec->state = QP_REC_PENDING; /* APPLIED once the jumps are in */
+	rec->owner = (uint32_t)c->pid; /* a child forked meanwhile has a copy naming its parent */
 	rec->seq = c->seq;
 	rec->region_size = c->region_size;
 	rec->image_start = c->region + c->image_off;
@@ -877,12 +878,33 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+/*
+ * Between the two windows the threads ran: one of them may have called
+ * execve(), and the process now runs another program, in which the
+ * addresses of the patch mean nothing.  The private mapping made for the
+ * patch does not survive an exec: its record must still be there, as
+ * written.
+ */
+static int ld_same_image(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_record now;
+
+	if (!qp_proc__read(&c->proc, c->region, &now, sizeof(now), NULL) &&
+	    !memcmp(&now, c->buf, sizeof(now)))
+		return 0;
+	return qp_seterr(err, QP_ETARGET, "process %d called execve() during the apply (the patch "
+			 "mapping is gone): it runs another program now; nothing was applied",
+			 (int)c->pid);
+}
+
 /* Every thread stopped, none in the way: the jumps, then the record's
  * state.  On failure, the jumps written go again. */
 static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret = ld_fault(c, QP_FAULT_STOPPED, err);
 
+	if (!ret)
+		ret = ld_same_image(c, err);
 	if (!ret)
 		ret = ld_write_jumps(c, err);
 	if (ret)
@@ -1115,7 +1137,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_find_target(c, err);
 	if (!ret)
-		ret = ld_list(&c->proc, &c->maps, &c->applied, &c->napplied, err);
+		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
 	if (ret)
 		return ret;
 	applied = c->applied;
@@ -1155,6 +1177,16 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+static bool ld_any_abandoned(const struct qp_applied *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned)
+			return true;
+	return false;
+}
+
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
 		  struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -1163,16 +1195,25 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
+	c.lock_fd = -1;
 	ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {
 		ld_block_signals(&c.sigmask);
 		ret = ld_apply_run(&c, err);
+		if (!ret && ld_any_abandoned(c.applied, c.napplied))
+			ld_reap(&c, c.applied, c.napplied, NULL); /* best effort: the patch is in */
 		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
+	ld_unlock(c.lock_fd, c.lock_path);
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
 	stats->total_us = now_us() - t0;

@@ -39,7 +39,9 @@ struct qp_record {
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
 	uint32_t state;                /* QP_REC_APPLIED, QP_REC_RESTORED or QP_REC_PENDING */
-	uint32_t reserved;             /* 0 */
+	uint32_t owner;                /* pending: the process the loader works on (a child
+					  forked meanwhile has its parent's here); 0 in
+					  older records */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
 	uint64_t image_start;          /* address of the patch image */
@@ -131,6 +133,8 @@ struct qp_load_opts {
 				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
+	int lock_wait_ms;       /* another loader works on the process: wait this long
+				   for it to finish (0: refuse at once) */
 	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
@@ -153,6 +157,7 @@ struct qp_load_stats {
 	size_t nfuncs;          /* functions redirected / restored */
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
+	size_t reaped;          /* abandoned (never applied) mappings removed */
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
@@ -163,6 +168,9 @@ struct qp_applied {
 	uint64_t region;        /* mapping address */
 	struct qp_record rec;   /* its header */
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
+	bool abandoned;         /* pending, and no loader is applying it: left by a
+				   loader that died, or inherited by a child forked
+				   while its parent was being patched; never applied */
 };
 
 /*

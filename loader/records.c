@@ -35,8 +35,8 @@ static int applied_cmp(const void *a, const void *b)
 	return x->rec.seq < y->rec.seq ? -1 : x->rec.seq > y->rec.seq;
 }
 
-int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
-		   size_t *count, struct qp_error *err)
+int ld_list(struct qp_proc *p, const struct qp_maps *maps, bool locked, struct qp_applied **out,
+	    size_t *count, struct qp_error *err)
 {
 	static const char prefix[] = "/memfd:" QP_MEMFD_PREFIX;
 	struct qp_applied *v = NULL;
@@ -64,6 +64,10 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 		qp_applied__free(v, n);
 		return ret;
 	}
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_PENDING)
+			v[i].abandoned = locked || v[i].rec.owner != (uint32_t)p->pid ||
+					 !ld_locked(p->pid);
 	if (n > 1)
 		qsort(v, n, sizeof(*v), applied_cmp);
 	*out = v;
@@ -92,7 +96,7 @@ int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error 
 	if (!ret)
 		ret = qp_maps__read(pid, &maps, err);
 	if (!ret)
-		ret = ld_list(&p, &maps, out, n, err);
+		ret = ld_list(&p, &maps, false, out, n, err);
 	qp_maps__release(&maps);
 	qp_proc__close(&p);
 	return ret;
