@@ -95,12 +95,11 @@ static int tg_arch(pid_t pid, struct qp_error *err)
 	close(fd);
 	if (n != (ssize_t)sizeof(h) || memcmp(h, ELFMAG, SELFMAG))
 		return qp_seterr(err, QP_ETARGET, "process %d runs a program that is not an ELF "
-				 "file; nothing was changed", (int)pid);
+				 "file", (int)pid);
 	memcpy(&machine, h + EI_NIDENT + 2, sizeof(machine));
 	if (h[EI_CLASS] != ELFCLASS64 || h[EI_DATA] != ELFDATA2LSB || machine != EM_X86_64)
 		return qp_seterr(err, QP_ETARGET, "process %d runs a %s program for machine %u%s, "
-				 "not x86-64: qpatch patches x86-64 processes only; nothing was "
-				 "changed", (int)pid, h[EI_CLASS] == ELFCLASS32 ? "32-bit" :
+				 "not x86-64: qpatch patches x86-64 processes only", (int)pid, h[EI_CLASS] == ELFCLASS32 ? "32-bit" :
 				 h[EI_CLASS] == ELFCLASS64 ? "64-bit" : "foreign",
 				 (unsigned)machine, machine == EM_386 ? " (i386)" :
 				 machine == EM_AARCH64 ? " (aarch64)" : "");
@@ -112,7 +111,7 @@ int ld_target_check(pid_t pid, bool held, struct qp_error *err)
 	char why[256], state[64], threads[32];
 
 	if (!held && ld_tracer(pid, why, sizeof(why)))
-		return qp_seterr(err, QP_ETARGET, "%s; nothing was changed", why);
+		return qp_seterr(err, QP_ETARGET, "%s", why);
 	if (tg_status(pid, "State", state, sizeof(state)))
 		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
 	if (tg_status(pid, "Threads", threads, sizeof(threads)))
@@ -122,10 +121,9 @@ int ld_target_check(pid_t pid, bool held, struct qp_error *err)
 		return qp_seterr(err, QP_EPROC, "process %d is a zombie (it has ended; its parent has "
 				 "not collected its exit status): nothing to patch", (int)pid);
 	if (!held && state[0] == 'T')
-		return qp_seterr(err, QP_ETARGET, "process %d is stopped by a signal (%s): it would "
-				 "be patched while it cannot run; resume it (kill -CONT %d) and try "
-				 "again; nothing was changed, it stays stopped", (int)pid, state,
-				 (int)pid);
+		return qp_seterr(err, QP_ETARGET, "process %d is stopped by a signal (SIGSTOP or "
+				 "another stop signal; it stays stopped): resume it (kill -CONT %d) "
+				 "and try again", (int)pid, (int)pid);
 	return tg_arch(pid, err);
 }
 
@@ -210,7 +208,7 @@ int ld_lock(pid_t pid, int wait_ms, int *out, char *path, size_t path_size, stru
 		if (now_us() - t0 >= (double)wait_ms * 1000.0) {
 			tg_comm((pid_t)holder, comm, sizeof(comm));
 			return qp_seterr(err, -EBUSY, "process %d is being worked on by another loader "
-					 "(process %ld, '%s')%s; nothing was changed", (int)pid, holder,
+					 "(process %ld, '%s')%s", (int)pid, holder,
 					 comm, wait_ms ? ", which did not finish in time" :
 					 ": --lock-wait MS waits for it");
 		}

@@ -250,11 +250,12 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 
 	memset(stats, 0, sizeof(*stats));
 	c.lock_fd = -1;
-	ret = qp_proc__open(pid, &c.proc, err);
+	c.proc.mem_fd = -1;
+	ret = ld_target_check(pid, opts && opts->hold, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
-	if (!ret)
-		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret)
 		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
 			      sizeof(c.lock_path), err);
