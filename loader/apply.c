@@ -1197,14 +1197,15 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	memset(stats, 0, sizeof(*stats));
 	c.lock_fd = -1;
 	c.proc.mem_fd = -1;
-	ret = ld_target_check(pid, opts && opts->hold, err);
+	/* the lock first: a tracer found after it is not another loader */
+	ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+		      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret)
 		ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
-	if (!ret)
-		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-			      sizeof(c.lock_path), err);
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {

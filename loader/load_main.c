@@ -201,6 +201,9 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
 		if (st.seccomp_note[0])
 			printf("note: %s\n", st.seccomp_note);
+		if (st.reaped)
+			printf("note: removed %zu mapping(s) of patches never applied (abandoned)\n",
+			       st.reaped);
 		print_stop(&st);
 	}
 	qp_patch__free(p);

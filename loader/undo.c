@@ -160,6 +160,7 @@ int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *e
 				continue;
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
+				c->stats->reaped += v[i].rec.state == QP_REC_PENDING;
 				v[i].rec.state = 0;
 				left--;
 			} else { /* not for a thread in the way: waiting does not help */
@@ -251,14 +252,15 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	memset(stats, 0, sizeof(*stats));
 	c.lock_fd = -1;
 	c.proc.mem_fd = -1;
-	ret = ld_target_check(pid, opts && opts->hold, err);
+	/* the lock first: a tracer found after it is not another loader */
+	ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+		      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret)
 		ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
-	if (!ret)
-		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-			      sizeof(c.lock_path), err);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)
