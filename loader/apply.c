@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -878,6 +879,43 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+/* The identity of the program process @pid runs; 0 when gone. */
+static void ld_exe_id(pid_t pid, uint64_t *dev, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	*dev = *ino = 0;
+	if (!stat(path, &st)) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+	}
+}
+
+/* Did the process exec another program since the start (or the same
+ * one again: the patch mapping made for it is gone)? */
+bool ld_execed(struct ld_ctx *c)
+{
+	struct qp_maps now = { 0 };
+	uint64_t dev, ino;
+	bool gone = true;
+	size_t i;
+
+	ld_exe_id(c->pid, &dev, &ino);
+	if (!dev && !ino)
+		return false; /* the process ended: told otherwise */
+	if (dev != c->exe_dev || ino != c->exe_ino)
+		return true;
+	if (!c->region || qp_maps__read(c->pid, &now, NULL))
+		return false;
+	for (i = 0; i < now.n && gone; i++)
+		gone = now.v[i].start != c->region ||
+		       strncmp(now.v[i].path, "/memfd:" QP_MEMFD_PREFIX, 14);
+	qp_maps__release(&now);
+	return gone;
+}
+
 /*
  * Between the two windows the threads ran: one of them may have called
  * execve(), and the process now runs another program, in which the
@@ -892,9 +930,8 @@ static int ld_same_image(struct ld_ctx *c, struct qp_error *err)
 	if (!qp_proc__read(&c->proc, c->region, &now, sizeof(now), NULL) &&
 	    !memcmp(&now, c->buf, sizeof(now)))
 		return 0;
-	return qp_seterr(err, QP_ETARGET, "process %d called execve() during the apply (the patch "
-			 "mapping is gone): it runs another program now; nothing was applied",
-			 (int)c->pid);
+	return qp_seterr(err, QP_ETARGET, "process %d: the patch mapping at 0x%" PRIx64 " is gone "
+			 "or was changed while the process ran", (int)c->pid, c->region);
 }
 
 /* Every thread stopped, none in the way: the jumps, then the record's
@@ -1102,11 +1139,20 @@ static int ld_apply_run(struct ld_ctx *c, struct qp_error *err)
 	struct qp_error e2 = { 0 };
 	int ret = ld_with_one(c, ld_apply_prepare, err);
 
-	if (ret)
-		return ret;
-	ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
-	if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc))
-		ld_with_one(c, ld_unmap_work, &e2);
+	if (!ret) {
+		ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
+		if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc) &&
+		    !ld_execed(c))
+			ld_with_one(c, ld_unmap_work, &e2);
+	}
+	if (ret && !c->stats->target_gone && ld_execed(c)) { /* its memory is another program's */
+		char cause[QP_ERRMSG_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err && err->msg[0] ? err->msg : qp_strerror(ret));
+		ret = qp_seterr(err, QP_ETARGET, "process %d called execve() during the apply: it "
+				"runs another program now, untouched; nothing was applied (%s)",
+				(int)c->pid, cause);
+	}
 	return ret;
 }
 
@@ -1202,6 +1248,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 		      sizeof(c.lock_path), err);
 	if (!ret)
 		ret = ld_target_check(pid, opts && opts->hold, err);
+	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
 	if (!ret)
 		ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)

@@ -143,6 +143,7 @@ struct ld_ctx {
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
 	struct ld_seccomp sc;         /* seccomp of the syscall thread (seccomp.c) */
+	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
 	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
 	char lock_path[LD_LOCK_PATH]; /* its file */
 };
@@ -163,6 +164,8 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
 		struct qp_error *err);
 void ld_ctx_release(struct ld_ctx *c);
+/* Did the process call execve() since the operation began? */
+bool ld_execed(struct ld_ctx *c);
 
 /* target.c */
 /*
