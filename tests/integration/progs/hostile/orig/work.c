@@ -13,7 +13,7 @@ long hold(volatile int *flag, long x)
 	unsigned long n = 0;
 
 	while (*flag)
-		if (!(++n & 0xfffff)) /* mostly spinning here, now and then a look */
+		if (!(++n & 0xffffff)) /* mostly spinning here, now and then a look */
 			wait_a_bit(flag);
 	return x + 1;
 }
