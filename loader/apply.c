@@ -1243,14 +1243,17 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	memset(stats, 0, sizeof(*stats));
 	c.lock_fd = -1;
 	c.proc.mem_fd = -1;
-	/* the lock first: a tracer found after it is not another loader */
-	ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-		      sizeof(c.lock_path), err);
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
 	if (!ret)
 		ret = ld_target_check(pid, opts && opts->hold, err);
 	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
-	if (!ret)
-		ret = qp_proc__open(pid, &c.proc, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)

@@ -175,6 +175,8 @@ bool ld_execed(struct ld_ctx *c);
  * x86-64.
  */
 int ld_target_check(pid_t pid, bool held, struct qp_error *err);
+/* Only whether @pid is gone or a zombie (cheap, before anything else). */
+int ld_target_ended(pid_t pid, struct qp_error *err);
 /* The process tracing @pid, 0 when none; @why says which. */
 int ld_tracer(pid_t pid, char *why, size_t size);
 /*

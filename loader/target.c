@@ -106,12 +106,10 @@ static int tg_arch(pid_t pid, struct qp_error *err)
 	return 0;
 }
 
-int ld_target_check(pid_t pid, bool held, struct qp_error *err)
+int ld_target_ended(pid_t pid, struct qp_error *err)
 {
-	char why[256], state[64], threads[32];
+	char state[64], threads[32];
 
-	if (!held && ld_tracer(pid, why, sizeof(why)))
-		return qp_seterr(err, QP_ETARGET, "%s", why);
 	if (tg_status(pid, "State", state, sizeof(state)))
 		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
 	if (tg_status(pid, "Threads", threads, sizeof(threads)))
@@ -120,6 +118,21 @@ int ld_target_check(pid_t pid, bool held, struct qp_error *err)
 	if ((state[0] == 'Z' || state[0] == 'X') && atoi(threads) <= 1)
 		return qp_seterr(err, QP_EPROC, "process %d is a zombie (it has ended; its parent has "
 				 "not collected its exit status): nothing to patch", (int)pid);
+	return 0;
+}
+
+int ld_target_check(pid_t pid, bool held, struct qp_error *err)
+{
+	char why[256], state[64];
+
+	if (!held && ld_tracer(pid, why, sizeof(why)))
+		return qp_seterr(err, QP_ETARGET, "%s", why);
+	int ret = ld_target_ended(pid, err);
+
+	if (ret)
+		return ret;
+	if (tg_status(pid, "State", state, sizeof(state)))
+		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
 	if (!held && state[0] == 'T')
 		return qp_seterr(err, QP_ETARGET, "process %d is stopped by a signal (SIGSTOP or "
 				 "another stop signal; it stays stopped): resume it (kill -CONT %d) "
@@ -131,14 +144,34 @@ int ld_target_check(pid_t pid, bool held, struct qp_error *err)
 
 /* The lock of process @pid: its file, named by the pid and the process's
  * start time (a later process reusing the pid has another). */
+/* The directory of the locks: LD_LOCK_DIR for root; a user's own
+ * (/run/user/UID/qpatch, else /tmp/qpatch-UID) for a loader run by another
+ * user on its own processes. */
+static void lk_dirname(char *out, size_t size)
+{
+	char run[64];
+	struct stat st;
+
+	if (!geteuid()) {
+		snprintf(out, size, "%s", LD_LOCK_DIR);
+		return;
+	}
+	snprintf(run, sizeof(run), "/run/user/%u", (unsigned)geteuid());
+	if (!stat(run, &st) && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+		snprintf(out, size, "%s/qpatch", run);
+	else
+		snprintf(out, size, "/tmp/qpatch-%u", (unsigned)geteuid());
+}
+
 static int lk_path(pid_t pid, char *out, size_t size)
 {
-	char start[32];
+	char start[32], dir[64];
 	int ret = qp_proc_stat_field(pid, 0, 22, start, sizeof(start));
 
 	if (ret)
 		return ret;
-	snprintf(out, size, "%s/%d-%s.lock", LD_LOCK_DIR, (int)pid, start);
+	lk_dirname(dir, sizeof(dir));
+	snprintf(out, size, "%s/%d-%s.lock", dir, (int)pid, start);
 	return 0;
 }
 
@@ -156,16 +189,18 @@ static long lk_holder(int fd)
 
 static int lk_dir(struct qp_error *err)
 {
+	char dir[64];
 	struct stat st;
 
-	if (mkdir(LD_LOCK_DIR, 0700) && errno != EEXIST)
-		return qp_seterr(err, -errno, "cannot make the lock directory '%s': %s", LD_LOCK_DIR,
+	lk_dirname(dir, sizeof(dir));
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return qp_seterr(err, -errno, "cannot make the lock directory '%s': %s", dir,
 				 strerror(errno));
-	if (lstat(LD_LOCK_DIR, &st))
-		return qp_seterr(err, -errno, "'%s': %s", LD_LOCK_DIR, strerror(errno));
+	if (lstat(dir, &st))
+		return qp_seterr(err, -errno, "'%s': %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
 		return qp_seterr(err, -EPERM, "the lock directory '%s' is not a directory of this user "
-				 "that only it can write; not trusted", LD_LOCK_DIR);
+				 "that only it can write; not trusted", dir);
 	return 0;
 }
 

@@ -122,9 +122,16 @@ int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *e
 
 	if (!free_now)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		/* a pending record with a jump in place is in use: waiting for
+		 * it would not help (its sites can be read while the process runs) */
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned && !ld_reapable(c, &v[i])) {
+			v[i].abandoned = false;
+			c->stats->kept++;
+		}
 		left += v[i].rec.state == QP_REC_RESTORED ||
 			(v[i].rec.state == QP_REC_PENDING && v[i].abandoned);
+	}
 	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
 		if (attempt)
 			ld_pause(c, NULL);
@@ -175,7 +182,7 @@ int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *e
 			break;
 	}
 	free(free_now);
-	c->stats->kept = left;
+	c->stats->kept += left;
 	/* the old code is back; a mapping left behind is removed later, but a
 	 * target that died meanwhile must be reported */
 	return ld_check_death(c, ret, err);
@@ -252,13 +259,16 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	memset(stats, 0, sizeof(*stats));
 	c.lock_fd = -1;
 	c.proc.mem_fd = -1;
-	/* the lock first: a tracer found after it is not another loader */
-	ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-		      sizeof(c.lock_path), err);
-	if (!ret)
-		ret = ld_target_check(pid, opts && opts->hold, err);
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
 	if (!ret)
 		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
