@@ -897,6 +897,7 @@ static void ld_exe_id(pid_t pid, uint64_t *dev, uint64_t *ino)
  * one again: the patch mapping made for it is gone)? */
 bool ld_execed(struct ld_ctx *c)
 {
+	static const char name[] = "/memfd:" QP_MEMFD_PREFIX;
 	struct qp_maps now = { 0 };
 	uint64_t dev, ino;
 	bool gone = true;
@@ -910,8 +911,7 @@ bool ld_execed(struct ld_ctx *c)
 	if (!c->region || qp_maps__read(c->pid, &now, NULL))
 		return false;
 	for (i = 0; i < now.n && gone; i++)
-		gone = now.v[i].start != c->region ||
-		       strncmp(now.v[i].path, "/memfd:" QP_MEMFD_PREFIX, 14);
+		gone = now.v[i].start != c->region || strncmp(now.v[i].path, name, sizeof(name) - 1);
 	qp_maps__release(&now);
 	return gone;
 }
