@@ -149,6 +149,8 @@ struct qp_load_opts {
 				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
+	int lock_wait_ms;       /* another loader works on the process: wait this long
+				   for it to finish (0: refuse at once) */
 	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
@@ -171,6 +173,7 @@ struct qp_load_stats {
 	size_t nfuncs;          /* functions redirected / restored */
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
+	size_t reaped;          /* abandoned (never applied) mappings removed */
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
@@ -185,6 +188,9 @@ struct qp_applied {
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
 	struct qp_record_so *so; /* rec.flags & QP_REC_F_SO: its library (owned);
 				   else NULL */
+	bool abandoned;         /* pending, and no loader is applying it: left by a
+				   loader that died, or inherited by a child forked
+				   while its parent was being patched; never applied */
 };
 
 /*
