@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -720,8 +721,8 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 
 /* Page protections per section, stubs r-x: the mprotect calls for the
  * mapping at @region, into @v (room for a call per section and one more);
- * returns their count.  The record stays read-write: /proc/PID/mem cannot
- * write a read-only shared mapping, and undo updates the record's state. */
+ * returns their count.  The record stays read-write, as data does: undo
+ * updates its state. */
 static size_t ld_protect_calls(const struct ld_ctx *c, uint64_t region, struct ld_call *v)
 {
 	uint64_t img = region + c->image_off;
@@ -928,12 +929,69 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+/* The identity of the program process @pid runs; 0 when gone. */
+static void ld_exe_id(pid_t pid, uint64_t *dev, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	*dev = *ino = 0;
+	if (!stat(path, &st)) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+	}
+}
+
+/* Did the process exec another program since the start (or the same
+ * one again: the patch mapping made for it is gone)? */
+bool ld_execed(struct ld_ctx *c)
+{
+	static const char name[] = "/memfd:" QP_MEMFD_PREFIX;
+	struct qp_maps now = { 0 };
+	uint64_t dev, ino;
+	bool gone = true;
+	size_t i;
+
+	ld_exe_id(c->pid, &dev, &ino);
+	if (!dev && !ino)
+		return false; /* the process ended: told otherwise */
+	if (dev != c->exe_dev || ino != c->exe_ino)
+		return true;
+	if (!c->region || qp_maps__read(c->pid, &now, NULL))
+		return false;
+	for (i = 0; i < now.n && gone; i++)
+		gone = now.v[i].start != c->region || strncmp(now.v[i].path, name, sizeof(name) - 1);
+	qp_maps__release(&now);
+	return gone;
+}
+
+/*
+ * Between the two windows the threads ran: one of them may have called
+ * execve(), and the process now runs another program, in which the
+ * addresses of the patch mean nothing.  The private mapping made for the
+ * patch does not survive an exec: its record must still be there, as
+ * written.
+ */
+static int ld_same_image(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_record now;
+
+	if (!qp_proc__read(&c->proc, c->region, &now, sizeof(now), NULL) &&
+	    !memcmp(&now, c->buf, sizeof(now)))
+		return 0;
+	return qp_seterr(err, QP_ETARGET, "process %d: the patch mapping at 0x%" PRIx64 " is gone "
+			 "or was changed while the process ran", (int)c->pid, c->region);
+}
+
 /* Every thread stopped, none in the way: the jumps, then the record's
  * state.  On failure, the jumps written go again. */
 static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 {
 	int ret = ld_fault(c, QP_FAULT_STOPPED, err);
 
+	if (!ret)
+		ret = ld_same_image(c, err);
 	if (!ret)
 		ret = ld_sites_write(c, err);
 	if (!ret)
@@ -1135,11 +1193,20 @@ static int ld_apply_run(struct ld_ctx *c, struct qp_error *err)
 	struct qp_error e2 = { 0 };
 	int ret = ld_with_one(c, ld_apply_prepare, err);
 
-	if (ret)
-		return ret;
-	ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
-	if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc))
-		ld_with_one(c, ld_unmap_work, &e2);
+	if (!ret) {
+		ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
+		if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc) &&
+		    !ld_execed(c))
+			ld_with_one(c, ld_unmap_work, &e2);
+	}
+	if (ret && !c->stats->target_gone && ld_execed(c)) { /* its memory is another program's */
+		char cause[QP_ERRMSG_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err && err->msg[0] ? err->msg : qp_strerror(ret));
+		ret = qp_seterr(err, QP_ETARGET, "process %d called execve() during the apply: it "
+				"runs another program now, untouched; nothing was applied (%s)",
+				(int)c->pid, cause);
+	}
 	return ret;
 }
 
@@ -1172,7 +1239,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_find_target(c, err);
 	if (!ret)
-		ret = ld_list(&c->proc, &c->maps, &c->applied, &c->napplied, err);
+		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
 	if (ret)
 		return ret;
 	applied = c->applied;
@@ -1216,6 +1283,16 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+static bool ld_any_abandoned(const struct qp_applied *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned)
+			return true;
+	return false;
+}
+
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
 		  struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -1224,7 +1301,19 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	ret = qp_proc__open(pid, &c.proc, err);
+	c.lock_fd = -1;
+	c.proc.mem_fd = -1;
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
+	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
@@ -1232,8 +1321,11 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	if (!ret) {
 		ld_block_signals(&c.sigmask);
 		ret = ld_apply_run(&c, err);
+		if (!ret && ld_any_abandoned(c.applied, c.napplied))
+			ld_reap(&c, c.applied, c.napplied, NULL); /* best effort: the patch is in */
 		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
+	ld_unlock(c.lock_fd, c.lock_path);
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
 	stats->nsites = c.nsites;

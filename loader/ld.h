@@ -31,6 +31,8 @@
 #define LD_LEAVE_MS 1000           /* default qp_load_opts.leave_ms */
 #define LD_LEAVE_AFTER 20          /* stop attempts before a busy thread is run out */
 #define LD_LEAVE_RUNS 16           /* threads run out, at most, per apply */
+#define LD_LOCK_DIR "/run/qpatch"  /* the locks of processes being worked on (target.c) */
+#define LD_LOCK_PATH 128           /* room for a lock's path */
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -155,6 +157,9 @@ struct ld_ctx {
 					 dlclose must not be in (ld_so_unsafe) */
 	size_t nso_unsafe;            /* count of so_unsafe */
 	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
+	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
+	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
+	char lock_path[LD_LOCK_PATH]; /* its file */
 };
 
 /* apply.c */
@@ -181,13 +186,48 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
 		struct qp_error *err);
 void ld_ctx_release(struct ld_ctx *c);
+/* Did the process call execve() since the operation began? */
+bool ld_execed(struct ld_ctx *c);
+
+/* target.c */
+/*
+ * May the loader work on @pid?  Refused (nothing changed) when another
+ * program traces it, it is a zombie, it is stopped by a signal (unless
+ * @held: the caller holds it, qp_hold), or it runs a program that is not
+ * x86-64.
+ */
+int ld_target_check(pid_t pid, bool held, struct qp_error *err);
+/* Only whether @pid is gone or a zombie (cheap, before anything else). */
+int ld_target_ended(pid_t pid, struct qp_error *err);
+/* The process tracing @pid, 0 when none; @why says which. */
+int ld_tracer(pid_t pid, char *why, size_t size);
+/*
+ * Take the lock of process @pid (flock(2) on LD_LOCK_DIR/PID-START.lock,
+ * START its start time, so a later process with the same pid has another
+ * lock), waiting at most @wait_ms for another loader to let it go.  The
+ * kernel drops a flock with its holder, so a loader that dies leaves no
+ * stale lock.  *@fd and @path (LD_LOCK_PATH bytes) for ld_unlock().
+ */
+int ld_lock(pid_t pid, int wait_ms, int *fd, char *path, size_t path_size, struct qp_error *err);
+void ld_unlock(int fd, const char *path);
+/* Does some loader hold the lock of @pid now? */
+bool ld_locked(pid_t pid);
 
 /* tls.c */
 int ld_tls_resolve(struct ld_ctx *c, struct qp_error *err);
 
 /* records.c */
-int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
+/* With @locked (the caller holds the process's lock), every pending
+ * record is abandoned; else one is when it names another process or no
+ * loader holds the lock. */
+int ld_list(struct qp_proc *p, const struct qp_maps *maps, bool locked, struct qp_applied **out,
 	    size_t *count, struct qp_error *err);
+/* undo.c: remove the mappings of @v that are undone or abandoned and
+ * that no thread uses (every thread stopped to check) */
+int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err);
+/* Is record @a to be removed: undone, or pending and abandoned with no
+ * jump of it in place (read with the target stopped)? */
+bool ld_reapable(struct ld_ctx *c, const struct qp_applied *a);
 
 /* seccomp.c */
 /*

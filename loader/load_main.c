@@ -57,6 +57,8 @@ static void usage(FILE *f)
 		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
 		"                        the directory KEY); repeatable.  Without it, the\n"
 		"                        store's policy file applies, if there is one\n"
+		"      --lock-wait MS    another loader works on the process: wait up to MS\n"
+		"                        for it (default 0: refuse at once, naming it)\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
 		"                        (risky: a filter may kill the target; one read that\n"
 		"                        forbids a call the loader needs is still refused)\n"
@@ -149,7 +151,8 @@ static int do_list(pid_t pid, int json)
 			}
 			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       a->rec.state == QP_REC_APPLIED ? "applied" :
-			       a->rec.state == QP_REC_PENDING ? "pending" : "undone",
+			       a->rec.state == QP_REC_PENDING ?
+			       (a->abandoned ? "abandoned" : "pending") : "undone",
 			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
 			for (j = 0; j < a->rec.nfuncs; j++) {
 				printf("%s{\"name\":", j ? "," : "");
@@ -167,6 +170,9 @@ static int do_list(pid_t pid, int json)
 		printf("%llu. patch '%s' on '%s'%s at 0x%llx (%llu bytes), %u function(s):\n",
 		       (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
 		       a->rec.state == QP_REC_APPLIED ? "" :
+		       a->rec.state == QP_REC_PENDING && a->abandoned ?
+		       " (abandoned, never applied: no loader is applying it; the next apply or "
+		       "undo removes it)" :
 		       a->rec.state == QP_REC_PENDING ? " (being applied, no jump yet)" :
 		       " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
@@ -265,6 +271,9 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 			printf("%zu call site(s) rewritten to call the new code\n", st.nsites);
 		if (st.seccomp_note[0])
 			printf("note: %s\n", st.seccomp_note);
+		if (st.reaped)
+			printf("note: removed %zu mapping(s) of patches never applied (abandoned)\n",
+			       st.reaped);
 		print_stop(&st);
 	}
 	qp_patch__free(p);
@@ -317,6 +326,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
 	if (st.seccomp_note[0])
 		printf("note: %s\n", st.seccomp_note);
+	if (st.reaped)
+		printf("note: removed %zu mapping(s) of patches never applied (abandoned)\n", st.reaped);
 	if (st.kept)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
@@ -512,6 +523,7 @@ int main(int argc, char **argv)
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "verify", required_argument, NULL, 'K' },
+		{ "lock-wait", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -548,6 +560,7 @@ int main(int argc, char **argv)
 			}
 			verify_keys[verify_nkeys++] = optarg;
 			break;
+		case 'W': opts.lock_wait_ms = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;

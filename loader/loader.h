@@ -182,6 +182,8 @@ struct qp_load_opts {
 	bool rewrite_calls;     /* also rewrite the direct call sites of every replaced
 				   function in the target object to call the new code
 				   (the jump stays, for other callers) */
+	int lock_wait_ms;       /* another loader works on the process: wait this long
+				   for it to finish (0: refuse at once) */
 	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
@@ -205,6 +207,7 @@ struct qp_load_stats {
 	size_t nsites;          /* call sites rewritten / put back */
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
+	size_t reaped;          /* abandoned (never applied) mappings removed */
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
@@ -221,6 +224,9 @@ struct qp_applied {
 				   else NULL */
 	struct qp_record_site *sites; /* version 3: nsites entries (owned); else NULL */
 	size_t nsites;          /* count of sites */
+	bool abandoned;         /* pending, and no loader is applying it: left by a
+				   loader that died, or inherited by a child forked
+				   while its parent was being patched; never applied */
 };
 
 /*

@@ -26,6 +26,8 @@ typedef int (*ld_read_fn)(void *arg, uint64_t addr, void *buf, size_t len,
 
 #define LD_MAX_RECORD_FUNCS 65536u /* functions one record may list */
 #define LD_MAX_RECORD_SITES (1u << 20) /* call sites one record may list */
+#define LD_JMP_SIZE 5u             /* the jump a record's function has: e9 rel32 */
+#define LD_MAX_OLD_SIZE (1ull << 30) /* a replaced function is smaller than this */
 #define LD_MAX_MODULES 65536       /* steps along the link_map chain */
 
 /*

@@ -662,7 +662,7 @@ static int so_prepare(struct so_ctx *s, const char *path, struct qp_error *err)
 	if (!ret)
 		ret = so_find_target(s, err);
 	if (!ret)
-		ret = ld_list(&c->proc, &c->maps, &c->applied, &c->napplied, err);
+		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
 	if (ret)
 		return ret;
 	for (i = 0; i < c->napplied; i++)
@@ -718,7 +718,18 @@ int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 	if (!s)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	s->c = (struct ld_ctx){ .pid = pid, .opts = opts, .stats = stats };
-	ret = qp_proc__open(pid, &s->c.proc, err);
+	s->c.lock_fd = -1;
+	s->c.proc.mem_fd = -1;
+	/* as qp_load_apply(): may it be traced, one loader at a time, a target
+	 * that can be patched */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &s->c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &s->c.lock_fd, s->c.lock_path,
+			      sizeof(s->c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret)
 		ret = so_prepare(s, path, err);
 	if (!ret) {
@@ -726,6 +737,7 @@ int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 		ret = so_run(s, err);
 		pthread_sigmask(SIG_SETMASK, &s->c.sigmask, NULL);
 	}
+	ld_unlock(s->c.lock_fd, s->c.lock_path);
 	if (id)
 		snprintf(id, QP_ID_MAX, "%s", s->id);
 	stats->region = ret ? 0 : s->c.region;

@@ -118,9 +118,36 @@ static bool ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t
  * still in use when the retries run out stays mapped (state RESTORED) and
  * a later undo removes it.
  */
-static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
+bool ld_reapable(struct ld_ctx *c, const struct qp_applied *a)
+{
+	size_t i;
+
+	if (a->rec.state == QP_REC_RESTORED)
+		return true;
+	if (a->rec.state != QP_REC_PENDING || !a->abandoned)
+		return false;
+	/* a loader killed while it wrote the jumps leaves some in place with
+	 * the record still pending: that mapping is in use, not abandoned */
+	for (i = 0; i < a->rec.nfuncs; i++) {
+		const struct qp_record_func *f = &a->funcs[i];
+		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
+
+		ld_jmp_encode(jmp, f->site, f->new_addr);
+		if (!qp_proc__read(&c->proc, f->site, now, sizeof(now), NULL) &&
+		    !memcmp(now, jmp, sizeof(jmp))) {
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+				 "pending patch '%s' has its jump at '%s' in place (a loader died "
+				 "while writing its jumps)", a->rec.id, f->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
 {
 	bool *free_now = calloc(n ? n : 1, sizeof(*free_now));
+	struct qp_error se = { 0 };
 	size_t left = 0, i;
 	int attempt, ret = 0;
 	bool failed = false;
@@ -128,8 +155,16 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 
 	if (!free_now)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
-		left += v[i].rec.state == QP_REC_RESTORED;
+	for (i = 0; i < n; i++) {
+		/* a pending record with a jump in place is in use: waiting for
+		 * it would not help (its sites can be read while the process runs) */
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned && !ld_reapable(c, &v[i])) {
+			v[i].abandoned = false;
+			c->stats->kept++;
+		}
+		left += v[i].rec.state == QP_REC_RESTORED ||
+			(v[i].rec.state == QP_REC_PENDING && v[i].abandoned);
+	}
 	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
 		if (attempt)
 			ld_pause(c, NULL);
@@ -138,13 +173,25 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			break;
 		/* every thread stopped: which mappings no thread uses */
 		for (i = 0; i < n; i++)
-			free_now[i] = v[i].rec.state == QP_REC_RESTORED &&
+			free_now[i] = ld_reapable(c, &v[i]) &&
 				      !ld_region_busy(c, &v[i], c->stats->kept_why,
 						      sizeof(c->stats->kept_why));
 		/* .so patches: their library is dlclosed by a thread that may */
 		held_t0 = now_us();
 		if (ld_undo_so_pick(c, v, n, free_now) && now_us() - held_t0 > c->stats->pick_us)
 			c->stats->pick_us = now_us() - held_t0;
+		for (i = 0; i < n && !failed; i++) { /* declared to the seccomp check */
+			const struct ld_call unmap = { SYS_munmap, "munmap", 2,
+						       { v[i].region, v[i].rec.region_size } };
+
+			if (free_now[i] && ld_seccomp_check(c, &unmap, 1, &se))
+				failed = true;
+		}
+		if (failed) {
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why), "%s", se.msg);
+			qp_proc__resume(&c->proc, NULL);
+			break;
+		}
 		/* those cannot be entered again (no jump leads there): remove
 		 * them with threads[0] alone held */
 		held_t0 = now_us();
@@ -163,6 +210,7 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			}
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
+				c->stats->reaped += v[i].rec.state == QP_REC_PENDING;
 				v[i].rec.state = 0;
 				left--;
 			} else { /* not for a thread in the way: waiting does not help */
@@ -177,7 +225,7 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			break;
 	}
 	free(free_now);
-	c->stats->kept = left;
+	c->stats->kept += left;
 	/* the old code is back; a mapping left behind is removed later, but a
 	 * target that died meanwhile must be reported */
 	return ld_check_death(c, ret, err);
@@ -225,6 +273,32 @@ static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t p
 	return 0;
 }
 
+/*
+ * Nothing applied, but maybe mappings no loader will finish: removed (with
+ * every thread stopped to see that none is in one), and the undo still
+ * says there was no patch to undo.
+ */
+static int ld_undo_abandoned(struct ld_ctx *c, struct qp_applied *v, size_t n,
+			     struct qp_error *err)
+{
+	size_t i, k = 0;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		k += v[i].rec.state == QP_REC_RESTORED || v[i].abandoned;
+	ret = k ? qp_proc__find_gadget(&c->proc, err) : 0;
+	if (!ret && k) {
+		ld_block_signals(&c->sigmask);
+		ret = ld_reap(c, v, n, err);
+		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
+	}
+	if (ret)
+		return ret;
+	return qp_seterr(err, -ENOENT, "process %d has no patch applied%s", (int)c->pid,
+			 c->stats->reaped ? " (the mapping of a patch never applied was removed)" :
+			 c->stats->kept ? " (a mapping left by an earlier run is still in use)" : "");
+}
+
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -235,18 +309,31 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	ret = qp_proc__open(pid, &c.proc, err);
+	c.lock_fd = -1;
+	c.proc.mem_fd = -1;
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)
-		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
+		ret = ld_list(&c.proc, &c.maps, true, &applied, &n, err);
 	for (i = n; !ret && i-- > 0;)
 		if (applied[i].rec.state == QP_REC_APPLIED && !a)
 			a = &applied[i];
-	if (!ret && !a)
-		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
+	if (!ret && !a) {
+		ret = ld_undo_abandoned(&c, applied, n, err);
+		goto out;
+	}
 	if (!ret && a && id && strcmp(id, a->rec.id)) {
 		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
 			;
@@ -301,6 +388,7 @@ out:
 	stats->total_us = now_us() - t0;
 	qp_applied__free(applied, n);
 	c.region = 0;
+	ld_unlock(c.lock_fd, c.lock_path);
 	ld_ctx_release(&c);
 	return ret;
 }

@@ -1922,6 +1922,23 @@ static void test_truncated(const uint8_t *sample, size_t sample_size)
 	}
 	CHECK_INT(bad, 0);
 	CHECK(sample_size > 800);
+	/* cut anywhere in the section table: the message says so */
+	{
+		const Elf64_Ehdr *eh = (const Elf64_Ehdr *)sample;
+		char want[128];
+		struct qp_patch *p;
+
+		len = eh->e_shoff + 10;
+		snprintf(want, sizeof(want), "'<memory>': truncated: %zu bytes, the ELF header says "
+			 "the section table ends at %llu", len,
+			 (unsigned long long)(eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)));
+		p = qp_patch__open_mem(sample, len, &err);
+		CHECK(p == NULL);
+		CHECK_STR(err.msg, want);
+		p = qp_patch__open_mem(sample, 20, &err);
+		CHECK(p == NULL);
+		CHECK_STR(err.msg, "'<memory>': truncated: 20 bytes, less than an ELF header (64)");
+	}
 }
 
 /* Flipping any one bit either is refused or yields a patch that

@@ -173,6 +173,7 @@ static void test_record(void)
 	static uint8_t img[8192];
 	struct mem m = { BASE, img, sizeof(img) };
 	struct qp_record *r = (struct qp_record *)img;
+	struct qp_record_func *f = (struct qp_record_func *)(img + sizeof(*r));
 	struct qp_record_so *so = (struct qp_record_so *)(img + sizeof(*r) + sizeof(struct qp_record_func));
 	struct qp_error err = { 0 };
 	struct qp_applied a;
@@ -181,8 +182,16 @@ static void test_record(void)
 	memcpy(r->magic, QP_RECORD_MAGIC, 8);
 	r->version = QP_RECORD_VERSION;
 	r->nfuncs = 1;
+	r->state = QP_REC_APPLIED;
 	r->region_size = 4096;
 	r->flags = QP_REC_F_SO;
+	/* a function as the record's other rules want it: its stub in the
+	 * mapping, a 5-byte jump */
+	f->new_addr = BASE + 2048;
+	f->new_size = 16;
+	f->len = 5;
+	f->site = 0x401000;
+	f->old_size = 32;
 	memcpy(so->magic, QP_RECORD_SO_MAGIC, 8);
 	so->handle = 0x1234;
 	so->lib_lo = 0x1000;
@@ -198,10 +207,14 @@ static void test_record(void)
 	free(a.so);
 	/* no room for the library part in region_size */
 	r->region_size = sizeof(*r) + sizeof(struct qp_record_func) + 8;
+	f->new_addr = BASE + sizeof(*r);
+	f->new_size = 0;
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
 	CHECK(a.so == NULL);
 	free(a.funcs);
 	r->region_size = 4096;
+	f->new_addr = BASE + 2048;
+	f->new_size = 16;
 	/* bad magic, a reversed range */
 	so->magic[0] = 'X';
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
