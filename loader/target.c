@@ -238,13 +238,22 @@ int ld_lock(pid_t pid, int wait_ms, int *out, char *path, size_t path_size, stru
 			close(fd);
 			return ret;
 		}
+		/* the holder writes its pid just after it took the lock */
 		holder = lk_holder(fd);
+		for (int k = 0; holder <= 0 && k < 50; k++) {
+			nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+			holder = lk_holder(fd);
+		}
 		close(fd);
 		if (now_us() - t0 >= (double)wait_ms * 1000.0) {
-			tg_comm((pid_t)holder, comm, sizeof(comm));
-			return qp_seterr(err, -EBUSY, "process %d is being worked on by another loader "
-					 "(process %ld, '%s')%s", (int)pid, holder,
-					 comm, wait_ms ? ", which did not finish in time" :
+			char who[128] = "";
+
+			if (holder > 0) {
+				tg_comm((pid_t)holder, comm, sizeof(comm));
+				snprintf(who, sizeof(who), " (process %ld, '%s')", holder, comm);
+			}
+			return qp_seterr(err, -EBUSY, "process %d is being worked on by another loader%s%s",
+					 (int)pid, who, wait_ms ? ", which did not finish in time" :
 					 ": --lock-wait MS waits for it");
 		}
 		nanosleep(&pause, NULL);
