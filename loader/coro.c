@@ -216,9 +216,16 @@ static int coro_scan_map(struct ld_ctx *c, struct ld_coro *k, const struct qp_ma
 	return 0;
 }
 
+/* Where contexts are looked for: the heap, the writable data of objects,
+ * private anonymous mappings, coroutine stacks among them (a coroutine
+ * that entered another keeps its own context on its stack); not the
+ * stacks of threads, live or cached (their contexts point into
+ * themselves). */
 static bool coro_scanned_map(const struct ld_coro *k, const struct qp_map *m)
 {
-	if (strcmp(m->perms, "rw-p") || coro_stack_of(k, m->start))
+	const struct coro_stack *s = coro_stack_of(k, m->start);
+
+	if (strcmp(m->perms, "rw-p") || (s && s->tcb))
 		return false;
 	return coro_anon(m) || !strcmp(m->path, "[heap]") || m->path[0] == '/';
 }

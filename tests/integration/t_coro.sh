@@ -63,4 +63,27 @@ check "no patch mapping left" test "$(qp_maps "$pid")" -eq 0
 n=$(wc -l <"$T/out2")
 check "old code still runs" wait_after "$T/out2" "$n" "r=1"
 check "target 2 alive at the end" alive "$pid"
+
+# 5. contexts where the search does not look (inside an 80 MiB mapping,
+# which the kernel merges with the coroutine stack mmap'd right below it):
+# undo judges the coroutine stacks word by word and keeps the mapping
+CORO_BIG=1 start "$T/out5" "$T/app/coro"
+pid=$TARGET_PID
+check "target 5 ready" wait_match "$T/out5" "^r=1$"
+"$QP_BIN/qpatch-load" "$pid" "$T/fix.qpatch" >"$T/load5.out" 2>&1
+check "target 5 patched" test $? -eq 0
+check "the large mapping was not searched" grep -Eq "0 suspended context\(s\) found.*\(1 mapping\(s\) too large" "$T/load5.out"
+check "target 5 runs the new code" wait_match "$T/out5" "^r=2$"
+n=$(wc -l <"$T/out5")
+kill -USR1 "$pid"
+check "target 5 parked in the new code" wait_after "$T/out5" "$n" parked
+"$QP_BIN/qpatch-load" --undo "$pid" >"$T/undo5.out" 2>&1
+check "undo 5 succeeds" test $? -eq 0
+check "keeps the mapping: a stack with no known context points into it" \
+	grep -Eq "kept because a stack with no known context \(0x[0-9a-f]+-0x[0-9a-f]+, a coroutine's\?\) holds an address in '(work|patch [0-9a-f]+)'" "$T/undo5.out"
+n=$(wc -l <"$T/out5")
+kill -USR2 "$pid"
+check "target 5 returns through the new code" wait_after "$T/out5" "$n" "r=2"
+check "target 5 then runs the old code" wait_after "$T/out5" "$((n + 1))" "r=1"
+check "target 5 alive" alive "$pid"
 finish

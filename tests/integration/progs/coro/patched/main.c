@@ -2,7 +2,9 @@
  * 20 ms; the coroutine calls work() and prints its result.  argv[1]:
  * microseconds the coroutine first stays suspended inside work().  SIGUSR1
  * parks it in work() again (until SIGUSR2).  Two more threads run
- * elsewhere; a second coroutine is suspended in its own loop. */
+ * elsewhere; a second coroutine is suspended in its own loop.  CORO_HEAP_MB
+ * set: that many MiB of heap in small blocks of random bytes (a process
+ * with a large heap, for the time the loader's search takes). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +64,20 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, on_usr);
 	signal(SIGUSR2, on_usr);
 	parked = park_us > 0;
+	if (getenv("CORO_HEAP_MB")) {
+		long i, n = atol(getenv("CORO_HEAP_MB")) * 1024;
+		unsigned long x = 88172645463325252ul;
+
+		for (i = 0; i < n; i++) { /* 1 KiB blocks, kept */
+			unsigned long *b = malloc(1024);
+			int j;
+
+			for (j = 0; j < 128; j++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				b[j] = x;
+			}
+		}
+	}
 	pthread_create(&th[0], NULL, spin, NULL);
 	pthread_create(&th[1], NULL, spin, NULL);
 	co = coro_new(body, NULL);
