@@ -56,6 +56,7 @@ struct ld_coro {
 	bool guard_ok;             /* it could be read */
 	struct coro_stack *stacks; /* candidate stacks, by address */
 	size_t nstacks;
+	uint64_t stacks_lo, stacks_hi; /* all of them lie in [lo, hi) */
 	uint64_t *exec;            /* [lo, hi) pairs of executable mappings, by address */
 	size_t nexec;
 	uint64_t *ctx;             /* addresses of the jmp_bufs found */
@@ -145,10 +146,15 @@ static int coro_layout(struct ld_ctx *c, struct ld_coro *k)
 			k->exec[2 * k->nexec++ + 1] = v->end;
 		}
 		if (!i || strcmp(v->perms, "rw-p") || !coro_anon(v) ||
+		    v->end - v->start > LD_CORO_STACK_MAX ||
 		    m->v[i - 1].end != v->start || strncmp(m->v[i - 1].perms, "---", 3))
 			continue;
 		k->stacks[k->nstacks++] = (struct coro_stack){
 			.lo = v->start, .hi = v->end, .tcb = coro_has_tcb(c, v->start, v->end) };
+	}
+	if (k->nstacks) {
+		k->stacks_lo = k->stacks[0].lo;
+		k->stacks_hi = k->stacks[k->nstacks - 1].hi;
 	}
 	return 0;
 }
@@ -179,7 +185,7 @@ static bool coro_match(const struct ld_coro *k, const uint64_t *w)
 	uint64_t sp = coro_demangle(w[CORO_JB_RSP], k->guard);
 	const struct coro_stack *s;
 
-	if (sp & 7)
+	if ((sp & 7) || sp < k->stacks_lo || sp >= k->stacks_hi) /* nearly every word */
 		return false;
 	s = coro_stack_of(k, sp);
 	return s && !s->tcb && coro_is_exec(k, coro_demangle(w[CORO_JB_PC], k->guard));
@@ -230,26 +236,35 @@ static bool coro_scanned_map(const struct ld_coro *k, const struct qp_map *m)
 	return coro_anon(m) || !strcmp(m->path, "[heap]") || m->path[0] == '/';
 }
 
+/* The heap first (where coroutine libraries allocate their contexts),
+ * then the other mappings in address order, within LD_CORO_SCAN_TOTAL
+ * bytes: what does not fit is skipped (counted). */
 static int coro_scan(struct ld_ctx *c, struct ld_coro *k)
 {
-	uint64_t *buf = malloc(CORO_CHUNK + 64), total = 0;
+	uint64_t *buf = malloc(CORO_CHUNK + 64), left = LD_CORO_SCAN_TOTAL;
+	int pass, ret = 0;
 	size_t i;
-	int ret = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	for (i = 0; !ret && i < k->maps.n; i++) {
-		const struct qp_map *m = &k->maps.v[i];
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; !ret && i < k->maps.n; i++) {
+			struct qp_map m = k->maps.v[i];
+			bool heap = !strcmp(m.path, "[heap]");
 
-		if (!coro_scanned_map(k, m))
-			continue;
-		if (m->end - m->start > LD_CORO_SCAN_MAP || total + (m->end - m->start) > LD_CORO_SCAN_TOTAL) {
-			c->stats->coro_skipped++;
-			continue;
+			if (heap != !pass || !coro_scanned_map(k, &m))
+				continue;
+			if ((m.end - m.start > LD_CORO_SCAN_MAP && !heap) || !left) {
+				c->stats->coro_skipped++;
+				continue;
+			}
+			if (m.end - m.start > left) { /* the rest is not looked at */
+				m.end = m.start + left;
+				c->stats->coro_skipped++;
+			}
+			left -= m.end - m.start;
+			ret = coro_scan_map(c, k, &m, buf);
 		}
-		total += m->end - m->start;
-		ret = coro_scan_map(c, k, m, buf);
-	}
 	free(buf);
 	return ret;
 }

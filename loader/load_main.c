@@ -193,7 +193,7 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->total_us / 1000.0);
 	if (st->coro_stacks || st->coro_contexts || st->coro_skipped)
 		printf("coroutines: %zu stack(s) no thread runs on, %zu suspended context(s) found; "
-		       "scanned %.1f MiB in %.1f ms before stopping (%zu mapping(s) too large to scan)\n",
+		       "scanned %.1f MiB in %.1f ms before stopping (%zu mapping(s) too large to scan, or beyond the limit)\n",
 		       st->coro_stacks, st->coro_contexts, (double)st->coro_scanned / (1 << 20),
 		       st->coro_scan_us / 1000.0, st->coro_skipped);
 }
