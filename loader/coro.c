@@ -48,6 +48,9 @@ struct coro_stack {
 			      (live, or cached by glibc for the next thread) */
 	bool running;      /* window: a stopped thread's rsp is in it */
 	bool seen;         /* window: a context was found in it */
+	bool hint;         /* larger than LD_CORO_STACK_MAX, and its first
+			      LD_STACK_PREFILTER bytes held a word pointing into a
+			      patch mapping when searched, the target running */
 };
 
 struct ld_coro {
@@ -146,7 +149,6 @@ static int coro_layout(struct ld_ctx *c, struct ld_coro *k)
 			k->exec[2 * k->nexec++ + 1] = v->end;
 		}
 		if (!i || strcmp(v->perms, "rw-p") || !coro_anon(v) ||
-		    v->end - v->start > LD_CORO_STACK_MAX ||
 		    m->v[i - 1].end != v->start || strncmp(m->v[i - 1].perms, "---", 3))
 			continue;
 		k->stacks[k->nstacks++] = (struct coro_stack){
@@ -269,6 +271,40 @@ static int coro_scan(struct ld_ctx *c, struct ld_coro *k)
 	return ret;
 }
 
+/*
+ * Undo reads a stack whose context was not found word by word in the
+ * window.  A large candidate (guest RAM right above another block's
+ * trailing guard page; a stack the kernel merged with the mapping above
+ * it) is read now instead, its first LD_STACK_PREFILTER bytes, for words
+ * pointing into any patch mapping; the window reads it again only when
+ * some did.
+ */
+static int coro_hints(struct ld_ctx *c, struct ld_coro *k)
+{
+	const struct ld_range *hit;
+	struct ld_range *v = calloc(k->maps.n ? k->maps.n : 1, sizeof(*v));
+	size_t i, n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < k->maps.n; i++)
+		if (strstr(k->maps.v[i].path, "/memfd:" QP_MEMFD_PREFIX) == k->maps.v[i].path)
+			v[n++] = (struct ld_range){ .lo = k->maps.v[i].start, .hi = k->maps.v[i].end,
+						    .name = "patch" };
+	for (i = 0; n && i < k->nstacks; i++) {
+		struct coro_stack *s = &k->stacks[i];
+		uint64_t where;
+		bool complete;
+
+		if (s->tcb || s->hi - s->lo <= LD_CORO_STACK_MAX)
+			continue;
+		hit = ld_stack_scan(c, &k->maps, s->lo, LD_STACK_PREFILTER, v, n, &where, &complete);
+		s->hint = hit != NULL; /* or the read failed: cannot tell */
+	}
+	free(v);
+	return 0;
+}
+
 void ld_coro_free(struct ld_coro *k)
 {
 	if (!k)
@@ -298,6 +334,8 @@ int ld_coro_find(struct ld_ctx *c, struct qp_error *err)
 		ret = coro_layout(c, k);
 	for (size_t i = 0; !ret && i < k->nstacks; i++)
 		c->stats->coro_stacks += !k->stacks[i].tcb;
+	if (!ret && c->undo)
+		ret = coro_hints(c, k);
 	k->guard_ok = !ret && coro_guard(c, &k->guard);
 	if (!ret && k->guard_ok && c->stats->coro_stacks)
 		ret = coro_scan(c, k);
@@ -392,7 +430,8 @@ bool ld_coro_busy(struct ld_ctx *c, const struct ld_range *v, size_t n, bool who
 		const struct ld_range *hit;
 		bool complete;
 
-		if (s->running || s->seen || s->tcb)
+		if (s->running || s->seen || s->tcb ||
+		    (s->hi - s->lo > LD_CORO_STACK_MAX && !s->hint))
 			continue;
 		hit = ld_stack_scan(c, &k->maps, s->lo, LD_STACK_PREFILTER, v, n, &where, &complete);
 		if (hit) {

@@ -39,10 +39,12 @@
 /* Coroutine contexts (coro.c): a mapping other than [heap] larger than
  * this is not scanned for them (guest RAM of a VM; a glibc malloc arena is
  * at most 64 MiB), nor more than LD_CORO_SCAN_TOTAL bytes in all; at most
- * LD_CORO_MAX_CTX contexts are kept; a larger mapping is not a coroutine
- * stack (QEMU's are 1 MiB, a thread's 8 MiB by default). */
+ * LD_CORO_MAX_CTX contexts are kept.  A coroutine stack larger than
+ * LD_CORO_STACK_MAX (QEMU's are 1 MiB, a thread's 8 MiB by default) is
+ * read before the stop, not in the window, when undo judges it without a
+ * context. */
 #define LD_CORO_SCAN_MAP (64ull << 20)
-#define LD_CORO_STACK_MAX (64ull << 20)
+#define LD_CORO_STACK_MAX (8ull << 20)
 #define LD_CORO_SCAN_TOTAL (1ull << 30)
 #define LD_CORO_MAX_CTX 65536
 

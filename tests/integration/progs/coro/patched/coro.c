@@ -21,19 +21,32 @@ struct coro {
 
 static __thread struct coro *current;
 
+static char *first_stack; /* CORO_BIG=merged: the first coroutine's */
+
 /* CORO_BIG set: the coroutines' contexts live inside one large (80 MiB)
- * anonymous mapping instead of the heap. */
+ * anonymous mapping instead of the heap; "merged": that mapping lies
+ * right above the first coroutine's stack, and the kernel shows the two
+ * as one mapping. */
 static void *coro_alloc(size_t size)
 {
 	static char *big, *next;
+	long page = sysconf(_SC_PAGESIZE);
+	int merged = getenv("CORO_BIG") && !strcmp(getenv("CORO_BIG"), "merged");
 
 	if (!getenv("CORO_BIG"))
 		return calloc(1, size);
 	if (!big) {
-		big = mmap(NULL, 80u << 20, PROT_READ | PROT_WRITE,
+		size_t below = merged ? page + STACK_SIZE : 0;
+
+		big = mmap(NULL, below + (80u << 20), PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (big == MAP_FAILED)
 			abort();
+		if (merged) {
+			first_stack = big;
+			mprotect(big, page, PROT_NONE);
+			big += below;
+		}
 		memset(big, 1, 80u << 20); /* touched: not merged away, not empty */
 		next = big + (40u << 20);
 	}
@@ -63,8 +76,10 @@ struct coro *coro_new(void (*entry)(void *), void *arg)
 
 	co->entry = entry;
 	co->arg = arg;
-	co->stack = mmap(NULL, STACK_SIZE + page, PROT_READ | PROT_WRITE,
+	co->stack = first_stack ? first_stack :
+		    mmap(NULL, STACK_SIZE + page, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	first_stack = NULL;
 	if (co->stack == MAP_FAILED)
 		abort();
 	mprotect(co->stack, page, PROT_NONE); /* the guard page */
