@@ -40,12 +40,15 @@
 #define CORO_TCB_READ 16384      /* bytes at the top of a stack looked at for a thread's TCB */
 #define CORO_GUARD_TCB_OFF 0x30  /* offsetof(tcbhead_t, pointer_guard) */
 #define CORO_AT_RANDOM 25
+#define CORO_ARENA_ALIGN (64ull << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
 
 /* A stack no thread may be running on: rw anonymous, above a guard page. */
 struct coro_stack {
 	uint64_t lo, hi;   /* [lo, hi) the writable part */
-	bool tcb;          /* a glibc thread's TCB sits at its top: a thread stack
-			      (live, or cached by glibc for the next thread) */
+	bool other;        /* not a coroutine's: a glibc thread's TCB sits at its top
+			      (a thread stack, live or cached for the next thread),
+			      or it is a glibc malloc heap (coro_is_arena) */
+	bool thread;       /* the former */
 	bool running;      /* window: a stopped thread's rsp is in it */
 	bool seen;         /* window: a context was found in it */
 	bool hint;         /* larger than LD_CORO_STACK_MAX, and its first
@@ -131,6 +134,21 @@ static bool coro_has_tcb(struct ld_ctx *c, uint64_t lo, uint64_t hi)
 	return found;
 }
 
+/*
+ * A heap of a glibc malloc arena other than the main one also lies right
+ * above a PROT_NONE range (the unused end of the heap below it): it starts
+ * on a 64 MiB boundary (HEAP_MAX_SIZE) with its heap_info, whose third
+ * and fourth words are its size (at most the writable part) and the size
+ * made writable (all of it).
+ */
+static bool coro_is_arena(struct ld_ctx *c, uint64_t lo, uint64_t hi)
+{
+	uint64_t w[4];
+
+	return !(lo & (CORO_ARENA_ALIGN - 1)) && !qp_proc__read(&c->proc, lo, w, sizeof(w), NULL) &&
+	       w[2] <= hi - lo && w[3] == hi - lo;
+}
+
 /* The candidate stacks and executable ranges of the map. */
 static int coro_layout(struct ld_ctx *c, struct ld_coro *k)
 {
@@ -152,7 +170,10 @@ static int coro_layout(struct ld_ctx *c, struct ld_coro *k)
 		    m->v[i - 1].end != v->start || strncmp(m->v[i - 1].perms, "---", 3))
 			continue;
 		k->stacks[k->nstacks++] = (struct coro_stack){
-			.lo = v->start, .hi = v->end, .tcb = coro_has_tcb(c, v->start, v->end) };
+			.lo = v->start, .hi = v->end,
+			.thread = coro_has_tcb(c, v->start, v->end) };
+		k->stacks[k->nstacks - 1].other = k->stacks[k->nstacks - 1].thread ||
+						  coro_is_arena(c, v->start, v->end);
 	}
 	if (k->nstacks) {
 		k->stacks_lo = k->stacks[0].lo;
@@ -190,7 +211,7 @@ static bool coro_match(const struct ld_coro *k, const uint64_t *w)
 	if ((sp & 7) || sp < k->stacks_lo || sp >= k->stacks_hi) /* nearly every word */
 		return false;
 	s = coro_stack_of(k, sp);
-	return s && !s->tcb && coro_is_exec(k, coro_demangle(w[CORO_JB_PC], k->guard));
+	return s && !s->other && coro_is_exec(k, coro_demangle(w[CORO_JB_PC], k->guard));
 }
 
 /* Scan one mapping for jmp_bufs, in chunks that overlap by a jmp_buf. */
@@ -233,7 +254,7 @@ static bool coro_scanned_map(const struct ld_coro *k, const struct qp_map *m)
 {
 	const struct coro_stack *s = coro_stack_of(k, m->start);
 
-	if (strcmp(m->perms, "rw-p") || (s && s->tcb))
+	if (strcmp(m->perms, "rw-p") || (s && s->thread))
 		return false;
 	return coro_anon(m) || !strcmp(m->path, "[heap]") || m->path[0] == '/';
 }
@@ -296,7 +317,7 @@ static int coro_hints(struct ld_ctx *c, struct ld_coro *k)
 		uint64_t where;
 		bool complete;
 
-		if (s->tcb || s->hi - s->lo <= LD_CORO_STACK_MAX)
+		if (s->other || s->hi - s->lo <= LD_CORO_STACK_MAX)
 			continue;
 		hit = ld_stack_scan(c, &k->maps, s->lo, LD_STACK_PREFILTER, v, n, &where, &complete);
 		s->hint = hit != NULL; /* or the read failed: cannot tell */
@@ -332,8 +353,8 @@ int ld_coro_find(struct ld_ctx *c, struct qp_error *err)
 	ret = qp_maps__read(c->pid, &k->maps, err);
 	if (!ret)
 		ret = coro_layout(c, k);
-	for (size_t i = 0; !ret && i < k->nstacks; i++)
-		c->stats->coro_stacks += !k->stacks[i].tcb;
+	for (size_t i = 0; !ret && i < k->nstacks; i++) /* coroutines' */
+		c->stats->coro_stacks += !k->stacks[i].other;
 	if (!ret && c->undo)
 		ret = coro_hints(c, k);
 	k->guard_ok = !ret && coro_guard(c, &k->guard);
@@ -430,7 +451,7 @@ bool ld_coro_busy(struct ld_ctx *c, const struct ld_range *v, size_t n, bool who
 		const struct ld_range *hit;
 		bool complete;
 
-		if (s->running || s->seen || s->tcb ||
+		if (s->running || s->seen || s->other ||
 		    (s->hi - s->lo > LD_CORO_STACK_MAX && !s->hint))
 			continue;
 		hit = ld_stack_scan(c, &k->maps, s->lo, LD_STACK_PREFILTER, v, n, &where, &complete);
