@@ -1068,11 +1068,14 @@ static int ld_leave_ms(const struct ld_ctx *c)
 static int ld_run_out(struct ld_ctx *c, int budget_ms, int *ran_ms, struct qp_error *err)
 {
 	const struct qp_thread *t = &c->proc.threads[c->busy_thread];
-	uint64_t exit = ld_exit_point(c, t);
+	uint64_t exit;
 	double t0 = now_us();
 	int ret;
 
 	*ran_ms = 0;
+	if (c->busy_coro) /* no thread to run: a coroutine leaves when it is entered */
+		return 0;
+	exit = ld_exit_point(c, t);
 	if (!exit || c->undo || budget_ms <= 0)
 		return 0;
 	ret = qp_proc__run_to(&c->proc, c->busy_thread, exit, budget_ms, err);
@@ -1224,6 +1227,7 @@ void ld_ctx_release(struct ld_ctx *c)
 	free(c->busy_in);
 	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
+	ld_coro_free(c->coro);
 	ld_seccomp_release(&c->sc);
 	free(c->so_unsafe);
 }
@@ -1280,6 +1284,10 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret && !(c->opts && c->opts->allow_active) &&
 	    !qp_unwind__new(c->pid, &c->uw, NULL)) /* without: conservative scans */
 		ld_patch_cfi(c, c->applied, c->napplied);
+	/* suspended coroutines are looked for now, while the target runs; the
+	 * window only reads their contexts again */
+	if (!ret && !(c->opts && c->opts->allow_active))
+		ret = ld_coro_find(c, err);
 	return ret;
 }
 

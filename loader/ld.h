@@ -33,6 +33,20 @@
 #define LD_LEAVE_RUNS 16           /* threads run out, at most, per apply */
 #define LD_LOCK_DIR "/run/qpatch"  /* the locks of processes being worked on (target.c) */
 #define LD_LOCK_PATH 128           /* room for a lock's path */
+/* Most stack bytes read for one conservative scan of a stack; a stack used
+ * deeper than that is unwound instead. */
+#define LD_STACK_PREFILTER (8u << 20)
+/* Coroutine contexts (coro.c): a mapping other than [heap] larger than
+ * this is not scanned for them (guest RAM of a VM; a glibc malloc arena is
+ * at most 64 MiB), nor more than LD_CORO_SCAN_TOTAL bytes in all; at most
+ * LD_CORO_MAX_CTX contexts are kept.  A coroutine stack larger than
+ * LD_CORO_STACK_MAX (QEMU's are 1 MiB, a thread's 8 MiB by default) is
+ * read before the stop, not in the window, when undo judges it without a
+ * context. */
+#define LD_CORO_SCAN_MAP (64ull << 20)
+#define LD_CORO_STACK_MAX (8ull << 20)
+#define LD_CORO_SCAN_TOTAL (1ull << 30)
+#define LD_CORO_MAX_CTX 65536
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -146,6 +160,8 @@ struct ld_ctx {
 	size_t nbusy;                 /* count of busy */
 	char (*busy_in)[QP_ID_MAX + 16]; /* their "in" strings */
 	size_t busy_thread;           /* the thread ld_apply_busy() found busy (index) */
+	bool busy_coro;               /* it found a suspended coroutine busy instead */
+	struct ld_coro *coro;         /* suspended coroutines found (coro.c), or NULL */
 	bool need_low;                /* the patch has 32-bit absolute references to itself */
 	bool undo;                    /* undoing (for messages) */
 	enum qp_fault step;           /* last step of QP_FAULTS reached */
@@ -286,8 +302,28 @@ int ld_so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_err
 int ld_so_dlclose(struct ld_ctx *c, uint64_t handle, struct qp_error *err);
 /* threads[0] held: the target's dlerror() message into @out. */
 void ld_so_dlerror(struct ld_ctx *c, char *out, size_t size);
+/* coro.c */
+/* While the target runs: find its coroutine stacks and the contexts
+ * (jmp_bufs) of coroutines suspended on them, into c->coro (replaced);
+ * counts into c->stats. */
+int ld_coro_find(struct ld_ctx *c, struct qp_error *err);
+/*
+ * Every thread stopped: is a suspended coroutine found by ld_coro_find()
+ * inside one of the ranges, or due to return into one?  With @whole, a
+ * coroutine stack with no context found counts as busy when any word of
+ * it points into the ranges (undo: a mapping may stay, never go early).
+ */
+bool ld_coro_busy(struct ld_ctx *c, const struct ld_range *v, size_t n, bool whole,
+		  char *why, size_t size);
+void ld_coro_free(struct ld_coro *k);
 
 /* safety.c */
+const struct ld_range *ld_stack_scan(struct ld_ctx *c, const struct qp_maps *maps, uint64_t from,
+				     uint64_t limit, const struct ld_range *v, size_t n,
+				     uint64_t *where, bool *complete);
+bool ld_context_in(struct ld_ctx *c, const struct qp_maps *maps,
+		   const struct user_regs_struct *regs, const char *who,
+		   const struct ld_range *v, size_t n, char *why, size_t why_size);
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,
 		  size_t n, char *why, size_t why_size);
 int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err);

@@ -220,6 +220,11 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->stopped_us, st->threads, st->threads == 1 ? "" : "s", st->stop_us,
 	       st->attempts, st->attempts == 1 ? "" : "s", caught, st->held_us,
 	       st->total_us / 1000.0);
+	if (st->coro_stacks || st->coro_contexts || st->coro_skipped)
+		printf("coroutines: %zu stack(s) no thread runs on, %zu suspended context(s) found; "
+		       "scanned %.1f MiB in %.1f ms before stopping (%zu mapping(s) too large to scan, or beyond the limit)\n",
+		       st->coro_stacks, st->coro_contexts, (double)st->coro_scanned / (1 << 20),
+		       st->coro_scan_us / 1000.0, st->coro_skipped);
 }
 
 /* The keys of --verify, else the store's policy file (if any). */

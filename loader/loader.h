@@ -213,6 +213,11 @@ struct qp_load_stats {
 				   ("" when it was) */
 	double pick_us;         /* .so patches: every thread stopped while the thread to
 				   run dlopen (dlclose) was picked, longest time */
+	size_t coro_stacks;     /* candidate coroutine stacks (no thread's TCB at the top) */
+	size_t coro_contexts;   /* suspended coroutine contexts found in memory */
+	uint64_t coro_scanned;  /* bytes scanned for them */
+	size_t coro_skipped;    /* mappings too large to scan */
+	double coro_scan_us;    /* time the scan took (the target running) */
 };
 
 /* An applied patch, as listed. */

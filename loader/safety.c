@@ -13,10 +13,6 @@
 
 #include "ld.h"
 
-/* Most stack bytes read for one thread's conservative scan; a stack used
- * deeper than that is unwound instead. */
-#define LD_STACK_PREFILTER (8u << 20)
-
 /* The mapping of @c->maps that holds @addr, or NULL. */
 static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
 {
@@ -45,11 +41,11 @@ static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, ui
  * unsafe change through.  *@complete tells whether the scan reached the
  * end of the mapping.
  */
-static const struct ld_range *ld_stack_scan(struct ld_ctx *c, uint64_t from, uint64_t limit,
-					    const struct ld_range *v, size_t n, uint64_t *where,
-					    bool *complete)
+const struct ld_range *ld_stack_scan(struct ld_ctx *c, const struct qp_maps *maps, uint64_t from,
+				     uint64_t limit, const struct ld_range *v, size_t n,
+				     uint64_t *where, bool *complete)
 {
-	const struct qp_map *m = ld_map_of(&c->maps, from);
+	const struct qp_map *m = ld_map_of(maps, from);
 	const struct ld_range *hit = NULL;
 	uint64_t sp = from & ~7ull, end, *buf;
 	size_t cnt, i;
@@ -97,47 +93,60 @@ static int ld_frame_cb(uint64_t pc, int depth, bool exact, void *arg)
 }
 
 /*
- * Is thread @t inside one of the ranges (past its entry), or due to return
- * into one?  A stack that holds no address in the ranges at all cannot
- * return into them (one read, cheap); otherwise the libdw unwinder tells
- * real return addresses from stale words, and where it cannot unwind
- * further the rest of the stack is judged conservatively.
+ * Is the code whose registers are @regs (a stopped thread, or a suspended
+ * coroutine; @who names it, its stack is a mapping of @maps) inside one of
+ * the ranges (past its entry), or due to return into one?  A stack that
+ * holds no address in the ranges at all cannot return into them (one
+ * read, cheap); otherwise the libdw unwinder tells real return addresses
+ * from stale words, and where it cannot unwind further the rest of the
+ * stack is judged conservatively.
  */
-bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
-			 const struct ld_range *v, size_t n, char *why, size_t why_size)
+bool ld_context_in(struct ld_ctx *c, const struct qp_maps *maps,
+		   const struct user_regs_struct *regs, const char *who,
+		   const struct ld_range *v, size_t n, char *why, size_t why_size)
 {
 	struct ld_frames f = { .v = v, .n = n };
-	const struct ld_range *r = ld_range_of(v, n, t->regs.rip);
-	uint64_t sp = t->regs.rsp, where;
+	const struct ld_range *r = ld_range_of(v, n, regs->rip);
+	uint64_t sp = regs->rsp, where;
 	int ret = QP_UNWIND_PARTIAL;
 	bool complete;
 
-	if (r && !(r->entry && t->regs.rip <= r->entry && t->regs.rip >= r->lo)) {
-		snprintf(why, why_size, "thread %d is executing '%s'%s%s (pc 0x%llx)", (int)t->tid,
+	if (r && !(r->entry && regs->rip <= r->entry && regs->rip >= r->lo)) {
+		snprintf(why, why_size, "%s is executing '%s'%s%s (pc 0x%llx)", who,
 			 r->name, r->in ? " of " : "", r->in ? r->in : "",
-			 (unsigned long long)t->regs.rip);
+			 (unsigned long long)regs->rip);
 		return true;
 	}
 	if (!v[0].check_stack)
 		return false;
-	if (!ld_stack_scan(c, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
+	if (!ld_stack_scan(c, maps, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
 		return false;
 	if (c->uw)
-		ret = qp_unwind__thread(c->uw, &t->regs, ld_frame_cb, &f, &sp);
+		ret = qp_unwind__thread(c->uw, regs, ld_frame_cb, &f, &sp);
 	if (f.hit) {
-		snprintf(why, why_size, "thread %d will return into '%s'%s%s (frame #%d, pc 0x%llx)",
-			 (int)t->tid, f.hit->name, f.hit->in ? " of " : "", f.hit->in ? f.hit->in : "",
+		snprintf(why, why_size, "%s will return into '%s'%s%s (frame #%d, pc 0x%llx)",
+			 who, f.hit->name, f.hit->in ? " of " : "", f.hit->in ? f.hit->in : "",
 			 f.depth, (unsigned long long)f.pc);
 		return true;
 	}
 	if (ret != QP_UNWIND_PARTIAL)
 		return false;
-	r = ld_stack_scan(c, sp ? sp : t->regs.rsp, LD_STACK_PREFILTER, v, n, &where, &complete);
+	r = ld_stack_scan(c, maps, sp ? sp : regs->rsp, LD_STACK_PREFILTER, v, n, &where,
+			  &complete);
 	if (r)
-		snprintf(why, why_size, "thread %d may return into '%s'%s%s (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
-			 (int)t->tid, r->name, r->in ? " of " : "", r->in ? r->in : "",
+		snprintf(why, why_size, "%s may return into '%s'%s%s (its stack holds an address in it at 0x%llx, beyond what could be unwound)",
+			 who, r->name, r->in ? " of " : "", r->in ? r->in : "",
 			 (unsigned long long)where);
 	return r != NULL;
+}
+
+bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
+			 const struct ld_range *v, size_t n, char *why, size_t why_size)
+{
+	char who[32];
+
+	snprintf(who, sizeof(who), "thread %d", (int)t->tid);
+	return ld_context_in(c, &c->maps, &t->regs, who, v, n, why, why_size);
 }
 
 /*
@@ -172,6 +181,8 @@ bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, siz
 					    .in = in, .check_stack = true };
 	for (i = 0; i < c->proc.nthreads && !busy; i++)
 		busy = ld_thread_in(c, &c->proc.threads[i], v, n, why, why_size);
+	if (!busy) /* and no suspended coroutine, judged conservatively */
+		busy = ld_coro_busy(c, v, n, true, why, why_size);
 	free(v);
 	return busy;
 }
@@ -244,9 +255,14 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
 	for (i = 0; i < c->proc.nthreads; i++)
 		if (ld_thread_in(c, &c->proc.threads[i], c->busy, c->nbusy, why, size)) {
 			c->busy_thread = i;
+			c->busy_coro = false;
 			return true;
 		}
-	return ld_sites_busy(c, why, size);
+	c->busy_coro = false;
+	if (ld_sites_busy(c, why, size))
+		return true;
+	c->busy_coro = ld_coro_busy(c, c->busy, c->nbusy, false, why, size);
+	return c->busy_coro;
 }
 
 struct ld_exit {

@@ -689,6 +689,8 @@ static int so_prepare(struct so_ctx *s, const char *path, struct qp_error *err)
 		ret = qp_proc__find_gadget(&c->proc, err);
 	if (!ret && !qp_unwind__new(c->pid, &c->uw, NULL))
 		ld_patch_cfi(c, c->applied, c->napplied);
+	if (!ret) /* suspended coroutines, as for a .qpatch (coro.c) */
+		ret = ld_coro_find(c, err);
 	return ret;
 }
 

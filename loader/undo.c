@@ -376,6 +376,11 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	ld_block_signals(&c.sigmask);
 	if (!ret)
 		ret = ld_while_stopped(&c, ld_undo_busy, ld_undo_restore, err);
+	/* no jump leads into the patch now: a coroutine suspended in it was
+	 * created before, its context is in memory already (if the search
+	 * fails, every mapping stays: ld_coro_busy) */
+	if (!ret)
+		ld_coro_find(&c, NULL);
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
 		ret = ld_reap(&c, applied, n, err);
