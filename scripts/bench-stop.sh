@@ -14,6 +14,8 @@
 #           as "target stopped for");
 #   pause:  first thread interrupted to last thread resumed, as the
 #           loader prints it ("first stop to last resume");
+#   loader wall: the whole qpatch-load run, start to exit, as the shell
+#           sees it;
 # for the apply (and the probe's figure for the undo).
 # Usage: scripts/bench-stop.sh [BUILD_DIR] [REPS]   (defaults: build, 20)
 set -euo pipefail
@@ -58,8 +60,8 @@ make -s -C "$W/app" CC="$BIN/qpatch-cc"
 gap() { probe_gap "$W/probe" "$1" "$2"; }
 
 echo "# $(nproc) CPUs, $REPS runs each; microseconds, median max"
-printf '%-7s %-4s | %-13s | %-13s | %-13s | %-13s | %-13s\n' threads mode \
-	"probe apply" "probe undo" "noise floor" "window" "pause"
+printf '%-7s %-4s | %-13s | %-13s | %-13s | %-13s | %-13s | %-13s\n' threads mode \
+	"probe apply" "probe undo" "noise floor" "window" "pause" "loader wall"
 for mode in idle busy; do
 	for n in 2 16 256; do
 		BENCH_PROBE=1 "$W/app/hot" "$((n - 1))" $mode >"$W/probe" &
@@ -89,6 +91,7 @@ for mode in idle busy; do
 		gn=$(while read -r a b; do gap "$a" "$b"; done <"$W/gn" | stats)
 		win=$(sed -nE 's/.*stopped for ([0-9]+) us.*/\1/p' "$W/apply" | stats)
 		pause=$(sed -nE 's/.*last resume ([0-9]+) us.*/\1/p' "$W/apply" | stats)
-		printf '%-7s %-4s | %s | %s | %s | %s | %s\n' "$n" "$mode" "$ga" "$gu" "$gn" "$win" "$pause"
+		wall=$(while read -r a b; do echo $(((b - a) / 1000)); done <"$W/ga" | stats)
+		printf '%-7s %-4s | %s | %s | %s | %s | %s | %s\n' "$n" "$mode" "$ga" "$gu" "$gn" "$win" "$pause" "$wall"
 	done
 done
