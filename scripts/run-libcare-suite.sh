@@ -20,9 +20,9 @@
 # output checked again.  Lines containing the word PATCHED are the fixed
 # behaviour, UNPATCHED the original.  Cases named fail_* expect the patch to
 # be refused (the changed code never leaves the stack): there the refusal and
-# its reason are recorded, and then the same patch must reach a process started
-# afterwards, through qpatchd holding it at its entry point (as libcare's
-# startup flavour expects).  Each case ends with one line in RESULTS: name,
+# its reason are recorded, and then the same patch must go into the program
+# started anew with it (qpatch-load --exec: held at its entry point), as
+# libcare's start-up flavour expects.  Each case ends with one line in RESULTS: name,
 # outcome, detail.  Exit status 0 when every case gave its expected outcome.
 set -u
 
@@ -44,7 +44,7 @@ CASES=$(cd "$1" && pwd) || exit 2
 shift
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 QP_BIN=${QP_BIN:-$HERE/build/bin}
-for t in qpatch-cc qpatch-build qpatch-load qpatch qpatchd; do
+for t in qpatch-cc qpatch-build qpatch-load qpatch-dump; do
 	[ -x "$QP_BIN/$t" ] || { echo "no $QP_BIN/$t: build qpatch or set QP_BIN" >&2; exit 2; }
 done
 WORK=${WORK:-$(mktemp -d /tmp/libcare-suite.XXXXXX)}
@@ -186,26 +186,25 @@ patch_id() { "$QP_BIN/qpatch-dump" "$1" 2>/dev/null | sed -nE "1s/^patch '([^']+
 first_reason() { grep -Eiv '^(ok|applied)' "$1" | grep -E 'refus|error|busy|will return|inside|executing|cannot|fail' |
 	head -n 1 | cut -c1-220; }
 
-# startup CASE DIR FIXES...: the fixes in a store, qpatchd running, a new
-# process started: prints the state its first lines show.
+# startup CASE DIR FIXES...: a new process started with the fixes in before
+# its first instruction (qpatch-load --exec): prints the state its first
+# lines show.  Unbuffered output as stdbuf(1) gives it, without its exec.
+STDBUF_LIB=
+for f in /usr/libexec/coreutils/libstdbuf.so /usr/lib/coreutils/libstdbuf.so; do
+	[ -f "$f" ] && STDBUF_LIB=$f && break
+done
 startup() {
-	local c=$1 d=$2 s=$2/store f dpid pid n state
+	local c=$1 d=$2 f args=() pid
 	shift 2
-	rm -rf "$s"
-	for f in "$@"; do "$QP_BIN/qpatch" --store "$s" add "$f" >>"$d/startup.log" 2>&1; done
-	nice -n -10 "$QP_BIN/qpatchd" --store "$s" --rescan-ms 0 >>"$d/startup.log" 2>&1 &
-	dpid=$!
-	PIDS+=("$dpid")
-	wait_new "$d/startup.log" 0 "start: " 10 >/dev/null
-	(cd "$d/orig" && exec stdbuf -o0 "./$c") >"$d/startup.out" 2>&1 &
+	for f in "$@"; do args+=(--exec "$f"); done
+	(cd "$d/orig" && _STDBUF_O=0 LD_PRELOAD=$STDBUF_LIB exec "$QP_BIN/qpatch-load" "${args[@]}" -- "./$c") \
+		>"$d/startup.out" 2>"$d/startup.log" &
 	pid=$!
 	PIDS+=("$pid")
 	sleep 3.2
-	state=$(state_of "$c" "$(head -n 6 "$d/startup.out")")
-	kill -9 "$pid" 2>/dev/null
-	kill -TERM "$dpid" 2>/dev/null
-	wait "$dpid" 2>/dev/null
-	echo "$state"
+	state_of "$c" "$(head -n 6 "$d/startup.out")"
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
 }
 
 # ---- one case ----------------------------------------------------------------
@@ -275,10 +274,10 @@ run_case() {
 		kill -9 "$pid" 2>/dev/null
 		st=$(startup "$c" "$d" "${fixes[@]}")
 		if [ "$st" = patched ]; then
-			result "$c" refused "$detail; at startup (qpatchd, entry point): patched"
+			result "$c" refused "$detail; started with the fix (qpatch-load --exec): patched"
 			return 0
 		fi
-		result "$c" failed "$detail; at startup (qpatchd): output '$st' ($d/startup.log)"
+		result "$c" failed "$detail; started with the fix (qpatch-load --exec): output '$st' ($d/startup.log)"
 		return 1
 	fi
 	if [ $rc -ne 0 ]; then
