@@ -487,7 +487,7 @@ int main(int argc, char **argv)
 	};
 	struct qp_load_opts opts = { 0 };
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0, nexec = 0;
-	char **exec_fixes = calloc((size_t)argc, sizeof(char *));
+	char *exec_fixes[64];
 	pid_t pid;
 
 	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
@@ -509,8 +509,11 @@ int main(int argc, char **argv)
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'S': opts.ignore_seccomp = true; break;
 		case 'E':
-			if (exec_fixes)
-				exec_fixes[nexec++] = optarg;
+			if (nexec == (int)(sizeof(exec_fixes) / sizeof(exec_fixes[0]))) {
+				fprintf(stderr, "qpatch-load: at most %d --exec patches\n", nexec);
+				return 2;
+			}
+			exec_fixes[nexec++] = optarg;
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
@@ -519,16 +522,12 @@ int main(int argc, char **argv)
 	}
 	nargs = argc - optind;
 	if (nexec) {
-		int ret = 2;
-
-		if (list || undo || all || nargs < 1 || strcmp(argv[optind - 1], "--"))
+		if (list || undo || all || nargs < 1 || strcmp(argv[optind - 1], "--")) {
 			usage(stderr);
-		else
-			ret = do_exec(exec_fixes, nexec, argv + optind, &opts);
-		free(exec_fixes);
-		return ret;
+			return 2;
+		}
+		return do_exec(exec_fixes, nexec, argv + optind, &opts);
 	}
-	free(exec_fixes);
 	if (all && (list || nargs != 1)) {
 		usage(stderr);
 		return 2;
