@@ -4,13 +4,14 @@
 #   make deb     the Debian package build/qpatch_VERSION_ARCH.deb (cpack -G DEB)
 #   make test-deb  that package installed and used on a clean Debian 12 (root; scripts/test-deb.sh)
 #   make realworld  live-patch Debian's lua5.4, redis and sqlite3 with real fixes; CASES=qemu for QEMU (docs/realworld.md)
+#   make soak    a real fix applied and undone 1000 times in redis under load; N=cycles, CASES=qemu (docs/soak.md)
 #   make sweep   every C fix of Debian's redis, lua5.4 and sqlite3, patched live or refused; PKGS=redis for one (docs/sweep.md)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build demo check check-asan fuzz clean realworld sweep deb test-deb
+.PHONY: all deps build demo check check-asan fuzz clean realworld soak sweep deb test-deb
 
 all: build
 
@@ -42,6 +43,10 @@ test-deb:
 realworld: build
 	@scripts/install-realworld-deps.sh
 	@QP_BIN=$(abspath $(BUILD))/bin tests/realworld/run.sh $(CASES)
+
+soak: build
+	@scripts/install-realworld-deps.sh
+	@QP_BIN=$(abspath $(BUILD))/bin $(if $(N),QP_RW_SOAK_N=$(N)) tests/realworld/soak.sh $(CASES)
 
 sweep: build
 	@scripts/install-realworld-deps.sh

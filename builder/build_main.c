@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "builder.h"
 #include "qpatch/json.h"
+#include "qpatch/sign.h"
 #include "qpatch/version.h"
 
 static void usage(FILE *f)
@@ -40,6 +42,8 @@ static void usage(FILE *f)
 		"                        value: the process keeps the value it has (the new\n"
 		"                        one applies from the next start); repeatable.  The\n"
 		"                        only refusal that can be overridden\n"
+		"  -s, --sign KEY        sign the patch with the Ed25519 private key in the\n"
+		"                        PEM file KEY (openssl genpkey -algorithm ed25519)\n"
 		"  -j, --json            print the report as JSON on stdout\n"
 		"  -q, --quiet           no progress messages\n"
 		"  -h, --help            this text\n"
@@ -130,6 +134,24 @@ static void print_report(const struct qp_report *r, const char *output, bool ok)
 	       r->patched_build_s, r->diff_s);
 }
 
+/* Append the signature to the patch just written; no unsigned file is
+ * left behind when that fails. */
+static int sign_output(const struct qp_signer *signer, const char *path, bool loud,
+		       struct qp_error *err)
+{
+	char hex[QP_SIG_KEY_ID_HEX];
+	int ret = qp_signer__sign_file(signer, path, err);
+
+	if (ret) {
+		unlink(path);
+		return ret;
+	}
+	qp_sig_key_id_hex(qp_signer__key_id(signer), hex);
+	if (loud)
+		fprintf(stderr, "qpatch-build: signed '%s' with Ed25519 key %s\n", path, hex);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -144,6 +166,7 @@ int main(int argc, char **argv)
 		{ "keep-value", required_argument, NULL, 'K' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "sign", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -152,7 +175,8 @@ int main(int argc, char **argv)
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	char wrapper[PATH_MAX], cxx_wrapper[PATH_MAX];
-	const char **keep;
+	struct qp_signer *signer = NULL;
+	const char **keep, *key = NULL;
 	int c, ret, json = 0, nkeep = 0;
 
 	keep = calloc((size_t)argc + 1, sizeof(*keep));
@@ -162,7 +186,7 @@ int main(int argc, char **argv)
 	}
 	opts.keep_values = keep;
 
-	while ((c = getopt_long(argc, argv, "o:t:b:c:w:kqjhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:b:c:w:s:kqjhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': opts.output = optarg; break;
 		case 't': opts.target = optarg; break;
@@ -175,6 +199,7 @@ int main(int argc, char **argv)
 		case 'K': keep[nkeep++] = optarg; break;
 		case 'q': opts.progress = NULL; break;
 		case 'j': json = 1; break;
+		case 's': key = optarg; break;
 		case 'h': usage(stdout); free(keep); return 0;
 		case 'V': free(keep); return qp_version_print("qpatch-build");
 		default: usage(stderr); free(keep); return 2;
@@ -195,7 +220,16 @@ int main(int argc, char **argv)
 	}
 	opts.cc_wrapper = wrapper;
 	opts.cxx_wrapper = cxx_wrapper;
+	/* a key that cannot sign is refused before anything is built */
+	if (key && qp_signer__open(key, &signer, &err)) {
+		fprintf(stderr, "qpatch-build: %s\n", err.msg);
+		free(keep);
+		return 1;
+	}
 	ret = qp_build_run(&opts, &rep, &err);
+	if (!ret && signer)
+		ret = sign_output(signer, opts.output, opts.progress != NULL, &err);
+	qp_signer__free(signer);
 	if (json)
 		print_json(&rep, opts.output, ret, &err);
 	else

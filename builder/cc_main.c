@@ -373,7 +373,8 @@ static int flag_state(int argc, char **argv, const char *name)
  * the patch for good.  inline-clone turns exactly those passes off and
  * keeps inlining and cloning, which the builder follows.
  *
- * Left out when $QPATCH_CC_LIVEPATCHING is "0"; when the command does not
+ * Left out when $QPATCH_CC_LIVEPATCHING is "0" ("1": the compiler takes
+ * it, no need to ask; qpatch-build asks once and says so); when the command does not
  * compile (a link, -E, --version); when the command chooses a level
  * itself; where gcc would fail on it: with -flto ("live patching is not
  * supported with LTO"), -fwhole-program or one of the IPA passes it turns
@@ -393,9 +394,11 @@ static int cc_livepatching(int argc, char **argv, int nsrc, const char *cc)
 	char *probe[] = { (char *)cc, "-Werror", CC_LIVEPATCHING, "-fsyntax-only", "-x", "c",
 			  "/dev/null", NULL };
 	size_t i;
+	int known;
 
 	if (env && !strcmp(env, "0"))
 		return 0;
+	known = env && !strcmp(env, "1"); /* qpatch-build asked the compiler already */
 	if ((!nsrc && !has_arg(argc, argv, "-c") && !has_arg(argc, argv, "-S")) ||
 	    has_arg(argc, argv, "-E") || has_arg(argc, argv, "-M") || has_arg(argc, argv, "-MM"))
 		return 0;
@@ -405,7 +408,7 @@ static int cc_livepatching(int argc, char **argv, int nsrc, const char *cc)
 	for (i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
 		if (flag_state(argc, argv, conflicts[i]) == 1)
 			return 0;
-	return cc_run(probe, 1) == 0;
+	return known || cc_run(probe, 1) == 0;
 }
 
 /* Arguments that only matter to the linker. */

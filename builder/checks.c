@@ -143,7 +143,8 @@ int diff_check_site(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_s
 			return diff_refuse(d, o, s->name, os->size, err, msg);
 		}
 	}
-	if (!t || !qp_target__check_site(d->tgt, t, &d->srcs[src].room, why, sizeof(why)))
+	if (!t || !qp_target__check_site(d->tgt, t, &d->srcs[src].room, &d->srcs[src].calls,
+					  why, sizeof(why)))
 		return 0;
 	snprintf(msg, sizeof(msg), "cannot redirect the old function: %s", why);
 	return diff_refuse(d, o, s->name, t->size, err, msg);

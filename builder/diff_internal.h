@@ -80,6 +80,8 @@ struct diff_src {
 	size_t index;            /* final index in the src table */
 	uint64_t room;           /* a replaced function shorter than the jump: padding
 				    bytes after it the jump may use (QP_R_ROOM), else 0 */
+	bool calls;              /* such a function with no room: its direct call
+				    sites are rewritten instead (QP_R_CALLS) */
 };
 
 struct qp_diff {

@@ -274,7 +274,8 @@ static int diff_emit_srcs(struct qp_diff *d, struct qp_patch *p, struct qp_error
 /* dst symbols: the functions and variables defined in included sections,
  * locals first as ELF wants; a replacement's QP_R_REPLACE goes with it,
  * a QP_R_BUSY for each of the old function's cold parts, and a QP_R_ROOM
- * when the jump takes padding after the old function. */
+ * when the jump takes padding after the old function (QP_R_CALLS when its
+ * call sites are rewritten instead). */
 static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct diff_incl *in,
 			 const struct qp_elf_sym *s, int sec_index, struct qp_error *err)
 {
@@ -305,6 +306,11 @@ static int diff_emit_dst(struct qp_diff *d, struct qp_patch *p, const struct dif
 					.addend = (int64_t)d->srcs[in->replaces_src].room };
 
 		ret = qp_patch__add_rela(p, &room);
+	}
+	if (ret >= 0 && d->srcs[in->replaces_src].calls) {
+		struct qp_rela calls = { .type = QP_R_CALLS, .sym = rep.sym };
+
+		ret = qp_patch__add_rela(p, &calls);
 	}
 	return ret < 0 ? qp_seterr(err, ret, "out of memory") : 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpatch/callsites.h"
 #include "qpatch/decode.h"
 #include "srcline.h"
 #include "target.h"
@@ -406,8 +407,27 @@ static uint64_t target_gap_after(const struct qp_target *t, const struct qp_elf_
 	return next - end < QP_ROOM_MAX ? next - end : QP_ROOM_MAX;
 }
 
+/* No room for the jump: may its direct callers be rewritten instead?
+ * 0, or -ENOTSUP with both reasons in @why. */
+static int target_calls(const struct qp_target *t, const struct qp_elf_sym *sym, int ret,
+			char *why, size_t why_size)
+{
+	struct qp_callsite *v;
+	char why2[256];
+	size_t n;
+
+	if (!qp_callsites_find(t->elf, sym->value, sym->size, QP_CALLSITES_ALL, &v, &n, why2,
+			       sizeof(why2))) {
+		free(v);
+		return 0;
+	}
+	snprintf(why + strlen(why), why_size - strlen(why),
+		 "; its call sites cannot be rewritten instead: %s", why2);
+	return ret;
+}
+
 int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
-			  uint64_t *room, char *why, size_t why_size)
+			  uint64_t *room, bool *calls, char *why, size_t why_size)
 {
 	const struct qp_elf_sec *s = sym->sec;
 	const uint8_t *code;
@@ -416,6 +436,7 @@ int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sy
 	int ret;
 
 	*room = 0;
+	*calls = false;
 	if (!s || !s->data || s->shdr.sh_type != SHT_PROGBITS ||
 	    sym->value < s->shdr.sh_addr || sym->size > s->size ||
 	    sym->value - s->shdr.sh_addr > s->size - sym->size) {
@@ -436,6 +457,8 @@ int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sy
 			 ", and the %llu byte%s after it before the next symbol %s",
 			 (unsigned long long)gap, gap == 1 ? "" : "s",
 			 gap ? "are not all alignment padding" : "leave no room");
+		ret = target_calls(t, sym, ret, why, why_size);
+		*calls = !ret;
 		return ret;
 	}
 	if (qp_decode_check_patch_site(code, sym->size + gap, sym->value, site, QP_JMP_REL32_SIZE,

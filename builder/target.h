@@ -43,11 +43,13 @@ const char *qp_target__file_name(const struct qp_target *t, size_t file);
  * a branch into its first bytes is refused at build time.  A function
  * shorter than the jump may take it when the bytes after it, up to the
  * next symbol, are alignment padding: *@room is then their count (the
- * patch says so with a QP_R_ROOM), else 0.  Returns 0, or a negative code
- * with the reason in @why.
+ * patch says so with a QP_R_ROOM), else 0.  When there is no such room,
+ * its direct call sites may be rewritten instead: *@calls is then true
+ * (QP_R_CALLS), provided nothing else leads into it (callsites.h).
+ * Returns 0, or a negative code with the reason in @why.
  */
 int qp_target__check_site(const struct qp_target *t, const struct qp_elf_sym *sym,
-			  uint64_t *room, char *why, size_t why_size);
+			  uint64_t *room, bool *calls, char *why, size_t why_size);
 /* Build-id, target name and tool version for the patch info. */
 void qp_target__fill_info(const struct qp_target *t, struct qp_info *info);
 

@@ -1,5 +1,5 @@
 # Finds qpatch's dependencies and defines one imported target per library:
-#   qp::elf qp::dw qp::bfd qp::zydis qp::zstd
+#   qp::elf qp::dw qp::bfd qp::zydis qp::zstd qp::crypto
 # Each is the Debian 12 -dev package named in the error message when missing
 # (scripts/install-deps.sh installs them).
 find_package(PkgConfig REQUIRED)
@@ -33,3 +33,5 @@ qp_lib(zydis Zydis Zydis/Zydis.h libzydis-dev qp::zycore)
 # libbfd's header insists on a config macro; the Debian build has it set.
 qp_lib(bfd bfd bfd.h binutils-dev)
 target_compile_definitions(qp_bfd INTERFACE PACKAGE="qpatch" PACKAGE_VERSION="${PROJECT_VERSION}")
+# libcrypto (OpenSSL 3): Ed25519 signatures of patches (format/sign.c).
+qp_pkg(crypto libcrypto libssl-dev)

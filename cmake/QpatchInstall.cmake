@@ -4,6 +4,7 @@
 #   P/bin/qpatch*, P/sbin/qpatchd       programs
 #   P/share/man/manN/*.N                every docs/man/*.[1-8]
 #   P/share/doc/qpatch/                 README.md, docs/*.md
+#   P/include/qpatch/so.h               for hand-written .so patches
 #   P/lib/systemd/system/qpatchd.service  once loader/host/ has it
 
 # Man pages: every docs/man/*.[1-8], into the section its suffix names.
@@ -16,6 +17,10 @@ foreach(page ${QP_MAN_PAGES})
   install(FILES ${PROJECT_BINARY_DIR}/man/${name}
     DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
 endforeach()
+
+# The header hand-written .so patches include (qpatch-load --so).
+install(FILES ${PROJECT_SOURCE_DIR}/format/include/qpatch/so.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qpatch)
 
 # The documents the man pages point at (format.md, loader.md, ...).
 file(GLOB QP_DOCS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)

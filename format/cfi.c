@@ -307,7 +307,8 @@ int qp_cfi_check_insns(const uint8_t *p, size_t n, const struct qp_cfi_cie *cie,
 		       char *why, size_t why_size)
 {
 	const uint8_t *start = p, *end = p + n;
-	uint64_t loc = 0, u;
+	/* the location in units of the code alignment, and its bound */
+	uint64_t loc = 0, u, lim = range / (cie->code_align ? cie->code_align : 1);
 
 	while (p < end) {
 		uint8_t op = *p++;
@@ -339,12 +340,11 @@ int qp_cfi_check_insns(const uint8_t *p, size_t n, const struct qp_cfi_cie *cie,
 		}
 		if (!adv)
 			continue;
-		/* loc <= range throughout; no sum may wrap around */
-		if (adv > range / (cie->code_align ? cie->code_align : 1) ||
-		    adv * cie->code_align > range - loc)
+		/* loc * code_align <= range throughout; no sum may wrap around */
+		if (adv > lim - loc)
 			return cfi_why(why, why_size, "advance past the end of the code it describes at +%td",
 				       p - 1 - start);
-		loc += adv * cie->code_align;
+		loc += adv;
 	}
 	return 0;
 }
@@ -354,7 +354,7 @@ int qp_cfi_check(const uint8_t *buf, size_t size, char *why, size_t why_size)
 	struct qp_cfi_entry e, ce;
 	struct qp_cfi_cie cie;
 	struct qp_cfi_fde fde;
-	uint64_t off = 0;
+	uint64_t off = 0, cie_off = UINT64_MAX; /* the CIE in cie, checked already */
 	int ret;
 
 	for (;;) {
@@ -367,12 +367,21 @@ int qp_cfi_check(const uint8_t *buf, size_t size, char *why, size_t why_size)
 			ret = qp_cfi_parse_cie(buf, size, &e, &cie, why, why_size);
 			if (!ret)
 				ret = qp_cfi_check_insns(cie.insns, cie.ninsns, &cie, 0, why, why_size);
+			cie_off = ret ? UINT64_MAX : e.off;
 		} else {
-			if (e.cie_off >= e.off || qp_cfi_entry(buf, size, e.cie_off, &ce, NULL, 0) ||
-			    !ce.cie)
+			if (e.cie_off >= e.off)
 				return cfi_why(why, why_size, "FDE at 0x%llx does not point at an earlier CIE",
 					       (unsigned long long)e.off);
-			ret = qp_cfi_parse_cie(buf, size, &ce, &cie, why, why_size);
+			/* most FDEs name the CIE just parsed: parsed and checked once */
+			ret = 0;
+			if (e.cie_off != cie_off) {
+				if (qp_cfi_entry(buf, size, e.cie_off, &ce, NULL, 0) || !ce.cie)
+					return cfi_why(why, why_size,
+						       "FDE at 0x%llx does not point at an earlier CIE",
+						       (unsigned long long)e.off);
+				ret = qp_cfi_parse_cie(buf, size, &ce, &cie, why, why_size);
+				cie_off = ret ? UINT64_MAX : e.cie_off;
+			}
 			if (!ret)
 				ret = qp_cfi_parse_fde(buf, size, &e, &cie, &fde, why, why_size);
 			if (!ret)

@@ -14,6 +14,7 @@
 
 #include "qpatch/cfi.h"
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 #include "qpatch/version.h"
 
 static const char usage[] =
@@ -57,6 +58,23 @@ static const char *dump_hex(char *buf, uint64_t v)
 	return buf;
 }
 
+/* The signature block, if any; checking it is qpatch-load --verify's job. */
+static void dump_signature(const struct qp_patch *p)
+{
+	const struct qp_sig_disk *sig = qp_patch__signature(p);
+	char hex[QP_SIG_KEY_ID_HEX];
+
+	if (!sig) {
+		printf("  signature:      none\n");
+		return;
+	}
+	qp_sig_key_id_hex(sig->key_id, hex);
+	if (sig->algorithm == QP_SIG_ED25519)
+		printf("  signature:      Ed25519, key id %s (not checked here)\n", hex);
+	else
+		printf("  signature:      unknown algorithm %u, key id %s\n", sig->algorithm, hex);
+}
+
 static void dump_info(const struct qp_patch *p)
 {
 	const struct qp_info *in = qp_patch__info(p);
@@ -71,6 +89,7 @@ static void dump_info(const struct qp_patch *p)
 	printf("\n  tool version:   %s\n", in->tool_version);
 	printf("  image size:     0x%" PRIx64 " (%" PRIu64 " bytes)\n",
 	       in->image_size, in->image_size);
+	dump_signature(p);
 }
 
 /* sh_size of each content section in the file (the reader keeps only the
@@ -220,6 +239,9 @@ static void dump_replacements(const struct qp_patch *p)
 		if (r->type == QP_R_ROOM)
 			printf("  (%s: %lld bytes of padding after it may take the jump)\n",
 			       qp_patch__src_sym(p, r->sym)->name, (long long)r->addend);
+		if (r->type == QP_R_CALLS)
+			printf("  (%s: too short for the jump; its direct call sites are rewritten)\n",
+			       qp_patch__src_sym(p, r->sym)->name);
 	}
 }
 

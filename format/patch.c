@@ -13,6 +13,7 @@
 
 #include "qpatch/cfi.h"
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 /* Content sections the model accepts: with the 8 fixed sections, e_shnum
  * stays below SHN_LORESERVE (no extended section numbering). */
@@ -32,13 +33,15 @@ struct qp_patch {
 	struct qp_rela *relas;     /* .qpatch.diffdata entries */
 	size_t rela_cnt;           /* used entries of relas */
 	size_t rela_cap;           /* allocated entries of relas */
+	bool has_sig;              /* the file read was signed */
+	struct qp_sig_disk sig;    /* its signature block, when has_sig */
 };
 
 /* One accepted relocation type. */
 struct patch_rtype {
 	uint32_t type;    /* R_X86_64_* or QP_R_* */
 	const char *name; /* its name, as printed */
-	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE, QP_R_BUSY, QP_R_ROOM */
+	unsigned width;   /* bytes of the field it writes; 0 for QP_R_REPLACE, QP_R_BUSY, QP_R_ROOM, QP_R_CALLS */
 };
 
 #define RT(t, w) { t, #t, w }
@@ -63,6 +66,7 @@ static const struct patch_rtype patch_rtypes[] = {
 	RT(QP_R_IMAGE32S, 4),
 	RT(QP_R_BUSY, 0),
 	RT(QP_R_ROOM, 0),
+	RT(QP_R_CALLS, 0),
 };
 #undef RT
 
@@ -255,6 +259,18 @@ int qp_patch__add_rela(struct qp_patch *p, const struct qp_rela *rela)
 }
 
 /* ---- accessors ------------------------------------------------------- */
+
+void qp_patch__set_signature(struct qp_patch *p, const struct qp_sig_disk *sig)
+{
+	p->has_sig = sig != NULL;
+	if (sig)
+		p->sig = *sig;
+}
+
+const struct qp_sig_disk *qp_patch__signature(const struct qp_patch *p)
+{
+	return p->has_sig ? &p->sig : NULL;
+}
 
 const struct qp_info *qp_patch__info(const struct qp_patch *p)
 {
@@ -841,6 +857,37 @@ static int validate_room(const struct qp_patch *p, const struct qp_rela *r, size
 	return 0;
 }
 
+/* QP_R_CALLS: a replaced function of the target, once, without room. */
+static int validate_calls(const struct qp_patch *p, const struct qp_rela *r, size_t i,
+			  struct qp_error *err)
+{
+	const struct qp_sym *f = &p->src[r->sym];
+	bool replaced = false;
+	size_t j;
+
+	if (f->type != STT_FUNC || f->shndx != QP_SRC_IN_TARGET || !f->size)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_CALLS): src symbol %u '%s' is not a function of the target with a size",
+				 i, r->sym, f->name);
+	if (r->offset || r->addend)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_CALLS): offset 0x%llx and addend %lld are not 0",
+				 i, (unsigned long long)r->offset, (long long)r->addend);
+	for (j = 0; j < p->rela_cnt; j++) {
+		if (j != i && (p->relas[j].type == QP_R_CALLS || p->relas[j].type == QP_R_ROOM) &&
+		    p->relas[j].sym == r->sym)
+			return qp_seterr(err, QP_EFORMAT,
+					 "relocation %zu (QP_R_CALLS): '%s' is also named by relocation %zu (%s)",
+					 i, f->name, j, qp_rela_type_name(p->relas[j].type));
+		replaced |= p->relas[j].type == QP_R_REPLACE && p->relas[j].sym == r->sym;
+	}
+	if (!replaced)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (QP_R_CALLS): '%s' is not replaced by this patch", i,
+				 f->name);
+	return 0;
+}
+
 static int validate_field(const struct sec_index *ix, const struct qp_rela *r,
 			  const struct patch_rtype *rt, size_t i,
 			  struct qp_error *err)
@@ -890,7 +937,7 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 				 "relocation %zu (%s): symbol %u '%s' is an STT_FILE symbol",
 				 i, rt->name, r->sym, p->src[r->sym].name);
 	} else if (r->type != QP_R_REPLACE && r->type != QP_R_BUSY && r->type != QP_R_ROOM &&
-		   qp_rela_is_tls(r->type) != (p->src[r->sym].type == STT_TLS)) {
+		   r->type != QP_R_CALLS && qp_rela_is_tls(r->type) != (p->src[r->sym].type == STT_TLS)) {
 		/* a thread-local access names a thread-local variable, and only
 		 * such an access does: its value is an offset, not an address */
 		return qp_seterr(err, QP_EFORMAT,
@@ -904,6 +951,8 @@ static int validate_rela(const struct qp_patch *p, const struct sec_index *ix,
 		return validate_busy(p, r, i, err);
 	if (r->type == QP_R_ROOM)
 		return validate_room(p, r, i, err);
+	if (r->type == QP_R_CALLS)
+		return validate_calls(p, r, i, err);
 	return validate_field(ix, r, rt, i, err);
 }
 

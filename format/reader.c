@@ -29,6 +29,7 @@
 #include <zstd.h>
 
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 /* Largest input accepted: content, symbol and relocation tables are each
  * bounded by QP_MAX_SECTION_SIZE, so a valid patch is far below this. */
@@ -95,7 +96,8 @@ static int rd_ident(struct reader *r)
 	if (r->size < SELFMAG || memcmp(id, ELFMAG, SELFMAG))
 		return rd_fmt(r, NULL, "not an ELF file");
 	if (r->size < sizeof(Elf64_Ehdr))
-		return rd_fmt(r, NULL, "truncated ELF header (%zu bytes)", r->size);
+		return rd_fmt(r, NULL, "truncated: %zu bytes, less than an ELF header (%zu)", r->size,
+			      sizeof(Elf64_Ehdr));
 	if (id[EI_CLASS] != ELFCLASS64)
 		return rd_fmt(r, NULL, "ELF class %u is not ELFCLASS64", id[EI_CLASS]);
 	if (id[EI_DATA] != ELFDATA2LSB)
@@ -104,6 +106,28 @@ static int rd_ident(struct reader *r)
 	if (id[EI_VERSION] != EV_CURRENT)
 		return rd_fmt(r, NULL, "ELF ident version %u is not EV_CURRENT",
 			      id[EI_VERSION]);
+	return 0;
+}
+
+/*
+ * The section table the ELF header points at must be inside the file;
+ * otherwise libelf sees no sections at all, and the message must say
+ * what is wrong: a file cut short, most often.
+ */
+static int rd_shtab(struct reader *r, const Elf64_Ehdr *eh)
+{
+	/* e_shnum 0 with a table: the count is in section 0, which must be there */
+	uint64_t n = eh->e_shnum ? eh->e_shnum : 1, end;
+
+	if (!eh->e_shoff)
+		return rd_fmt(r, NULL, "no section table (e_shoff is 0)");
+	if (eh->e_shoff > r->size)
+		return rd_fmt(r, NULL, "truncated: %zu bytes, the ELF header says the section "
+			      "table starts at %llu", r->size, (unsigned long long)eh->e_shoff);
+	end = eh->e_shoff + n * sizeof(Elf64_Shdr); /* no overflow: e_shoff <= size */
+	if (end > r->size)
+		return rd_fmt(r, NULL, "truncated: %zu bytes, the ELF header says the section "
+			      "table ends at %llu", r->size, (unsigned long long)end);
 	return 0;
 }
 
@@ -127,7 +151,7 @@ static int rd_ehdr(struct reader *r)
 	    eh->e_shentsize != sizeof(Elf64_Shdr))
 		return rd_fmt(r, NULL, "e_ehsize %u or e_shentsize %u is wrong",
 			      eh->e_ehsize, eh->e_shentsize);
-	return 0;
+	return rd_shtab(r, eh);
 }
 
 /* ---- sections -------------------------------------------------------- */
@@ -246,7 +270,8 @@ static int rd_layout(struct reader *r)
 	if (elf_getshdrstrndx(r->elf, &strndx))
 		return rd_fmt(r, NULL, "elf_getshdrstrndx: %s", elf_errmsg(-1));
 	if (r->shnum < 3 || r->shnum >= SHN_LORESERVE)
-		return rd_fmt(r, NULL, "%zu sections", r->shnum);
+		return rd_fmt(r, NULL, "%zu sections in the section table (a patch has 3 to %u)",
+			      r->shnum, SHN_LORESERVE - 1);
 	if (strndx != r->shnum - 1)
 		return rd_fmt(r, NULL, "e_shstrndx %zu is not the last section (%zu)",
 			      strndx, r->shnum - 1);
@@ -713,11 +738,27 @@ static int rd_tables(struct reader *r)
 	return ret ? ret : rd_diffdata(r, base + 2, base);
 }
 
+/* Rules 61 and 62: a signed file is read without its signature block,
+ * which the model keeps. */
+static int rd_signature(struct reader *r)
+{
+	struct qp_sig_disk sig;
+	int ret = qp_sig_find(r->image, r->size, &sig, r->name, r->err);
+
+	if (ret <= 0)
+		return ret;
+	r->size -= QP_SIG_SIZE;
+	qp_patch__set_signature(r->p, &sig);
+	return 0;
+}
+
 static int rd_file(struct reader *r)
 {
 	size_t i, fixed;
-	int ret = rd_ident(r);
+	int ret = rd_signature(r);
 
+	if (!ret)
+		ret = rd_ident(r);
 	if (!ret && elf_version(EV_CURRENT) == EV_NONE)
 		ret = rd_fmt(r, NULL, "libelf: %s", elf_errmsg(-1));
 	if (ret)

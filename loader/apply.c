@@ -15,7 +15,8 @@
  *      protect; its record says "pending"; let the thread go;
  *   6. stop every thread; retry while a thread is in (or will return
  *      into) the code being replaced;
- *   7. write the jumps, mark the record applied, resume.
+ *   7. rewrite the call sites (sites.c), write the jumps, mark the record
+ *      applied, resume.
  * A failure after step 5 restores every byte written (every thread
  * stopped), then unmaps the mapping (one thread held): the target is as
  * it was, its registers too.
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -296,6 +298,34 @@ static uint64_t ld_room(const struct ld_ctx *c, uint32_t sym)
 	return 0;
 }
 
+/* Is the old function src[@sym] reached through its call sites only
+ * (QP_R_CALLS)? */
+static bool ld_calls(const struct ld_ctx *c, uint32_t sym)
+{
+	size_t i;
+
+	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
+		const struct qp_rela *r = qp_patch__rela(c->patch, i);
+
+		if (r->type == QP_R_CALLS && r->sym == sym)
+			return true;
+	}
+	return false;
+}
+
+/* The new function of an old one reached through its call sites only:
+ * code of the patch that calls the old one calls it (no jump would lead
+ * there); 0 for any other symbol. */
+static uint64_t ld_calls_new(const struct ld_ctx *c, uint32_t sym)
+{
+	size_t i;
+
+	for (i = 0; i < c->nfuncs; i++)
+		if (c->funcs[i].calls && c->funcs[i].rela->sym == sym)
+			return c->region + c->image_off + c->funcs[i].rela->offset;
+	return 0;
+}
+
 static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 {
 	size_t i, n = qp_patch__rela_count(c->patch);
@@ -321,6 +351,12 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 		f->rec.old_size = old->size;
 		f->rec.len = QP_JMP_REL32_SIZE;
 		snprintf(f->rec.name, sizeof(f->rec.name), "%s", old->name);
+		if (ld_calls(c, r->sym)) { /* no jump: its call sites (sites.c) */
+			f->calls = true;
+			f->rec.len = 0;
+			f->rec.site = f->rec.old_addr;
+			continue;
+		}
 		size = old->size < LD_MAX_FUNC ? old->size : LD_MAX_FUNC;
 		room = size == old->size ? ld_room(c, r->sym) : 0;
 		code = malloc(size + room ? size + room : 1);
@@ -363,8 +399,8 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 /* --- mapping the patch ---------------------------------------------------- */
 
 /* A free, page-aligned range of @size within reach of the target object. */
-static int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
-			uint64_t *out, struct qp_error *err)
+int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+		 uint64_t *out, struct qp_error *err)
 {
 	uint64_t lo_limit = c->obj_hi > LD_RANGE ? c->obj_hi - LD_RANGE + LD_PAGE : LD_PAGE * 16;
 	uint64_t hi_limit = c->obj_lo + LD_RANGE - LD_PAGE;
@@ -564,6 +600,9 @@ static int ld_relocate_one(struct ld_ctx *c, const struct qp_rela *r, struct qp_
 	uint8_t *field = c->buf + c->image_off + r->offset;
 	int64_t v;
 
+	if (r->sym && ld_calls_new(c, r->sym))
+		S = ld_calls_new(c, r->sym);
+
 	if (qp_rela_is_tls(r->type))
 		return ld_relocate_tls(c, r, field, P, err);
 	switch (r->type) {
@@ -639,14 +678,15 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
 		const struct qp_rela *r = qp_patch__rela(c->patch, i);
 
-		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY || r->type == QP_R_ROOM)
+		if (r->type == QP_R_REPLACE || r->type == QP_R_BUSY || r->type == QP_R_ROOM ||
+		    r->type == QP_R_CALLS)
 			continue; /* nothing to write */
 		ret = ld_relocate_one(c, r, err);
 		if (ret)
 			return ret;
 	}
 	memcpy(rec->magic, QP_RECORD_MAGIC, 8);
-	rec->version = QP_RECORD_VERSION;
+	rec->version = c->nsites ? QP_RECORD_VERSION_SITES : QP_RECORD_VERSION;
 	rec->nfuncs = (uint32_t)c->nfuncs;
 	rec->state = QP_REC_PENDING; /* APPLIED once the jumps are in */
 	rec->seq = c->seq;
@@ -672,13 +712,23 @@ static int ld_build_image(struct ld_ctx *c, struct qp_error *err)
 		c->funcs[i].rec.new_size = (uint32_t)qp_patch__dst_sym(c->patch, (size_t)r->addend)->size;
 		rec->funcs[i] = c->funcs[i].rec;
 	}
-	return 0;
+	ret = ld_sites_encode(c, err);
+	if (!ret && c->nsites) { /* version 3: the sites after the functions */
+		struct qp_record_sites *h = (struct qp_record_sites *)&rec->funcs[c->nfuncs];
+		struct qp_record_site *v = (struct qp_record_site *)(h + 1);
+
+		memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+		h->nsites = (uint32_t)c->nsites;
+		for (i = 0; i < c->nsites; i++)
+			v[i] = c->sites[i].rec;
+	}
+	return ret;
 }
 
 /* Page protections per section, stubs r-x: the mprotect calls for the
  * mapping at @region, into @v (room for a call per section and one more);
- * returns their count.  The record stays read-write: /proc/PID/mem cannot
- * write a read-only shared mapping, and undo updates the record's state. */
+ * returns their count.  The record stays read-write, as data does: undo
+ * updates its state. */
 static size_t ld_protect_calls(const struct ld_ctx *c, uint64_t region, struct ld_call *v)
 {
 	uint64_t img = region + c->image_off;
@@ -752,9 +802,9 @@ void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to)
 	memcpy(out + 1, &rel, 4);
 }
 
-static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
+int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 {
-	size_t i;
+	size_t i, n = 0;
 	int ret;
 
 	for (i = 0; i < c->nfuncs; i++) {
@@ -762,6 +812,8 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
 		int64_t d = (int64_t)(f->rec.new_addr - (f->rec.site + QP_JMP_REL32_SIZE));
 
+		if (f->calls)
+			continue; /* no jump: its call sites lead to it */
 		if (d != (int32_t)d)
 			return qp_seterr(err, -ERANGE, "'%s' is out of jump range of the patch",
 					 f->rec.name);
@@ -776,7 +828,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 		if (ret)
 			return ret;
 		f->written = true;
-		if (!i && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
+		if (!n++ && (ret = ld_fault(c, QP_FAULT_FIRST_JUMP, err)))
 			return ret;
 	}
 	/* the jumps lead into the patch: so says its record */
@@ -787,7 +839,7 @@ static int ld_write_jumps(struct ld_ctx *c, struct qp_error *err)
 
 /* Every thread stopped: the jumps written so far go (the record's state
  * does not matter: the mapping goes next). */
-static void ld_unjump(struct ld_ctx *c)
+void ld_unjump(struct ld_ctx *c)
 {
 	size_t i;
 
@@ -883,6 +935,61 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+/* The identity of the program process @pid runs; 0 when gone. */
+static void ld_exe_id(pid_t pid, uint64_t *dev, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	*dev = *ino = 0;
+	if (!stat(path, &st)) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+	}
+}
+
+/* Did the process exec another program since the start (or the same
+ * one again: the patch mapping made for it is gone)? */
+bool ld_execed(struct ld_ctx *c)
+{
+	static const char name[] = "/memfd:" QP_MEMFD_PREFIX;
+	struct qp_maps now = { 0 };
+	uint64_t dev, ino;
+	bool gone = true;
+	size_t i;
+
+	ld_exe_id(c->pid, &dev, &ino);
+	if (!dev && !ino)
+		return false; /* the process ended: told otherwise */
+	if (dev != c->exe_dev || ino != c->exe_ino)
+		return true;
+	if (!c->region || qp_maps__read(c->pid, &now, NULL))
+		return false;
+	for (i = 0; i < now.n && gone; i++)
+		gone = now.v[i].start != c->region || strncmp(now.v[i].path, name, sizeof(name) - 1);
+	qp_maps__release(&now);
+	return gone;
+}
+
+/*
+ * Between the two windows the threads ran: one of them may have called
+ * execve(), and the process now runs another program, in which the
+ * addresses of the patch mean nothing.  The private mapping made for the
+ * patch does not survive an exec: its record must still be there, as
+ * written.
+ */
+static int ld_same_image(struct ld_ctx *c, struct qp_error *err)
+{
+	struct qp_record now;
+
+	if (!qp_proc__read(&c->proc, c->region, &now, sizeof(now), NULL) &&
+	    !memcmp(&now, c->buf, sizeof(now)))
+		return 0;
+	return qp_seterr(err, QP_ETARGET, "process %d: the patch mapping at 0x%" PRIx64 " is gone "
+			 "or was changed while the process ran", (int)c->pid, c->region);
+}
+
 /* Every thread stopped, none in the way: the jumps, then the record's
  * state.  On failure, the jumps written go again. */
 static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
@@ -890,9 +997,15 @@ static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 	int ret = ld_fault(c, QP_FAULT_STOPPED, err);
 
 	if (!ret)
+		ret = ld_same_image(c, err);
+	if (!ret)
+		ret = ld_sites_write(c, err);
+	if (!ret)
 		ret = ld_write_jumps(c, err);
-	if (ret)
+	if (ret) {
 		ld_unjump(c);
+		ld_sites_unwrite(c);
+	}
 	return ret;
 }
 
@@ -1086,11 +1199,20 @@ static int ld_apply_run(struct ld_ctx *c, struct qp_error *err)
 	struct qp_error e2 = { 0 };
 	int ret = ld_with_one(c, ld_apply_prepare, err);
 
-	if (ret)
-		return ret;
-	ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
-	if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc))
-		ld_with_one(c, ld_unmap_work, &e2);
+	if (!ret) {
+		ret = ld_while_stopped(c, ld_apply_busy, ld_apply_commit, err);
+		if (ret && c->region && !c->stats->target_gone && !qp_proc__dead(&c->proc) &&
+		    !ld_execed(c))
+			ld_with_one(c, ld_unmap_work, &e2);
+	}
+	if (ret && !c->stats->target_gone && ld_execed(c)) { /* its memory is another program's */
+		char cause[QP_ERRMSG_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err && err->msg[0] ? err->msg : qp_strerror(ret));
+		ret = qp_seterr(err, QP_ETARGET, "process %d called execve() during the apply: it "
+				"runs another program now, untouched; nothing was applied (%s)",
+				(int)c->pid, cause);
+	}
 	return ret;
 }
 
@@ -1102,12 +1224,14 @@ void ld_ctx_release(struct ld_ctx *c)
 	free(c->ifunc);
 	free(c->tls);
 	free(c->funcs);
+	free(c->sites);
 	free(c->buf);
 	free(c->busy);
 	free(c->busy_in);
 	qp_applied__free(c->applied, c->napplied);
 	qp_unwind__free(c->uw);
 	ld_seccomp_release(&c->sc);
+	free(c->so_unsafe);
 }
 
 static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
@@ -1121,7 +1245,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_find_target(c, err);
 	if (!ret)
-		ret = ld_list(&c->proc, &c->maps, &c->applied, &c->napplied, err);
+		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
 	if (ret)
 		return ret;
 	applied = c->applied;
@@ -1136,6 +1260,8 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_prepare_funcs(c, err);
 	if (!ret)
+		ret = ld_sites_find(c, err);
+	if (!ret)
 		ret = ld_busy_ranges(c, err);
 	if (ret)
 		return ret;
@@ -1144,7 +1270,9 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 
 		c->need_low |= t == QP_R_IMAGE32 || t == QP_R_IMAGE32S;
 	}
-	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func));
+	c->rec_size = page_up(sizeof(struct qp_record) + c->nfuncs * sizeof(struct qp_record_func) +
+			      (c->nsites ? sizeof(struct qp_record_sites) +
+						   c->nsites * sizeof(struct qp_record_site) : 0));
 	c->image_off = c->rec_size;
 	c->extra_off = c->image_off + page_up(info->image_size);
 	c->region_size = c->extra_off +
@@ -1161,6 +1289,16 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	return ret;
 }
 
+static bool ld_any_abandoned(const struct qp_applied *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned)
+			return true;
+	return false;
+}
+
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
 		  struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -1169,7 +1307,19 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	ret = qp_proc__open(pid, &c.proc, err);
+	c.lock_fd = -1;
+	c.proc.mem_fd = -1;
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
+	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
@@ -1177,10 +1327,14 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	if (!ret) {
 		ld_block_signals(&c.sigmask);
 		ret = ld_apply_run(&c, err);
+		if (!ret && ld_any_abandoned(c.applied, c.napplied))
+			ld_reap(&c, c.applied, c.napplied, NULL); /* best effort: the patch is in */
 		pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	}
+	ld_unlock(c.lock_fd, c.lock_path);
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
+	stats->nsites = c.nsites;
 	stats->total_us = now_us() - t0;
 	ld_ctx_release(&c);
 	return ret;

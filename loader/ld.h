@@ -31,6 +31,8 @@
 #define LD_LEAVE_MS 1000           /* default qp_load_opts.leave_ms */
 #define LD_LEAVE_AFTER 20          /* stop attempts before a busy thread is run out */
 #define LD_LEAVE_RUNS 16           /* threads run out, at most, per apply */
+#define LD_LOCK_DIR "/run/qpatch"  /* the locks of processes being worked on (target.c) */
+#define LD_LOCK_PATH 128           /* room for a lock's path */
 
 static inline uint64_t page_up(uint64_t x)
 {
@@ -50,6 +52,14 @@ struct ld_func {
 	const struct qp_rela *rela;   /* its QP_R_REPLACE entry */
 	struct qp_record_func rec;    /* what goes into the record */
 	bool written;                 /* jump written (for rollback) */
+	bool calls;                   /* QP_R_CALLS: no jump, its call sites only */
+};
+
+/* One call site being rewritten (sites.c). */
+struct ld_site {
+	struct qp_record_site rec;    /* what goes into the record */
+	uint8_t rel_off;              /* offset of the rel32 field */
+	bool written;                 /* rewritten (for rollback) */
 };
 
 /* A thread-local variable the patch refers to (tls.c). */
@@ -122,6 +132,8 @@ struct ld_ctx {
 	uint64_t r_debug;             /* address of _r_debug, 0 until needed */
 	struct ld_func *funcs;        /* redirected functions */
 	size_t nfuncs;                /* count of funcs */
+	struct ld_site *sites;        /* call sites rewritten (sites.c) */
+	size_t nsites;                /* count of sites */
 	uint64_t seq;                 /* sequence number for this patch */
 	uint64_t region, region_size; /* the mapping, once created */
 	uint64_t hole;                /* where the mapping goes, chosen before stopping */
@@ -141,6 +153,13 @@ struct ld_ctx {
 	double stopped_t0;            /* when its last thread stopped */
 	sigset_t sigmask;             /* signal mask before ld_block_signals() */
 	struct ld_seccomp sc;         /* seccomp of the syscall thread (seccomp.c) */
+	struct ld_range *so_unsafe;   /* .so patches: code a thread that runs dlopen or
+					 dlclose must not be in (ld_so_unsafe) */
+	size_t nso_unsafe;            /* count of so_unsafe */
+	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
+	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
+	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
+	char lock_path[LD_LOCK_PATH]; /* its file */
 };
 
 /* apply.c */
@@ -152,6 +171,14 @@ int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
+/* A free, page-aligned range of @size within reach of the target object. */
+int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
+		 uint64_t *out, struct qp_error *err);
+/* Every thread stopped: each function's jump to its new_addr (the saved
+ * bytes checked first), then the record at c->region says applied. */
+int ld_write_jumps(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: the jumps ld_write_jumps() wrote go again. */
+void ld_unjump(struct ld_ctx *c);
 int ld_tries(const struct ld_ctx *c);
 int ld_pause(struct ld_ctx *c, struct qp_error *err);
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
@@ -159,12 +186,41 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
 		struct qp_error *err);
 void ld_ctx_release(struct ld_ctx *c);
+/* Did the process call execve() since the operation began? */
+bool ld_execed(struct ld_ctx *c);
+
+/* target.c */
+/*
+ * May the loader work on @pid?  Refused (nothing changed) when another
+ * program traces it, it is a zombie, it is stopped by a signal (unless
+ * @held: the caller holds it, qp_hold), or it runs a program that is not
+ * x86-64.
+ */
+int ld_target_check(pid_t pid, bool held, struct qp_error *err);
+/* Only whether @pid is gone or a zombie (cheap, before anything else). */
+int ld_target_ended(pid_t pid, struct qp_error *err);
+/* The process tracing @pid, 0 when none; @why says which. */
+int ld_tracer(pid_t pid, char *why, size_t size);
+/*
+ * Take the lock of process @pid (flock(2) on LD_LOCK_DIR/PID-START.lock,
+ * START its start time, so a later process with the same pid has another
+ * lock), waiting at most @wait_ms for another loader to let it go.  The
+ * kernel drops a flock with its holder, so a loader that dies leaves no
+ * stale lock.  *@fd and @path (LD_LOCK_PATH bytes) for ld_unlock().
+ */
+int ld_lock(pid_t pid, int wait_ms, int *fd, char *path, size_t path_size, struct qp_error *err);
+void ld_unlock(int fd, const char *path);
+/* Does some loader hold the lock of @pid now? */
+bool ld_locked(pid_t pid);
 
 /* tls.c */
 int ld_tls_resolve(struct ld_ctx *c, struct qp_error *err);
 
 /* records.c */
-int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
+/* With @locked (the caller holds the process's lock), every pending
+ * record is abandoned; else one is when it names another process or no
+ * loader holds the lock. */
+int ld_list(struct qp_proc *p, const struct qp_maps *maps, bool locked, struct qp_applied **out,
 	    size_t *count, struct qp_error *err);
 /*
  * The bytes a function had at @site before the patches applied to it.
@@ -178,6 +234,12 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
  */
 bool ld_site_original(const struct qp_applied *v, size_t n, uint64_t site, uint8_t *cur,
 		      size_t len);
+/* undo.c: remove the mappings of @v that are undone or abandoned and
+ * that no thread uses (every thread stopped to check) */
+int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err);
+/* Is record @a to be removed: undone, or pending and abandoned with no
+ * jump of it in place (read with the target stopped)? */
+bool ld_reapable(struct ld_ctx *c, const struct qp_applied *a);
 
 /* seccomp.c */
 /*
@@ -197,6 +259,45 @@ int ld_seccomp_verify(struct ld_ctx *c, const struct ld_call *call, struct qp_er
  * filter will judge it. */
 uint64_t ld_seccomp_next_fd(struct ld_ctx *c);
 void ld_seccomp_release(struct ld_seccomp *sc);
+
+/* sites.c: the direct call sites of replaced functions */
+/* Find and check in the process the sites of the functions that need
+ * them (QP_R_CALLS, rewrite_calls, or sites an applied patch rewrote). */
+int ld_sites_find(struct ld_ctx *c, struct qp_error *err);
+/* Their new bytes, once the new functions' addresses are known. */
+int ld_sites_encode(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: rewrite them (each checked first); on failure
+ * ld_sites_unwrite() puts back those written. */
+int ld_sites_write(struct ld_ctx *c, struct qp_error *err);
+void ld_sites_unwrite(struct ld_ctx *c);
+/* A thread whose pc is strictly inside a site instruction. */
+bool ld_sites_busy(struct ld_ctx *c, char *why, size_t size);
+/* Undo (c->sites from the record): check that every site still holds what
+ * was written, put back what was there; on failure they are all rewritten
+ * as they were. */
+int ld_sites_restore(struct ld_ctx *c, struct qp_error *err);
+/* sothread.c: the thread that runs dlopen/dlclose for hand-written .so patches */
+#define LD_SO_CALL_MS 10000 /* most a dlopen or dlclose in the target may take */
+#define LD_SO_ERRMSG 400    /* bytes of dlerror()'s message read */
+/* While the target runs: find dlopen, dlclose and dlerror in it, and the
+ * code a thread running them must not be in (c->so_*).  QP_EUNSUPP when
+ * the process has no dlopen. */
+int ld_so_unsafe(struct ld_ctx *c, struct qp_error *err);
+/* Every thread stopped: move a thread that may run dlopen/dlclose (not
+ * inside the dynamic linker or malloc) to threads[0]; false, with the
+ * reason, when none may. */
+bool ld_so_pick(struct ld_ctx *c, char *why, size_t size);
+/* threads[0] held (picked by ld_so_pick): dlclose the library of .so patch
+ * @a.  0, or an error (the library is then still loaded). */
+int ld_so_close(struct ld_ctx *c, const struct qp_applied *a, struct qp_error *err);
+/* Stop every thread, pick one with ld_so_pick (retrying a while), let the
+ * others go, run @work with it, resume; the time goes into held_us. */
+int ld_so_with_safe(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *),
+		    struct qp_error *err);
+/* threads[0] held: dlclose(@handle) in the target, dlerror's message on failure. */
+int ld_so_dlclose(struct ld_ctx *c, uint64_t handle, struct qp_error *err);
+/* threads[0] held: the target's dlerror() message into @out. */
+void ld_so_dlerror(struct ld_ctx *c, char *out, size_t size);
 
 /* safety.c */
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * qpatch-load PID FIX.qpatch      apply a patch to a running process
+ * qpatch-load --so FIX.so PID      apply a hand-written patch library
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
  * qpatch-load --all FIX.qpatch     apply to every process of the binary
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qpatch-load [options] PID FIX.qpatch   apply a patch\n"
+		"       qpatch-load [options] --so FIX.so PID  apply a hand-written patch library\n"
 		"       qpatch-load --list [--json] PID        list applied patches\n"
 		"       qpatch-load --undo PID [ID]            undo the last applied patch\n"
 		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
@@ -37,6 +39,8 @@ static void usage(FILE *f)
 		"                                              before its first instruction, and\n"
 		"                                              exit as it does\n"
 		"\n"
+		"  -s, --so FIX.so       load FIX.so (built with qpatch/so.h) into PID with\n"
+		"                        dlopen and redirect the functions it replaces\n"
 		"  -l, --list            list the patches applied to PID\n"
 		"  -u, --undo            undo the last patch (ID, if given, must be it)\n"
 		"  -j, --json            list (or report --all) as JSON\n"
@@ -45,6 +49,9 @@ static void usage(FILE *f)
 		"  -J, --jobs N          with --all: processes patched at once (default 8)\n"
 		"  -a, --allow-active    apply even while threads are inside the old functions\n"
 		"                        (they finish the old code; the fix applies to new calls)\n"
+		"  -c, --rewrite-calls   also make the direct calls to each replaced function\n"
+		"                        in the target object call the new code (the jump\n"
+		"                        stays for other callers); undo puts them back\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
 		"  -L, --leave-wait MS   a thread still inside a function being replaced after\n"
@@ -53,6 +60,12 @@ static void usage(FILE *f)
 		"                        1000; 0: never)\n"
 		"      --exec FIX.qpatch start PROG (after --) with this patch in before its\n"
 		"                        first instruction; wait for it, exit as it does\n"
+		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
+		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
+		"                        the directory KEY); repeatable.  Without it, the\n"
+		"                        store's policy file applies, if there is one\n"
+		"      --lock-wait MS    another loader works on the process: wait up to MS\n"
+		"                        for it (default 0: refuse at once, naming it)\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
 		"                        (risky: a filter may kill the target; one read that\n"
 		"                        forbids a call the loader needs is still refused)\n"
@@ -94,6 +107,27 @@ static uint64_t list_padding(const struct qp_record_func *f)
 	return jend - end;
 }
 
+/* Call sites of function @j that the patch rewrote. */
+static size_t list_sites(const struct qp_applied *a, size_t j)
+{
+	size_t k, n = 0;
+
+	for (k = 0; a->sites && k < a->nsites; k++)
+		n += a->sites[k].func == j;
+	return n;
+}
+
+/* How function @j reaches its new code: "jump", "jump+padding",
+ * "call sites" (no jump), "jump+call sites". */
+static const char *list_method(const struct qp_applied *a, size_t j)
+{
+	if (!a->funcs[j].len)
+		return "call sites";
+	if (list_sites(a, j))
+		return "jump+call sites";
+	return list_padding(&a->funcs[j]) ? "jump+padding" : "jump";
+}
+
 static int do_list(pid_t pid, int json)
 {
 	struct qp_error err = { 0 };
@@ -117,19 +151,25 @@ static int do_list(pid_t pid, int json)
 			qp_json_str(stdout, a->rec.id);
 			printf(",\"target\":");
 			qp_json_str(stdout, a->rec.target);
+			printf(",\"kind\":\"%s\"", a->so ? "so" : "qpatch");
+			if (a->so) {
+				printf(",\"library\":");
+				qp_json_str(stdout, a->so->path);
+			}
 			printf(",\"state\":\"%s\",\"region\":\"0x%llx\",\"size\":%llu,\"functions\":[",
 			       a->rec.state == QP_REC_APPLIED ? "applied" :
-			       a->rec.state == QP_REC_PENDING ? "pending" : "undone",
+			       a->rec.state == QP_REC_PENDING ?
+			       (a->abandoned ? "abandoned" : "pending") : "undone",
 			       (unsigned long long)a->region, (unsigned long long)a->rec.region_size);
 			for (j = 0; j < a->rec.nfuncs; j++) {
 				printf("%s{\"name\":", j ? "," : "");
 				qp_json_str(stdout, a->funcs[j].name);
 				pad = list_padding(&a->funcs[j]);
 				printf(",\"old\":\"0x%llx\",\"new\":\"0x%llx\",\"method\":\"%s\","
-				       "\"padding\":%llu}",
+				       "\"padding\":%llu,\"call_sites\":%zu}",
 				       (unsigned long long)a->funcs[j].old_addr,
 				       (unsigned long long)a->funcs[j].new_addr,
-				       pad ? "jump+padding" : "jump", (unsigned long long)pad);
+				       list_method(a, j), (unsigned long long)pad, list_sites(a, j));
 			}
 			printf("]}");
 			continue;
@@ -137,10 +177,17 @@ static int do_list(pid_t pid, int json)
 		printf("%llu. patch '%s' on '%s'%s at 0x%llx (%llu bytes), %u function(s):\n",
 		       (unsigned long long)a->rec.seq, a->rec.id, a->rec.target,
 		       a->rec.state == QP_REC_APPLIED ? "" :
+		       a->rec.state == QP_REC_PENDING && a->abandoned ?
+		       " (abandoned, never applied: no loader is applying it; the next apply or "
+		       "undo removes it)" :
 		       a->rec.state == QP_REC_PENDING ? " (being applied, no jump yet)" :
 		       " (undone, mapping still in use)",
 		       (unsigned long long)a->region, (unsigned long long)a->rec.region_size,
 		       a->rec.nfuncs);
+		if (a->so)
+			printf("   library %s (dlopen handle 0x%llx, mapped 0x%llx-0x%llx)\n", a->so->path,
+			       (unsigned long long)a->so->handle, (unsigned long long)a->so->lib_lo,
+			       (unsigned long long)a->so->lib_hi);
 		for (j = 0; j < a->rec.nfuncs; j++) {
 			pad = list_padding(&a->funcs[j]);
 			printf("   %s 0x%llx -> 0x%llx", a->funcs[j].name,
@@ -150,6 +197,11 @@ static int do_list(pid_t pid, int json)
 				printf(" (function of %llu bytes: the jump uses %llu byte%s of the padding after it)",
 				       (unsigned long long)a->funcs[j].old_size, (unsigned long long)pad,
 				       pad == 1 ? "" : "s");
+			if (!a->funcs[j].len)
+				printf(" (function of %llu bytes, no jump: call sites (%zu))",
+				       (unsigned long long)a->funcs[j].old_size, list_sites(a, j));
+			else if (list_sites(a, j))
+				printf(" (jump + call sites (%zu))", list_sites(a, j));
 			printf("\n");
 		}
 	}
@@ -177,6 +229,28 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->total_us / 1000.0);
 }
 
+/* The keys of --verify, else the store's policy file (if any). */
+static const char **verify_keys;
+static size_t verify_nkeys;
+
+/* Read @path and check its signature as the policy says, before anything
+ * is done to any process. */
+static struct qp_patch *open_patch(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	struct qp_patch *p = NULL;
+	int ret;
+
+	if (verify_nkeys)
+		ret = qp_policy__from_keys(verify_keys, verify_nkeys, &pol, err);
+	else
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		p = qp_trust_open_checked(path, pol, err);
+	qp_policy__free(pol);
+	return p;
+}
+
 static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -184,7 +258,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	struct qp_patch *p;
 	int ret;
 
-	p = qp_trust_open_patch(path, &err);
+	p = open_patch(path, &err);
 	if (!p) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
 		return 1;
@@ -200,8 +274,13 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	} else {
 		printf("applied patch '%s' to process %d: %zu function(s) redirected, patch at 0x%llx\n",
 		       qp_patch__info(p)->id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		if (st.nsites)
+			printf("%zu call site(s) rewritten to call the new code\n", st.nsites);
 		if (st.seccomp_note[0])
 			printf("note: %s\n", st.seccomp_note);
+		if (st.reaped)
+			printf("note: removed %zu mapping(s) of patches never applied (abandoned)\n",
+			       st.reaped);
 		print_stop(&st);
 	}
 	qp_patch__free(p);
@@ -248,7 +327,7 @@ static int do_exec(char **fixes, int nfixes, char *const argv[], const struct qp
 	}
 	o.hold = h;
 	for (i = 0; i < nfixes && !ret; i++) {
-		struct qp_patch *p = qp_trust_open_patch(fixes[i], &err);
+		struct qp_patch *p = open_patch(fixes[i], &err);
 
 		ret = p ? qp_load_apply(pid, p, &o, &st, &err) : -EINVAL;
 		if (ret)
@@ -278,6 +357,40 @@ static int do_exec(char **fixes, int nfixes, char *const argv[], const struct qp
 	return exec_status(status);
 }
 
+static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_stats st;
+	char id[QP_ID_MAX] = "";
+	struct qp_policy *pol = NULL;
+	int ret;
+
+	/* a library carries no signature: a store that requires one refuses it */
+	ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
+	if (!ret && qp_policy__requires(pol))
+		ret = qp_seterr(&err, QP_ESIGNATURE, "'%s': the store's policy requires signed "
+				"patches, and a hand-written .so carries no signature", path);
+	qp_policy__free(pol);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
+		return 1;
+	}
+	ret = qp_load_so(pid, path, opts, &st, id, &err);
+
+	if (ret && (st.target_gone || ret == QP_ESECCOMP)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg[0] ? err.msg : qp_strerror(ret));
+	} else if (ret) {
+		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n",
+			err.msg[0] ? err.msg : qp_strerror(ret), (int)pid);
+	} else {
+		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
+		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		print_stop(&st);
+		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
+	}
+	return ret ? 1 : 0;
+}
+
 static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -290,10 +403,14 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
 	if (st.seccomp_note[0])
 		printf("note: %s\n", st.seccomp_note);
+	if (st.reaped)
+		printf("note: removed %zu mapping(s) of patches never applied (abandoned)\n", st.reaped);
 	if (st.kept)
 		printf("note: %zu undone patch mapping(s) kept because %s; a later --undo removes them\n",
 		       st.kept, st.kept_why);
 	print_stop(&st);
+	if (st.pick_us > 0)
+		printf("every thread stopped %.0f us to pick the one that ran dlclose\n", st.pick_us);
 	return 0;
 }
 
@@ -427,7 +544,7 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	if (undo) {
 		ret = qp_host_undo_all(arg, &o, &err);
 	} else {
-		p = qp_trust_open_patch(arg, &err);
+		p = open_patch(arg, &err);
 		if (!p) {
 			fprintf(stderr, "qpatch-load: %s\n", err.msg);
 			return 1;
@@ -471,6 +588,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "list", no_argument, NULL, 'l' },
+		{ "so", required_argument, NULL, 's' },
 		{ "undo", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "allow-active", no_argument, NULL, 'a' },
@@ -481,17 +599,22 @@ int main(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "exec", required_argument, NULL, 'E' },
+		{ "rewrite-calls", no_argument, NULL, 'c' },
+		{ "verify", required_argument, NULL, 'K' },
+		{ "lock-wait", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qp_load_opts opts = { 0 };
+	const char *so = NULL;
 	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0, nexec = 0;
 	char *exec_fixes[64];
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "lujaAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 's': so = optarg; break;
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
 		case 'j': json = 1; break;
@@ -515,6 +638,15 @@ int main(int argc, char **argv)
 			}
 			exec_fixes[nexec++] = optarg;
 			break;
+		case 'c': opts.rewrite_calls = true; break;
+		case 'K':
+			if (!verify_keys && !(verify_keys = calloc((size_t)argc, sizeof(char *)))) {
+				fprintf(stderr, "qpatch-load: out of memory\n");
+				return 1;
+			}
+			verify_keys[verify_nkeys++] = optarg;
+			break;
+		case 'W': opts.lock_wait_ms = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;
@@ -522,11 +654,20 @@ int main(int argc, char **argv)
 	}
 	nargs = argc - optind;
 	if (nexec) {
-		if (list || undo || all || nargs < 1 || strcmp(argv[optind - 1], "--")) {
+		if (list || undo || all || so || nargs < 1 || strcmp(argv[optind - 1], "--")) {
 			usage(stderr);
 			return 2;
 		}
 		return do_exec(exec_fixes, nexec, argv + optind, &opts);
+	}
+	if (so && (all || list || undo || nargs != 1)) {
+		usage(stderr);
+		return 2;
+	}
+	if (verify_nkeys && (list || undo || so)) {
+		fprintf(stderr, "qpatch-load: --verify checks a .qpatch patch to apply; not with %s\n",
+			so ? "--so (a hand-written library carries no signature)" : "--list or --undo");
+		return 2;
 	}
 	if (all && (list || nargs != 1)) {
 		usage(stderr);
@@ -534,12 +675,15 @@ int main(int argc, char **argv)
 	}
 	if (all)
 		return do_all(argv[optind], undo, jobs, json, &opts);
-	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
+	if (so) {
+		if (parse_pid(argv[optind], &pid))
+			return 2;
+	} else if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || nargs > 2 ||
 	    (!list && !undo && nargs != 2)) {
 		usage(stderr);
 		return 2;
 	}
-	if (parse_pid(argv[optind], &pid))
+	if (!so && parse_pid(argv[optind], &pid))
 		return 2;
 	/* for tests: fail on purpose after a step (see QP_FAULTS in loader.h) */
 	if (getenv("QPATCH_FAULT_AT"))
@@ -551,6 +695,8 @@ int main(int argc, char **argv)
 		opts.at_step = pause_at;
 		opts.at_step_arg = &pause_step;
 	}
+	if (so)
+		return do_so(pid, so, &opts);
 	if (list)
 		return do_list(pid, json);
 	if (undo)

@@ -26,7 +26,9 @@ struct qp_record_func {
 	uint64_t old_addr;             /* the old function's start */
 	uint64_t old_size;             /* its size */
 	uint8_t saved[16];             /* bytes the jump overwrote */
-	uint32_t len;                  /* number of bytes overwritten (5) */
+	uint32_t len;                  /* number of bytes overwritten (5); 0: no jump,
+					  the function is reached through its rewritten
+					  call sites only (too short for the jump) */
 	uint32_t new_size;             /* bytes of the new function (record version 2;
 					  0 in version 1: unknown) */
 	char name[QP_FUNC_NAME_MAX];   /* old function's name, truncated */
@@ -39,7 +41,8 @@ struct qp_record {
 	uint32_t version;              /* 1 */
 	uint32_t nfuncs;               /* entries in funcs[] */
 	uint32_t state;                /* QP_REC_APPLIED, QP_REC_RESTORED or QP_REC_PENDING */
-	uint32_t reserved;             /* 0 */
+	uint32_t flags;                /* QP_REC_F_* (0 in records of loaders
+					  before hand-written .so patches) */
 	uint64_t seq;                  /* order of application, 1 = first */
 	uint64_t region_size;          /* bytes of the whole mapping */
 	uint64_t image_start;          /* address of the patch image */
@@ -54,7 +57,51 @@ struct qp_record {
 };
 _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 #define QP_RECORD_VERSION 2
+#define QP_RECORD_VERSION_SITES 3      /* written when the record lists call sites */
 #define QP_RECORD_V1_SIZE 384          /* version 1 had no cfi_start, cfi_size */
+
+/* Record flags. */
+#define QP_REC_F_SO 1u    /* a hand-written .so patch (qp_load_so): a struct
+			     qp_record_so follows funcs[], the functions' new_addr
+			     are jump stubs in the mapping that lead into the library */
+
+#define QP_RECORD_SO_MAGIC "QPRECSO\1"
+#define QP_SO_PATH_MAX 512
+
+/* What a .so patch's record says of its library. */
+struct qp_record_so {
+	char magic[8];                 /* QP_RECORD_SO_MAGIC */
+	uint64_t handle;               /* what dlopen returned in the target */
+	uint64_t lib_lo, lib_hi;       /* [lo, hi): the library's mappings */
+	char path[QP_SO_PATH_MAX];     /* its path, as passed to dlopen */
+};
+_Static_assert(sizeof(struct qp_record_so) == 544, "qp_record_so layout");
+
+/*
+ * Record version 3: the call sites rewritten to reach the new functions
+ * (docs/loader.md, "Call sites").  After funcs[] (and the struct
+ * qp_record_so of a .so patch) comes this header, then nsites struct
+ * qp_record_site.  Only a record that lists call sites is version 3, so
+ * loaders that do not know them refuse it rather than undo half of it.
+ */
+#define QP_RECORD_SITES_MAGIC "QPRECST\1"
+struct qp_record_sites {
+	char magic[8];                 /* QP_RECORD_SITES_MAGIC */
+	uint32_t nsites;               /* entries that follow */
+	uint32_t reserved;             /* 0 */
+};
+_Static_assert(sizeof(struct qp_record_sites) == 16, "qp_record_sites layout");
+
+/* A direct call, jmp or jcc (rel32) rewritten to reach a new function. */
+struct qp_record_site {
+	uint64_t addr;                 /* the instruction */
+	uint32_t func;                 /* index in funcs[] of the function it reaches */
+	uint8_t len;                   /* its length, 5..QP_CALLSITE_MAX_LEN (8) */
+	uint8_t reserved[3];           /* 0 */
+	uint8_t saved[8];              /* its bytes before (len of them) */
+	uint8_t written[8];            /* its bytes now: rel32 to the new function */
+};
+_Static_assert(sizeof(struct qp_record_site) == 32, "qp_record_site layout");
 
 /* Record states. */
 #define QP_REC_APPLIED 1  /* the jumps lead into this patch */
@@ -75,6 +122,7 @@ _Static_assert(sizeof(struct qp_record) == 400, "qp_record layout");
 	X(QP_FAULT_STOPPED, 6, "all threads stopped")           \
 	X(QP_FAULT_FIRST_JUMP, 7, "first jump written")         \
 	X(QP_FAULT_JUMPS, 8, "all jumps written")               \
+	X(QP_FAULT_FIRST_SITE, 9, "first call site written")    \
 	X(QP_FAULT_UNDO_STOPPED, 11, "undo: all threads stopped") \
 	X(QP_FAULT_UNDO_FIRST, 12, "undo: first function restored") \
 	X(QP_FAULT_UNDO_RESTORED, 13, "undo: all functions restored")
@@ -140,6 +188,11 @@ struct qp_load_opts {
 				   out of it, at most this long (default 1000; < 0: never) */
 	const struct qp_hold *hold; /* the process is held at its entry point by this
 				   thread (qp_hold__entry): it stays held */
+	bool rewrite_calls;     /* also rewrite the direct call sites of every replaced
+				   function in the target object to call the new code
+				   (the jump stays, for other callers) */
+	int lock_wait_ms;       /* another loader works on the process: wait this long
+				   for it to finish (0: refuse at once) */
 	bool ignore_seccomp;    /* go on when the seccomp filters of the thread that runs
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
@@ -160,11 +213,15 @@ struct qp_load_stats {
 	size_t threads;         /* threads stopped */
 	uint64_t region;        /* address of the patch mapping */
 	size_t nfuncs;          /* functions redirected / restored */
+	size_t nsites;          /* call sites rewritten / put back */
 	bool target_gone;       /* the target died while we worked on it */
 	size_t kept;            /* undo: undone mappings still in use, kept */
+	size_t reaped;          /* abandoned (never applied) mappings removed */
 	char kept_why[256];     /* why the last one was kept */
 	char seccomp_note[512]; /* with ignore_seccomp: why the seccomp check was not made
 				   ("" when it was) */
+	double pick_us;         /* .so patches: every thread stopped while the thread to
+				   run dlopen (dlclose) was picked, longest time */
 };
 
 /* An applied patch, as listed. */
@@ -172,6 +229,13 @@ struct qp_applied {
 	uint64_t region;        /* mapping address */
 	struct qp_record rec;   /* its header */
 	struct qp_record_func *funcs; /* rec.nfuncs entries (owned) */
+	struct qp_record_so *so; /* rec.flags & QP_REC_F_SO: its library (owned);
+				   else NULL */
+	struct qp_record_site *sites; /* version 3: nsites entries (owned); else NULL */
+	size_t nsites;          /* count of sites */
+	bool abandoned;         /* pending, and no loader is applying it: left by a
+				   loader that died, or inherited by a child forked
+				   while its parent was being patched; never applied */
 };
 
 /*
@@ -187,6 +251,15 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 /* Undo the patch with @id, which must be the last applied; NULL = the last. */
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err);
+/*
+ * Apply the hand-written patch library @path (qpatch/so.h): loaded into
+ * the target with dlopen, its functions redirected like a .qpatch's
+ * (docs/loader.md, "Hand-written .so patches").  Its id (the file name)
+ * goes into @id (QP_ID_MAX bytes).  Undone by qp_load_undo(), which
+ * dlcloses the library once no thread runs in it.
+ */
+int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
+	       struct qp_load_stats *stats, char *id, struct qp_error *err);
 /* Applied patches in order of application. */
 int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err);
 void qp_applied__free(struct qp_applied *v, size_t n);

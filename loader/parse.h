@@ -25,13 +25,18 @@ typedef int (*ld_read_fn)(void *arg, uint64_t addr, void *buf, size_t len,
 			  struct qp_error *err);
 
 #define LD_MAX_RECORD_FUNCS 65536u /* functions one record may list */
+#define LD_MAX_RECORD_SITES (1u << 20) /* call sites one record may list */
+#define LD_JMP_SIZE 5u             /* the jump a record's function has: e9 rel32 */
+#define LD_MAX_OLD_SIZE (1ull << 30) /* a replaced function is smaller than this */
 #define LD_MAX_MODULES 65536       /* steps along the link_map chain */
 
 /*
  * The record of the patch mapping at @addr, @map_size bytes long (what
- * /proc/PID/maps shows), into *@a (a->funcs allocated; free with
- * qp_applied__free).  Version 1 or 2; the record and its functions must
- * lie inside region_size, region_size inside the mapping; strings are
+ * /proc/PID/maps shows), into *@a (a->funcs and a->sites allocated; free
+ * with qp_applied__free; on failure a->sites is NULL).  Version 1, 2 or 3
+ * (call sites after the functions); the record, its functions and sites
+ * must lie inside region_size, region_size inside the mapping; each site
+ * names one of its functions and is 5 to 8 bytes long; strings are
  * NUL-terminated; CFI outside the mapping is dropped.  -EINVAL when bad.
  */
 int ld_record_read(ld_read_fn rd, void *arg, uint64_t addr, uint64_t map_size,

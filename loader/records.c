@@ -29,6 +29,46 @@ static uint64_t ld_map_extent(const struct qp_maps *maps, size_t i)
 	return maps->v[j - 1].end - m->start;
 }
 
+/* Every jump site of applied patch @a must be in the process's executable
+ * memory (what an undo writes back goes there); a site elsewhere is a
+ * forged record (or one of a library unloaded since, which cannot be
+ * undone either). */
+static int rec_sites(const struct qp_maps *maps, const struct qp_applied *a, struct qp_error *err)
+{
+	size_t i, j;
+
+	for (i = 0; a->rec.state == QP_REC_APPLIED && i < a->rec.nfuncs; i++) {
+		const struct qp_record_func *f = &a->funcs[i];
+
+		for (j = 0; j < maps->n; j++)
+			if (f->site >= maps->v[j].start && f->site + f->len <= maps->v[j].end &&
+			    maps->v[j].perms[2] == 'x')
+				break;
+		if (j == maps->n)
+			return qp_seterr(err, -EINVAL, "corrupted patch record at 0x%" PRIx64 " (function "
+					 "%zu ('%s'): jump site 0x%" PRIx64 " is not in executable "
+					 "memory, or its object was unloaded): it was not written by this loader, or was "
+					 "overwritten since; nothing that depends on it is done",
+					 a->region, i, f->name, f->site);
+	}
+	/* so must every call site it rewrote */
+	for (i = 0; a->rec.state == QP_REC_APPLIED && i < a->nsites; i++) {
+		const struct qp_record_site *v = &a->sites[i];
+
+		for (j = 0; j < maps->n; j++)
+			if (v->addr >= maps->v[j].start && v->addr + v->len <= maps->v[j].end &&
+			    maps->v[j].perms[2] == 'x')
+				break;
+		if (j == maps->n)
+			return qp_seterr(err, -EINVAL, "corrupted patch record at 0x%" PRIx64 " (call "
+					 "site %zu at 0x%" PRIx64 " is not in executable memory, or its "
+					 "object was unloaded): it was not written by this loader, or was "
+					 "overwritten since; nothing that depends on it is done",
+					 a->region, i, v->addr);
+	}
+	return 0;
+}
+
 static int applied_cmp(const void *a, const void *b)
 {
 	const struct qp_applied *x = a, *y = b;
@@ -36,8 +76,8 @@ static int applied_cmp(const void *a, const void *b)
 	return x->rec.seq < y->rec.seq ? -1 : x->rec.seq > y->rec.seq;
 }
 
-int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **out,
-		   size_t *count, struct qp_error *err)
+int ld_list(struct qp_proc *p, const struct qp_maps *maps, bool locked, struct qp_applied **out,
+	    size_t *count, struct qp_error *err)
 {
 	static const char prefix[] = "/memfd:" QP_MEMFD_PREFIX;
 	struct qp_applied *v = NULL;
@@ -57,6 +97,8 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 		v = nv;
 		ret = ld_record_read(qp_proc__read_cb, p, maps->v[i].start, ld_map_extent(maps, i), &v[n],
 				     err);
+		if (!ret)
+			ret = rec_sites(maps, &v[n], err);
 		n++;
 		if (ret)
 			qp_preperr(err, ret, "process %d", (int)p->pid);
@@ -65,6 +107,9 @@ int ld_list(struct qp_proc *p, const struct qp_maps *maps, struct qp_applied **o
 		qp_applied__free(v, n);
 		return ret;
 	}
+	for (i = 0; i < n; i++)
+		if (v[i].rec.state == QP_REC_PENDING)
+			v[i].abandoned = locked || !ld_locked(p->pid);
 	if (n > 1)
 		qsort(v, n, sizeof(*v), applied_cmp);
 	*out = v;
@@ -76,8 +121,11 @@ void qp_applied__free(struct qp_applied *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; v && i < n; i++)
+	for (i = 0; v && i < n; i++) {
 		free(v[i].funcs);
+		free(v[i].sites);
+		free(v[i].so);
+	}
 	free(v);
 }
 
@@ -93,7 +141,7 @@ int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error 
 	if (!ret)
 		ret = qp_maps__read(pid, &maps, err);
 	if (!ret)
-		ret = ld_list(&p, &maps, out, n, err);
+		ret = ld_list(&p, &maps, false, out, n, err);
 	qp_maps__release(&maps);
 	qp_proc__close(&p);
 	return ret;

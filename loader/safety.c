@@ -148,7 +148,7 @@ bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t,
 bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size)
 {
 	char name[QP_ID_MAX + 16], in[QP_ID_MAX + 16];
-	struct ld_range *v = calloc(a->rec.nfuncs + 1, sizeof(*v));
+	struct ld_range *v = calloc(a->rec.nfuncs + 2, sizeof(*v));
 	bool busy = false;
 	size_t i, n = 0;
 
@@ -167,6 +167,9 @@ bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, siz
 	}
 	v[n++] = (struct ld_range){ .lo = a->region, .hi = a->region + a->rec.region_size,
 				    .name = name, .check_stack = true };
+	if (a->so) /* a .so patch: its library is removed with it */
+		v[n++] = (struct ld_range){ .lo = a->so->lib_lo, .hi = a->so->lib_hi, .name = a->so->path,
+					    .in = in, .check_stack = true };
 	for (i = 0; i < c->proc.nthreads && !busy; i++)
 		busy = ld_thread_in(c, &c->proc.threads[i], v, n, why, why_size);
 	free(v);
@@ -202,7 +205,9 @@ int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 		c->busy[c->nbusy++] = (struct ld_range){
 			.lo = active ? f->site + 1 : f->old_addr,
 			.hi = active ? f->site + f->len : f->old_addr + f->old_size,
-			.entry = active ? 0 : f->site, .name = f->name, .check_stack = !active };
+			/* with no jump, a thread at its start would run the old code */
+			.entry = active || !f->len ? 0 : f->site, .name = f->name,
+			.check_stack = !active };
 	}
 	/* the old functions' cold parts: their jumps lead back into the old bodies */
 	for (i = 0; !active && i < nrelas; i++) {
@@ -241,7 +246,7 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size)
 			c->busy_thread = i;
 			return true;
 		}
-	return false;
+	return ld_sites_busy(c, why, size);
 }
 
 struct ld_exit {

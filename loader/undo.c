@@ -18,10 +18,11 @@
 
 /* Putting the original bytes back needs no thread out of the way: threads
  * in the patch finish it (phase 2 waits for them), the jump bytes hold one
- * instruction no thread can be inside. */
-static bool ld_never_busy(struct ld_ctx *c, char *why, size_t size)
+ * instruction no thread can be inside; so does each call site, unless a
+ * thread's pc says otherwise. */
+static bool ld_undo_busy(struct ld_ctx *c, char *why, size_t size)
 {
-	return false;
+	return ld_sites_busy(c, why, size);
 }
 
 /* Phase 1, target stopped: put the saved bytes back and mark the record.
@@ -31,7 +32,7 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 {
 	const struct ld_call unmap = { SYS_munmap, "munmap", 2, { c->region, c->region_size } };
 	uint32_t state = QP_REC_RESTORED;
-	size_t i;
+	size_t i, restored = 0;
 	int ret;
 
 	ret = ld_seccomp_check(c, &unmap, 1, err);
@@ -41,6 +42,8 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 		const struct qp_record_func *f = &c->funcs[i].rec;
 		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
 
+		if (!f->len)
+			continue; /* no jump: reached through its call sites */
 		if (f->len != QP_JMP_REL32_SIZE)
 			return qp_seterr(err, -EINVAL, "bad record for '%s'", f->name);
 		ret = qp_proc__read(&c->proc, f->site, now, sizeof(now), err);
@@ -53,12 +56,16 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 					 f->name, (unsigned long long)f->site);
 	}
 	ret = ld_fault(c, QP_FAULT_UNDO_STOPPED, err);
+	if (!ret) /* checked, then put back; as they were on failure */
+		ret = ld_sites_restore(c, err);
 	for (i = c->nfuncs; !ret && i-- > 0;) {
+		if (!c->funcs[i].rec.len)
+			continue;
 		ret = qp_proc__write(&c->proc, c->funcs[i].rec.site, c->funcs[i].rec.saved,
 				     QP_JMP_REL32_SIZE, err);
 		if (!ret)
 			c->funcs[i].written = true;
-		if (!ret && i == c->nfuncs - 1)
+		if (!ret && !restored++)
 			ret = ld_fault(c, QP_FAULT_UNDO_FIRST, err);
 	}
 	if (!ret)
@@ -75,8 +82,34 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
 			ld_jmp_encode(jmp, c->funcs[i].rec.site, c->funcs[i].rec.new_addr);
 			qp_proc__write(&c->proc, c->funcs[i].rec.site, jmp, sizeof(jmp), NULL);
 		}
+		for (i = 0; i < c->nsites; i++)
+			if (c->sites[i].written)
+				qp_proc__write(&c->proc, c->sites[i].rec.addr, c->sites[i].rec.written,
+					       c->sites[i].rec.len, NULL);
 	}
 	return ret;
+}
+
+/* Every thread stopped: if a .so patch's library is to be unloaded, move
+ * a thread that may run dlclose to threads[0]; without one, those patches
+ * are kept, and the reason said.  Whether a thread was looked for. */
+static bool ld_undo_so_pick(struct ld_ctx *c, const struct qp_applied *v, size_t n, bool *free_now)
+{
+	char why[512];
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < n; i++)
+		any |= free_now[i] && v[i].so;
+	if (!any || ld_so_pick(c, why, sizeof(why)))
+		return any;
+	for (i = 0; i < n; i++)
+		if (free_now[i] && v[i].so) {
+			free_now[i] = false;
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+				 "no thread may run dlclose now: %s", why);
+		}
+	return true;
 }
 
 /*
@@ -85,9 +118,36 @@ static int ld_undo_restore(struct ld_ctx *c, struct qp_error *err)
  * still in use when the retries run out stays mapped (state RESTORED) and
  * a later undo removes it.
  */
-static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
+bool ld_reapable(struct ld_ctx *c, const struct qp_applied *a)
+{
+	size_t i;
+
+	if (a->rec.state == QP_REC_RESTORED)
+		return true;
+	if (a->rec.state != QP_REC_PENDING || !a->abandoned)
+		return false;
+	/* a loader killed while it wrote the jumps leaves some in place with
+	 * the record still pending: that mapping is in use, not abandoned */
+	for (i = 0; i < a->rec.nfuncs; i++) {
+		const struct qp_record_func *f = &a->funcs[i];
+		uint8_t now[QP_JMP_REL32_SIZE], jmp[QP_JMP_REL32_SIZE];
+
+		ld_jmp_encode(jmp, f->site, f->new_addr);
+		if (!qp_proc__read(&c->proc, f->site, now, sizeof(now), NULL) &&
+		    !memcmp(now, jmp, sizeof(jmp))) {
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+				 "pending patch '%s' has its jump at '%s' in place (a loader died "
+				 "while writing its jumps)", a->rec.id, f->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err)
 {
 	bool *free_now = calloc(n ? n : 1, sizeof(*free_now));
+	struct qp_error se = { 0 };
 	size_t left = 0, i;
 	int attempt, ret = 0;
 	bool failed = false;
@@ -95,8 +155,16 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 
 	if (!free_now)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
-		left += v[i].rec.state == QP_REC_RESTORED;
+	for (i = 0; i < n; i++) {
+		/* a pending record with a jump in place is in use: waiting for
+		 * it would not help (its sites can be read while the process runs) */
+		if (v[i].rec.state == QP_REC_PENDING && v[i].abandoned && !ld_reapable(c, &v[i])) {
+			v[i].abandoned = false;
+			c->stats->kept++;
+		}
+		left += v[i].rec.state == QP_REC_RESTORED ||
+			(v[i].rec.state == QP_REC_PENDING && v[i].abandoned);
+	}
 	for (attempt = 0; left && attempt < ld_tries(c); attempt++) {
 		if (attempt)
 			ld_pause(c, NULL);
@@ -105,9 +173,25 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			break;
 		/* every thread stopped: which mappings no thread uses */
 		for (i = 0; i < n; i++)
-			free_now[i] = v[i].rec.state == QP_REC_RESTORED &&
+			free_now[i] = ld_reapable(c, &v[i]) &&
 				      !ld_region_busy(c, &v[i], c->stats->kept_why,
 						      sizeof(c->stats->kept_why));
+		/* .so patches: their library is dlclosed by a thread that may */
+		held_t0 = now_us();
+		if (ld_undo_so_pick(c, v, n, free_now) && now_us() - held_t0 > c->stats->pick_us)
+			c->stats->pick_us = now_us() - held_t0;
+		for (i = 0; i < n && !failed; i++) { /* declared to the seccomp check */
+			const struct ld_call unmap = { SYS_munmap, "munmap", 2,
+						       { v[i].region, v[i].rec.region_size } };
+
+			if (free_now[i] && ld_seccomp_check(c, &unmap, 1, &se))
+				failed = true;
+		}
+		if (failed) {
+			snprintf(c->stats->kept_why, sizeof(c->stats->kept_why), "%s", se.msg);
+			qp_proc__resume(&c->proc, NULL);
+			break;
+		}
 		/* those cannot be entered again (no jump leads there): remove
 		 * them with threads[0] alone held */
 		held_t0 = now_us();
@@ -118,8 +202,15 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 
 			if (!free_now[i])
 				continue;
+			if (v[i].so && ld_so_close(c, &v[i], &e)) {
+				snprintf(c->stats->kept_why, sizeof(c->stats->kept_why),
+					 "its library could not be unloaded: %s", e.msg);
+				failed = true;
+				continue;
+			}
 			if (!ld_syscall(c, SYS_munmap, "munmap", 2,
 					(uint64_t[]){ v[i].region, v[i].rec.region_size }, &res, &e)) {
+				c->stats->reaped += v[i].rec.state == QP_REC_PENDING;
 				v[i].rec.state = 0;
 				left--;
 			} else { /* not for a thread in the way: waiting does not help */
@@ -134,7 +225,7 @@ static int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_e
 			break;
 	}
 	free(free_now);
-	c->stats->kept = left;
+	c->stats->kept += left;
 	/* the old code is back; a mapping left behind is removed later, but a
 	 * target that died meanwhile must be reported */
 	return ld_check_death(c, ret, err);
@@ -155,6 +246,15 @@ static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t p
 	for (i = k + 1; i < n; i++) {
 		if (v[i].rec.state != QP_REC_APPLIED)
 			continue;
+		for (f = 0; f < v[k].nsites; f++)
+			for (g = 0; g < v[i].nsites; g++)
+				if (v[k].sites[f].addr == v[i].sites[g].addr)
+					return qp_seterr(err, -EBUSY,
+							 "patch '%s' of process %d rewrote the call site at 0x%llx again, "
+							 "over '%s': undo '%s' first",
+							 v[i].rec.id, (int)pid,
+							 (unsigned long long)v[k].sites[f].addr, v[k].rec.id,
+							 v[i].rec.id);
 		for (f = 0; f < v[k].rec.nfuncs; f++) {
 			const struct qp_record_func *x = &v[k].funcs[f];
 
@@ -173,6 +273,32 @@ static int ld_undo_below(const struct qp_applied *v, size_t n, size_t k, pid_t p
 	return 0;
 }
 
+/*
+ * Nothing applied, but maybe mappings no loader will finish: removed (with
+ * every thread stopped to see that none is in one), and the undo still
+ * says there was no patch to undo.
+ */
+static int ld_undo_abandoned(struct ld_ctx *c, struct qp_applied *v, size_t n,
+			     struct qp_error *err)
+{
+	size_t i, k = 0;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		k += v[i].rec.state == QP_REC_RESTORED || v[i].abandoned;
+	ret = k ? qp_proc__find_gadget(&c->proc, err) : 0;
+	if (!ret && k) {
+		ld_block_signals(&c->sigmask);
+		ret = ld_reap(c, v, n, err);
+		pthread_sigmask(SIG_SETMASK, &c->sigmask, NULL);
+	}
+	if (ret)
+		return ret;
+	return qp_seterr(err, -ENOENT, "process %d has no patch applied%s", (int)c->pid,
+			 c->stats->reaped ? " (the mapping of a patch never applied was removed)" :
+			 c->stats->kept ? " (a mapping left by an earlier run is still in use)" : "");
+}
+
 int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 		 struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -183,18 +309,31 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	ret = qp_proc__open(pid, &c.proc, err);
+	c.lock_fd = -1;
+	c.proc.mem_fd = -1;
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(pid, err);
+	if (!ret)
+		ret = qp_proc__open(pid, &c.proc, err);
+	if (!ret)
+		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
+			      sizeof(c.lock_path), err);
+	if (!ret)
+		ret = ld_target_check(pid, opts && opts->hold, err);
 	if (!ret && opts && opts->hold)
 		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)
-		ret = ld_list(&c.proc, &c.maps, &applied, &n, err);
+		ret = ld_list(&c.proc, &c.maps, true, &applied, &n, err);
 	for (i = n; !ret && i-- > 0;)
 		if (applied[i].rec.state == QP_REC_APPLIED && !a)
 			a = &applied[i];
-	if (!ret && !a)
-		ret = qp_seterr(err, -ENOENT, "process %d has no patch applied", (int)pid);
+	if (!ret && !a) {
+		ret = ld_undo_abandoned(&c, applied, n, err);
+		goto out;
+	}
 	if (!ret && a && id && strcmp(id, a->rec.id)) {
 		for (i = 0; i < n && strcmp(applied[i].rec.id, id); i++)
 			;
@@ -218,12 +357,25 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	}
 	for (i = 0; i < c.nfuncs; i++)
 		c.funcs[i].rec = a->funcs[i];
+	c.nsites = a->nsites;
+	c.sites = calloc(c.nsites ? c.nsites : 1, sizeof(*c.sites));
+	if (!c.sites) {
+		ret = qp_seterr(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < c.nsites; i++)
+		c.sites[i].rec = a->sites[i];
 	ret = qp_proc__find_gadget(&c.proc, err);
+	for (i = 0; !ret && i < n; i++) /* a .so patch's library gets unloaded */
+		if (applied[i].so && (applied[i].rec.state == QP_REC_RESTORED || &applied[i] == a)) {
+			ret = ld_so_unsafe(&c, err);
+			break;
+		}
 	if (!ret && !qp_unwind__new(pid, &c.uw, NULL)) /* without: conservative scans */
 		ld_patch_cfi(&c, applied, n);
 	ld_block_signals(&c.sigmask);
 	if (!ret)
-		ret = ld_while_stopped(&c, ld_never_busy, ld_undo_restore, err);
+		ret = ld_while_stopped(&c, ld_undo_busy, ld_undo_restore, err);
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
 		ret = ld_reap(&c, applied, n, err);
@@ -231,10 +383,12 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;
+	stats->nsites = c.nsites;
 out:
 	stats->total_us = now_us() - t0;
 	qp_applied__free(applied, n);
 	c.region = 0;
+	ld_unlock(c.lock_fd, c.lock_path);
 	ld_ctx_release(&c);
 	return ret;
 }

@@ -1,14 +1,18 @@
 #!/bin/bash
 # Per-call overhead of a patched function: a program calls fn() in batches
-# of 20 million and prints ns per call; the same work before the patch
-# (direct call) and after it (call, jump into the patch). Prints medians of
-# N batches each (default 9) and their ratio. The machine is shared: the
-# ratio measured in one run is the figure to quote.
-# Usage: scripts/bench-call.sh [BUILD_DIR] [N]
+# of 20 million and prints ns per call (its thread's CPU time); the same
+# work before the patch (direct call), after it (call, jump into the
+# patch) and after it applied with --rewrite-calls (the call goes straight
+# to the patch).  R rounds (default 5) each measure the three states in
+# turn, B batches each (default 3), undoing in between; prints the medians
+# of all batches per state and their ratios.  The machine is shared: the
+# ratios measured in one run are the figures to quote.
+# Usage: scripts/bench-call.sh [BUILD_DIR] [R] [B]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
-N=${2:-9}
+R=${2:-5}
+N=${3:-3}
 P=$ROOT/tests/integration/progs/callbench
 W=$(mktemp -d /tmp/qpatch-callbench.XXXXXX)
 pid=
@@ -20,15 +24,28 @@ make -s -C "$W/app" CC="$BIN/qpatch-cc"
 "$W/app/callbench" >"$W/out" &
 pid=$!
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-batches() { # wait for N more lines after the current count, print their values
+batches() { # batches STATE: wait for N more lines after the current count, note their values
 	local from
 	from=$(($(wc -l <"$W/out") + 2)) # skip the batch in progress
 	while [ "$(wc -l <"$W/out")" -lt $((from + N - 1)) ]; do sleep 0.2; done
-	sed -n "${from},$((from + N - 1))p" "$W/out" | sed 's/ns_per_call=//'
+	sed -n "${from},$((from + N - 1))p" "$W/out" | sed "s/ns_per_call=/$1 /" >>"$W/results"
 }
-before=$(batches | median)
-"$BIN/qpatch-load" "$pid" "$W/fix.qpatch" >/dev/null
-after=$(batches | median)
-printf 'unpatched: %s ns/call (median of %d batches of 20M calls)\n' "$before" "$N"
-printf 'patched:   %s ns/call\n' "$after"
-awk -v a="$after" -v b="$before" 'BEGIN {printf "ratio:     %.3f (overhead %.3f ns/call)\n", a / b, a - b}'
+load() { "$BIN/qpatch-load" "$@" >/dev/null; }
+for ((i = 1; i <= R; i++)); do
+	batches unpatched
+	load "$pid" "$W/fix.qpatch"
+	batches jump
+	load --undo "$pid"
+	load --rewrite-calls "$pid" "$W/fix.qpatch"
+	batches calls
+	load --undo "$pid"
+done
+med() { awk -v s="$1" '$1 == s { print $2 }' "$W/results" | median; }
+before=$(med unpatched) jump=$(med jump) calls=$(med calls)
+printf 'unpatched:                   %s ns/call (median of %d rounds x %d batches of 20M calls)\n' \
+	"$before" "$R" "$N"
+printf 'patched, jump:               %s ns/call\n' "$jump"
+printf 'patched, calls rewritten:    %s ns/call\n' "$calls"
+awk -v a="$jump" -v c="$calls" -v b="$before" 'BEGIN {
+	printf "ratio jump / unpatched:      %.3f (overhead %.3f ns/call)\n", a / b, a - b
+	printf "ratio rewritten / unpatched: %.3f (overhead %.3f ns/call)\n", c / b, c - b }'

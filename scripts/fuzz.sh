@@ -21,7 +21,7 @@ target=${1:-all}
 [ $# -gt 0 ] && shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${QP_FUZZ_BUILD:-$root/build-fuzz}
-all="reader record linkmap cfi buildid"
+all="reader record linkmap cfi buildid sotab"
 
 case " $all all " in
 *" $target "*) ;;
@@ -29,7 +29,7 @@ case " $all all " in
 esac
 if [ "$target" = all ]; then
 	targets=$all
-	each=$((secs / 5))
+	each=$((secs / 6))
 	[ "$each" -gt 0 ] || each=1
 else
 	targets=$target

@@ -10,10 +10,13 @@ set -eu
 # project in build/ inside its tree, as QEMU is built; ansible-core: t_ansible.sh runs the fleet playbook of
 # examples/cloud-host.  man-db and groff-base: scripts/check-man.sh renders
 # the man pages.  dpkg-dev and file: cpack -G DEB (make deb) computes the
-# package's dependencies with dpkg-shlibdeps.
+# package's dependencies with dpkg-shlibdeps.  libssl-dev: libcrypto for
+# Ed25519 signatures of patches (format/sign.c); openssl: t_sign.sh makes
+# its keys with the openssl command.  strace: t_target.sh traces a target
+# with it (a process already traced is refused).
 PKGS="build-essential cmake pkg-config libelf-dev libdw-dev binutils-dev libzstd-dev
-libzydis-dev libzycore-dev binutils make python3 autoconf automake meson ninja-build ansible-core
-man-db groff-base dpkg-dev file"
+libzydis-dev libzycore-dev libssl-dev openssl binutils make python3 autoconf automake meson ninja-build ansible-core
+man-db groff-base dpkg-dev file strace"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = deb ] && PKGS="$PKGS debootstrap"
 missing=""

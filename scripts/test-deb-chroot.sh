@@ -64,6 +64,7 @@ must apt-get install -y -q --no-install-recommends ./qpatch_*.deb
 check "package installed" test "$(dpkg-query -W -f='${Status}' qpatch)" = "install ok installed"
 check "package section is admin" test "$(dpkg-query -W -f='${Section}' qpatch)" = admin
 check "package has a maintainer" test -n "$(dpkg-query -W -f='${Maintainer}' qpatch)"
+check "Depends has libssl3 (libcrypto: patch signatures)" sh -c "dpkg-query -W -f='\${Depends}' qpatch | grep -q libssl3"
 check "no C compiler yet (minbase)" test -z "$(command -v gcc || true)"
 
 progs=$(dpkg -L qpatch | grep -E '^/usr/s?bin/.' | sort)

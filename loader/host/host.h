@@ -22,6 +22,7 @@
 #include "loader.h"
 #include "qpatch/error.h"
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 #define QP_HOST_PATH_MAX 512
 #define QP_BUILD_ID_HEX (2 * QP_BUILD_ID_MAX + 1)
@@ -206,6 +207,17 @@ bool qp_store__has_build_id(const struct qp_store *s, const uint8_t *id, size_t 
  * the new entry (its patch is not kept).  Refused when the id is stored. */
 int qp_store__add(struct qp_store *s, const char *path, struct qp_store_entry *out,
 		  struct qp_error *err);
+/* What qp_store__verify() found. */
+struct qp_store_check {
+	bool policy;                     /* the store has a policy file */
+	bool signed_;                    /* the patch is signed */
+	char key_id[QP_SIG_KEY_ID_HEX];  /* then by this key id (hex) */
+	char id[QP_ID_MAX];              /* the patch id */
+};
+/* Would qp_store__add() accept the patch file at @path (its signature
+ * under the store's policy, its contents)?  Nothing is stored. */
+int qp_store__verify(struct qp_store *s, const char *path, struct qp_store_check *out,
+		     struct qp_error *err);
 /* Remove @id, which must be its binary's last patch: it moves to the
  * removed ones, which the daemon undoes wherever they are applied. */
 int qp_store__remove(struct qp_store *s, const char *id, struct qp_error *err);
@@ -353,5 +365,35 @@ int qp_trust_read(const char *path, size_t max, uint8_t **buf, size_t *len,
 		  struct qp_error *err);
 /* The same, parsed and validated as a patch (qp_patch__open_mem). */
 struct qp_patch *qp_trust_open_patch(const char *path, struct qp_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Signature policy (policy.c)                                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Which patches are accepted, by signature (docs/host.md): unsigned ones
+ * are refused when the policy requires a signature, and a signed one must
+ * verify with one of its trusted keys (when it has any).
+ */
+struct qp_policy;
+
+/* The store's policy file STORE/policy (read under the trust rules):
+ * `require-signature` and `trusted-key PATH` lines (PATH: a PEM public key
+ * or a directory of *.pem keys, relative to the store), `#` comments.
+ * *@out is NULL when there is no such file: any valid patch is accepted. */
+int qp_policy__load(const char *store_dir, struct qp_policy **out, struct qp_error *err);
+/* A policy requiring a signature by one of the keys at @paths (files or
+ * directories), as qpatch-load --verify gives them. */
+int qp_policy__from_keys(const char *const *paths, size_t n, struct qp_policy **out,
+			 struct qp_error *err);
+/* 0 when the patch file @buf (named @name) is acceptable, else
+ * QP_ESIGNATURE and why.  A NULL policy accepts everything. */
+int qp_policy__check(const struct qp_policy *pol, const void *buf, size_t len,
+		     const char *name, struct qp_error *err);
+bool qp_policy__requires(const struct qp_policy *pol);
+void qp_policy__free(struct qp_policy *pol);
+/* qp_trust_open_patch(), with @pol checked on the bytes read first. */
+struct qp_patch *qp_trust_open_checked(const char *path, const struct qp_policy *pol,
+				       struct qp_error *err);
 
 #endif

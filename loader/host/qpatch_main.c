@@ -2,6 +2,7 @@
 /*
  * qpatch [--store DIR] add FIX.qpatch   store a patch for its binary
  * qpatch [--store DIR] remove ID        remove it (qpatchd undoes it)
+ * qpatch [--store DIR] verify FIX.qpatch  check it against the store's policy
  * qpatch [--store DIR] list [--json]    what the store holds
  * qpatch [--store DIR] status [--json]  which processes have which patches
  */
@@ -24,6 +25,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: qpatch [--store DIR] add FIX.qpatch    store a patch for its binary\n"
 		"       qpatch [--store DIR] remove ID         remove a stored patch\n"
+		"       qpatch [--store DIR] verify FIX.qpatch would the store's policy\n"
+		"                                              accept it (signature)?\n"
 		"       qpatch [--store DIR] list [--json]     list the stored patches\n"
 		"       qpatch [--store DIR] status [--json]   which processes have which patches\n"
 		"\n"
@@ -68,6 +71,27 @@ static int cmd_add(struct qp_store *store, const char *path)
 	else
 		printf("qpatchd is not running: start it, or apply now with 'qpatch-load --all %s'\n",
 		       path);
+	return 0;
+}
+
+static int cmd_verify(struct qp_store *store, const char *path)
+{
+	struct qp_error err = { 0 };
+	struct qp_store_check c;
+
+	if (qp_store__verify(store, path, &c, &err)) {
+		fprintf(stderr, "qpatch: %s\n", err.msg);
+		return 1;
+	}
+	if (c.signed_)
+		printf("patch '%s' in '%s' is signed with key %s", c.id, path, c.key_id);
+	else
+		printf("patch '%s' in '%s' is not signed", c.id, path);
+	if (c.policy)
+		printf(", which the policy '%s/policy' accepts\n", qp_store__dir(store));
+	else
+		printf("; the store '%s' has no policy: any valid patch is accepted\n",
+		       qp_store__dir(store));
 	return 0;
 }
 
@@ -301,6 +325,7 @@ int main(int argc, char **argv)
 	}
 	nargs = argc - optind;
 	if (!((!strcmp(cmd, "add") && nargs == 1) || (!strcmp(cmd, "remove") && nargs == 1) ||
+	      (!strcmp(cmd, "verify") && nargs == 1) ||
 	      (!strcmp(cmd, "list") && !nargs) || (!strcmp(cmd, "status") && !nargs))) {
 		fprintf(stderr, "qpatch: unknown command or wrong arguments: '%s'\n", cmd);
 		usage(stderr);
@@ -314,6 +339,8 @@ int main(int argc, char **argv)
 		ret = cmd_add(store, argv[optind]);
 	else if (!strcmp(cmd, "remove"))
 		ret = cmd_remove(store, argv[optind]);
+	else if (!strcmp(cmd, "verify"))
+		ret = cmd_verify(store, argv[optind]);
 	else if (!strcmp(cmd, "list"))
 		ret = cmd_list(store, json);
 	else

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"      --once            bring the running processes up to date and exit\n"
 		"  -r, --retries N       stop attempts while code is busy (default 200)\n"
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
+		"  -c, --rewrite-calls   also make the direct calls to each replaced function\n"
+		"                        call the new code (qpatch-load --rewrite-calls)\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            this text\n");
 }
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
 		{ "once", no_argument, NULL, O_ONCE },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
+		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -106,7 +109,7 @@ int main(int argc, char **argv)
 	struct qp_error err = { 0 };
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:J:r:d:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:J:r:d:cVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o.store_dir = optarg; break;
 		case 'J': o.jobs = number("--jobs", optarg, 1, QP_POOL_MAX); break;
@@ -117,6 +120,7 @@ int main(int argc, char **argv)
 		case O_ONCE: o.once = true; break;
 		case 'r': load.retries = number("--retries", optarg, 1, 1000000); break;
 		case 'd': load.retry_delay_ms = number("--retry-delay", optarg, 0, 60000); break;
+		case 'c': load.rewrite_calls = true; break;
 		case 'V': return qp_version_print("qpatchd");
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -36,6 +36,7 @@ struct qp_store {
 	struct qp_store_entry *v;         /* entries: by build-id, then seq; removed last */
 	size_t n;                         /* count of v */
 	int lock_fd;                      /* .lock while locked, else -1 */
+	struct qp_policy *policy;         /* STORE/policy as last read; NULL: none */
 };
 
 const char *qp_store_default_dir(void)
@@ -63,6 +64,7 @@ void qp_store__free(struct qp_store *s)
 	store_release_entries(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	qp_policy__free(s->policy);
 	free(s);
 }
 
@@ -133,7 +135,8 @@ static int store_read_entry(struct qp_store *s, const char *bid_hex, const char 
 	    strcmp(name + strlen(name) - 7, ".qpatch"))
 		return 0; /* not ours (a temporary file, a note) */
 	snprintf(path, sizeof(path), "%s/%s", dirpath, name);
-	p = qp_trust_open_patch(path, err);
+	/* checked again at every load: a file in the store could be replaced */
+	p = qp_trust_open_checked(path, s->policy, err);
 	if (!p)
 		return qp_preperr(err, err->code, "store entry refused");
 	info = qp_patch__info(p);
@@ -197,13 +200,24 @@ static int entry_cmp(const void *a, const void *b)
 	return c;
 }
 
+/* (Re)read STORE/policy. */
+static int store_policy(struct qp_store *s, struct qp_error *err)
+{
+	qp_policy__free(s->policy);
+	s->policy = NULL;
+	return qp_policy__load(s->dir, &s->policy, err);
+}
+
 int qp_store__load(struct qp_store *s, struct qp_error *err)
 {
 	struct dirent *de;
 	DIR *d;
-	int ret = 0;
+	int ret;
 
 	store_release_entries(s);
+	ret = store_policy(s, err);
+	if (ret)
+		return ret;
 	d = opendir(s->dir);
 	if (!d)
 		return qp_seterr(err, -errno, "cannot read store '%s': %s", s->dir, strerror(errno));
@@ -356,8 +370,14 @@ int qp_store__add(struct qp_store *s, const char *patch_path, struct qp_store_en
 
 	/* the bytes stored are the ones validated */
 	ret = qp_trust_read(patch_path, QP_TRUST_MAX_PATCH, &buf, &len, err);
-	if (ret)
+	if (!ret)
+		ret = store_policy(s, err);
+	if (!ret)
+		ret = qp_policy__check(s->policy, buf, len, patch_path, err);
+	if (ret) {
+		free(buf);
 		return ret;
+	}
 	p = qp_patch__open_named(buf, len, patch_path, err);
 	if (!p) {
 		free(buf);
@@ -402,6 +422,30 @@ int qp_store__add(struct qp_store *s, const char *patch_path, struct qp_store_en
 	free(buf);
 	qp_patch__free(p);
 	return ret;
+}
+
+int qp_store__verify(struct qp_store *s, const char *path, struct qp_store_check *out,
+		     struct qp_error *err)
+{
+	const struct qp_sig_disk *sig;
+	struct qp_patch *p;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = store_policy(s, err);
+	if (ret)
+		return ret;
+	out->policy = s->policy != NULL;
+	p = qp_trust_open_checked(path, s->policy, err);
+	if (!p)
+		return err->code;
+	sig = qp_patch__signature(p);
+	out->signed_ = sig != NULL;
+	if (sig)
+		qp_sig_key_id_hex(sig->key_id, out->key_id);
+	snprintf(out->id, sizeof(out->id), "%s", qp_patch__info(p)->id);
+	qp_patch__free(p);
+	return 0;
 }
 
 int qp_store__remove(struct qp_store *s, const char *id, struct qp_error *err)

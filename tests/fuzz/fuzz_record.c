@@ -47,6 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (err.code >= 0 || !err.msg[0])
 			abort();
 		free(a.funcs);
+		free(a.so);
+		free(a.sites);
 		return 0;
 	}
 	if (a.rec.region_size > map_size || a.rec.nfuncs > LD_MAX_RECORD_FUNCS ||
@@ -58,6 +60,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < a.rec.nfuncs; i++)
 		if (strlen(a.funcs[i].name) >= QP_FUNC_NAME_MAX)
 			abort();
+	if (a.nsites > LD_MAX_RECORD_SITES || (a.nsites && !a.sites))
+		abort();
+	for (i = 0; i < a.nsites; i++)
+		if (a.sites[i].func >= a.rec.nfuncs || a.sites[i].len < 5 || a.sites[i].len > 8)
+			abort();
+	if (a.so && (strlen(a.so->path) >= QP_SO_PATH_MAX || a.so->lib_lo > a.so->lib_hi))
+		abort();
 	free(a.funcs);
+	free(a.sites);
+	free(a.so);
 	return 0;
 }

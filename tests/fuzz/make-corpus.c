@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "qpatch/format.h"
+#include "qpatch/sign.h"
 
 static const uint8_t code[] = {
 	0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0x8b, 0x05, 0, 0, 0, 0,
@@ -122,6 +123,33 @@ static int corpus_write(const char *dir, const char *name, struct qp_patch *p)
 	return ret ? 1 : 0;
 }
 
+/* A copy of DIR/full.qpatch with a signature block appended (rules 61
+ * and 62; the reader does not check the signature itself). */
+static int corpus_signed(const char *dir)
+{
+	struct qp_sig_disk sig = { .magic = QP_SIG_MAGIC, .algorithm = QP_SIG_ED25519 };
+	char path[4096], buf[65536];
+	size_t n;
+	FILE *in, *out;
+	int bad;
+
+	snprintf(path, sizeof(path), "%s/full.qpatch", dir);
+	in = fopen(path, "rb");
+	snprintf(path, sizeof(path), "%s/signed.qpatch", dir);
+	out = fopen(path, "wb");
+	n = in ? fread(buf, 1, sizeof(buf), in) : 0;
+	memset(sig.key_id, 0x5c, sizeof(sig.key_id));
+	bad = !in || !out || !n || fwrite(buf, 1, n, out) != n ||
+	      fwrite(&sig, 1, sizeof(sig), out) != sizeof(sig);
+	if (in)
+		fclose(in);
+	if (out && fclose(out))
+		bad = 1;
+	if (bad)
+		fprintf(stderr, "qp-fuzz-corpus: cannot write '%s'\n", path);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	const struct qp_section empty = { ".qpatch.empty", SHT_PROGBITS,
@@ -158,6 +186,7 @@ int main(int argc, char **argv)
 		corpus_relas(p);
 		bad |= corpus_write(argv[1], v ? "cfi-v1" : "cfi", p);
 	}
+	bad |= corpus_signed(argv[1]);
 	corpus_version = QP_FORMAT_VERSION;
 	memset(big, 0x90, sizeof(big)); /* compressed in version 2 */
 	p = qp_patch__new();

@@ -109,3 +109,25 @@ thread_rates() {
 		}
 		END { for (k = 1; k <= 4; k++) if (pairs[k] < 1) bad++; exit bad != 0 }'
 }
+
+# hostile_setup: build tests/integration/progs/hostile into $T/app and its
+# patch ($T/fix.qpatch: work() returns 5007 for 7 instead of 1014, hold()
+# changed too); the program's control directory is $T/ctl.
+hostile_setup() {
+	local P=$QP_SRC/tests/integration/progs/hostile
+	mkdir -p "$T/ctl"
+	build_tree "$P/orig" "$T/app" || return 1
+	"$QP_BIN/qpatch-build" -q "$T/app" "$P/patched" -o "$T/fix.qpatch" \
+		--target "$T/app/hostile" >"$T/build.out" 2>&1
+}
+
+# no_qpatch_maps PID: the process maps nothing of qpatch's.
+no_qpatch_maps() { ! grep -q "memfd:qpatch:" "/proc/$1/maps"; }
+
+# result_is FILE VALUE: the last line the target printed since now says
+# result=VALUE (waits up to 10 s for two new lines).
+result_is() {
+	local n
+	n=$(wc -l <"$1")
+	wait_lines "$1" $((n + 2)) && [ "$(grep '^result=' "$1" | tail -n 1)" = "result=$2" ]
+}

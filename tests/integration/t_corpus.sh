@@ -24,10 +24,12 @@ MK=$QP_SRC/tests/integration/corpus.mk
 expect_lines() { sed -n "s/^$2 //p" "$FIX/$1/expect"; }
 
 # build_case CASE DIR: the orig program of CASE, built as a user would
-# (with the compiler flags of the case's "cflags" file, if it has one).
+# (with the compiler flags of the case's "cflags" file and the link flags
+# of its "ldflags" file, if it has them).
 build_case() {
 	cp -a "$FIX/$1/orig" "$2" && cp "$MK" "$2/Makefile" &&
 		{ [ ! -f "$FIX/$1/cflags" ] || cp "$FIX/$1/cflags" "$2/cflags"; } &&
+		{ [ ! -f "$FIX/$1/ldflags" ] || cp "$FIX/$1/ldflags" "$2/ldflags"; } &&
 		make -s -C "$2" CC="$QP_BIN/qpatch-cc" >"$2.build.log" 2>&1
 }
 

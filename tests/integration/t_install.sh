@@ -34,6 +34,14 @@ else
 	check "no systemd unit without loader/host/qpatchd.service" not test -e "$P/lib/systemd"
 fi
 
+check "qpatch/so.h installed in include/" test -f "$P/include/qpatch/so.h"
+echo '#include <qpatch/so.h>
+QPATCH_TARGET("prog");
+static int f(int x) { return x; }
+QPATCH_REPLACE(g, f);' >"$T/fix.c"
+check "a .so patch builds against the installed header alone" \
+	${CC:-cc} -shared -fPIC -I"$P/include" -o "$T/fix.so" "$T/fix.c"
+
 # the installed qpatch-build uses the installed qpatch-cc
 EX=$QP_SRC/examples/ledger
 cp -a "$EX/orig" "$T/app" && make -s -C "$T/app" CC="$P/bin/qpatch-cc" >"$T/app.log" 2>&1

@@ -66,4 +66,40 @@ check "qpatch-c++ -c x.c, QPATCH_CC_LIVEPATCHING=0: the section flags (got '$out
 	test "$out" = "fakecc -c x.c -ffunction-sections -fdata-sections"
 out=$(QPATCH_REAL_CXX="$T/fakecc" "$QP_BIN/qpatch-c++" -c x.cpp)
 check "qpatch-c++ -c x.cpp: no -flive-patching either (got '$out')" test "$out" = "fakecc -c x.cpp"
+# a compiler that refuses the probe (as clang does) gets no -flive-patching,
+# unless QPATCH_CC_LIVEPATCHING=1 says qpatch-build asked it already
+cat >"$T/oldcc" <<'EOF'
+#!/bin/sh
+case "$*" in *-fsyntax-only*) echo probed >>"${0%/*}/probes"; exit 1;; esac
+echo "oldcc $*"
+EOF
+chmod +x "$T/oldcc"
+out=$(QPATCH_REAL_CXX="$T/oldcc" "$QP_BIN/qpatch-c++" -c x.c)
+check "a compiler refusing the probe: the section flags only (got '$out')" \
+	test "$out" = "oldcc -c x.c -ffunction-sections -fdata-sections"
+check "... after one probe" test "$(cat "$T/probes")" = probed
+rm -f "$T/probes"
+out=$(QPATCH_CC_LIVEPATCHING=1 QPATCH_REAL_CXX="$T/oldcc" "$QP_BIN/qpatch-c++" -c x.c)
+check "QPATCH_CC_LIVEPATCHING=1: the flag, trusted (got '$out')" \
+	test "$out" = "oldcc -c x.c -flive-patching=inline-clone -ffunction-sections -fdata-sections"
+check "... and no probe" test ! -e "$T/probes"
+# qpatch-build asks the compilers once, not at every compilation
+mkdir -p "$T/b1" "$T/b2"
+for d in b1 b2; do
+	printf 'int f(void);\nint g(void);\nint main(void) { return f() + g(); }\n' >"$T/$d/main.c"
+	printf 'prog: main.o f.o g.o\n\t$(CC) -o $@ $^\n' >"$T/$d/Makefile"
+	echo 'int g(void) { return 1; }' >"$T/$d/g.c"
+done
+echo 'int f(void) { return 1; }' >"$T/b1/f.c"
+echo 'int f(void) { return 2; }' >"$T/b2/f.c"
+cat >"$T/countcc" <<'EOF'
+#!/bin/sh
+case "$*" in *-fsyntax-only*) echo probed >>"${0%/*}/probes";; esac
+exec cc "$@"
+EOF
+chmod +x "$T/countcc"
+CC="$T/countcc" "$QP_BIN/qpatch-build" "$T/b1" "$T/b2" -o "$T/b.qpatch" >"$T/build.log" 2>&1
+check "qpatch-build of a 3-file program with a counting compiler" test -s "$T/b.qpatch"
+check "... asked it about -flive-patching once (got $(wc -l <"$T/probes"))" \
+	test "$(wc -l <"$T/probes")" -eq 1
 finish

@@ -461,7 +461,8 @@ redis_fill() {
 
 # redis_load_start NCLIENTS DIR: NCLIENTS clients (redis/client.sh: INCR
 # client:I in database 2 every 20 ms, counting the replies) and
-# redis-benchmark (20 connections, database 1) on the server at $PORT, their
+# redis-benchmark (20 connections, database 1; its tests RL_TESTS, default
+# set,get,incr,lpush,hset) on the server at $PORT, their
 # output in DIR; sets CLIENT_PIDS, BPID, CONN0, RL_STOP, RL_DIR, RL_N.
 redis_load_start() {
 	local i
@@ -473,7 +474,7 @@ redis_load_start() {
 		CLIENT_PIDS+=("$SPAWNED")
 	done
 	spawn "$RL_DIR/benchmark.out" "$BENCH" -p "$PORT" --dbnum 1 -c 20 -n 2000000000 -r 100000 \
-		-t set,get,incr,lpush,hset -q
+		-t "${RL_TESTS:-set,get,incr,lpush,hset}" -q
 	BPID=$SPAWNED
 	redis_connected() { [ "$(redis_conns)" -ge $((RL_N + 21)) ]; }
 	wait_for 20 redis_connected || die "clients and redis-benchmark did not connect"
@@ -483,11 +484,12 @@ redis_load_start() {
 
 # redis_load_check: stop the load of redis_load_start and check that
 # nothing was lost: redis-benchmark ran throughout without an error, every
-# client's INCR replies are all counted in its key, no connection dropped,
+# client's INCR replies are all counted in its key (each reply one more
+# than the one before), no connection dropped,
 # and the keys of redis_fill (N0, DIG0) are unchanged.  Sets REPLIES, BRPS,
 # CONN1, N1.
 redis_load_check() {
-	local p i out n bad v berr
+	local p i out n bad v berr seq_bad
 	# redis-benchmark exits at the first error or lost connection
 	expect "redis-benchmark ran throughout" kill -0 "$BPID"
 	CONN1=$(redis_conns)
@@ -508,10 +510,13 @@ redis_load_check() {
 		bad=$(grep -vc '^[0-9][0-9]*$' "$out")
 		v=$(rcli -n 2 get "client:$i")
 		[ "$bad" -eq 0 ] || die "client $i got errors: $(grep -v -m1 '^[0-9][0-9]*$' "$out")"
+		# each reply one more than the one before, from 1: none lost or repeated
+		seq_bad=$(awk '$0 != NR { print "reply " NR " is " $0; exit }' "$out")
+		[ -z "$seq_bad" ] || die "client $i: $seq_bad"
 		[ "$n" -gt 0 ] && [ "$v" = "$n" ] || die "client $i: $n replies but client:$i = $v"
 		REPLIES=$((REPLIES + n))
 	done
-	say "ok: $RL_N clients, $REPLIES INCR replies, all counted; $CONN0 connections before, $CONN1 after"
+	say "ok: $RL_N clients, $REPLIES INCR replies, all counted, each one more than the one before; $CONN0 connections before, $CONN1 after"
 	[ "$CONN1" -ge "$CONN0" ] || die "connections dropped: $CONN0 before, $CONN1 after"
 	rcli -n 1 flushdb >/dev/null && rcli -n 2 flushdb >/dev/null
 	N1=$(rcli dbsize)
@@ -578,3 +583,218 @@ SQ_PENDING="BEGIN; CREATE TEMP TABLE pending(k); WITH RECURSIVE c(x) AS (SELECT 
 # a long query to run while a patch goes in, and its answer
 SQ_BUSY="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<6000000) SELECT 'busy ' || sum(x) FROM c;"
 SQ_BUSY_OUT="busy 18000003000000"
+
+# --- soak: the case's fix applied and undone many times ----------------------
+#
+# With QP_RW_SOAK=1 (tests/realworld/soak.sh, `make soak`), a case that
+# supports it runs SOAK_N more cycles of apply and undo of its fix
+# (QP_RW_SOAK_N, else the case's default; redis: after its first undo,
+# qemu: before its first apply), with a random pause of 0-20 ms after
+# each, under the case's load; then checks that the target has exactly the
+# mappings, open files and threads it had before (soak_before, before its
+# first apply), no qpatch mapping or memfd left, an RSS outside the
+# allocator's mappings grown by at most SOAK_OTHER_BOUND_KB, and in all by
+# at most SOAK_RSS_BOUND_KB beyond what the program itself accounts for
+# (SOAK_ACCOUNTED).  A case sets:
+#   SOAK_ALIVE      a function that fails when the target or its load has
+#                   stopped (called after every cycle)
+#   SOAK_ACCOUNTED  optional: a function printing the kB of memory the
+#                   program knows it allocated (its own allocator's count),
+#                   whose growth is not the loader's
+# The figures go to $QP_RW_OUT/$RW_CASE.soak and .stops (lines of
+# soak.sh's tables); the snapshots and the loader's outputs of failed runs
+# to $RW_LOG/soak/.
+
+soak_enabled() { [ "${QP_RW_SOAK:-0}" = 1 ]; }
+# RSS growth allowed outside the allocator's mappings: the text pages the
+# jumps were written to (copied once, whatever the number of cycles), code
+# and stack pages first touched during the soak; a page left behind by
+# each cycle would be 4 kB x cycles
+SOAK_OTHER_BOUND_KB=256
+
+# soak_snapshot PID NAME: the target's mappings, open files and threads in
+# $SOAK_DIR/NAME.{maps,fds,tasks}; its RSS (kB) and SOAK_ACCOUNTED in
+# $SOAK_DIR/NAME.mem ("RSS ACCOUNTED").
+soak_snapshot() {
+	local pid=$1 f=$SOAK_DIR/$2 fd rss acc=0
+	cat "/proc/$pid/maps" >"$f.maps" || die "cannot read /proc/$pid/maps"
+	for fd in /proc/"$pid"/fd/*; do
+		printf '%s %s\n' "${fd##*/}" "$(readlink "$fd")"
+	done | sort -n >"$f.fds"
+	ls "/proc/$pid/task" >"$f.tasks"
+	rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")
+	[ -n "${SOAK_ACCOUNTED:-}" ] && acc=$("$SOAK_ACCOUNTED")
+	cat "/proc/$pid/smaps" >"$f.smaps"
+	echo "$rss $acc $(soak_rss_split "$f.smaps")" >"$f.mem"
+}
+
+# soak_rss_split SMAPS: "HEAP OTHER", the kB resident in the mappings the
+# program's allocator owns (the [heap] and anonymous mappings) and in every
+# other one (the program's and libraries' files, stacks, memfds): the
+# loader writes only to the latter (jumps into text pages, its patch
+# mappings, the stack of the thread it injects system calls from).
+soak_rss_split() {
+	awk '$1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { name = $6; heap = (name == "" || name == "[heap]") }
+		$1 == "Rss:" { if (heap) h += $2; else o += $2 }
+		END { print h + 0, o + 0 }' "$1"
+}
+
+# soak_before PID: the snapshot the soak is compared with, taken before the
+# case's first apply.
+soak_before() {
+	SOAK_DIR=$RW_LOG/soak
+	rm -rf "$SOAK_DIR" && mkdir -p "$SOAK_DIR"
+	soak_snapshot "$1" before
+	say "soak: before: $(wc -l <"$SOAK_DIR/before.maps") mappings, $(wc -l <"$SOAK_DIR/before.fds") fds, $(wc -l <"$SOAK_DIR/before.tasks") threads, RSS $(cut -d' ' -f1 "$SOAK_DIR/before.mem") kB"
+}
+
+# soak_spread FILE FIELD: "median / 99th percentile / max" of a column.
+soak_spread() {
+	awk -v f="$2" '{ print $f }' "$1" | sort -n |
+		awk '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
+			p = int(NR * 0.99 + 0.999); printf "%s / %s / %s\n", v[int((NR + 1) / 2)], v[p], v[NR] }'
+}
+
+# soak_stats FILE FIELD: "median/max" of a column.
+soak_stats() { soak_spread "$1" "$2" | awk -F' / ' '{ print $1 (NF > 1 ? "/" $3 : "") }'; }
+
+# soak_load SUB PID ARGS...: one qpatch-load run of the soak (SUB: apply or
+# undo); its figures ("stopped pause held total_ms") appended to
+# $SOAK_DIR/SUB.stops, its output to SUB.failures when it failed.
+soak_load() {
+	local sub=$1 out rc
+	shift
+	out=$("$QP_BIN/qpatch-load" "$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		printf 'cycle %s: qpatch-load %s: exit %s: %s\n' "$SOAK_I" "$*" "$rc" "$out" >>"$SOAK_DIR/$sub.failures"
+		return 1
+	fi
+	grep -q '^note: .* kept because' <<<"$out" &&
+		printf 'cycle %s: %s\n' "$SOAK_I" "$(grep '^note:' <<<"$out")" >>"$SOAK_DIR/$sub.kept"
+	sed -n 's/^target stopped for \([0-9]*\) us .*first stop to last resume \([0-9]*\) us.*one thread held \([0-9]*\) us; total \([0-9.]*\) ms$/\1 \2 \3 \4/p' \
+		<<<"$out" >>"$SOAK_DIR/$sub.stops"
+	return 0
+}
+
+soak_pause() { sleep "0.0$(printf %02d $((RANDOM % 21)))"; }
+
+# soak_cycles PID FIX ID N: N cycles of apply, --list check, pause, undo
+# (of ID), --list check, pause.  A failed apply or undo is counted and the
+# soak goes on (from a clean state: a failed undo is retried before the next
+# apply); ten failed cycles in a row, or SOAK_ALIVE failing, end it.  Sets
+# SOAK_DONE, SOAK_AFAIL, SOAK_UFAIL, SOAK_SECS.
+soak_cycles() {
+	local pid=$1 fix=$2 id=$3 n=$4 t0 bad=0 applied=0
+	SOAK_AFAIL=0 SOAK_UFAIL=0 SOAK_DONE=0
+	: >"$SOAK_DIR/apply.stops"
+	: >"$SOAK_DIR/undo.stops"
+	t0=$(now_s)
+	for ((SOAK_I = 1; SOAK_I <= n; SOAK_I++)); do
+		if [ $applied = 0 ]; then
+			if soak_load apply "$pid" "$fix" && qp_listed "$pid" "$id"; then
+				applied=1
+			else
+				SOAK_AFAIL=$((SOAK_AFAIL + 1))
+				# a patch there after a failed apply is the loader's fault too,
+				# but take it out to go on
+				qp_listed "$pid" "$id" && applied=1
+			fi
+			soak_pause
+		fi
+		if [ $applied = 1 ]; then
+			if soak_load undo --undo "$pid" "$id" && qp_none "$pid"; then
+				applied=0 bad=0
+			else
+				SOAK_UFAIL=$((SOAK_UFAIL + 1)) bad=$((bad + 1))
+				qp_listed "$pid" "$id" || applied=0
+			fi
+			soak_pause
+		else
+			bad=$((bad + 1))
+		fi
+		SOAK_DONE=$SOAK_I
+		"$SOAK_ALIVE" || { say "soak: target or load stopped at cycle $SOAK_I"; break; }
+		[ $bad -lt 10 ] || { say "soak: ten failed cycles in a row, stopping at cycle $SOAK_I"; break; }
+		((SOAK_I % (n / 10 > 0 ? n / 10 : 1) == 0)) &&
+			say "soak: $SOAK_I/$n cycles, $SOAK_AFAIL apply and $SOAK_UFAIL undo failures, $(elapsed "$t0") s"
+	done
+	SOAK_SECS=$(elapsed "$t0")
+	# never leave the patch in (but with QP_RW_SOAK_LEAVE=1, to see that
+	# soak_after notices: its mapping stays, the check must fail)
+	[ $applied = 1 ] && "$QP_BIN/qpatch-load" --undo "$pid" "$id" >/dev/null 2>&1
+	[ "${QP_RW_SOAK_LEAVE:-0}" = 1 ] && "$QP_BIN/qpatch-load" "$pid" "$fix" >/dev/null 2>&1
+	SOAK_APPLY=$(soak_stats "$SOAK_DIR/apply.stops" 1)
+	SOAK_UNDO=$(soak_stats "$SOAK_DIR/undo.stops" 1)
+	SOAK_APPLY_TOTAL=$(soak_stats "$SOAK_DIR/apply.stops" 4)
+	say "soak: $SOAK_DONE cycles in $SOAK_SECS s; failures: $SOAK_AFAIL apply, $SOAK_UFAIL undo; target stopped (median/max µs): apply $SOAK_APPLY, undo $SOAK_UNDO; first stop to last resume: apply $(soak_stats "$SOAK_DIR/apply.stops" 2), undo $(soak_stats "$SOAK_DIR/undo.stops" 2); qpatch-load apply wall time (median/max ms) $SOAK_APPLY_TOTAL"
+	# the loader's figures, for soak.sh's second table
+	local f sub
+	for sub in apply undo; do
+		printf '| %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$sub" \
+			"$(soak_spread "$SOAK_DIR/$sub.stops" 1)" "$(soak_spread "$SOAK_DIR/$sub.stops" 2)" \
+			"$(soak_spread "$SOAK_DIR/$sub.stops" 3)" "$(soak_spread "$SOAK_DIR/$sub.stops" 4)"
+	done >"$QP_RW_OUT/$RW_CASE.stops"
+	for f in "$SOAK_DIR"/*.failures "$SOAK_DIR"/*.kept; do
+		[ -f "$f" ] && { say "soak: $(basename "$f"):"; head -n5 "$f" | sed 's/^/    /'; }
+	done
+}
+
+# soak_after PID: the target against soak_before's snapshot: the same
+# mappings (count, and the same named ones), open files, threads; no
+# qpatch mapping or file; RSS growth (less SOAK_ACCOUNTED's) at most
+# SOAK_RSS_BOUND_KB.  Sets SOAK_FIGS (for the table) and SOAK_BAD (the
+# checks that failed, empty when all passed).
+soak_after() {
+	local pid=$1 b=$SOAK_DIR/before a=$SOAK_DIR/after m0 m1 f0 f1 t0 t1 r0 r1 c0 c1 h0 h1 o0 o1 grow qp
+	soak_snapshot "$pid" after
+	SOAK_BAD=""
+	m0=$(wc -l <"$b.maps") m1=$(wc -l <"$a.maps")
+	f0=$(wc -l <"$b.fds") f1=$(wc -l <"$a.fds")
+	t0=$(wc -l <"$b.tasks") t1=$(wc -l <"$a.tasks")
+	read -r r0 c0 h0 o0 <"$b.mem"
+	read -r r1 c1 h1 o1 <"$a.mem"
+	# named mappings (files, memfds, [heap], [stack]...) by name and count
+	soak_names() { awk 'NF >= 6 { $1 = $2 = $3 = $4 = $5 = ""; sub(/^ +/, ""); print }' "$1" | sort | uniq -c; }
+	[ "$m0" = "$m1" ] || SOAK_BAD="$SOAK_BAD; mappings $m0 -> $m1"
+	diff <(soak_names "$b.maps") <(soak_names "$a.maps") >"$SOAK_DIR/maps.diff" ||
+		SOAK_BAD="$SOAK_BAD; named mappings differ ($SOAK_DIR/maps.diff: $(grep '^[<>]' "$SOAK_DIR/maps.diff" | head -n3 | tr '\n' ' '))"
+	qp=$(grep -c 'memfd:qpatch' "$a.maps")
+	[ "$qp" -eq 0 ] || SOAK_BAD="$SOAK_BAD; $qp qpatch mapping(s) left: $(grep -m1 'memfd:qpatch' "$a.maps")"
+	[ "$f0" = "$f1" ] || SOAK_BAD="$SOAK_BAD; open fds $f0 -> $f1"
+	diff "$b.fds" "$a.fds" >"$SOAK_DIR/fds.diff" ||
+		SOAK_BAD="$SOAK_BAD; open files differ ($SOAK_DIR/fds.diff: $(grep '^[<>]' "$SOAK_DIR/fds.diff" | head -n3 | tr '\n' ' '))"
+	grep -q 'memfd:qpatch' "$a.fds" && SOAK_BAD="$SOAK_BAD; a qpatch memfd open: $(grep -m1 'memfd:qpatch' "$a.fds")"
+	[ "$t0" = "$t1" ] || SOAK_BAD="$SOAK_BAD; threads $t0 -> $t1"
+	# the RSS: outside the allocator's mappings, at most SOAK_OTHER_BOUND_KB
+	# more; in all, beyond the growth the program accounts for, at most
+	# SOAK_RSS_BOUND_KB more
+	grow=$(((r1 - r0) - (c1 - c0)))
+	[ $((o1 - o0)) -le "$SOAK_OTHER_BOUND_KB" ] ||
+		SOAK_BAD="$SOAK_BAD; RSS outside the heap grew by $((o1 - o0)) kB (bound $SOAK_OTHER_BOUND_KB kB): $(soak_rss_grown "$b.smaps" "$a.smaps")"
+	[ "$grow" -le "$SOAK_RSS_BOUND_KB" ] ||
+		SOAK_BAD="$SOAK_BAD; RSS grew by $((r1 - r0)) kB, $grow kB beyond the program's own count (bound $SOAK_RSS_BOUND_KB kB): $(soak_rss_grown "$b.smaps" "$a.smaps")"
+	SOAK_BAD=${SOAK_BAD#; }
+	SOAK_FIGS="mappings $m0→$m1, fds $f0→$f1, threads $t0→$t1, qpatch mappings left $qp; RSS $r0→$r1 kB: heap $h0→$h1, other $o0→$o1 (bound +$SOAK_OTHER_BOUND_KB)"
+	[ -n "${SOAK_ACCOUNTED:-}" ] && SOAK_FIGS="$SOAK_FIGS; allocated by the program $c0→$c1 kB, RSS growth beyond it $grow kB (bound $SOAK_RSS_BOUND_KB)"
+	[ -n "${SOAK_ACCOUNTED:-}" ] || SOAK_FIGS="$SOAK_FIGS; RSS growth bound $SOAK_RSS_BOUND_KB kB"
+	say "soak: after: $SOAK_FIGS"
+}
+
+# soak_rss_grown BEFORE AFTER: the three mappings (by name) whose RSS grew
+# most between two smaps files.
+soak_rss_grown() {
+	soak_rss_byname() {
+		awk '$1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { name = ($6 == "" ? "[anon]" : $6) }
+			$1 == "Rss:" { r[name] += $2 } END { for (n in r) print n, r[n] }' "$1" | sort
+	}
+	join -a1 -a2 -e 0 -o 0,1.2,2.2 <(soak_rss_byname "$1") <(soak_rss_byname "$2") |
+		awk '{ print $3 - $2, $1 }' | sort -rn | head -n3 | awk '{ printf "%s%s +%d kB", sep, $2, $1; sep = ", " }'
+}
+
+# soak_row RESULT: the case's line of soak.sh's table.
+soak_row() {
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$ROW_PROGRAM" "$ROW_FIX" \
+		"$SOAK_DONE in $SOAK_SECS s" "$SOAK_AFAIL / $SOAK_UFAIL" "$SOAK_APPLY" "$SOAK_UNDO" \
+		"$SOAK_FIGS" "$1" >"$QP_RW_OUT/$RW_CASE.soak"
+}

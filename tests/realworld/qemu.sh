@@ -175,6 +175,24 @@ probe() {
 }
 running() { hmp "info status" | grep -q 'VM status: running'; }
 
+# soak (soak.sh): cycles, before the case's own apply (whose probe then
+# shows the fix still works); the guest must keep ticking: SOAK_ALIVE
+# notes the longest time the serial output went without a new tick
+SOAK_N=${QP_RW_SOAK_N:-100}
+SOAK_RSS_BOUND_KB=512
+SOAK_TICK_GAP_MAX=5
+soak_alive() {
+	local t n
+	kill -0 "$PID" 2>/dev/null || return 1
+	t=$(ticks) n=$(date +%s%N)
+	if [ "$t" != "$SOAK_TICKS" ]; then
+		SOAK_TICKS=$t SOAK_TICK_AT=$n
+	else
+		SOAK_GAP=$(((n - SOAK_TICK_AT) / 1000000 > SOAK_GAP ? (n - SOAK_TICK_AT) / 1000000 : SOAK_GAP))
+	fi
+}
+SOAK_ALIVE=soak_alive
+
 step "refused fix"
 # The same deployed QEMU: the websocket fix, which changes struct
 # QIOChannelWebsock, must be refused, naming the reason.
@@ -208,11 +226,37 @@ PID=${LIVE[0]} MON=${LIVE[1]} SERIAL=${LIVE[2]} IMG=${LIVE[3]}
 say "fixed build answers '$PFIX'"
 [[ $PFIX == "sector 0 intact"* ]] || die "the fixed build answers '$PFIX' to the probe"
 
+ID=$(patch_id "$RW_LOG/fix.qpatch")
+if soak_enabled; then
+	# before the patch whose probes follow: between the two snapshots only
+	# the soak and the guest run (the probe's block I/O makes QEMU keep
+	# coroutine stacks and start worker threads, which are its own)
+	step soak
+	B0=$(boots)
+	soak_before "$PID"
+	SOAK_TICKS=$(ticks) SOAK_TICK_AT=$(date +%s%N) SOAK_GAP=0
+	ST0=$SOAK_TICKS
+	soak_cycles "$PID" "$RW_LOG/fix.qpatch" "$ID" "$SOAK_N"
+	soak_alive
+	ST1=$(ticks)
+	soak_after "$PID"
+	say "soak: the guest ticked $((ST1 - ST0)) times in $SOAK_SECS s, longest time without a tick $SOAK_GAP ms; $(($(boots) - B0)) boots"
+	sandboxed "$PID" || SOAK_BAD="${SOAK_BAD:+$SOAK_BAD; }QEMU no longer under its seccomp filter"
+	[ "$(boots)" = "$B0" ] || SOAK_BAD="${SOAK_BAD:+$SOAK_BAD; }the guest booted again during the soak"
+	[ "$SOAK_GAP" -le $((SOAK_TICK_GAP_MAX * 1000)) ] ||
+		SOAK_BAD="${SOAK_BAD:+$SOAK_BAD; }the guest went ${SOAK_GAP} ms without a tick (bound ${SOAK_TICK_GAP_MAX} s)"
+	[ "$SOAK_AFAIL$SOAK_UFAIL" = 00 ] && [ "$SOAK_DONE" = "$SOAK_N" ] ||
+		SOAK_BAD="${SOAK_BAD:+$SOAK_BAD; }$SOAK_DONE of $SOAK_N cycles, $SOAK_AFAIL applies and $SOAK_UFAIL undos failed"
+	if [ -n "$SOAK_BAD" ]; then
+		soak_row "**FAIL**: $SOAK_BAD"
+		die "soak: $SOAK_BAD"
+	fi
+fi
+
 step qpatch-load
 T0=$(ticks) B0=$(boots)
 expect "guest running before the patch ($T0 ticks, $B0 boots)" running
 qp_load "$PID" "$RW_LOG/fix.qpatch"
-ID=$(patch_id "$RW_LOG/fix.qpatch")
 expect "patch $ID listed in the process" qp_listed "$PID" "$ID"
 "$QP_BIN/qpatch-load" --list "$PID" >"$RW_LOG/qpatch-list.log" 2>&1
 sed 's/^/    /' "$RW_LOG/qpatch-list.log"
@@ -246,5 +290,6 @@ rc=$?
 [ $rc -eq 0 ] || die "QEMU exited with status $rc: $(tail -n3 "$RW_LOG/live/qemu.out")"
 ROW_RESULT="ok: probe '$P0' → '$P1' (as the fixed build) → undo → '$P2'; the guest ran throughout (booted $B2 times: at start and after each system_reset; $T2 ticks) under libvirt's seccomp sandbox (-sandbox $SANDBOX), QEMU quit normally"
 row_write
+soak_enabled && soak_row "ok: the guest ticked $((ST1 - ST0)) times during the soak, never more than $SOAK_GAP ms without a tick, no reboot; still under its seccomp filter; then the fix applied once more: probe '$P1' (as the fixed build), undone: '$P2'; QEMU quit normally"
 say "$ROW_RESULT"
 [ "$REFUSED_RC" -eq 0 ] || { say "the refused fix failed: see its row"; exit 1; }

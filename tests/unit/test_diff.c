@@ -33,7 +33,9 @@
  *                        program print AFTER2 (patched2/ is not read here)
  *
  * Both trees are compiled with -O2 -g, or with the flags in the case's file
- * "cflags" (one line, e.g. "-O0 -g"); t_corpus.sh's Makefile reads it too.
+ * "cflags" (one line, e.g. "-O0 -g"); the program is linked with the flags
+ * in its file "ldflags" (e.g. "-rdynamic"), if any; t_corpus.sh's Makefile
+ * reads both too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -100,20 +102,27 @@ static int compile_tree(const char *src, const char *out, const char *rel, const
 }
 
 /* The compiler flags of case @casedir: its "cflags" file, or -O2 -g. */
-static void case_cflags(const char *casedir, char *buf, size_t size)
+/* The first line of the case's file @name, or @def. */
+static void case_file(const char *casedir, const char *name, const char *def, char *buf,
+		      size_t size)
 {
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(buf, size, "-O2 -g");
-	snprintf(path, sizeof(path), "%s/cflags", casedir);
+	snprintf(buf, size, "%s", def);
+	snprintf(path, sizeof(path), "%s/%s", casedir, name);
 	f = fopen(path, "r");
 	if (!f)
 		return;
 	if (!fgets(buf, (int)size, f))
-		snprintf(buf, size, "-O2 -g");
+		snprintf(buf, size, "%s", def);
 	buf[strcspn(buf, "\n")] = '\0';
 	fclose(f);
+}
+
+static void case_cflags(const char *casedir, char *buf, size_t size)
+{
+	case_file(casedir, "cflags", "-O2 -g", buf, size);
 }
 
 static const struct qp_change *find_change(const struct qp_report *r, const char *name)
@@ -298,7 +307,7 @@ static void run_case(const char *fixtures, const char *name)
 {
 	static char orig_objs[64][PATH_MAX], pat_objs[64][PATH_MAX];
 	char casedir[PATH_MAX], src[PATH_MAX], out[PATH_MAX], out2[PATH_MAX], target[PATH_MAX];
-	char cflags[256];
+	char cflags[256], ldflags[256];
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	struct qp_patch *patch = NULL;
@@ -311,6 +320,7 @@ static void run_case(const char *fixtures, const char *name)
 	snprintf(out2, sizeof(out2), "%s/%s/patched", tmpdir, name);
 	snprintf(src, sizeof(src), "%s/orig", casedir);
 	case_cflags(casedir, cflags, sizeof(cflags));
+	case_file(casedir, "ldflags", "", ldflags, sizeof(ldflags));
 	CHECK_INT(compile_tree(src, out, "", cflags, orig_objs, &norig), 0);
 	snprintf(src, sizeof(src), "%s/patched", casedir);
 	CHECK_INT(compile_tree(src, out2, "", cflags, pat_objs, &npat), 0);
@@ -321,7 +331,7 @@ static void run_case(const char *fixtures, const char *name)
 
 		for (i = 0; i < norig; i++)
 			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " '%s/%s'", out, orig_objs[i]);
-		CHECK_INT(sh("cc -Wl,--build-id -o '%s' %s", target, cmd), 0);
+		CHECK_INT(sh("cc -Wl,--build-id %s -o '%s' %s", ldflags, target, cmd), 0);
 	}
 	ret = qp_diff__new(target, &d, &err);
 	CHECK_INT(ret, 0);

@@ -983,6 +983,53 @@ static void test_rules_room(void)
 	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 19 (QP_R_ROOM): 'helper' has room given twice");
 }
 
+/* Rule 63: QP_R_CALLS names a sized function of the target that this
+ * patch replaces, once and without room, offset and addend 0. */
+static void test_rules_calls(void)
+{
+	const struct qp_rela calls = RELA(0, QP_R_CALLS, 5, 0);
+	struct spec s;
+
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	{
+		struct qp_patch *p = spec_build(&s), *q;
+		struct qp_error err = { 0 };
+		void *buf = NULL;
+		size_t size = 0;
+
+		CHECK_INT(qp_patch__validate(p, &err), 0);
+		CHECK_INT(qp_patch__write_mem(p, &buf, &size, &err), 0);
+		q = qp_patch__open_mem(buf, size, &err);
+		CHECK(q && qp_patch__rela_count(q) == s.nrelas &&
+		      qp_patch__rela(q, s.nrelas - 1)->type == QP_R_CALLS);
+		CHECK_STR(qp_rela_type_name(QP_R_CALLS), "QP_R_CALLS");
+		qp_patch__free(q);
+		qp_patch__free(p);
+		free(buf);
+	}
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	s.relas[s.nrelas - 1].sym = 2;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_CALLS): src symbol 2 'count' is not a function of the target with a size");
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	s.relas[s.nrelas - 1].addend = 1;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_CALLS): offset 0x0 and addend 1 are not 0");
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	s.relas[s.nrelas - 1].sym = 6; /* main: not replaced */
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_CALLS): 'main' is not replaced by this patch");
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	s.relas[s.nrelas++] = calls;
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_CALLS): 'helper' is also named by relocation 19 (QP_R_CALLS)");
+	spec_init(&s);
+	s.relas[s.nrelas++] = calls;
+	s.relas[s.nrelas++] = (struct qp_rela)RELA(0, QP_R_ROOM, 5, 12);
+	EXPECT_INVALID(&s, QP_EFORMAT, "relocation 18 (QP_R_CALLS): 'helper' is also named by relocation 19 (QP_R_ROOM)");
+}
+
 /* The most content sections that keep e_shnum below SHN_LORESERVE. */
 static void test_many_sections(void)
 {
@@ -1875,6 +1922,23 @@ static void test_truncated(const uint8_t *sample, size_t sample_size)
 	}
 	CHECK_INT(bad, 0);
 	CHECK(sample_size > 800);
+	/* cut anywhere in the section table: the message says so */
+	{
+		const Elf64_Ehdr *eh = (const Elf64_Ehdr *)sample;
+		char want[128];
+		struct qp_patch *p;
+
+		len = eh->e_shoff + 10;
+		snprintf(want, sizeof(want), "'<memory>': truncated: %zu bytes, the ELF header says "
+			 "the section table ends at %llu", len,
+			 (unsigned long long)(eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)));
+		p = qp_patch__open_mem(sample, len, &err);
+		CHECK(p == NULL);
+		CHECK_STR(err.msg, want);
+		p = qp_patch__open_mem(sample, 20, &err);
+		CHECK(p == NULL);
+		CHECK_STR(err.msg, "'<memory>': truncated: 20 bytes, less than an ELF header (64)");
+	}
 }
 
 /* Flipping any one bit either is refused or yields a patch that
@@ -2014,6 +2078,7 @@ int main(void)
 	test_rules_replace();
 	test_rules_busy();
 	test_rules_room();
+	test_rules_calls();
 	test_rules_cfi();
 	test_many_sections();
 	test_disk_pristine();

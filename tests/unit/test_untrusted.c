@@ -50,9 +50,25 @@ static void put_record(uint8_t *img, uint32_t version, uint32_t nfuncs, uint64_t
 	r.version = version;
 	r.nfuncs = nfuncs;
 	r.region_size = region_size;
+	r.state = QP_REC_APPLIED;
 	memset(r.id, 'i', sizeof(r.id));         /* no NUL anywhere */
 	memset(r.target, 't', sizeof(r.target));
 	memcpy(img, &r, sizeof(r));
+}
+
+/* Function @i of a record whose functions start at @head: a sound entry
+ * (new code inside the mapping, a 5-byte jump), its name with no NUL. */
+static void put_func(uint8_t *img, size_t head, int i, uint32_t new_size)
+{
+	struct qp_record_func *f = (struct qp_record_func *)(img + head) + i;
+
+	memset(f, 'x', sizeof(*f));
+	f->site = 0x1234;
+	f->new_addr = BASE + 2048;
+	f->new_size = new_size;
+	f->old_addr = 0x1234;
+	f->old_size = 100;
+	f->len = 5;
 }
 
 static void test_record(void)
@@ -66,16 +82,40 @@ static void test_record(void)
 	/* a good record: strings and names come back NUL-terminated */
 	memset(img, 'x', sizeof(img));
 	put_record(img, QP_RECORD_VERSION, 2, 4096);
+	put_func(img, sizeof(struct qp_record), 0, 16);
+	put_func(img, sizeof(struct qp_record), 1, 2048);
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
 	CHECK_INT(a.rec.nfuncs, 2);
 	CHECK_INT(strlen(a.rec.id), QP_ID_MAX - 1);
 	CHECK_INT(strlen(a.rec.target), QP_NAME_MAX - 1);
 	CHECK_INT(strlen(a.funcs[1].name), QP_FUNC_NAME_MAX - 1);
-	CHECK_INT(a.funcs[1].new_size, 0x78787878);
+	CHECK_INT(a.funcs[1].new_size, 2048);
+	free(a.funcs);
+	/* forged functions: new code outside the mapping, or running past
+	 * its end; a jump that is not 5 bytes; an unknown state */
+	f = (struct qp_record_func *)(img + sizeof(struct qp_record)) + 1;
+	f->new_size = 2049;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(strstr(err.msg, "corrupted patch record") && strstr(err.msg, "not inside"));
+	free(a.funcs);
+	f->new_size = 16;
+	f->new_addr = BASE - 1;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	f->new_addr = BASE + 2048;
+	f->len = 4000;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(strstr(err.msg, "a jump of 4000 bytes") != NULL);
+	free(a.funcs);
+	f->len = 5;
+	((struct qp_record *)img)->state = 9;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(strstr(err.msg, "state 9") != NULL);
 	free(a.funcs);
 
 	/* version 1: functions at 384, no new_size */
 	put_record(img, 1, 1, 4096);
+	put_func(img, QP_RECORD_V1_SIZE, 0, 0x78787878);
 	f = (struct qp_record_func *)(img + QP_RECORD_V1_SIZE);
 	f->site = 0x1234;
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
@@ -109,8 +149,83 @@ static void test_record(void)
 	img[0] = 'X';
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
 	free(a.funcs);
-	put_record(img, 3, 0, 4096);
+	put_record(img, QP_RECORD_VERSION_SITES + 1, 0, 4096);
 	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+}
+
+/* Version 3: call sites after the functions, each checked. */
+static void test_record_sites(void)
+{
+	static uint8_t img[8192];
+	struct mem m = { BASE, img, sizeof(img), 0 };
+	struct qp_error err = { 0 };
+	struct qp_record_sites *h = (struct qp_record_sites *)(img + sizeof(struct qp_record) +
+								2 * sizeof(struct qp_record_func));
+	struct qp_record_site *s = (struct qp_record_site *)(h + 1);
+	struct qp_applied a;
+
+	memset(img, 0, sizeof(img));
+	put_record(img, QP_RECORD_VERSION_SITES, 2, 4096);
+	put_func(img, sizeof(struct qp_record), 0, 16);
+	put_func(img, sizeof(struct qp_record), 1, 16);
+	/* function 1 has no jump: it is reached through its call sites only */
+	((struct qp_record_func *)(img + sizeof(struct qp_record)))[1].len = 0;
+	memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+	h->nsites = 2;
+	s[0] = (struct qp_record_site){ .addr = 0x1000, .func = 1, .len = 5 };
+	s[1] = (struct qp_record_site){ .addr = 0x2000, .func = 0, .len = 6 };
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
+	CHECK_INT(a.nsites, 2);
+	CHECK(a.sites != NULL);
+	if (a.sites)
+		CHECK_INT(a.sites[1].addr, 0x2000);
+	free(a.funcs);
+	free(a.sites);
+	/* a site of a function the record does not have */
+	s[1].func = 2;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(a.sites == NULL);
+	free(a.funcs);
+	/* a site too long, or too short for a rel32 branch */
+	s[1].func = 0;
+	s[1].len = 9;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	s[1].len = 4;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	/* not the sites' magic */
+	s[1].len = 5;
+	h->magic[0] = 'X';
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	memcpy(h->magic, QP_RECORD_SITES_MAGIC, 8);
+	/* sites beyond region_size, and a huge count: refused before reading them */
+	h->nsites = 200;
+	m.reads = 0;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK_INT(m.reads, 3); /* header, functions, sites header */
+	free(a.funcs);
+	h->nsites = 0xffffffffu;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	free(a.funcs);
+	/* no room for the sites' header (the new code is inside the region) */
+	put_record(img, QP_RECORD_VERSION_SITES, 2, (uint32_t)((uint8_t *)h - img + 8));
+	((struct qp_record_func *)(img + sizeof(struct qp_record)))[0].new_addr = BASE + 100;
+	((struct qp_record_func *)(img + sizeof(struct qp_record)))[1].new_addr = BASE + 100;
+	((struct qp_record_func *)(img + sizeof(struct qp_record)))[0].new_size = 1;
+	((struct qp_record_func *)(img + sizeof(struct qp_record)))[1].new_size = 1;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), -EINVAL);
+	CHECK(strstr(err.msg, "no room for its call sites") != NULL);
+	free(a.funcs);
+	/* version 2 has no sites, whatever follows its functions */
+	put_record(img, QP_RECORD_VERSION, 2, 4096);
+	put_func(img, sizeof(struct qp_record), 1, 16);
+	h->nsites = 2;
+	CHECK_INT(ld_record_read(mem_read, &m, BASE, sizeof(img), &a, &err), 0);
+	CHECK_INT(a.nsites, 0);
+	CHECK(a.sites == NULL);
 	free(a.funcs);
 }
 
@@ -321,6 +436,7 @@ static void test_notes(void)
 int main(void)
 {
 	test_record();
+	test_record_sites();
 	test_linkmap();
 	test_tls_scan();
 	test_cfi();

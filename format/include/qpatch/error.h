@@ -29,7 +29,8 @@
 	X(QP_EREFUSED, -5007, "change cannot be applied to a live process") \
 	X(QP_EAPPLIED, -5008, "patch already applied")                  \
 	X(QP_EPROC, -5009, "target process went away")                  \
-	X(QP_ESECCOMP, -5010, "seccomp forbids a system call the loader needs")
+	X(QP_ESECCOMP, -5010, "seccomp forbids a system call the loader needs") \
+	X(QP_ESIGNATURE, -5011, "patch signature refused")
 
 enum qp_errcode {
 #define QP_ERR_ENUM(name, val, str) name = val,

@@ -97,6 +97,17 @@
 #define QP_R_ROOM 0x5154u
 #define QP_ROOM_MAX 64 /* most padding bytes a QP_R_ROOM names */
 
+/*
+ * "The old function src[sym], which a QP_R_REPLACE of this patch
+ * replaces, is shorter than the jump and has no room after it: its direct
+ * callers (call, jmp and jcc rel32 whose destination is its start) are
+ * sent to the new function instead, and no jump is written."  The builder
+ * found that nothing else leads into it (callsites.h); the loader finds
+ * the sites again and checks each in the process.  r_offset and r_addend
+ * are 0; nothing is written in the image.
+ */
+#define QP_R_CALLS 0x5155u
+
 /* src symbol shndx values: where the loader finds the symbol. */
 #define QP_SRC_IN_TARGET SHN_ABS  /* value is a link-time address in the target object */
 #define QP_SRC_EXTERNAL SHN_UNDEF /* look the name up in the process's loaded libraries */

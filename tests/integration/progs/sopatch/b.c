@@ -1,0 +1,9 @@
+__attribute__((noipa)) static int helper(int x)
+{
+	return x + 200;
+}
+
+int call_b(int x)
+{
+	return helper(x);
+}

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Real-world case: the lua5.4 fix of lua.sh (CVE-2022-33099), written by
+# hand as a shared library and applied with "qpatch-load --so": the
+# ldebug.c half of the fix (luaG_runerror pops the message it formatted),
+# lua/fix_cve_2022_33099.c, compiled with a plain cc against the tree's
+# headers; the interpreter's internal functions it calls come through
+# QPATCH_SYM.  Same deployed build, server and probe as lua.sh: the probe
+# must show one stack slot fewer for both errors, as the fixed build does.
+. "$(dirname "$0")/lib.sh"
+
+PKG=lua5.4
+CVE="CVE-2022-33099"
+ROW_PROGRAM=$PKG
+ROW_FIX="$CVE by hand as a .so (ldebug.c half)"
+BUILD_CMD=$RW_LUA_BUILD_CMD
+
+step fetch
+fetch_case $PKG
+
+step prepare
+if [ ! -f "$D/patched.prepared" ]; then
+	unpack_source "$SRC_DSC" "$D/patched"
+	FIXP=$(debian_patch "$D/patched" 33099) || die "no debian/patches file for $CVE in $PKG $VER"
+	BSP=$(debian_patch "$D/patched" build-system) || die "no build-system patch in $PKG $VER"
+	patch -d "$D/patched" -R -p1 -s <"$BSP" || die "cannot revert $(basename "$BSP")"
+	lua_multiarch_h "$D/patched"
+	cp "$FIXP" "$D/fix.patch"
+	touch "$D/patched.prepared"
+fi
+make_orig() {
+	cp -a "$D/patched" "$1" &&
+		patch -d "$1" -R -p1 -s <"$D/fix.patch" || die "cannot revert the fix"
+}
+
+step "deploy build"
+deploy_build "$D/orig" "$BUILD_CMD" make_orig
+LUA=$D/orig/src/lua
+
+step start
+RUN=$RW_LOG/run
+rm -rf "$RUN" && mkdir -p "$RUN"
+spawn "$RW_LOG/server.out" "$LUA" "$RW_HERE/lua/server.lua" "$RUN"
+PID=$SPAWNED
+lua_cmd probe || die "interpreter does not answer: $(cat "$RW_LOG/server.out")"
+P0=$OUT
+lua_cmd stats || die "interpreter does not answer"
+S0=$OUT
+say "pid $PID: probe '$P0', $S0"
+
+step "build the .so"
+SO=$RW_LOG/fix_cve_2022_33099.so
+t0=$(now_s)
+cc -shared -fPIC -O2 -Wall -Wextra -DLUA_COMPAT_5_3 -DLUA_USE_LINUX -I"$D/orig/src" \
+	-I"$RW_HERE/../../format/include" -o "$SO" "$RW_HERE/lua/fix_cve_2022_33099.c" \
+	>"$RW_LOG/cc.log" 2>&1 || die "cc failed: $(head -n3 "$RW_LOG/cc.log")"
+ROW_BUILD="cc $(elapsed "$t0") s"
+ROW_FUNCS="1: luaG_runerror"
+ROW_SIZE="$(stat -c %s "$SO") B (.so)"
+# one slot fewer for each error, as the fix intends; and what the fixed build
+# answers, when lua.sh left one in qpatch-build's work directory
+want=$(awk -F'[= ]' '{ printf "arith=%d concat=%d", $2 - 1, $4 - 1 }' <<<"$P0")
+if REFBIN=$(ref_bin src/lua); then
+	REF=$RW_LOG/ref
+	rm -rf "$REF" && mkdir -p "$REF"
+	echo probe >"$REF/cmd.1" && echo quit >"$REF/cmd.2"
+	timeout 60 "$REFBIN" "$RW_HERE/lua/server.lua" "$REF" >"$RW_LOG/ref.out" 2>&1
+	PFIX=$(cat "$REF/out.1" 2>/dev/null)
+	say "fixed build answers '$PFIX'"
+	[ "$PFIX" = "$want" ] || die "the fixed build answers '$PFIX', not '$want'"
+fi
+
+step "qpatch-load --so"
+out=$RW_LOG/qpatch-load.log
+"$QP_BIN/qpatch-load" --so "$SO" "$PID" >"$out" 2>&1
+rc=$?
+sed 's/^/    /' "$out"
+[ $rc -eq 0 ] || die "qpatch-load --so: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"
+ROW_STOP="$(sed -n 's/^target stopped for \([0-9]*\) us.*/\1/p' "$out") µs"
+expect "the library is listed in the process" qp_listed "$PID" "$(basename "$SO")"
+expect "the library is mapped" grep -q " $SO\$" "/proc/$PID/maps"
+
+step "fixed code runs"
+lua_cmd probe || die "interpreter stopped answering after the patch: $(cat "$RW_LOG/server.out")"
+P1=$OUT
+lua_cmd stats || die "interpreter stopped answering"
+S1=$OUT
+say "probe '$P1', $S1"
+[ "$P1" = "$want" ] || die "after the patch the probe gives '$P1', not '$want' (before: '$P0')"
+expect "nothing lost: work went on, every error caught, state intact" lua_stats_ok "$S0" "$S1"
+
+step undo
+qp_undo "$PID"
+expect "no patch left in the process" qp_none "$PID"
+expect "the library is unloaded" sh -c "! grep -q ' $SO\$' /proc/$PID/maps"
+lua_cmd probe || die "interpreter stopped answering after undo: $(cat "$RW_LOG/server.out")"
+P2=$OUT
+lua_cmd stats || die "interpreter stopped answering"
+S2=$OUT
+say "probe '$P2', $S2"
+[ "$P2" = "$P0" ] || die "after undo the probe gives '$P2', before the patch '$P0'"
+expect "nothing lost after undo" lua_stats_ok "$S1" "$S2"
+
+step stop
+lua_cmd quit
+wait "$PID"
+rc=$?
+[ $rc -eq 0 ] || die "interpreter exited with status $rc: $(cat "$RW_LOG/server.out")"
+ITER=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$S2")
+ROW_RESULT="ok: probe $P0 → $P1 (one slot fewer each, as the fixed build) → undo, library unloaded → $P2; $ITER iterations of the busy loop, no error lost, state intact"
+row_write
+say "$ROW_RESULT"
