@@ -1183,6 +1183,74 @@ int qp_diff__add_object(struct qp_diff *d, const char *orig_obj, const char *pat
 	return 0;
 }
 
+/* What a replaced function inlines, for its report line. */
+struct diff_inl {
+	struct qp_diff *d;
+	const struct diff_obj *o;
+	char changed[160];     /* inlined functions the patch replaces or adds */
+	char other[160];       /* inlined functions with no code of their own */
+};
+
+/* Appends "'@name'" to the list @buf (of @size), once; "..." when full. */
+static void diff_inl_add(char *buf, size_t size, const char *name)
+{
+	char item[80];
+	size_t len = strlen(buf);
+
+	snprintf(item, sizeof(item), "'%s'", name);
+	if (strstr(buf, item) || (len >= 3 && !strcmp(buf + len - 3, "...")))
+		return;
+	if (len + strlen(item) + 2 + 5 > size) {
+		snprintf(buf + len, size - len, "%s...", len ? ", " : "");
+		return;
+	}
+	snprintf(buf + len, size - len, "%s%s", len ? ", " : "", item);
+}
+
+static int diff_inl_one(const char *name, void *arg)
+{
+	struct diff_inl *x = arg;
+	size_t i;
+
+	for (i = 0; i < x->d->nincl; i++) {
+		const struct diff_incl *in = &x->d->incl[i];
+		const struct qp_elf_sym *s;
+
+		if (in->o != x->o || in->out != OUT_TEXT)
+			continue;
+		s = sec_sole_symbol(in->o->pat, in->sec);
+		if (s && !strcmp(s->name, name)) {
+			diff_inl_add(x->changed, sizeof(x->changed), name);
+			return 0;
+		}
+	}
+	if (!qp_elf__find_sym(x->o->pat, name))
+		diff_inl_add(x->other, sizeof(x->other), name);
+	return 0;
+}
+
+/*
+ * Why a replaced function is in the patch when its own source did not
+ * change: it inlines a function that did.  A caller that never returns
+ * (main's loop, a thread's) is then always busy, and the refusal names
+ * it; the report says what it inlines.  Functions the patch replaces or
+ * adds are named as changed; when there are none, the inlined functions
+ * with no code of their own (whose change shows only in their callers).
+ */
+static void diff_inlines_why(struct qp_diff *d, const struct diff_obj *o, const char *func,
+			     char *out, size_t size)
+{
+	struct diff_inl x = { .d = d, .o = o };
+
+	out[0] = '\0';
+	if (qp_srcline__for_each_inlined(o->src, func, diff_inl_one, &x))
+		return;
+	if (x.changed[0])
+		snprintf(out, size, "inlines changed %s", x.changed);
+	else if (x.other[0])
+		snprintf(out, size, "inlines %s", x.other);
+}
+
 static void diff_report_incl(struct qp_diff *d)
 {
 	size_t i;
@@ -1201,6 +1269,13 @@ static void diff_report_incl(struct qp_diff *d)
 			k = QP_CHANGE_COPIED;
 		else
 			k = QP_CHANGE_NEW_VAR;
+		if (k == QP_CHANGE_REPLACED && s && !in->o->why_new[s->index]) {
+			char why[256];
+
+			diff_inlines_why(d, in->o, name, why, sizeof(why));
+			diff_note(d, k, name, in->o, in->sec->size, why[0] ? why : NULL);
+			continue;
+		}
 		diff_note(d, k, name, in->o, in->sec->size, s ? in->o->why_new[s->index] : NULL);
 	}
 }

@@ -513,6 +513,71 @@ int qp_srcline__for_each_struct(struct qp_srcline *s,
 	return ret;
 }
 
+/* The name of @die, also through its abstract origin (inlined code, the
+ * concrete copy of a function that is inlined elsewhere too). */
+static const char *srcline_origin_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+
+	return dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+}
+
+/* @fn for every function inlined below @parent, at any depth (inside
+ * lexical blocks and inside other inlined code). */
+static int srcline_inlined_below(Dwarf_Die *parent, int (*fn)(const char *name, void *arg),
+				 void *arg)
+{
+	Dwarf_Die die;
+	int ret;
+
+	if (dwarf_child(parent, &die) != 0)
+		return 0;
+	do {
+		int tag = dwarf_tag(&die);
+		const char *n;
+
+		if (tag == DW_TAG_inlined_subroutine && (n = srcline_origin_name(&die)) &&
+		    (ret = fn(n, arg)))
+			return ret;
+		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block) {
+			ret = srcline_inlined_below(&die, fn, arg);
+			if (ret)
+				return ret;
+		}
+	} while (dwarf_siblingof(&die, &die) == 0);
+	return 0;
+}
+
+int qp_srcline__for_each_inlined(struct qp_srcline *s, const char *func,
+				 int (*fn)(const char *name, void *arg), void *arg)
+{
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+
+	if (!srcline_ready(s) || !s->dw)
+		return -ENOENT;
+	while (dwarf_nextcu(s->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Off cu_off = off;
+		Dwarf_Die cu, die;
+
+		off = next;
+		if (!dwarf_offdie(s->dw, cu_off + hsize, &cu) || dwarf_child(&cu, &die) != 0)
+			continue;
+		do {
+			const char *n;
+
+			/* the function's code: a subprogram with an address */
+			if (dwarf_tag(&die) != DW_TAG_subprogram ||
+			    !(dwarf_hasattr(&die, DW_AT_low_pc) || dwarf_hasattr(&die, DW_AT_ranges)))
+				continue;
+			n = srcline_origin_name(&die);
+			if (n && !strcmp(n, func))
+				return srcline_inlined_below(&die, fn, arg);
+		} while (dwarf_siblingof(&die, &die) == 0);
+	}
+	return -ENOENT;
+}
+
 void qp_srcline__free(struct qp_srcline *s)
 {
 	if (!s)

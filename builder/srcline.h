@@ -53,6 +53,14 @@ int qp_srcline__for_each_struct(struct qp_srcline *s,
 				int (*fn)(const char *name, unsigned long size, const char *members,
 					  const char *where, void *arg),
 				void *arg);
+/*
+ * Call @fn with the name of every function inlined into function @func
+ * (at any depth, once per inlined copy), from the DWARF of @func's code;
+ * stops at a non-zero return and returns it.  -ENOENT when the object has
+ * no debug info for @func.
+ */
+int qp_srcline__for_each_inlined(struct qp_srcline *s, const char *func,
+				 int (*fn)(const char *name, void *arg), void *arg);
 void qp_srcline__free(struct qp_srcline *s);
 
 /*

@@ -370,16 +370,22 @@ static int ld_prepare_funcs(struct ld_ctx *c, struct qp_error *err)
 					"cannot redirect '%s': the %llu bytes after it are not alignment padding in process %d",
 					old->name, (unsigned long long)room, (int)c->pid);
 		if (!ret) {
+			uint8_t *at;
+
 			f->rec.site = qp_decode_patch_entry(code, size, f->rec.old_addr);
+			at = code + (f->rec.site - f->rec.old_addr);
+			/* what undo puts back: the bytes there now (an earlier
+			 * patch's jump, when it redirects the function too) */
+			memcpy(f->rec.saved, at, QP_JMP_REL32_SIZE);
+			/* checked is the function as built, before any jump */
+			ld_site_original(c->applied, c->napplied, f->rec.site, at,
+					 size + room - (size_t)(f->rec.site - f->rec.old_addr));
 			ret = qp_decode_check_patch_site(code, size + room, f->rec.old_addr,
 							 f->rec.site, QP_JMP_REL32_SIZE, why,
 							 sizeof(why));
 			if (ret)
 				ret = qp_seterr(err, QP_EUNSUPP, "cannot redirect '%s': %s",
 						old->name, why);
-			else
-				memcpy(f->rec.saved, code + (f->rec.site - f->rec.old_addr),
-				       QP_JMP_REL32_SIZE);
 		}
 		free(code);
 		if (ret)

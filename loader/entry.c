@@ -281,40 +281,25 @@ static int hold_run_to(struct qp_hold *h, uint64_t entry, uint8_t orig, double d
 	}
 }
 
-int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_error *err)
+/*
+ * The hold of a seized @pid that is in a ptrace-stop right after its
+ * execve() (attached at @t0; @pending: a signal to deliver once held):
+ * run it to its entry point, as qp_hold__entry() says.
+ */
+static int hold_stopped(pid_t pid, double t0, int pending, int timeout_ms, struct qp_hold **out,
+			struct qp_error *err)
 {
-	struct qp_hold *h = NULL;
-	uint64_t entry = 0, stack = 0;
+	struct qp_hold *h;
+	uint64_t entry = hold_entry_point(pid), stack = hold_start_stack(pid);
 	uint8_t orig, trap = 0xcc;
 	char path[64];
-	int mem_fd = -1, ret = 0, pending = 0;
+	int mem_fd, ret = 0;
 	bool planted = false, gone = false, execd = false;
-	double t0 = now_us();
 
-	*out = NULL;
-	/* first stop it: every microsecond it runs brings it nearer its entry */
-	if (ptrace(PTRACE_SEIZE, pid, 0,
-		   (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)) < 0)
-		return qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
-				 "process %d: cannot attach: %s%s", (int)pid, strerror(errno),
-				 errno == EPERM ? " (is it traced already?)" : "");
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0)
-		ret = qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
-				"process %d: cannot stop it: %s", (int)pid, strerror(errno));
-	if (!ret) {
-		entry = hold_entry_point(pid);
-		stack = hold_start_stack(pid);
-		h = calloc(1, sizeof(*h));
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-		mem_fd = open(path, O_RDWR | O_CLOEXEC);
-		ret = hold_wait_stop(pid, &pending);
-		gone = ret == QP_EPROC;
-		if (ret == -EAGAIN)
-			qp_seterr(err, ret, "process %d ran another program while being held", (int)pid);
-		else if (ret)
-			qp_seterr(err, ret, "process %d: cannot stop it: %s", (int)pid, qp_strerror(ret));
-	}
-	if (!ret && !h)
+	h = calloc(1, sizeof(*h));
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (!h)
 		ret = qp_seterr(err, -ENOMEM, "out of memory");
 	if (!ret && (mem_fd < 0 || !entry || !stack))
 		ret = qp_seterr(err, -ESRCH, "process %d: no entry point, initial stack or memory found",
@@ -353,6 +338,101 @@ int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_er
 		syscall(SYS_tgkill, pid, pid, pending);
 	*out = h;
 	return 0;
+}
+
+#define HOLD_OPTIONS (PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)
+
+int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_error *err)
+{
+	double t0 = now_us();
+	int ret, pending = 0;
+
+	*out = NULL;
+	/* first stop it: every microsecond it runs brings it nearer its entry */
+	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)HOLD_OPTIONS) < 0)
+		return qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
+				 "process %d: cannot attach: %s%s", (int)pid, strerror(errno),
+				 errno == EPERM ? " (is it traced already?)" : "");
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0) {
+		ret = qp_seterr(err, errno == ESRCH ? QP_EPROC : -errno,
+				"process %d: cannot stop it: %s", (int)pid, strerror(errno));
+		ptrace(PTRACE_DETACH, pid, 0, 0);
+		return ret;
+	}
+	ret = hold_wait_stop(pid, &pending);
+	if (ret == -EAGAIN)
+		qp_seterr(err, ret, "process %d ran another program while being held", (int)pid);
+	else if (ret)
+		qp_seterr(err, ret, "process %d: cannot stop it: %s", (int)pid, qp_strerror(ret));
+	if (ret) {
+		if (ret != QP_EPROC)
+			ptrace(PTRACE_DETACH, pid, 0, (void *)(long)pending);
+		return ret;
+	}
+	return hold_stopped(pid, t0, pending, timeout_ms, out, err);
+}
+
+int qp_hold__spawn(char *const argv[], int timeout_ms, pid_t *pid_out, struct qp_hold **out,
+		   struct qp_error *err)
+{
+	double t0 = now_us();
+	int status, r, sig;
+	pid_t pid;
+
+	*out = NULL;
+	*pid_out = 0;
+	pid = fork();
+	if (pid < 0)
+		return qp_seterr(err, -errno, "cannot fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* stopped until the parent traces it, so that it sees the exec */
+		raise(SIGSTOP);
+		execvp(argv[0], argv);
+		fprintf(stderr, "qpatch-load: cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	*pid_out = pid;
+	if (waitpid(pid, &status, WUNTRACED) != pid || !WIFSTOPPED(status) ||
+	    ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)HOLD_OPTIONS) < 0) {
+		r = -errno ? -errno : -ECHILD;
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		*pid_out = 0;
+		return qp_seterr(err, r, "cannot trace the new process: %s", strerror(-r));
+	}
+	kill(pid, SIGCONT);
+	for (;;) {
+		r = hold_wait(pid, &status, t0 + timeout_ms * 1e3);
+		if (r <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, __WALL);
+			*pid_out = 0;
+			return qp_seterr(err, r ? r : -ETIMEDOUT, "'%s' did not start in time", argv[0]);
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			*pid_out = 0;
+			return qp_seterr(err, QP_EPROC, "'%s' could not be run", argv[0]);
+		}
+		if ((status >> 16) == PTRACE_EVENT_EXEC)
+			break;
+		/* its own SIGSTOP and our SIGCONT are not passed on */
+		sig = (status >> 16) == 0 && WSTOPSIG(status) != SIGSTOP &&
+		      WSTOPSIG(status) != SIGCONT ? WSTOPSIG(status) : 0;
+		if (ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig) < 0) {
+			r = -errno;
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, __WALL);
+			*pid_out = 0;
+			return qp_seterr(err, r, "cannot resume the new process: %s", strerror(-r));
+		}
+	}
+	r = hold_stopped(pid, t0, 0, timeout_ms, out, err);
+	if (r) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, __WALL);
+		*pid_out = 0;
+	}
+	return r;
 }
 
 void qp_hold__release(struct qp_hold *h)

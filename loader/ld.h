@@ -238,6 +238,18 @@ int ld_tls_resolve(struct ld_ctx *c, struct qp_error *err);
  * loader holds the lock. */
 int ld_list(struct qp_proc *p, const struct qp_maps *maps, bool locked, struct qp_applied **out,
 	    size_t *count, struct qp_error *err);
+/*
+ * The bytes a function had at @site before the patches applied to it.
+ * When applied patches (@v, @n, in order of application) redirect it, the
+ * latest one's jump is what the process holds at @site, and the first one
+ * saved the instructions the jumps cover: @cur (@len bytes read at @site)
+ * is overwritten with those, so that the function can be decoded (a jump
+ * that ends inside an instruction leaves that instruction's tail behind
+ * it).  False, @cur untouched, when no applied patch has its jump at @site
+ * or @cur does not hold that jump.
+ */
+bool ld_site_original(const struct qp_applied *v, size_t n, uint64_t site, uint8_t *cur,
+		      size_t len);
 /* undo.c: remove the mappings of @v that are undone or abandoned and
  * that no thread uses (every thread stopped to check) */
 int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *err);

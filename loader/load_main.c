@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "host.h"
@@ -33,6 +34,10 @@ static void usage(FILE *f)
 		"                                              the patch's object\n"
 		"       qpatch-load --undo --all [-J N] [--json] ID\n"
 		"                                              undo patch ID in every process\n"
+		"       qpatch-load --exec FIX.qpatch [--exec FIX2.qpatch...] -- PROG [ARG...]\n"
+		"                                              start PROG with the patches in\n"
+		"                                              before its first instruction, and\n"
+		"                                              exit as it does\n"
 		"\n"
 		"  -s, --so FIX.so       load FIX.so (built with qpatch/so.h) into PID with\n"
 		"                        dlopen and redirect the functions it replaces\n"
@@ -53,6 +58,8 @@ static void usage(FILE *f)
 		"                        20 attempts runs alone, every other thread stopped,\n"
 		"                        until it leaves the function, at most MS (default\n"
 		"                        1000; 0: never)\n"
+		"      --exec FIX.qpatch start PROG (after --) with this patch in before its\n"
+		"                        first instruction; wait for it, exit as it does\n"
 		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
 		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
 		"                        the directory KEY); repeatable.  Without it, the\n"
@@ -283,6 +290,76 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	}
 	qp_patch__free(p);
 	return ret ? 1 : 0;
+}
+
+static volatile sig_atomic_t exec_child; /* --exec: the program, for forwarded signals */
+
+static void exec_forward(int sig)
+{
+	if (exec_child > 0)
+		kill((pid_t)exec_child, sig);
+}
+
+/* The exit status of a program that ended with wait status @status, as a
+ * shell gives it. */
+static int exec_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
+/*
+ * --exec: start the program @argv held at its entry point (traced from
+ * before its execve(), no race), apply every patch of @fixes, let it run,
+ * and wait for it: qpatch-load then exits as the program does.  A patch
+ * that does not apply ends the program before its first instruction.
+ * Messages go to stderr (stdout is the program's).
+ */
+static int do_exec(char **fixes, int nfixes, char *const argv[], const struct qp_load_opts *opts)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_opts o = *opts;
+	struct qp_load_stats st;
+	struct sigaction sa = { .sa_handler = exec_forward };
+	struct qp_hold *h;
+	int i, ret = 0, status;
+	pid_t pid;
+
+	if (qp_hold__spawn(argv, 5000, &pid, &h, &err)) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		return 127;
+	}
+	o.hold = h;
+	for (i = 0; i < nfixes && !ret; i++) {
+		struct qp_patch *p = open_patch(fixes[i], &err);
+
+		ret = p ? qp_load_apply(pid, p, &o, &st, &err) : -EINVAL;
+		if (ret)
+			fprintf(stderr, "qpatch-load: %s; '%s' not started\n",
+				err.msg[0] ? err.msg : qp_strerror(ret), argv[0]);
+		else
+			fprintf(stderr, "qpatch-load: applied patch '%s' to process %d at its entry point: %zu function(s) redirected\n",
+				qp_patch__info(p)->id, (int)pid, st.nfuncs);
+		qp_patch__free(p);
+	}
+	if (ret) {
+		kill(pid, SIGKILL);
+		qp_hold__release(h);
+		waitpid(pid, &status, 0);
+		return 1;
+	}
+	exec_child = pid;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGINT, SIG_IGN); /* the terminal's go to the program too */
+	signal(SIGQUIT, SIG_IGN);
+	qp_hold__release(h);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return exec_status(status);
 }
 
 static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
@@ -526,6 +603,7 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, 'A' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
+		{ "exec", required_argument, NULL, 'E' },
 		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "verify", required_argument, NULL, 'K' },
 		{ "lock-wait", required_argument, NULL, 'W' },
@@ -535,7 +613,8 @@ int main(int argc, char **argv)
 	};
 	struct qp_load_opts opts = { 0 };
 	const char *so = NULL;
-	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0;
+	int c, list = 0, undo = 0, json = 0, all = 0, jobs = 8, nargs, pause_step = 0, nexec = 0;
+	char *exec_fixes[64];
 	pid_t pid;
 
 	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
@@ -557,6 +636,13 @@ int main(int argc, char **argv)
 		case 'd': opts.retry_delay_ms = atoi(optarg); break;
 		case 'L': opts.leave_ms = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'S': opts.ignore_seccomp = true; break;
+		case 'E':
+			if (nexec == (int)(sizeof(exec_fixes) / sizeof(exec_fixes[0]))) {
+				fprintf(stderr, "qpatch-load: at most %d --exec patches\n", nexec);
+				return 2;
+			}
+			exec_fixes[nexec++] = optarg;
+			break;
 		case 'c': opts.rewrite_calls = true; break;
 		case 'K':
 			if (!verify_keys && !(verify_keys = calloc((size_t)argc, sizeof(char *)))) {
@@ -572,6 +658,13 @@ int main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
+	if (nexec) {
+		if (list || undo || all || so || nargs < 1 || strcmp(argv[optind - 1], "--")) {
+			usage(stderr);
+			return 2;
+		}
+		return do_exec(exec_fixes, nexec, argv + optind, &opts);
+	}
 	if (so && (all || list || undo || nargs != 1)) {
 		usage(stderr);
 		return 2;

@@ -154,6 +154,15 @@ struct qp_hold;
  * exactly as it was.
  */
 int qp_hold__entry(pid_t pid, int timeout_ms, struct qp_hold **out, struct qp_error *err);
+/*
+ * Start a program, argv[0] looked up in PATH, and hold it at its entry
+ * point as qp_hold__entry() does, without a race: it is traced from before
+ * its execve().  The child's pid goes to *@pid_out (0 on failure, when it
+ * is killed and reaped); it stays our child.  0, -ETIMEDOUT, QP_EPROC when
+ * it could not be run (its error is on stderr), or another -errno.
+ */
+int qp_hold__spawn(char *const argv[], int timeout_ms, pid_t *pid_out, struct qp_hold **out,
+		   struct qp_error *err);
 /* The held thread (the process's only thread at its entry point). */
 pid_t qp_hold__tid(const struct qp_hold *h);
 /* How long the process was held so far, in microseconds. */

@@ -12,6 +12,7 @@
 
 #include "ld.h"
 #include "parse.h"
+#include "qpatch/decode.h"
 
 /* Bytes of the patch mapping starting at maps->v[@i]: its entries (parts
  * with different protections) that follow on in address and offset. */
@@ -144,4 +145,33 @@ int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error 
 	qp_maps__release(&maps);
 	qp_proc__close(&p);
 	return ret;
+}
+
+bool ld_site_original(const struct qp_applied *v, size_t n, uint64_t site, uint8_t *cur,
+		      size_t len)
+{
+	const struct qp_record_func *first = NULL, *last = NULL;
+	uint8_t jmp[QP_JMP_REL32_SIZE];
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].rec.state != QP_REC_APPLIED)
+			continue;
+		for (j = 0; j < v[i].rec.nfuncs; j++) {
+			const struct qp_record_func *f = &v[i].funcs[j];
+
+			if (f->site != site || f->len != QP_JMP_REL32_SIZE)
+				continue;
+			if (!first)
+				first = f;
+			last = f;
+		}
+	}
+	if (!first || len < QP_JMP_REL32_SIZE)
+		return false;
+	ld_jmp_encode(jmp, site, last->new_addr);
+	if (memcmp(cur, jmp, sizeof(jmp)))
+		return false;
+	memcpy(cur, first->saved, QP_JMP_REL32_SIZE);
+	return true;
 }

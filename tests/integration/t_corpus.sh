@@ -8,7 +8,10 @@
 # --undo must bring BEFORE back; "listed NAME [REGEX]" lines are checked
 # against qpatch-load --list while the patch is applied, a "size-at-most
 # BYTES" line against the size of the patch file, and every patch must be
-# read by readelf -a without a warning.  A case that is
+# read by readelf -a without a warning.  A case with a "patched2" tree
+# and a "stacked AFTER2" line gets a second patch, orig to patched2,
+# applied on top of the first while it is in: AFTER2 must follow, and its
+# undo must bring AFTER back before the first is undone.  A case that is
 # refused must be refused by qpatch-build too, with each expected reason
 # (and "where" location) in its report, and write no patch.  CASES="a b"
 # runs only those.
@@ -63,6 +66,7 @@ live_case() { # live_case CASE BEFORE AFTER
 		check "$c: --list: $name ${re:-(nothing more)}" \
 			grep -Eq "^   $name 0x[0-9a-f]+ -> 0x[0-9a-f]+${re:+ $re}\$" "$w/list.out"
 	done < <(expect_lines "$c" listed)
+	stacked_case "$c" "$w" "$pid" "$after"
 	n=$(wc -l <"$w/out")
 	"$QP_BIN/qpatch-load" --undo "$pid" >"$w/undo.out" 2>&1
 	check "$c: undone" test $? -eq 0
@@ -74,6 +78,25 @@ live_case() { # live_case CASE BEFORE AFTER
 		for f in build.out load.out list.out undo.out; do sed "s/^/  $c $f: /" "$w/$f"; done
 		tail -n 5 "$w/out" | sed "s/^/  $c out: /"
 	fi
+}
+
+stacked_case() { # stacked_case CASE W PID AFTER: the second fix on top of the first
+	local c=$1 w=$2 pid=$3 after=$4 after2 n
+	after2=$(expect_lines "$c" stacked)
+	[ -d "$FIX/$c/patched2" ] && [ -n "$after2" ] || return 0
+	"$QP_BIN/qpatch-build" -q -w "$w/work2" "$w/app" "$FIX/$c/patched2" -o "$w/fix2.qpatch" \
+		--target "$w/app/prog" >"$w/build2.out" 2>&1
+	check "$c: second patch built" test -s "$w/fix2.qpatch"
+	n=$(wc -l <"$w/out")
+	"$QP_BIN/qpatch-load" "$pid" "$w/fix2.qpatch" >"$w/load2.out" 2>&1
+	check "$c: second patch applied on top" test $? -eq 0
+	check "$c: then prints /$after2/" wait_after "$w/out" "$n" "$after2"
+	n=$(wc -l <"$w/out")
+	"$QP_BIN/qpatch-load" --undo "$pid" >"$w/undo2.out" 2>&1
+	check "$c: second patch undone" test $? -eq 0
+	check "$c: prints /$after/ again" wait_after "$w/out" "$n" "$after"
+	[ "$FAILED" -gt 0 ] && for f in build2.out load2.out undo2.out; do sed "s/^/  $c $f: /" "$w/$f"; done
+	return 0
 }
 
 refused_case() { # refused_case CASE: qpatch-build must refuse with the reasons

@@ -28,6 +28,9 @@
  *                        while the patch is applied ends, after the
  *                        addresses, with " REGEX" (or with nothing)
  *   size-at-most BYTES   for t_corpus.sh: the patch file is at most BYTES
+ *   stacked AFTER2       for t_corpus.sh: a second patch, orig to the case's
+ *                        patched2/ tree, applied over the first, makes the
+ *                        program print AFTER2 (patched2/ is not read here)
  *
  * Both trees are compiled with -O2 -g, or with the flags in the case's file
  * "cflags" (one line, e.g. "-O0 -g"); the program is linked with the flags
@@ -249,7 +252,7 @@ static void check_expect(const char *casedir, const char *target, const struct q
 			continue;
 		c = find_change(r, name);
 		if (!strcmp(verb, "live") || !strcmp(verb, "keep") || !strcmp(verb, "listed") ||
-		    !strcmp(verb, "size-at-most")) {
+		    !strcmp(verb, "size-at-most") || !strcmp(verb, "stacked")) {
 			continue;
 		} else if (!strcmp(verb, "error")) {
 			failed = 1;
