@@ -464,22 +464,22 @@ int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uin
 }
 
 /* Where memfd_create's name is put: below the red zone of threads[0]. */
-static uint64_t ld_scratch(const struct ld_ctx *c)
+uint64_t ld_scratch(const struct ld_ctx *c)
 {
 	return (c->proc.threads[0].regs.rsp - 128 - 512) & ~15ull;
 }
 
-/* memfd_create + ftruncate + mmap + close, run by the target itself. */
-static int ld_map_region(struct ld_ctx *c, uint64_t addr, struct qp_error *err)
+/* memfd_create (named qpatch:@id) + ftruncate + mmap + close, run by the
+ * target itself. */
+static int ld_map_region(struct ld_ctx *c, uint64_t addr, const char *id, struct qp_error *err)
 {
-	const struct qp_info *info = qp_patch__info(c->patch);
 	uint64_t scratch = ld_scratch(c);
 	uint8_t saved[512];
 	char name[QP_ID_MAX + 16];
 	int64_t fd, res;
 	int ret, r2;
 
-	snprintf(name, sizeof(name), QP_MEMFD_PREFIX "%s", info->id);
+	snprintf(name, sizeof(name), QP_MEMFD_PREFIX "%s", id);
 	ret = qp_proc__read(&c->proc, scratch, saved, sizeof(saved), err);
 	if (!ret)
 		ret = qp_proc__write(&c->proc, scratch, name, strlen(name) + 1, err);
@@ -863,10 +863,10 @@ static void ld_unmap(struct ld_ctx *c)
 
 /* Map the patch at the hole chosen beforehand; if something took it since
  * (MAP_FIXED_NOREPLACE says so), choose again from a fresh map. */
-static int ld_map(struct ld_ctx *c, struct qp_error *err)
+int ld_map(struct ld_ctx *c, const char *id, struct qp_error *err)
 {
 	struct qp_maps maps;
-	int ret = ld_map_region(c, c->hole, err);
+	int ret = ld_map_region(c, c->hole, id, err);
 
 	if (ret != -EEXIST)
 		return ret;
@@ -874,7 +874,7 @@ static int ld_map(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_find_hole(c, &maps, c->region_size, &c->hole, err);
 	qp_maps__release(&maps);
-	return ret ? ret : ld_map_region(c, c->hole, err);
+	return ret ? ret : ld_map_region(c, c->hole, id, err);
 }
 
 /*
@@ -919,7 +919,7 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
-		ret = ld_map(c, err);
+		ret = ld_map(c, qp_patch__info(c->patch)->id, err);
 	if (!ret)
 		ret = ld_build_image(c, err);
 	if (!ret)

@@ -187,6 +187,12 @@ int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
+/* Where an injected call may put a string: below the red zone of
+ * threads[0]'s stack (its 512 bytes saved and restored around the call). */
+uint64_t ld_scratch(const struct ld_ctx *c);
+/* Map c->region_size bytes of a memfd named qpatch:@id at c->hole, taking
+ * another hole if something took that one meanwhile; sets c->region. */
+int ld_map(struct ld_ctx *c, const char *id, struct qp_error *err);
 /* A free, page-aligned range of @size within reach of the target object. */
 int ld_find_hole(struct ld_ctx *c, const struct qp_maps *maps, uint64_t size,
 		 uint64_t *out, struct qp_error *err);

@@ -391,46 +391,11 @@ static int so_seccomp(struct so_ctx *s, uint64_t scratch, struct qp_error *err)
 static int so_map(struct so_ctx *s, struct qp_error *err)
 {
 	struct ld_ctx *c = &s->c;
-	uint64_t scratch = (c->proc.threads[0].regs.rsp - 128 - 512) & ~15ull;
-	char name[QP_ID_MAX + 16];
-	uint8_t saved[512];
-	int64_t fd, res;
-	int ret, r2;
+	int ret = so_seccomp(s, ld_scratch(c), err);
 
-	ret = so_seccomp(s, scratch, err);
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_HELD, err);
-	if (ret)
-		return ret;
-	snprintf(name, sizeof(name), QP_MEMFD_PREFIX "%s", s->id);
-	ret = qp_proc__read(&c->proc, scratch, saved, sizeof(saved), err);
-	if (!ret)
-		ret = qp_proc__write(&c->proc, scratch, name, strlen(name) + 1, err);
-	if (!ret)
-		ret = ld_syscall(c, SYS_memfd_create, "memfd_create", 2,
-				 (uint64_t[]){ scratch, MFD_CLOEXEC }, &fd, err);
-	r2 = qp_proc__write(&c->proc, scratch, saved, sizeof(saved), ret ? NULL : err);
-	if (ret || r2)
-		return ret ? ret : r2;
-	ret = ld_fault(c, QP_FAULT_MEMFD, err);
-	if (!ret)
-		ret = ld_syscall(c, SYS_ftruncate, "ftruncate", 2,
-				 (uint64_t[]){ (uint64_t)fd, c->region_size }, &res, err);
-	if (!ret)
-		ret = ld_syscall(c, SYS_mmap, "mmap", 6,
-				 (uint64_t[]){ c->hole, c->region_size, PROT_READ | PROT_WRITE,
-					       MAP_PRIVATE | MAP_FIXED_NOREPLACE, (uint64_t)fd, 0 },
-				 &res, err);
-	if (!ret && (uint64_t)res != c->hole) {
-		ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ (uint64_t)res, c->region_size },
-			   &fd, NULL);
-		ret = qp_seterr(err, -ENOMEM, "process %d: mmap did not place the record at 0x%" PRIx64,
-				(int)c->pid, c->hole);
-	} else if (!ret) {
-		c->region = c->hole;
-	}
-	ld_syscall(c, SYS_close, "close", 1, (uint64_t[]){ (uint64_t)fd }, &res, NULL);
-	return ret ? ret : ld_fault(c, QP_FAULT_MAPPED, err);
+	return ret ? ret : ld_map(c, s->id, err);
 }
 
 /* The local copy of the record: header, functions, library. */
