@@ -1307,6 +1307,27 @@ static bool ld_any_abandoned(const struct qp_applied *v, size_t n)
 	return false;
 }
 
+int ld_begin(struct ld_ctx *c, struct qp_error *err)
+{
+	int ret;
+
+	c->lock_fd = -1;
+	c->proc.mem_fd = -1;
+	/* may the loader trace it at all; then the lock, so that a tracer
+	 * found after it is not another loader */
+	ret = ld_target_ended(c->pid, err);
+	if (!ret)
+		ret = qp_proc__open(c->pid, &c->proc, err);
+	if (!ret)
+		ret = ld_lock(c->pid, c->opts ? c->opts->lock_wait_ms : 0, &c->lock_fd, c->lock_path,
+			      sizeof(c->lock_path), err);
+	if (!ret)
+		ret = ld_target_check(c->pid, c->opts && c->opts->hold, err);
+	if (!ret && c->opts && c->opts->hold)
+		c->proc.keep_tid = qp_hold__tid(c->opts->hold);
+	return ret;
+}
+
 int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_opts *opts,
 		  struct qp_load_stats *stats, struct qp_error *err)
 {
@@ -1315,21 +1336,8 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	c.lock_fd = -1;
-	c.proc.mem_fd = -1;
-	/* may the loader trace it at all; then the lock, so that a tracer
-	 * found after it is not another loader */
-	ret = ld_target_ended(pid, err);
-	if (!ret)
-		ret = qp_proc__open(pid, &c.proc, err);
-	if (!ret)
-		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-			      sizeof(c.lock_path), err);
-	if (!ret)
-		ret = ld_target_check(pid, opts && opts->hold, err);
+	ret = ld_begin(&c, err);
 	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
-	if (!ret && opts && opts->hold)
-		c.proc.keep_tid = qp_hold__tid(opts->hold);
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {

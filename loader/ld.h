@@ -187,6 +187,10 @@ int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);
 int ld_syscall(struct ld_ctx *c, long nr, const char *what, int nargs, const uint64_t *args,
 	       int64_t *ret, struct qp_error *err);
 void ld_jmp_encode(uint8_t *out, uint64_t from, uint64_t to);
+/* Before apply or undo touches the process: may it be traced, its lock
+ * (c->lock_fd, released by ld_unlock()), a target that can be patched;
+ * a process held at its entry point stays held. */
+int ld_begin(struct ld_ctx *c, struct qp_error *err);
 /* Where an injected call may put a string: below the red zone of
  * threads[0]'s stack (its 512 bytes saved and restored around the call). */
 uint64_t ld_scratch(const struct ld_ctx *c);

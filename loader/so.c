@@ -685,18 +685,7 @@ int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 	if (!s)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	s->c = (struct ld_ctx){ .pid = pid, .opts = opts, .stats = stats };
-	s->c.lock_fd = -1;
-	s->c.proc.mem_fd = -1;
-	/* as qp_load_apply(): may it be traced, one loader at a time, a target
-	 * that can be patched */
-	ret = ld_target_ended(pid, err);
-	if (!ret)
-		ret = qp_proc__open(pid, &s->c.proc, err);
-	if (!ret)
-		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &s->c.lock_fd, s->c.lock_path,
-			      sizeof(s->c.lock_path), err);
-	if (!ret)
-		ret = ld_target_check(pid, opts && opts->hold, err);
+	ret = ld_begin(&s->c, err);
 	if (!ret)
 		ret = so_prepare(s, path, err);
 	if (!ret) {

@@ -309,20 +309,7 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
-	c.lock_fd = -1;
-	c.proc.mem_fd = -1;
-	/* may the loader trace it at all; then the lock, so that a tracer
-	 * found after it is not another loader */
-	ret = ld_target_ended(pid, err);
-	if (!ret)
-		ret = qp_proc__open(pid, &c.proc, err);
-	if (!ret)
-		ret = ld_lock(pid, opts ? opts->lock_wait_ms : 0, &c.lock_fd, c.lock_path,
-			      sizeof(c.lock_path), err);
-	if (!ret)
-		ret = ld_target_check(pid, opts && opts->hold, err);
-	if (!ret && opts && opts->hold)
-		c.proc.keep_tid = qp_hold__tid(opts->hold);
+	ret = ld_begin(&c, err);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
 	if (!ret)
