@@ -348,6 +348,11 @@ bool ld_context_in(struct ld_ctx *c, const struct qp_maps *maps,
 		   const struct ld_range *v, size_t n, char *why, size_t why_size);
 bool ld_thread_in(struct ld_ctx *c, const struct qp_thread *t, const struct ld_range *v,
 		  size_t n, char *why, size_t why_size);
+/* What apply must find no thread in: each old function (a thread at its
+ * very start is fine, unless it has no jump), the old functions' cold
+ * parts, and each function's replacement in patches applied before (for
+ * a .so patch, its whole library).  With allow_active, only the bytes the
+ * jump takes.  c->patch NULL: a hand-written .so. */
 int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err);
 bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
 #define LD_EXIT_FRAMES 256

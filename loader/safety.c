@@ -200,10 +200,11 @@ bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, siz
 int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 {
 	bool active = c->opts && c->opts->allow_active;
-	size_t i, j, k, n = c->nfuncs, nrelas = qp_patch__rela_count(c->patch);
+	/* no patch: a hand-written .so (so.c), which has no cold parts */
+	size_t i, j, k, n = c->nfuncs, nrelas = c->patch ? qp_patch__rela_count(c->patch) : 0;
 
 	for (i = 0; !active && i < c->napplied; i++)
-		n += c->applied[i].rec.nfuncs;
+		n += 2 * (size_t)c->applied[i].rec.nfuncs;
 	for (i = 0; !active && i < nrelas; i++)
 		n += qp_patch__rela(c->patch, i)->type == QP_R_BUSY;
 	c->busy = calloc(n ? n : 1, sizeof(*c->busy));
@@ -237,13 +238,22 @@ int ld_busy_ranges(struct ld_ctx *c, struct qp_error *err)
 
 		snprintf(c->busy_in[i], sizeof(c->busy_in[i]), "patch '%s'", a->rec.id);
 		for (k = 0; a->rec.state == QP_REC_APPLIED && k < a->rec.nfuncs; k++)
-			for (j = 0; j < c->nfuncs; j++)
-				if (a->funcs[k].old_addr == c->funcs[j].rec.old_addr && a->funcs[k].new_size)
+			for (j = 0; j < c->nfuncs; j++) {
+				if (a->funcs[k].old_addr != c->funcs[j].rec.old_addr)
+					continue;
+				if (a->funcs[k].new_size)
 					c->busy[c->nbusy++] = (struct ld_range){
 						.lo = a->funcs[k].new_addr,
 						.hi = a->funcs[k].new_addr + a->funcs[k].new_size,
 						.name = c->funcs[j].rec.name, .in = c->busy_in[i],
 						.check_stack = true };
+				/* a .so patch's new code is its library, behind the stub */
+				if (a->so)
+					c->busy[c->nbusy++] = (struct ld_range){
+						.lo = a->so->lib_lo, .hi = a->so->lib_hi,
+						.name = c->funcs[j].rec.name, .in = c->busy_in[i],
+						.check_stack = true };
+			}
 	}
 	return 0;
 }

@@ -316,56 +316,6 @@ static int so_prepare_funcs(struct so_ctx *s, struct qp_error *err)
 	return ret;
 }
 
-/*
- * What apply must find no thread in: each old function (a thread at its
- * very start is fine), and each function's replacement in patches applied
- * before — for a .so patch, its whole library.  With allow_active, only
- * the bytes the jump takes.
- */
-static int so_busy_ranges(struct so_ctx *s, struct qp_error *err)
-{
-	struct ld_ctx *c = &s->c;
-	bool active = c->opts && c->opts->allow_active;
-	size_t i, j, k, n = c->nfuncs;
-
-	for (i = 0; i < c->napplied; i++)
-		n += 2 * (size_t)c->applied[i].rec.nfuncs;
-	c->busy = calloc(n ? n : 1, sizeof(*c->busy));
-	c->busy_in = calloc(c->napplied ? c->napplied : 1, sizeof(*c->busy_in));
-	if (!c->busy || !c->busy_in)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	for (j = 0; j < c->nfuncs; j++) {
-		const struct qp_record_func *f = &c->funcs[j].rec;
-
-		c->busy[c->nbusy++] = (struct ld_range){
-			.lo = active ? f->site + 1 : f->old_addr,
-			.hi = active ? f->site + f->len : f->old_addr + f->old_size,
-			.entry = active ? 0 : f->site, .name = f->name, .check_stack = !active };
-	}
-	for (i = 0; !active && i < c->napplied; i++) {
-		const struct qp_applied *a = &c->applied[i];
-
-		snprintf(c->busy_in[i], sizeof(c->busy_in[i]), "patch '%s'", a->rec.id);
-		for (k = 0; a->rec.state == QP_REC_APPLIED && k < a->rec.nfuncs; k++)
-			for (j = 0; j < c->nfuncs; j++) {
-				if (a->funcs[k].old_addr != c->funcs[j].rec.old_addr)
-					continue;
-				if (a->funcs[k].new_size)
-					c->busy[c->nbusy++] = (struct ld_range){
-						.lo = a->funcs[k].new_addr,
-						.hi = a->funcs[k].new_addr + a->funcs[k].new_size,
-						.name = c->funcs[j].rec.name, .in = c->busy_in[i],
-						.check_stack = true };
-				if (a->so)
-					c->busy[c->nbusy++] = (struct ld_range){
-						.lo = a->so->lib_lo, .hi = a->so->lib_hi,
-						.name = c->funcs[j].rec.name, .in = c->busy_in[i],
-						.check_stack = true };
-			}
-	}
-	return 0;
-}
-
 /* --- loading, with the picked thread (sothread.c) --------------------------- */
 
 /* The system calls of so_map() and the rollback, for the seccomp check. */
@@ -637,7 +587,7 @@ static int so_prepare(struct so_ctx *s, const char *path, struct qp_error *err)
 	c->seq = c->napplied ? c->applied[c->napplied - 1].rec.seq + 1 : 1;
 	ret = so_prepare_funcs(s, err);
 	if (!ret)
-		ret = so_busy_ranges(s, err);
+		ret = ld_busy_ranges(c, err);
 	if (!ret)
 		ret = ld_so_unsafe(c, err);
 	if (ret)
