@@ -826,35 +826,54 @@ static int validate_busy(const struct qp_patch *p, const struct qp_rela *r, size
 			 i, (long long)r->addend);
 }
 
+/* QP_R_ROOM and QP_R_CALLS (@what) name a function of the target with
+ * a size ... */
+static int validate_target_func(const struct qp_patch *p, const struct qp_rela *r, size_t i,
+				const char *what, struct qp_error *err)
+{
+	const struct qp_sym *f = &p->src[r->sym];
+
+	if (f->type != STT_FUNC || f->shndx != QP_SRC_IN_TARGET || !f->size)
+		return qp_seterr(err, QP_EFORMAT,
+				 "relocation %zu (%s): src symbol %u '%s' is not a function of the target with a size",
+				 i, what, r->sym, f->name);
+	return 0;
+}
+
+/* ... which this patch replaces. */
+static int validate_replaced(const struct qp_patch *p, const struct qp_rela *r, size_t i,
+			     const char *what, struct qp_error *err)
+{
+	size_t j;
+
+	for (j = 0; j < p->rela_cnt; j++)
+		if (p->relas[j].type == QP_R_REPLACE && p->relas[j].sym == r->sym)
+			return 0;
+	return qp_seterr(err, QP_EFORMAT, "relocation %zu (%s): '%s' is not replaced by this patch",
+			 i, what, p->src[r->sym].name);
+}
+
 static int validate_room(const struct qp_patch *p, const struct qp_rela *r, size_t i,
 			 struct qp_error *err)
 {
 	const struct qp_sym *f = &p->src[r->sym];
-	bool replaced = false;
 	size_t j;
+	int ret = validate_target_func(p, r, i, "QP_R_ROOM", err);
 
-	if (f->type != STT_FUNC || f->shndx != QP_SRC_IN_TARGET || !f->size)
-		return qp_seterr(err, QP_EFORMAT,
-				 "relocation %zu (QP_R_ROOM): src symbol %u '%s' is not a function of the target with a size",
-				 i, r->sym, f->name);
+	if (ret)
+		return ret;
 	if (r->offset)
 		return qp_seterr(err, QP_EFORMAT, "relocation %zu (QP_R_ROOM): offset 0x%llx is not 0",
 				 i, (unsigned long long)r->offset);
 	if (r->addend < 1 || r->addend > QP_ROOM_MAX)
 		return qp_seterr(err, QP_EFORMAT, "relocation %zu (QP_R_ROOM): addend %lld is not in 1..%d",
 				 i, (long long)r->addend, QP_ROOM_MAX);
-	for (j = 0; j < p->rela_cnt; j++) {
-		if (j < i && p->relas[j].type == QP_R_ROOM && p->relas[j].sym == r->sym)
+	for (j = 0; j < i; j++)
+		if (p->relas[j].type == QP_R_ROOM && p->relas[j].sym == r->sym)
 			return qp_seterr(err, QP_EFORMAT,
 					 "relocation %zu (QP_R_ROOM): '%s' has room given twice",
 					 i, f->name);
-		replaced |= p->relas[j].type == QP_R_REPLACE && p->relas[j].sym == r->sym;
-	}
-	if (!replaced)
-		return qp_seterr(err, QP_EFORMAT,
-				 "relocation %zu (QP_R_ROOM): '%s' is not replaced by this patch", i,
-				 f->name);
-	return 0;
+	return validate_replaced(p, r, i, "QP_R_ROOM", err);
 }
 
 /* QP_R_CALLS: a replaced function of the target, once, without room. */
@@ -862,30 +881,22 @@ static int validate_calls(const struct qp_patch *p, const struct qp_rela *r, siz
 			  struct qp_error *err)
 {
 	const struct qp_sym *f = &p->src[r->sym];
-	bool replaced = false;
 	size_t j;
+	int ret = validate_target_func(p, r, i, "QP_R_CALLS", err);
 
-	if (f->type != STT_FUNC || f->shndx != QP_SRC_IN_TARGET || !f->size)
-		return qp_seterr(err, QP_EFORMAT,
-				 "relocation %zu (QP_R_CALLS): src symbol %u '%s' is not a function of the target with a size",
-				 i, r->sym, f->name);
+	if (ret)
+		return ret;
 	if (r->offset || r->addend)
 		return qp_seterr(err, QP_EFORMAT,
 				 "relocation %zu (QP_R_CALLS): offset 0x%llx and addend %lld are not 0",
 				 i, (unsigned long long)r->offset, (long long)r->addend);
-	for (j = 0; j < p->rela_cnt; j++) {
+	for (j = 0; j < p->rela_cnt; j++)
 		if (j != i && (p->relas[j].type == QP_R_CALLS || p->relas[j].type == QP_R_ROOM) &&
 		    p->relas[j].sym == r->sym)
 			return qp_seterr(err, QP_EFORMAT,
 					 "relocation %zu (QP_R_CALLS): '%s' is also named by relocation %zu (%s)",
 					 i, f->name, j, qp_rela_type_name(p->relas[j].type));
-		replaced |= p->relas[j].type == QP_R_REPLACE && p->relas[j].sym == r->sym;
-	}
-	if (!replaced)
-		return qp_seterr(err, QP_EFORMAT,
-				 "relocation %zu (QP_R_CALLS): '%s' is not replaced by this patch", i,
-				 f->name);
-	return 0;
+	return validate_replaced(p, r, i, "QP_R_CALLS", err);
 }
 
 static int validate_field(const struct sec_index *ix, const struct qp_rela *r,
