@@ -537,6 +537,76 @@ lua_cmd() {
 	OUT=$(cat "$RUN/out.$SEQ")
 }
 
+# lua_deploy: the lua5.4 case's trees (lua.sh, lua-so.sh): $D/patched is
+# the package with Debian's libtool build-system patch reverted, $D/orig
+# that without the CVE-2022-33099 fix, built as deployed; sets LUA.
+lua_deploy() {
+	step prepare
+	if [ ! -f "$D/patched.prepared" ]; then
+		unpack_source "$SRC_DSC" "$D/patched"
+		FIXP=$(debian_patch "$D/patched" 33099) || die "no debian/patches file for $CVE in $PKG $VER"
+		BSP=$(debian_patch "$D/patched" build-system) || die "no build-system patch in $PKG $VER"
+		patch -d "$D/patched" -R -p1 -s <"$BSP" || die "cannot revert $(basename "$BSP")"
+		lua_multiarch_h "$D/patched"
+		cp "$FIXP" "$D/fix.patch"
+		touch "$D/patched.prepared"
+	fi
+	say "fix: $(basename "$(debian_patch "$D/patched" 33099)")"
+	step "deploy build"
+	deploy_build "$D/orig" "$BUILD_CMD" lua_make_orig
+	LUA=$D/orig/src/lua
+}
+lua_make_orig() {
+	cp -a "$D/patched" "$1" &&
+		patch -d "$1" -R -p1 -s <"$D/fix.patch" || die "cannot revert the fix"
+}
+
+# lua_start: the interpreter (lua/server.lua) serving $RUN; sets PID, and
+# its first answers P0 (probe) and S0 (stats).
+lua_start() {
+	step start
+	RUN=$RW_LOG/run
+	rm -rf "$RUN" && mkdir -p "$RUN"
+	spawn "$RW_LOG/server.out" "$LUA" "$RW_HERE/lua/server.lua" "$RUN"
+	PID=$SPAWNED
+	lua_sample "does not answer"
+	P0=$P S0=$S
+	say "pid $PID: probe '$P0', $S0"
+}
+
+# lua_sample WHY: the interpreter's probe and stats answers into P and S;
+# it dies with "interpreter WHY" when it does not answer.
+lua_sample() {
+	lua_cmd probe || die "interpreter $1: $(cat "$RW_LOG/server.out")"
+	P=$OUT
+	lua_cmd stats || die "interpreter $1"
+	S=$OUT
+}
+
+# lua_ref_answer: what the fixed build in qpatch-build's work directory
+# answers to the probe, into PFIX; 1 when there is none.
+lua_ref_answer() {
+	local refbin
+	refbin=$(ref_bin src/lua) || return 1
+	REF=$RW_LOG/ref
+	rm -rf "$REF" && mkdir -p "$REF"
+	echo probe >"$REF/cmd.1" && echo quit >"$REF/cmd.2"
+	timeout 60 "$refbin" "$RW_HERE/lua/server.lua" "$REF" >"$RW_LOG/ref.out" 2>&1
+	PFIX=$(cat "$REF/out.1" 2>/dev/null)
+	say "fixed build answers '$PFIX'"
+}
+
+# lua_stop: the interpreter quits, with status 0; sets ITER from S2.
+lua_stop() {
+	local rc
+	step stop
+	lua_cmd quit
+	wait "$PID"
+	rc=$?
+	[ $rc -eq 0 ] || die "interpreter exited with status $rc: $(cat "$RW_LOG/server.out")"
+	ITER=$(sed 's/.*iter=\([0-9]*\).*/\1/' <<<"$S2")
+}
+
 # lua_stats_ok OLD NEW: two answers of lua/server.lua's "stats" (iter=N
 # caught=N state=100000 sum=S): work went on, every error was caught, the
 # state is intact.
