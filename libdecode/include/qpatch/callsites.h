@@ -2,7 +2,8 @@
 /*
  * The direct callers of a function in a linked binary (callsites.c): every
  * call, jmp and jcc with a rel32 field whose destination is the function,
- * found by decoding each function of the binary's symbol table.  Rewriting
+ * found by decoding each function of the binary's symbol table (once for
+ * many functions: qp_callsites__new).  Rewriting
  * those fields sends the callers elsewhere without touching the function
  * itself (for a function shorter than the 5-byte jump, or to spare a
  * patched call the detour through the old function's jump).
@@ -54,5 +55,24 @@ enum qp_callsites_flags {
  */
 int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsigned flags,
 		      struct qp_callsite **out, size_t *n, char *why, size_t why_size);
+
+/*
+ * The same for many functions of one binary: qp_callsites__new() decodes
+ * every function of @e once and keeps each direct reference into its
+ * executable sections (about 30 bytes per reference); each
+ * qp_callsites__find() then looks the function's up instead of decoding
+ * the binary again, and answers as qp_callsites_find() would, with the
+ * same reasons.  @e must outlive the index, which is only read after it is
+ * built (queries from several threads are safe).  qp_callsites__new
+ * returns 0 or -ENOMEM; qp_callsites__find also -EINVAL for a function
+ * outside the executable sections.
+ */
+struct qp_callsites;
+
+int qp_callsites__new(const struct qp_elf *e, struct qp_callsites **out);
+int qp_callsites__find(const struct qp_callsites *x, uint64_t func, uint64_t size,
+		       unsigned flags, struct qp_callsite **out, size_t *n, char *why,
+		       size_t why_size);
+void qp_callsites__free(struct qp_callsites *x);
 
 #endif
