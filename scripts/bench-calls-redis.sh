@@ -11,8 +11,12 @@
 # server's CPU time per request (its threads' run time, steadier on a
 # loaded machine), and their ratios to unpatched.  Compare the ratios of
 # one run, not figures of different runs.
+# Also prints the medians of the apply's all-threads window and total time
+# (qpatch-load's own figures); with BENCH_BASE=DIR, the same for the
+# qpatch-load in DIR (another build: before/after in one run).
 # Usage: scripts/bench-calls-redis.sh [BUILD_DIR] [R]
-# Environment: QP_RW_CACHE, BENCH_N (GET requests per measure, default 100000).
+# Environment: QP_RW_CACHE, BENCH_N (GET requests per measure, default 100000),
+# BENCH_BASE.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
@@ -50,15 +54,30 @@ measure() { # measure STATE: one redis-benchmark GET run, into results
 	echo "$1 $rps $(((c1 - c0) / N))" >>"$W/results"
 }
 load() { "$BIN/qpatch-load" "$@" >>"$W/load.out" 2>&1 || { cat "$W/load.out"; exit 1; }; }
+apply() { # apply STATE [-b] ARGS...: an apply (-b: BENCH_BASE's), its window and total time
+	local s=$1 loader=$BIN/qpatch-load
+	shift
+	[ "$1" != -b ] || { loader=$BENCH_BASE/qpatch-load; shift; }
+	"$loader" "$@" >"$W/apply.out" 2>&1 || { cat "$W/apply.out"; exit 1; }
+	cat "$W/apply.out" >>"$W/load.out"
+	sed -n 's/^target stopped for \([0-9]*\) us.*; total \([0-9.]*\) ms$/\1 \2/p' "$W/apply.out" |
+		awk -v s="$s" '{ print "load-" s, $1, $2 * 1000 }' >>"$W/results"
+}
 for ((i = 1; i <= R; i++)); do
 	measure unpatched
-	load "$pid" "$W/fix.qpatch"
+	apply jump "$pid" "$W/fix.qpatch"
 	measure jump
 	load --undo "$pid"
-	load --rewrite-calls "$pid" "$W/fix.qpatch"
+	apply calls --rewrite-calls "$pid" "$W/fix.qpatch"
 	[ "$i" -gt 1 ] || "$BIN/qpatch-load" --list "$pid" | sed -n 's/^   //p' | sed 's/^/  /'
 	measure calls
 	load --undo "$pid"
+	if [ -n "${BENCH_BASE:-}" ]; then
+		apply base-jump -b "$pid" "$W/fix.qpatch"
+		load --undo "$pid"
+		apply base-calls -b --rewrite-calls "$pid" "$W/fix.qpatch"
+		load --undo "$pid"
+	fi
 done
 
 med() { # med STATE FIELD: the median of FIELD (2: requests/s, 3: ns/request)
@@ -71,4 +90,12 @@ for s in unpatched jump calls; do
 	awk -v s="$s" -v a="$(med "$s" 2)" -v b="$(med unpatched 2)" -v c="$(med "$s" 3)" -v d="$(med unpatched 3)" \
 		'BEGIN { n = s == "jump" ? "patched, jump" : s == "calls" ? "patched, calls rewritten" : s;
 			 printf "%-26s %10.0f %7.3f %16.0f %7.3f\n", n, a, a / b, c, c / d }'
+done
+printf 'apply (qpatch-load), medians of %d\n' "$R"
+printf '%-34s %12s %12s\n' state 'window us' 'total ms'
+for s in jump calls ${BENCH_BASE:+base-jump base-calls}; do
+	awk -v s="$s" -v a="$(med "load-$s" 2)" -v b="$(med "load-$s" 3)" \
+		'BEGIN { n = s ~ /jump/ ? "patched, jump" : "patched, calls rewritten";
+			 if (s ~ /base/) n = n " (BENCH_BASE)";
+			 printf "%-34s %12.0f %12.1f\n", n, a, b / 1000 }'
 done
