@@ -89,8 +89,13 @@ struct cs_fail {
 struct qp_callsites {
 	const struct qp_elf *e; /* the binary (not owned) */
 	uint64_t lo, hi;        /* [lo, hi): the targets kept */
-	struct cs_ref *refs;    /* references into code, by target, then symbol, then address */
-	size_t nrefs;           /* count of refs */
+	uint64_t *want;         /* qp_callsites__new's functions, sorted (NULL: none) */
+	size_t nwant;           /* count of want */
+	bool full;              /* every function decoded (else only those that may
+				   reach one of want by a rel32) */
+	struct cs_ref *refs;    /* references into [lo, hi), by target, then symbol,
+				   then address */
+	size_t nrefs, cap;      /* count and capacity of refs */
 	struct cs_fail *fails;  /* functions that do not decode, in symbol order */
 	size_t nfails;          /* count of fails */
 };
@@ -110,19 +115,21 @@ static void cs_code_span(const struct qp_elf *e, uint64_t *lo, uint64_t *hi)
 			if (sec->shdr.sh_addr + sec->shdr.sh_size > *hi)
 				*hi = sec->shdr.sh_addr + sec->shdr.sh_size;
 		}
+	if (*lo >= *hi)
+		*lo = *hi = 0;
 }
 
 /* Decode function @s once: its references into [lo, hi) go to @x (which
  * grows), a failure to decode to fails. */
 static int cs_index_sym(struct qp_callsites *x, const struct qp_elf_sym *s, const uint8_t *code,
-			uint64_t lo, uint64_t hi, struct qp_ref **scratch, size_t *cap)
+			struct qp_ref **scratch, size_t *cap)
 {
 	char why[sizeof(x->fails->why)];
 	size_t count = 0, i;
 	int ret;
 
-	ret = qp_decode_find_refs(code, s->size, s->value, lo, hi, *scratch, *cap, &count, why,
-				  sizeof(why));
+	ret = qp_decode_find_refs(code, s->size, s->value, x->lo, x->hi, *scratch, *cap, &count,
+				  why, sizeof(why));
 	if (count > *cap) { /* again, with room for all */
 		struct qp_ref *v = realloc(*scratch, count * sizeof(*v));
 
@@ -130,8 +137,8 @@ static int cs_index_sym(struct qp_callsites *x, const struct qp_elf_sym *s, cons
 			return -ENOMEM;
 		*scratch = v;
 		*cap = count;
-		ret = qp_decode_find_refs(code, s->size, s->value, lo, hi, *scratch, *cap, &count,
-					  why, sizeof(why));
+		ret = qp_decode_find_refs(code, s->size, s->value, x->lo, x->hi, *scratch, *cap,
+					  &count, why, sizeof(why));
 	}
 	if (ret) {
 		struct cs_fail *f = realloc(x->fails, (x->nfails + 1) * sizeof(*f));
@@ -143,16 +150,21 @@ static int cs_index_sym(struct qp_callsites *x, const struct qp_elf_sym *s, cons
 		snprintf(f[x->nfails].why, sizeof(f->why), "%s", why);
 		x->nfails++;
 	}
-	if (count) {
-		struct cs_ref *v = realloc(x->refs, (x->nrefs + count) * sizeof(*v));
+	if (x->nrefs + count > x->cap) {
+		size_t ncap = x->cap ? x->cap : 4096;
+		struct cs_ref *v;
 
+		while (ncap < x->nrefs + count)
+			ncap *= 2;
+		v = realloc(x->refs, ncap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		x->refs = v;
-		for (i = 0; i < count; i++)
-			v[x->nrefs++] = (struct cs_ref){ .r = (*scratch)[i],
-							 .sym = (uint32_t)(s - x->e->syms) };
+		x->cap = ncap;
 	}
+	for (i = 0; i < count; i++)
+		x->refs[x->nrefs++] = (struct cs_ref){ .r = (*scratch)[i],
+						       .sym = (uint32_t)(s - x->e->syms) };
 	return 0;
 }
 
@@ -167,27 +179,66 @@ static int cs_ref_cmp(const void *a, const void *b)
 	return x->r.addr < y->r.addr ? -1 : x->r.addr > y->r.addr;
 }
 
-/* Every function of @e decoded once: its references into [lo, hi). */
-static int cs_index(const struct qp_elf *e, uint64_t lo, uint64_t hi, struct qp_callsites **out)
+static bool cs_wanted(const struct qp_callsites *x, uint64_t func)
 {
-	struct qp_callsites *x = calloc(1, sizeof(*x));
+	size_t lo = 0, hi = x->nwant;
+
+	if (!hi || func < x->want[0] || func > x->want[hi - 1])
+		return false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (x->want[mid] == func)
+			return true;
+		if (x->want[mid] < func)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * May function @s hold a rel32 branch to one of want?  The rel32 field
+ * ends a call, jmp or jcc, so its destination is the field's end plus its
+ * value: a function with no 4 bytes that add up so holds none, and need
+ * not be decoded for want's sites.
+ */
+static bool cs_may_reach(const struct qp_callsites *x, const struct qp_elf_sym *s,
+			 const uint8_t *code)
+{
+	uint64_t lo = x->want[0], hi = x->want[x->nwant - 1];
+	size_t k;
+
+	for (k = 0; k + 4 <= s->size; k++) {
+		int32_t rel;
+		uint64_t t;
+
+		memcpy(&rel, code + k, 4);
+		t = s->value + k + 4 + (uint64_t)(int64_t)rel;
+		if (t >= lo && t <= hi && cs_wanted(x, t))
+			return true;
+	}
+	return false;
+}
+
+/* Decode the functions of the binary (only those that may reach want,
+ * unless @all) into refs and fails, which start empty. */
+static int cs_decode(struct qp_callsites *x, bool all)
+{
 	const struct qp_elf_sym *s;
 	struct qp_ref *scratch = NULL;
 	size_t cap = 0;
 	int ret = 0;
 
-	*out = NULL;
-	if (!x)
-		return -ENOMEM;
-	x->e = e;
-	x->lo = lo;
-	x->hi = hi;
-	if (e->nsyms > UINT32_MAX)
-		ret = -E2BIG;
-	qp_elf_for_each_sym(e, s) {
+	x->nrefs = x->nfails = 0;
+	x->full = all;
+	if (x->e->nsyms > UINT32_MAX)
+		return -E2BIG;
+	qp_elf_for_each_sym(x->e, s) {
 		const uint8_t *code = cs_code(s);
 
-		if (ret || !code || lo >= hi)
+		if (ret || !code || x->lo >= x->hi || (!all && !cs_may_reach(x, s, code)))
 			continue;
 		if (!cap) {
 			cap = 1024;
@@ -197,33 +248,69 @@ static int cs_index(const struct qp_elf *e, uint64_t lo, uint64_t hi, struct qp_
 				continue;
 			}
 		}
-		ret = cs_index_sym(x, s, code, lo, hi, &scratch, &cap);
+		ret = cs_index_sym(x, s, code, &scratch, &cap);
 	}
 	free(scratch);
+	if (!ret && x->nrefs > 1)
+		qsort(x->refs, x->nrefs, sizeof(*x->refs), cs_ref_cmp);
+	return ret;
+}
+
+static int cs_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* An index of @e's references into [lo, hi): see qp_callsites__new. */
+static int cs_index(const struct qp_elf *e, uint64_t lo, uint64_t hi, const uint64_t *want,
+		    size_t nwant, struct qp_callsites **out)
+{
+	struct qp_callsites *x = calloc(1, sizeof(*x));
+	int ret = 0;
+
+	*out = NULL;
+	if (!x)
+		return -ENOMEM;
+	x->e = e;
+	x->lo = lo;
+	x->hi = hi;
+	if (nwant) {
+		x->want = malloc(nwant * sizeof(*x->want));
+		if (!x->want) {
+			free(x);
+			return -ENOMEM;
+		}
+		memcpy(x->want, want, nwant * sizeof(*want));
+		x->nwant = nwant;
+		qsort(x->want, nwant, sizeof(*want), cs_u64_cmp);
+	}
+	ret = cs_decode(x, !nwant);
 	if (ret) {
 		qp_callsites__free(x);
 		return ret;
 	}
-	if (x->nrefs > 1)
-		qsort(x->refs, x->nrefs, sizeof(*x->refs), cs_ref_cmp);
 	*out = x;
 	return 0;
 }
 
-int qp_callsites__new(const struct qp_elf *e, struct qp_callsites **out)
+int qp_callsites__new(const struct qp_elf *e, const uint64_t *want, size_t nwant,
+		      struct qp_callsites **out)
 {
 	uint64_t lo, hi;
 
 	cs_code_span(e, &lo, &hi);
 	if (e->dynamic) /* nothing to find: qp_callsites__find says why */
 		lo = hi = 0;
-	return cs_index(e, lo, hi, out);
+	return cs_index(e, lo, hi, want, nwant, out);
 }
 
 void qp_callsites__free(struct qp_callsites *x)
 {
 	if (!x)
 		return;
+	free(x->want);
 	free(x->refs);
 	free(x->fails);
 	free(x);
@@ -455,9 +542,8 @@ static int cs_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-int qp_callsites__find(const struct qp_callsites *x, uint64_t func, uint64_t size,
-			unsigned flags, struct qp_callsite **out, size_t *n, char *why,
-			size_t why_size)
+int qp_callsites__find(struct qp_callsites *x, uint64_t func, uint64_t size, unsigned flags,
+		       struct qp_callsite **out, size_t *n, char *why, size_t why_size)
 {
 	const struct qp_elf *e = x->e;
 	struct cs_list l = { 0 };
@@ -474,6 +560,10 @@ int qp_callsites__find(const struct qp_callsites *x, uint64_t func, uint64_t siz
 		snprintf(why, why_size, "0x%" PRIx64 " is not in the code indexed", func);
 		return -EINVAL;
 	}
+	/* the functions decoded so far may not hold every reference asked about */
+	if (!x->full && ((flags & QP_CALLSITES_ALL) || !cs_wanted(x, func)) &&
+	    (ret = cs_decode(x, true)))
+		return ret;
 	ret = cs_sweep(x, func, size, flags, &l, why, why_size);
 	if (!ret && (flags & QP_CALLSITES_ALL))
 		ret = cs_dynamic(e, func, size, why, why_size);
@@ -513,7 +603,7 @@ int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsi
 		snprintf(why, why_size, "0x%" PRIx64 " + %" PRIu64 " is not a function", func, size);
 		return -EINVAL;
 	}
-	ret = cs_index(e, func, func + size, &x); /* this function's references only */
+	ret = cs_index(e, func, func + size, NULL, 0, &x); /* this function's references only */
 	if (ret)
 		return ret;
 	ret = qp_callsites__find(x, func, size, flags, out, n, why, why_size);

@@ -279,8 +279,18 @@ int ld_sites_find(struct ld_ctx *c, struct qp_error *err)
 	struct qp_callsites *x = NULL; /* the object's code, decoded once for every function */
 	struct qp_elf *e = NULL;
 	char path[600], why[300];
-	size_t i;
+	uint64_t *want;
+	size_t i, nwant = 0;
 	int ret = 0;
+
+	/* the functions asked about without QP_CALLSITES_ALL: the index need
+	 * decode only the code that may reach them */
+	want = malloc((c->nfuncs ? c->nfuncs : 1) * sizeof(*want));
+	if (!want)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 0; i < c->nfuncs; i++)
+		if (!c->funcs[i].calls && (all || site_prior(c, c->funcs[i].rec.old_addr)))
+			want[nwant++] = c->funcs[i].rec.old_addr - c->bias;
 
 	for (i = 0; !ret && i < c->nfuncs; i++) {
 		struct ld_func *f = &c->funcs[i];
@@ -295,7 +305,7 @@ int ld_sites_find(struct ld_ctx *c, struct qp_error *err)
 		if (!e) {
 			ld_map_file(c->pid, c->target, path, sizeof(path));
 			ret = qp_elf__open(path, QP_ELF_NO_RELAS, &e, err);
-			if (!ret && qp_callsites__new(e, &x))
+			if (!ret && qp_callsites__new(e, want, nwant, &x))
 				ret = qp_seterr(err, -ENOMEM, "out of memory");
 			if (ret)
 				break;
@@ -317,7 +327,41 @@ int ld_sites_find(struct ld_ctx *c, struct qp_error *err)
 		ret = site_sort(c, err);
 	qp_callsites__free(x);
 	qp_elf__free(e);
+	free(want);
 	return ret;
+}
+
+/*
+ * The first write to a page of text makes the process a private copy of
+ * it (copy on write), which costs a microsecond or more a page: done in
+ * the window, it would double the time every thread stays stopped.  So
+ * each page that holds a site gets its copy now, while the threads run:
+ * one byte of a site is written as it is (read just before; the bytes
+ * are the same before and after, only the page is now the process's
+ * own).  An apply refused later leaves those pages private, with the
+ * same bytes.
+ */
+static int site_unshare(struct ld_ctx *c, struct qp_error *err)
+{
+	const uint64_t page = 4096; /* x86-64 */
+	uint64_t last = 0;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < c->nsites; i++) { /* in address order (ld_sites_find) */
+		uint64_t a = c->sites[i].rec.addr;
+		uint8_t b;
+
+		if (i && a / page == last)
+			continue;
+		last = a / page;
+		ret = qp_proc__read(&c->proc, a, &b, 1, err);
+		if (!ret)
+			ret = qp_proc__write(&c->proc, a, &b, 1, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int ld_sites_encode(struct ld_ctx *c, struct qp_error *err)
@@ -336,7 +380,7 @@ int ld_sites_encode(struct ld_ctx *c, struct qp_error *err)
 		memcpy(s->rec.written, s->rec.saved, sizeof(s->rec.written));
 		memcpy(s->rec.written + s->rel_off, &(int32_t){ (int32_t)d }, 4);
 	}
-	return 0;
+	return site_unshare(c, err);
 }
 
 /*
