@@ -10,11 +10,14 @@
  * the old function's jump, which stays for every other caller.
  *
  * The sites are found in the file of the object (the same bytes as the
- * process, by build-id), then each is read back from the process: it must
- * hold the file's instruction, reaching the old function or the new one of
- * a patch applied before.  They are written with every thread stopped,
- * each read again first, and recorded (saved and written bytes) so that an
- * undo puts them back.
+ * process, by build-id), its code decoded once for every function (only
+ * the functions that may reach one, unless a strict search needs all),
+ * then read back from the process, all at once: each must hold the file's
+ * instruction, reaching the old function or the new one of a patch
+ * applied before.  The pages that hold them are made private before the
+ * stop; with every thread stopped they are read again and written, a run
+ * of sites whose pages touch at a time (site_batch), and recorded (saved
+ * and written bytes) so that an undo puts them back.
  */
 #include <errno.h>
 #include <inttypes.h>
