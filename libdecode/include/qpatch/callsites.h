@@ -58,7 +58,7 @@ int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsi
 
 /*
  * The same for many functions of one binary, decoding it once.
- * qp_callsites__new() with @want NULL decodes every function of @e and
+ * qp_callsites__new() with @nwant 0 decodes every function of @e and
  * keeps each direct reference into its executable sections (about 30
  * bytes per reference); each qp_callsites__find() then looks the
  * function's up, and answers as qp_callsites_find() would, with the same
@@ -67,7 +67,7 @@ int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsi
  * functions that hold 4 bytes which, read as a rel32, reach one of them
  * (the others cannot hold a site of theirs): much less.  A question about
  * another function, or with QP_CALLSITES_ALL (which must see every
- * reference), decodes the rest once first.  @e must outlive the index; one
+ * reference), first decodes the whole binary, once.  @e must outlive the index; one
  * thread at a time.  Returns 0, -ENOMEM, or (qp_callsites__find) the
  * answer, with -EINVAL for a function outside the executable sections.
  */
