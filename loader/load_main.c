@@ -64,6 +64,9 @@ static void usage(FILE *f)
 		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
 		"                        the directory KEY); repeatable.  Without it, the\n"
 		"                        store's policy file applies, if there is one\n"
+		"      --no-type-check   --so: apply even when a replacement's prototype\n"
+		"                        differs from the old function's (both built with -g)\n"
+		"  -v, --verbose         --so: also say which type checks were made or skipped\n"
 		"      --lock-wait MS    another loader works on the process: wait up to MS\n"
 		"                        for it (default 0: refuse at once, naming it)\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
@@ -362,6 +365,20 @@ static int do_exec(char **fixes, int nfixes, char *const argv[], const struct qp
 	return exec_status(status);
 }
 
+static bool verbose; /* -v: say more */
+
+/* --verbose: what the type check of a .so patch compared, or why not. */
+static void print_type_note(const struct qp_load_stats *st, FILE *f)
+{
+	if (!verbose)
+		return;
+	if (st->types_checked)
+		fprintf(f, "type check: %zu replacement(s) have the old function's prototype\n",
+			st->types_checked);
+	if (st->type_note[0])
+		fprintf(f, "note: %s\n", st->type_note);
+}
+
 static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
@@ -390,6 +407,7 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 	} else {
 		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
 		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		print_type_note(&st, stdout);
 		print_stop(&st);
 		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
 	}
@@ -607,6 +625,8 @@ int main(int argc, char **argv)
 		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "verify", required_argument, NULL, 'K' },
 		{ "lock-wait", required_argument, NULL, 'W' },
+		{ "no-type-check", no_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -617,7 +637,7 @@ int main(int argc, char **argv)
 	char *exec_fixes[64];
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': so = optarg; break;
 		case 'l': list = 1; break;
@@ -651,6 +671,8 @@ int main(int argc, char **argv)
 			}
 			verify_keys[verify_nkeys++] = optarg;
 			break;
+		case 'T': opts.no_type_check = true; break;
+		case 'v': verbose = true; break;
 		case 'W': opts.lock_wait_ms = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");

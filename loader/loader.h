@@ -197,6 +197,10 @@ struct qp_load_opts {
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
 				   read that forbids a call is still refused */
+	bool no_type_check;     /* .so patches: apply even when a replacement's prototype
+				   differs from the old function's (DWARF of both) */
+	const char *so_id;      /* .so patches: the patch id (NULL: the library's file
+				   name), for a library stored under another name */
 };
 
 struct qp_load_stats {
@@ -227,6 +231,10 @@ struct qp_load_stats {
 	uint64_t coro_scanned;  /* bytes scanned for them */
 	size_t coro_skipped;    /* mappings too large to scan */
 	double coro_scan_us;    /* time the scan took (the target running) */
+	size_t types_checked;   /* .so patches: replacements whose prototype was compared
+				   with the old function's (DWARF of both) */
+	char type_note[512];    /* .so patches: which type checks were skipped, and why
+				   ("" when none) */
 };
 
 /* An applied patch, as listed. */
