@@ -5,6 +5,7 @@
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
  * qpatch-load --all FIX.qpatch     apply to every process of the binary
+ * qpatch-load --all --so FIX.so    load a patch library into every such process
  * qpatch-load --undo --all ID      undo ID wherever it is applied
  */
 #include <errno.h>
@@ -32,6 +33,9 @@ static void usage(FILE *f)
 		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
 		"                                              apply to every process that maps\n"
 		"                                              the patch's object\n"
+		"       qpatch-load --all [-J N] [--json] --so FIX.so\n"
+		"                                              load a patch library into every\n"
+		"                                              process that maps its target\n"
 		"       qpatch-load --undo --all [-J N] [--json] ID\n"
 		"                                              undo patch ID in every process\n"
 		"       qpatch-load --exec FIX.qpatch [--exec FIX2.qpatch...] -- PROG [ARG...]\n"
@@ -379,20 +383,31 @@ static void print_type_note(const struct qp_load_stats *st, FILE *f)
 		fprintf(f, "note: %s\n", st->type_note);
 }
 
+/* May root load the library at @path (the trust rules; a store policy
+ * that requires signatures refuses it: a library carries none)? */
+static int so_acceptable(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret = qp_trust_read(path, QP_TRUST_MAX_PATCH, &buf, &len, err);
+
+	free(buf);
+	if (!ret)
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		ret = qp_policy__check_so(pol, path, err);
+	qp_policy__free(pol);
+	return ret;
+}
+
 static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 	char id[QP_ID_MAX] = "";
-	struct qp_policy *pol = NULL;
-	int ret;
+	int ret = so_acceptable(path, &err);
 
-	/* a library carries no signature: a store that requires one refuses it */
-	ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
-	if (!ret && qp_policy__requires(pol))
-		ret = qp_seterr(&err, QP_ESIGNATURE, "'%s': the store's policy requires signed "
-				"patches, and a hand-written .so carries no signature", path);
-	qp_policy__free(pol);
 	if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
 		return 1;
@@ -596,6 +611,32 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	return ret;
 }
 
+/* --all --so: the library @path into every process that maps its target. */
+static int do_all_so(const char *path, int jobs, bool json, const struct qp_load_opts *opts)
+{
+	struct all_report rep = { .json = json };
+	struct qp_all_opts o = { .jobs = jobs, .load = opts, .done = all_done, .done_arg = &rep };
+	struct qp_error err = { 0 };
+	struct qp_so_info info;
+	double t0 = now_ms();
+	int ret = so_acceptable(path, &err);
+
+	if (!ret)
+		ret = qp_so_info__read(path, &info, &err);
+	if (!ret)
+		ret = qp_host_apply_so_all(path, &info, &o, &err);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		free(rep.v);
+		return 1;
+	}
+	if (!rep.n && !json)
+		printf("no process maps %s '%s' (the library's QPATCH_TARGET%s)\n",
+		       info.by_build_id ? "an object with build-id" : "a file named", info.target,
+		       info.by_build_id ? "_BUILDID" : "");
+	return all_summary(&rep, "apply", info.id, t0);
+}
+
 /* For tests (QPATCH_PAUSE_AT=N): stop the loader itself after step N, so
  * that a test can kill the target right there, then continue it. */
 static void pause_at(enum qp_fault step, const char *name, void *arg)
@@ -687,6 +728,8 @@ int main(int argc, char **argv)
 		}
 		return do_exec(exec_fixes, nexec, argv + optind, &opts);
 	}
+	if (so && all && !list && !undo && !nargs)
+		return do_all_so(so, jobs, json, &opts);
 	if (so && (all || list || undo || nargs != 1)) {
 		usage(stderr);
 		return 2;

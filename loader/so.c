@@ -78,7 +78,7 @@ static int so_open_lib(struct so_ctx *s, const char *path, struct qp_error *err)
 				 QP_SO_PATH_MAX - 1);
 	snprintf(s->path, sizeof(s->path), "%s", real);
 	base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-	snprintf(s->id, sizeof(s->id), "%s", s->c.opts->so_id ? s->c.opts->so_id : base);
+	snprintf(s->id, sizeof(s->id), "%s", s->c.opts && s->c.opts->so_id ? s->c.opts->so_id : base);
 	if (qp_elf__open(real, QP_ELF_NO_RELAS, &s->lib, err))
 		return qp_preperr(err, QP_EFORMAT, "'%s' is not a shared library", path);
 	if (s->lib->ehdr.e_ident[EI_CLASS] != ELFCLASS64 || s->lib->ehdr.e_machine != EM_X86_64)
@@ -690,6 +690,32 @@ int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 	qp_elf__free(s->obj);
 	free(s->addr);
 	free(s->item);
+	free(s);
+	return ret;
+}
+
+int qp_so_info__read(const char *path, struct qp_so_info *out, struct qp_error *err)
+{
+	struct so_ctx *s = calloc(1, sizeof(*s));
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = so_open_lib(s, path, err);
+	if (!ret && strlen(s->tab.target) >= sizeof(out->target))
+		ret = qp_seterr(err, QP_EFORMAT, "'%s': its QPATCH_TARGET is longer than %zu bytes", path,
+				sizeof(out->target) - 1);
+	if (!ret) {
+		snprintf(out->id, sizeof(out->id), "%s", s->id);
+		out->by_build_id = s->tab.target_kind == QPATCH_SO_TARGET_BUILDID;
+		snprintf(out->target, sizeof(out->target), "%s", s->tab.target);
+		memcpy(out->build_id, s->tab.build_id, s->tab.build_id_size);
+		out->build_id_size = s->tab.build_id_size;
+		out->nreplace = s->tab.nreplace;
+	}
+	ld_so_table_release(&s->tab);
+	qp_elf__free(s->lib);
 	free(s);
 	return ret;
 }
