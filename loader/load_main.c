@@ -570,6 +570,18 @@ static int all_summary(struct all_report *rep, const char *op, const char *id, d
 	return bad ? 1 : 0;
 }
 
+/* Does the file at @path begin like a shared library? */
+static bool looks_like_so(const char *path)
+{
+	uint8_t head[64];
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+
+	if (f)
+		fclose(f);
+	return qp_host_is_so(head, n);
+}
+
 static int do_all(const char *arg, bool undo, int jobs, bool json, const struct qp_load_opts *opts)
 {
 	struct all_report rep = { .json = json };
@@ -584,7 +596,9 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	} else {
 		p = open_patch(arg, &err);
 		if (!p) {
-			fprintf(stderr, "qpatch-load: %s\n", err.msg);
+			fprintf(stderr, "qpatch-load: %s%s%s\n", err.msg,
+				looks_like_so(arg) ? "; a hand-written patch library goes in with --all --so " : "",
+				looks_like_so(arg) ? arg : "");
 			return 1;
 		}
 		ret = qp_host_apply_all(p, &o, &err);

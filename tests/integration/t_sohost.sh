@@ -80,6 +80,10 @@ check "truncated library: exit 1" test $? -eq 1
 check "truncated library: says so, no process line" \
 	sh -c "grep -q 'is truncated' '$T/trunc.out' && ! grep -q '^process ' '$T/trunc.out'"
 
+"$LOAD" --all "$T/lib/fix.so" >"$T/nodash.out" 2>&1
+check "a library given to --all without --so: exit 1" test $? -eq 1
+check "... with what to do instead" grep -q "a hand-written patch library goes in with --all --so $T/lib/fix.so" "$T/nodash.out"
+
 # 4. the store: a library by file name, and qpatchd
 S=$T/store
 Q() { "$QP_BIN/qpatch" --store "$S" "$@"; }
