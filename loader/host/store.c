@@ -214,7 +214,7 @@ static int store_read_entry(struct qp_store *s, const char *group, const char *d
 	snprintf(path, sizeof(path), "%s/%s", dirpath, name);
 	if (store_has_suffix(name, ".so")) {
 		/* checked again at every load: a file in the store could be replaced */
-		ret = store_check_so(s, path, group, name + 5, &so, err);
+		ret = store_check_so(s, path, group, strchr(name, '-') + 1, &so, err);
 		if (ret)
 			return qp_preperr(err, ret, "store entry refused");
 		e = store_new_entry(s, err);
