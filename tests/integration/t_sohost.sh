@@ -105,6 +105,9 @@ check "added twice: refused" grep -q "patch '$FIX' is in the store already" "$T/
 cp "$T/lib/$FIX" "$T/lib/h fix$$.so"
 Q add "$T/lib/h fix$$.so" >"$T/add3.out" 2>&1
 check "a file name the store cannot keep: refused" grep -q "must end in .so and hold only" "$T/add3.out"
+Q verify "$T/lib/$FIX" >"$T/verify.out" 2>&1
+check "qpatch verify: a library carries no signature, no policy" \
+	grep -q "library patch '$FIX' in '$T/lib/$FIX' carries no signature; the store '.*' has no policy" "$T/verify.out"
 Q list >"$T/slist.out"
 cat "$T/slist.out"
 check "list: by file name" grep -q "^files named '$APPN':" "$T/slist.out"
@@ -175,6 +178,9 @@ check "policy: qpatch add refused" test $? -ne 0
 check "policy: says why" grep -q "policy requires signed patches, and a hand-written .so carries no signature" "$T/addp.out"
 check "policy: nothing stored" sh -c "! ls '$S/by-name/$APPN' | grep -q '^0'"
 before=$(maps_of "$A")
+Q verify "$T/lib/$FIX" >"$T/verifyp.out" 2>&1
+check "policy: qpatch verify refuses a library" test $? -ne 0
+check "policy: qpatch verify says why" grep -q "carries no signature" "$T/verifyp.out"
 QPATCH_STORE=$S "$LOAD" --all --so "$T/lib/$FIX" >"$T/allp.out" 2>&1
 check "policy: --all --so refused" test $? -ne 0
 check "policy: --all --so says why" grep -q "carries no signature" "$T/allp.out"
