@@ -115,6 +115,12 @@ check "list: the library" grep -Eq "^ +1\. $FIX .*\(hand-written library\)" "$T/
 Q list --json >"$T/slist.json"
 check "list --json: kind so, no build-id" \
 	grep -q "\"id\":\"$FIX\",\"build_id\":null,\"target\":\"$APPN\",\"kind\":\"so\"" "$T/slist.json"
+# a library put by hand under another target's directory: the store is refused
+mkdir -p "$S/by-name/x$APPN" && cp "$S/by-name/$APPN/0001-$FIX" "$S/by-name/x$APPN/0001-$FIX"
+Q list >"$T/wrongdir.out" 2>&1
+check "a library in another target's directory: refused" test $? -ne 0
+check "... saying for what it is" grep -q "is for 'by-name/$APPN', not 'by-name/x$APPN'" "$T/wrongdir.out"
+rm -rf "$S/by-name/x$APPN"
 Q status >"$T/st1.out"
 check "status before the daemon: 2 processes lack it" grep -q "^2 process(es) of stored binaries: 0 up to date, 2 not" "$T/st1.out"
 
