@@ -13,7 +13,6 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "qpatch/so.h"
 #include "sotype.h"
@@ -67,21 +65,15 @@ static void sotype_open(struct sotype_side *side, const char *file, const char *
 {
 	Dwfl_Module *mod;
 	Dwarf_Addr bias;
-	int fd;
 
 	memset(side, 0, sizeof(*side));
 	side->dwfl = dwfl_begin(&sotype_callbacks);
 	if (!side->dwfl)
 		return;
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	/* libdwfl opens @file itself; a debug link is looked for next to it */
+	mod = dwfl_report_offline(side->dwfl, name, file, -1);
+	if (!mod)
 		return;
-	/* @name, not the map_files link, is where a debug link is looked for */
-	mod = dwfl_report_offline(side->dwfl, name, name, fd);
-	if (!mod) {
-		close(fd);
-		return;
-	}
 	dwfl_report_end(side->dwfl, NULL, NULL);
 	side->dw = dwfl_module_getdwarf(mod, &bias);
 }

@@ -30,9 +30,9 @@ struct ld_so_type_fn {
 /*
  * Compare the @n functions @fns of the library @lib (its .qpatch.so is
  * @sec; the new functions are found through its dynamic relocations)
- * with the target object read from @obj_file (the path or a map_files
- * link of the file) and known as @obj_name (its path as mapped: where a
- * debug link is looked for).  0 when every function compared matches
+ * with the target object read from @obj_file (its path, where a debug
+ * link is looked for too, or a map_files link of a deleted file) and
+ * named @obj_name in messages.  0 when every function compared matches
  * (*@nchecked of them; the others and why in @note, "" when none was
  * skipped); QP_EREFUSED naming the function and the first difference.
  */
