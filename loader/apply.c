@@ -914,20 +914,25 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	int ret;
 
 	ret = ld_apply_seccomp(c, err); /* before anything changes */
+	ld_phase(c, "seccomp check");
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_HELD, err);
 	if (!ret)
 		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
 		ret = ld_map(c, qp_patch__info(c->patch)->id, err);
+	ld_phase(c, "map");
 	if (!ret)
 		ret = ld_build_image(c, err);
+	ld_phase(c, "relocate");
 	if (!ret)
 		ret = qp_proc__write(&c->proc, c->region, c->buf, c->region_size, err);
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_WRITTEN, err);
+	ld_phase(c, "write");
 	if (!ret)
 		ret = ld_protect(c, err);
+	ld_phase(c, "protect");
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_PROTECTED, err);
 	if (ret)
@@ -1006,6 +1011,7 @@ static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 		ld_unjump(c);
 		ld_sites_unwrite(c);
 	}
+	ld_phase(c, "jumps");
 	return ret;
 }
 
@@ -1104,11 +1110,15 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 	for (c->stats->attempts = 1;; c->stats->attempts++) {
 		c->stop_t0 = now_us();
 		ret = qp_proc__stop(&c->proc, err);
+		ld_phase(c, "stop all");
 		if (ret)
 			return ret;
 		c->stopped_t0 = now_us();
-		if (!busy(c, why, sizeof(why)))
+		if (!busy(c, why, sizeof(why))) {
+			ld_phase(c, "busy check");
 			return 0;
+		}
+		ld_phase(c, "busy check");
 		/* still busy after a while: catch the thread on its way out,
 		 * once per thread found busy */
 		while (busy == ld_apply_busy && budget > 0 &&
@@ -1132,10 +1142,12 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 				return 0;
 		}
 		qp_proc__resume(&c->proc, NULL);
+		ld_phase(c, "resume all");
 		if (c->stats->attempts >= ld_tries(c))
 			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms%s)",
 					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c), alone);
 		ret = ld_pause(c, err);
+		ld_phase(c, "retry wait");
 		if (ret)
 			return ret;
 	}
@@ -1172,8 +1184,10 @@ int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, siz
 	c->stats->threads = c->proc.nthreads;
 	ret = ld_work(c, work, err);
 	c->stats->stopped_us = now_us() - c->stopped_t0;
+	ld_phase(c, "work stopped");
 	ret = ld_resume(c, ret, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
+	ld_phase(c, "resume all");
 	return ret;
 }
 
@@ -1185,10 +1199,14 @@ int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *
 	double t0 = now_us();
 	int ret = qp_proc__stop_one(&c->proc, err);
 
+	ld_phase(c, "stop one");
 	if (ret)
 		return ld_check_death(c, ret, err);
-	ret = ld_resume(c, ld_work(c, work, err), err);
+	ret = ld_work(c, work, err);
+	ld_phase(c, "work held");
+	ret = ld_resume(c, ret, err);
 	c->stats->held_us += now_us() - t0;
+	ld_phase(c, "resume one");
 	return ret;
 }
 
@@ -1246,10 +1264,13 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	int ret;
 
 	ret = qp_maps__read(c->pid, &c->maps, err);
+	ld_phase(c, "read maps");
 	if (!ret)
 		ret = ld_find_target(c, err);
+	ld_phase(c, "find target");
 	if (!ret)
 		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
+	ld_phase(c, "records");
 	if (ret)
 		return ret;
 	applied = c->applied;
@@ -1261,12 +1282,15 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	c->seq = n ? applied[n - 1].rec.seq + 1 : 1;
 	if (!ret)
 		ret = ld_resolve(c, err);
+	ld_phase(c, "resolve symbols");
 	if (!ret)
 		ret = ld_prepare_funcs(c, err);
+	ld_phase(c, "decode functions");
 	if (!ret)
 		ret = ld_sites_find(c, err);
 	if (!ret)
 		ret = ld_busy_ranges(c, err);
+	ld_phase(c, "sites, busy ranges");
 	if (ret)
 		return ret;
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
@@ -1285,15 +1309,19 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!c->buf)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
+	ld_phase(c, "find hole");
 	if (!ret)
 		ret = qp_proc__find_gadget(&c->proc, err);
+	ld_phase(c, "find syscall");
 	if (!ret && !(c->opts && c->opts->allow_active) &&
 	    !qp_unwind__new(c->pid, &c->uw, NULL)) /* without: conservative scans */
 		ld_patch_cfi(c, c->applied, c->napplied);
+	ld_phase(c, "CFI");
 	/* suspended coroutines are looked for now, while the target runs; the
 	 * window only reads their contexts again */
 	if (!ret && !(c->opts && c->opts->allow_active))
 		ret = ld_coro_find(c, err);
+	ld_phase(c, "coroutines");
 	return ret;
 }
 
@@ -1313,6 +1341,7 @@ int ld_begin(struct ld_ctx *c, struct qp_error *err)
 
 	c->lock_fd = -1;
 	c->proc.mem_fd = -1;
+	ld_phase(c, "begin");
 	/* may the loader trace it at all; then the lock, so that a tracer
 	 * found after it is not another loader */
 	ret = ld_target_ended(c->pid, err);
@@ -1321,8 +1350,10 @@ int ld_begin(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_lock(c->pid, c->opts ? c->opts->lock_wait_ms : 0, &c->lock_fd, c->lock_path,
 			      sizeof(c->lock_path), err);
+	ld_phase(c, "lock");
 	if (!ret)
 		ret = ld_target_check(c->pid, c->opts && c->opts->hold, err);
+	ld_phase(c, "target checks");
 	if (!ret && c->opts && c->opts->hold)
 		c->proc.keep_tid = qp_hold__tid(c->opts->hold);
 	return ret;
@@ -1338,6 +1369,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	memset(stats, 0, sizeof(*stats));
 	ret = ld_begin(&c, err);
 	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
+	ld_phase(&c, "target checks");
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {
@@ -1351,7 +1383,8 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
 	stats->nsites = c.nsites;
-	stats->total_us = now_us() - t0;
 	ld_ctx_release(&c);
+	ld_phase(&c, "unlock, release");
+	stats->total_us = now_us() - t0;
 	return ret;
 }

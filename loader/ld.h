@@ -174,6 +174,7 @@ struct ld_ctx {
 	size_t nso_unsafe;            /* count of so_unsafe */
 	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
 	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
+	double phase_t;               /* when the last phase ended (ld_phase), 0: not begun */
 	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
 	char lock_path[LD_LOCK_PATH]; /* its file */
 };
@@ -214,6 +215,12 @@ int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *
 void ld_ctx_release(struct ld_ctx *c);
 /* Did the process call execve() since the operation began? */
 bool ld_execed(struct ld_ctx *c);
+
+/* timing.c */
+/* Phase @name ends now: the time since the previous one ended (or since
+ * c->phase_t was set) goes to c->stats->phases under @name (a static
+ * string). */
+void ld_phase(struct ld_ctx *c, const char *name);
 
 /* target.c */
 /*
