@@ -1119,6 +1119,15 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 			return 0;
 		}
 		ld_phase(c, "busy check");
+		if (c->cfi_wanted) { /* a stack to unwind: load the CFI with the target running */
+			c->cfi_wanted = false;
+			qp_proc__resume(&c->proc, NULL);
+			ld_phase(c, "resume all");
+			ld_cfi_load(c);
+			ld_phase(c, "CFI");
+			c->stats->attempts--; /* this one does not count */
+			continue;
+		}
 		/* still busy after a while: catch the thread on its way out,
 		 * once per thread found busy */
 		while (busy == ld_apply_busy && budget > 0 &&
@@ -1313,10 +1322,9 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = qp_proc__find_gadget(&c->proc, err);
 	ld_phase(c, "find syscall");
-	if (!ret && !(c->opts && c->opts->allow_active) &&
-	    !qp_unwind__new(c->pid, &c->uw, NULL)) /* without: conservative scans */
-		ld_patch_cfi(c, c->applied, c->napplied);
-	ld_phase(c, "CFI");
+	/* the call frame information only when a stack needs unwinding */
+	if (!ret && !(c->opts && c->opts->allow_active))
+		ld_cfi_lazy(c, c->applied, c->napplied);
 	/* suspended coroutines are looked for now, while the target runs; the
 	 * window only reads their contexts again */
 	if (!ret && !(c->opts && c->opts->allow_active))

@@ -175,6 +175,11 @@ struct ld_ctx {
 	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
 	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
 	double phase_t;               /* when the last phase ended (ld_phase), 0: not begun */
+	bool cfi_lazy;                /* c->uw is made when a stack needs it (ld_cfi_lazy) */
+	bool cfi_wanted;              /* a busy check needed it and said busy: the stop is
+					 let go, it is loaded, the attempt made again */
+	const struct qp_applied *cfi_applied; /* the patches whose CFI it gets */
+	size_t cfi_napplied;          /* count of cfi_applied */
 	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
 	char lock_path[LD_LOCK_PATH]; /* its file */
 };
@@ -369,5 +374,14 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
 uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t);
 bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size);
 void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n);
+/*
+ * Call frame information on demand: the unwinder (c->uw) of every mapped
+ * object, and the CFI of the patches @v applied before, are loaded only
+ * when a stack needs unwinding (ld_cfi_load).  Most stops find no word of
+ * any stack pointing into the code being replaced and need none of it.
+ */
+void ld_cfi_lazy(struct ld_ctx *c, const struct qp_applied *v, size_t n);
+/* Load it now, if it was left for later (the target may be stopped or not). */
+void ld_cfi_load(struct ld_ctx *c);
 
 #endif

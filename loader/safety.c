@@ -121,6 +121,12 @@ bool ld_context_in(struct ld_ctx *c, const struct qp_maps *maps,
 		return false;
 	if (!ld_stack_scan(c, maps, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
 		return false;
+	if (!c->uw && c->cfi_lazy) { /* not loaded yet: the caller loads it and asks again */
+		c->cfi_wanted = true;
+		snprintf(why, why_size, "%s: its stack must be unwound, and the call frame "
+			 "information was not loaded", who);
+		return true;
+	}
 	if (c->uw)
 		ret = qp_unwind__thread(c->uw, regs, ld_frame_cb, &f, &sp);
 	if (f.hit) {
@@ -304,6 +310,7 @@ uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t)
 	struct ld_exit x = { .v = c->busy, .n = c->nbusy, .last_in = -1 };
 	uint64_t sp;
 
+	ld_cfi_load(c); /* seldom: a thread found busy on its pc alone, 20 times */
 	/* a walk that ends early still tells where the frames it saw leave;
 	 * the busy check after the thread got there judges the rest */
 	if (!c->uw || qp_unwind__thread(c->uw, &t->regs, ld_exit_cb, &x, &sp) < 0)
@@ -319,6 +326,22 @@ uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t)
  * mapping.  Without it, frames of patch code end the unwinding and the
  * rest of that stack is judged conservatively.
  */
+void ld_cfi_lazy(struct ld_ctx *c, const struct qp_applied *v, size_t n)
+{
+	c->cfi_lazy = true;
+	c->cfi_applied = v;
+	c->cfi_napplied = n;
+}
+
+void ld_cfi_load(struct ld_ctx *c)
+{
+	if (c->uw || !c->cfi_lazy)
+		return;
+	c->cfi_lazy = false; /* once: without it, stacks are judged conservatively */
+	if (!qp_unwind__new(c->pid, &c->uw, NULL))
+		ld_patch_cfi(c, c->cfi_applied, c->cfi_napplied);
+}
+
 void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n)
 {
 	size_t i;

@@ -155,6 +155,7 @@ int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *e
 
 	if (!free_now)
 		return qp_seterr(err, -ENOMEM, "out of memory");
+	ld_cfi_load(c); /* the busy checks below unwind with it, if it was left for later */
 	for (i = 0; i < n; i++) {
 		/* a pending record with a jump in place is in use: waiting for
 		 * it would not help (its sites can be read while the process runs) */
