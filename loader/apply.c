@@ -1320,7 +1320,7 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
 	ld_phase(c, "find hole");
 	if (!ret)
-		ret = qp_proc__find_gadget(&c->proc, err);
+		ret = qp_proc__find_gadget_in(&c->proc, &c->maps, err);
 	ld_phase(c, "find syscall");
 	/* the call frame information only when a stack needs unwinding */
 	if (!ret && !(c->opts && c->opts->allow_active))

@@ -28,52 +28,159 @@
 
 static char proc_task_state(pid_t pid, pid_t tid);
 
+/* The whole of /proc file @fd into a buffer of its own; NULL when it
+ * cannot be read (errno says why). */
+static char *proc_slurp(int fd, size_t *len)
+{
+	size_t cap = 16384, n = 0;
+	char *buf = malloc(cap), *v;
+	ssize_t r;
+
+	while (buf) {
+		if (n + 1 == cap) {
+			v = realloc(buf, cap *= 2);
+			if (!v)
+				break;
+			buf = v;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (!r) {
+			buf[n] = '\0';
+			*len = n;
+			return buf;
+		}
+		n += (size_t)r;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* "HEX" at *@s, the pointer moved past it; false when there is none. */
+static bool proc_hex(char **s, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(*s, &end, 16);
+	if (end == *s || errno)
+		return false;
+	*s = end;
+	return true;
+}
+
+/* One line of /proc/PID/maps ("start-end perms offset dev inode  path"),
+ * NUL-terminated in place; its path is cut out of it.  False when it is
+ * not one. */
+static bool proc_map_line(char *l, struct qp_map *m)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	if (!proc_hex(&l, &m->start) || *l++ != '-' || !proc_hex(&l, &m->end) || *l++ != ' ')
+		return false;
+	for (i = 0; i < 4 && l[i] && l[i] != ' '; i++)
+		m->perms[i] = l[i];
+	l += i;
+	if (*l++ != ' ' || !proc_hex(&l, &m->offset))
+		return false;
+	for (i = 0; i < 2; i++) { /* device, inode */
+		l += strspn(l, " ");
+		if (!*l)
+			return false;
+		l += strcspn(l, " ");
+	}
+	m->path = l + strspn(l, " ");
+	return true;
+}
+
 int qp_maps__read(pid_t pid, struct qp_maps *maps, struct qp_error *err)
 {
-	char path[64], line[1024];
-	size_t cap = 0;
-	FILE *f;
+	char path[64], *line, *next;
+	size_t len = 0, cap, lines = 1, i;
+	int fd;
 
 	maps->v = NULL;
 	maps->n = 0;
+	maps->text = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return qp_seterr(err, errno == ENOENT ? -ESRCH : -errno,
 				 "process %d: %s", (int)pid, errno == ENOENT ? "no such process" : strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		struct qp_map m = { 0 };
-		int pos = 0;
-
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s%n",
-			   &m.start, &m.end, m.perms, &m.offset, &pos) < 4)
-			continue;
-		while (line[pos] == ' ')
-			pos++;
-		line[strcspn(line, "\n")] = '\0';
-		snprintf(m.path, sizeof(m.path), "%s", line + pos);
-		if (maps->n == cap) {
-			struct qp_map *v;
-
-			cap = cap ? 2 * cap : 64;
-			v = realloc(maps->v, cap * sizeof(*v));
-			if (!v) {
-				fclose(f);
-				qp_maps__release(maps);
-				return qp_seterr(err, -ENOMEM, "out of memory");
-			}
-			maps->v = v;
-		}
-		maps->v[maps->n++] = m;
+	maps->text = proc_slurp(fd, &len);
+	close(fd);
+	if (!maps->text && errno == ENOMEM)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	if (!maps->text) /* it ended meanwhile: no mapping */
+		return 0;
+	for (i = 0; i < len; i++)
+		lines += maps->text[i] == '\n';
+	cap = lines;
+	maps->v = malloc(cap * sizeof(*maps->v));
+	if (!maps->v) {
+		qp_maps__release(maps);
+		return qp_seterr(err, -ENOMEM, "out of memory");
 	}
-	fclose(f);
+	for (line = maps->text; *line; line = next) {
+		next = line + strcspn(line, "\n");
+		if (*next)
+			*next++ = '\0';
+		if (maps->n < cap && proc_map_line(line, &maps->v[maps->n]))
+			maps->n++;
+	}
 	return 0;
+}
+
+int qp_maps__copy(const struct qp_maps *from, struct qp_maps *to, struct qp_error *err)
+{
+	size_t len = 0, i;
+
+	for (i = 0; i < from->n; i++)
+		len += strlen(from->v[i].path) + 1;
+	to->n = from->n;
+	to->v = malloc((from->n ? from->n : 1) * sizeof(*to->v));
+	to->text = malloc(len ? len : 1);
+	if (!to->v || !to->text) {
+		qp_maps__release(to);
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	for (i = 0, len = 0; i < from->n; i++) {
+		size_t l = strlen(from->v[i].path) + 1;
+
+		to->v[i] = from->v[i];
+		to->v[i].path = memcpy(to->text + len, from->v[i].path, l);
+		len += l;
+	}
+	return 0;
+}
+
+const struct qp_map *qp_maps__find(const struct qp_maps *maps, uint64_t addr)
+{
+	size_t lo = 0, hi = maps->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < maps->v[mid].start)
+			hi = mid;
+		else if (addr >= maps->v[mid].end)
+			lo = mid + 1;
+		else
+			return &maps->v[mid];
+	}
+	return NULL;
 }
 
 void qp_maps__release(struct qp_maps *maps)
 {
 	free(maps->v);
+	free(maps->text);
 	maps->v = NULL;
+	maps->text = NULL;
 	maps->n = 0;
 }
 
@@ -678,19 +785,15 @@ int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
 }
 
 /* Any "0f 05" bytes in executable memory serve: executing from there is a
- * syscall instruction whatever the bytes meant to the compiler. */
-int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
+ * syscall instruction whatever the bytes meant to the compiler.  Read a
+ * page at a time: one is found within the first few of most objects. */
+int qp_proc__find_gadget_in(struct qp_proc *p, const struct qp_maps *maps, struct qp_error *err)
 {
-	struct qp_maps maps;
-	uint8_t buf[65536];
+	uint8_t buf[4096];
 	size_t i, j;
-	int ret;
 
-	ret = qp_maps__read(p->pid, &maps, err);
-	if (ret)
-		return ret;
-	for (i = 0; i < maps.n && !p->gadget; i++) {
-		struct qp_map *m = &maps.v[i];
+	for (i = 0; i < maps->n && !p->gadget; i++) {
+		const struct qp_map *m = &maps->v[i];
 		uint64_t a;
 
 		if (m->perms[2] != 'x' || !strcmp(m->path, "[vsyscall]"))
@@ -708,10 +811,21 @@ int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
 			}
 		}
 	}
-	qp_maps__release(&maps);
 	if (!p->gadget)
 		return qp_seterr(err, -ENOEXEC, "process %d: no syscall instruction found", (int)p->pid);
 	return 0;
+}
+
+int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
+{
+	struct qp_maps maps;
+	int ret;
+
+	ret = qp_maps__read(p->pid, &maps, err);
+	if (!ret)
+		ret = qp_proc__find_gadget_in(p, &maps, err);
+	qp_maps__release(&maps);
+	return ret;
 }
 
 int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,

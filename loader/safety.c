@@ -13,17 +13,6 @@
 
 #include "ld.h"
 
-/* The mapping of @c->maps that holds @addr, or NULL. */
-static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
-{
-	size_t i;
-
-	for (i = 0; i < maps->n; i++)
-		if (addr >= maps->v[i].start && addr < maps->v[i].end)
-			return &maps->v[i];
-	return NULL;
-}
-
 static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, uint64_t a)
 {
 	size_t i;
@@ -45,7 +34,7 @@ const struct ld_range *ld_stack_scan(struct ld_ctx *c, const struct qp_maps *map
 				     uint64_t limit, const struct ld_range *v, size_t n,
 				     uint64_t *where, bool *complete)
 {
-	const struct qp_map *m = ld_map_of(maps, from);
+	const struct qp_map *m = qp_maps__find(maps, from);
 	const struct ld_range *hit = NULL;
 	uint64_t sp = from & ~7ull, end, *buf;
 	size_t cnt, i;
