@@ -362,26 +362,102 @@ static void proc_drop(struct qp_proc *p, size_t i)
 	p->nthreads--;
 }
 
-/* Wait for the stops of threads [from, nthreads) and read their registers. */
+/*
+ * One look at thread @t while its interrupt stop is awaited: 1 when it is
+ * in it (registers read), 0 when not yet (a signal that came first is
+ * kept, and it is let go on into the stop), -1 when it ended (t->gone),
+ * or QP_EPROC / -errno with a message.
+ */
+static int proc_poll_stop(struct qp_proc *p, struct qp_thread *t, struct qp_error *err)
+{
+	int status;
+	pid_t r;
+
+	if (t->has_status) {
+		t->has_status = false;
+		status = t->status;
+		r = t->tid;
+	} else {
+		r = waitpid(t->tid, &status, __WALL | WNOHANG);
+	}
+	if (r < 0 && errno == EINTR)
+		return 0;
+	if (r < 0)
+		return qp_seterr(err, QP_EPROC, "thread %d ended while being stopped", (int)t->tid);
+	if (r != t->tid)
+		return 0;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		proc_note_exit(p, t, status);
+		return -1;
+	}
+	if (!WIFSTOPPED(status))
+		return 0;
+	if ((status >> 16) != PTRACE_EVENT_STOP) {
+		/* a signal-delivery stop: hold the signal, resume into the
+		 * pending interrupt */
+		t->pending_sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+			return qp_seterr(err, -errno, "thread %d: %s", (int)t->tid, strerror(errno));
+		return 0;
+	}
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
+		return qp_seterr(err, -errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				 strerror(errno));
+	return 1;
+}
+
+/*
+ * Wait for the stops of threads [from, nthreads) and read their
+ * registers; the ones that ended meanwhile are dropped.  Every thread not
+ * stopped yet is looked at in turn (one waitpid each), then, when none
+ * moved, SIGCHLD is awaited (blocked once for the whole wait; the 2 ms
+ * bound also covers a SIGCHLD taken by another thread): the cost is a few
+ * system calls per thread, however the stops arrive.
+ */
 static int proc_collect(struct qp_proc *p, size_t from, struct qp_error *err)
 {
-	size_t i;
+	const struct timespec tick = { 0, 2 * 1000 * 1000 };
+	size_t i, n = p->nthreads - from, left = n;
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	sigset_t chld, old;
+	int ret = 0;
 
-	for (i = from; i < p->nthreads;) {
-		struct qp_thread *t = &p->threads[i];
+	if (!done)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
+	while (left && !ret) {
+		bool moved = false;
 
-		if (!t->gone && proc_wait_stop(p, t, err) && !t->gone)
-			return err->code;
-		if (t->gone) {
-			proc_drop(p, i);
-			continue;
+		for (i = 0; i < n && !ret; i++) {
+			struct qp_thread *t = &p->threads[from + i];
+			int r;
+
+			if (done[i])
+				continue;
+			r = t->gone ? -1 : proc_poll_stop(p, t, err);
+			if (r == 0)
+				continue;
+			if (r > 0 || r == -1) {
+				done[i] = true;
+				left--;
+				moved = true;
+			} else {
+				ret = r;
+			}
 		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
-			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
-					 (int)t->tid, strerror(errno));
-		i++;
+		if (left && !ret && !moved)
+			sigtimedwait(&chld, NULL, &tick);
 	}
-	return 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(done);
+	for (i = from; i < p->nthreads;)
+		if (p->threads[i].gone)
+			proc_drop(p, i);
+		else
+			i++;
+	return ret;
 }
 
 /* Take @tid, which this tracer already holds stopped, as threads[0]. */
@@ -621,6 +697,13 @@ static bool proc_all_ended(pid_t pid)
 
 bool qp_proc__died_now(struct qp_proc *p)
 {
+	siginfo_t si = { 0 };
+
+	/* one look for any exit to collect (not consumed: WNOWAIT) before
+	 * one waitpid per thread: with every thread held, none is due */
+	if (!waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL | __WNOTHREAD) &&
+	    !si.si_pid && !p->died)
+		return false;
 	proc_reap(p, NULL);
 	return p->died;
 }
