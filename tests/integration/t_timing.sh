@@ -30,6 +30,28 @@ check "undo with QPATCH_TIMING=1 shows phases" grep -Eq "^  stop all +[0-9]+" "$
 "$QP_BIN/qpatch-load" --undo "$TARGET_PID" >/dev/null 2>"$T/u2.err"
 check "without it, no timing" sh -c "! grep -q 'timing' '$T/u2.err'"
 
+# while it holds threads stopped, the loader runs at nice -20 (when it may:
+# root), its own priority again after (field 19 of /proc/PID/stat)
+nice_of() { awk '{ sub(/.*\) /, ""); print $17 }' "/proc/$1/stat"; }
+for step in 1 6; do
+	QPATCH_PAUSE_AT=$step "$QP_BIN/qpatch-load" "$TARGET_PID" "$T/fix.qpatch" >"$T/n$step.out" 2>&1 &
+	loader=$!
+	if wait_state "$loader" T; then
+		n=$(nice_of "$loader")
+		if [ "$(id -u)" -eq 0 ]; then
+			check "step $step (threads held): the loader runs at nice -20" test "$n" = -20
+		else
+			check "step $step (threads held): the loader's nice is its own (not root)" test "$n" = 0
+		fi
+	else
+		fail "step $step: the loader did not pause"
+	fi
+	kill -CONT "$loader"
+	wait "$loader"
+	check "step $step: applied" test $? -eq 0
+	QPATCH_TIMING=1 QPATCH_PAUSE_AT=0 "$QP_BIN/qpatch-load" --undo "$TARGET_PID" >/dev/null 2>&1
+done
+
 # the main thread sits in usleep() called by hold() for an hour
 start "$T/out2" "$T/app/hold" 3600000000
 sleep 0.3
