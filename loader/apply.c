@@ -1114,6 +1114,8 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 		ld_phase(c, "stop all");
 		if (ret)
 			return ret;
+		if (c->proc.interrupted_ms > 0) /* the pause begins with the first interrupt */
+			c->stop_t0 = c->proc.interrupted_ms * 1000.0;
 		c->stopped_t0 = now_us();
 		if (!busy(c, why, sizeof(why))) {
 			ld_phase(c, "busy check");

@@ -326,6 +326,42 @@ static int proc_wait_stop(struct qp_proc *p, struct qp_thread *t, struct qp_erro
 	}
 }
 
+/* Attach @tid (PTRACE_SEIZE: it goes on running) as a new thread of @p;
+ * 1 when it was added, 0 when it had ended already. */
+static int proc_seize(struct qp_proc *p, pid_t tid, struct qp_error *err)
+{
+	struct qp_thread *t, *v;
+
+	v = realloc(p->threads, (p->nthreads + 1) * sizeof(*v));
+	if (!v)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	p->threads = v;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
+		int e = errno;
+		char st = proc_task_state(p->pid, tid);
+
+		if (e == ESRCH || !st || st == 'Z' || st == 'X')
+			return 0; /* exited meanwhile */
+		return qp_seterr(err, -e, "thread %d: cannot attach: %s%s", (int)tid,
+				 strerror(e), e == EPERM ? " (are you root? is it traced already?)" : "");
+	}
+	t = &p->threads[p->nthreads++];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	return 1;
+}
+
+/* Interrupt seized thread @t; its stop is collected by proc_collect(). */
+static int proc_interrupt_seized(struct qp_proc *p, struct qp_thread *t, struct qp_error *err)
+{
+	(void)p;
+	/* ESRCH: it is exiting; proc_collect() gathers its end */
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 && errno != ESRCH)
+		return qp_seterr(err, -errno, "thread %d: cannot interrupt: %s", (int)t->tid,
+				 strerror(errno));
+	return 0;
+}
+
 /* Seize and interrupt @tid; its stop is collected by proc_collect().
  * 1 when it was added, 0 when it had ended already. */
 static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
@@ -486,10 +522,67 @@ static int proc_adopt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 	return 0;
 }
 
+static int proc_tid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The tasks of the process listed now that are not in p->threads yet,
+ * into *@out (*@n of them). */
+static int proc_new_tasks(struct qp_proc *p, const char *path, pid_t **out, size_t *n,
+			  struct qp_error *err)
+{
+	pid_t *have = malloc((p->nthreads ? p->nthreads : 1) * sizeof(*have)), *v = NULL, *w;
+	size_t i, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	if (!have)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 0; i < p->nthreads; i++)
+		have[i] = p->threads[i].tid;
+	qsort(have, p->nthreads, sizeof(*have), proc_tid_cmp);
+	d = opendir(path);
+	if (!d) {
+		free(have);
+		return qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno, "process %d: %s",
+				 (int)p->pid, errno == ENOENT ? "went away" : strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid <= 0 || bsearch(&tid, have, p->nthreads, sizeof(*have), proc_tid_cmp))
+			continue;
+		if (*n == cap) {
+			w = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!w)
+				break;
+			v = w;
+		}
+		v[(*n)++] = tid;
+	}
+	closedir(d);
+	free(have);
+	if (de) {
+		free(v);
+		*n = 0;
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	*out = v;
+	return 0;
+}
+
 /*
  * Every thread is interrupted before any stop is waited for, so threads
  * that need a CPU to reach their stop get it in parallel; then the task
- * list is read again until it shows no new thread.
+ * list is read again until it shows no new thread.  The new tasks of a
+ * pass are all attached first (PTRACE_SEIZE does not stop a thread), then
+ * interrupted in a row: a thread's pause begins with its interrupt, and
+ * no attach of another thread lengthens it.
  */
 int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 {
@@ -498,32 +591,39 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 	int ret = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+	p->interrupted_ms = 0;
 	if (p->keep_tid && !proc_has_thread(p, p->keep_tid))
 		ret = proc_adopt(p, p->keep_tid, err);
 	while (found_new && !ret) {
-		size_t from = p->nthreads;
-		DIR *d = opendir(path);
-		struct dirent *de;
+		size_t from = p->nthreads, n, i;
+		pid_t *tids;
 
-		if (!d)
-			return qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno,
-					 "process %d: %s", (int)p->pid,
-					 errno == ENOENT ? "went away" : strerror(errno));
+		ret = proc_new_tasks(p, path, &tids, &n, err);
+		if (ret)
+			return ret;
 		found_new = false;
-		while (!ret && (de = readdir(d))) {
-			pid_t tid = (pid_t)atoi(de->d_name);
-
-			if (tid <= 0 || proc_has_thread(p, tid))
-				continue;
-			ret = proc_interrupt(p, tid, err);
+		for (i = 0; !ret && i < n; i++) {
+			ret = proc_seize(p, tids[i], err);
 			if (ret > 0) {
 				found_new = true;
 				ret = 0;
 			}
 		}
-		closedir(d);
+		free(tids);
+		/* every thread attached is interrupted and collected, also
+		 * after an error: a thread left attached but running could not
+		 * be detached (PTRACE_DETACH wants it stopped) */
+		if (!p->interrupted_ms)
+			p->interrupted_ms = proc_now_ms();
+		for (i = from; i < p->nthreads; i++) {
+			int r = proc_interrupt_seized(p, &p->threads[i], ret ? NULL : err);
+
+			ret = ret ? ret : r;
+		}
 		if (!ret)
 			ret = proc_collect(p, from, err);
+		else
+			proc_collect(p, from, NULL);
 	}
 	if (!ret && !p->nthreads) {
 		char how[64];

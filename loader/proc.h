@@ -62,6 +62,8 @@ struct qp_proc {
 				      them ending means the process is dying */
 	bool alone;                /* threads[0] alone is stopped, the others run
 				      (qp_proc__stop_one, __release_others) */
+	double interrupted_ms;     /* CLOCK_MONOTONIC (ms) of the last qp_proc__stop()'s
+				      first interrupt: when its first thread was stopped */
 	unsigned long stops;       /* successful qp_proc__stop() calls: tells one stop from
 				      the next (what was read of a stopped thread holds for
 				      that stop only) */
