@@ -653,6 +653,13 @@ int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err)
 		ret = proc_has_thread(p, p->keep_tid) ? 0 : proc_adopt(p, p->keep_tid, err);
 		goto out;
 	}
+	/* the leader first, the task list's first entry: one system call,
+	 * not a listing of every thread */
+	ret = proc_interrupt(p, p->pid, err);
+	if (ret > 0)
+		ret = proc_collect(p, 0, err); /* drops it if it ended */
+	if (ret || p->nthreads)
+		goto out;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
 	d = opendir(path);
 	if (!d)
