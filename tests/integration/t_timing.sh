@@ -62,4 +62,7 @@ check "its stack was unwound (the frame is named)" \
 	grep -Eq "thread $TARGET_PID will return into 'hold' \(frame #[0-9]+" "$T/b.err"
 check "the call frame information was loaded once" grep -Eq "^  CFI +[0-9]+$" "$T/b.err"
 check "and that stop was not counted: 2 attempts" grep -q "still after 2 attempts" "$T/b.err"
+# libdw (the unwinder) and libcrypto are loaded when needed, not linked
+check "qpatch-load links neither libdw nor libcrypto" \
+	sh -c "! readelf -d '$QP_BIN/qpatch-load' | grep -Eq 'NEEDED.*(libdw|libcrypto)'"
 finish
