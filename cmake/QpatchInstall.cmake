@@ -59,8 +59,11 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # qpatch_VERSION_ARCH.deb
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${QP_MAINTAINER})
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# Depends: from the libraries the programs link (dpkg-shlibdeps).
+# Depends: from the libraries the programs link (dpkg-shlibdeps), and
+# libcrypto and libdw, which qpatch-load loads with dlopen() when it makes
+# or checks a signature and unwinds a stack.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libssl3 | libssl3t64, libdw1 | libdw1t64")
 # qpatch-build runs "make CC=qpatch-cc CXX=qpatch-c++" and qpatch-cc runs cc
 # (qpatch-c++ runs c++, for a build that uses it): a build host
 # needs a C compiler, make and the C library headers.  Recommends, not

@@ -4,11 +4,20 @@
  * (docs/format.md, "Signature").  Ed25519 is used pure (RFC 8032): the
  * message is the whole file before the signature, which is in memory
  * anyway.
+ *
+ * libcrypto is loaded with dlopen() the first time a key is read, not
+ * linked: it is the largest library the programs would map, and most
+ * runs of qpatch-load check no signature (start-up time, see
+ * docs/loader.md "Wall time").  Only key loading needs it: a keyring
+ * without keys, and a patch file without a signature block, are judged
+ * without it.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +28,91 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
 #include <openssl/pem.h>
 
 #include "qpatch/file.h"
 #include "qpatch/sign.h"
+
+/* The libcrypto of the OpenSSL major version the headers are of. */
+#define SIGN_LIBCRYPTO "libcrypto.so." OPENSSL_MSTR(OPENSSL_VERSION_MAJOR)
+
+/* Every libcrypto function used here, called through sign_ossl. */
+#define SIGN_OSSL_FUNCS(X)                                                      \
+	X(BIO_free) X(BIO_new_mem_buf) X(ERR_clear_error) X(ERR_error_string_n) \
+	X(ERR_peek_last_error) X(EVP_Digest) X(EVP_DigestSign)                   \
+	X(EVP_DigestSignInit) X(EVP_DigestVerify) X(EVP_DigestVerifyInit)        \
+	X(EVP_MD_CTX_free) X(EVP_MD_CTX_new) X(EVP_PKEY_free)                    \
+	X(EVP_PKEY_get0_type_name) X(EVP_PKEY_get_base_id)                       \
+	X(EVP_PKEY_get_raw_public_key) X(EVP_sha256) X(OPENSSL_cleanse)          \
+	X(PEM_read_bio_PUBKEY) X(PEM_read_bio_PrivateKey)
+
+/* The functions, once loaded (sign_ossl_load); the process's one copy of
+ * libcrypto's addresses, written once under sign_ossl_once, never after. */
+static struct {
+#define SIGN_OSSL_PTR(f) __typeof__(&f) f;
+	SIGN_OSSL_FUNCS(SIGN_OSSL_PTR)
+#undef SIGN_OSSL_PTR
+	bool ok;             /* every one was found */
+	char why[256];       /* else why not */
+} sign_ossl;
+static pthread_once_t sign_ossl_once = PTHREAD_ONCE_INIT;
+
+static void sign_ossl_open(void)
+{
+	void *h = dlopen(SIGN_LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+	const char *missing = NULL;
+
+	if (!h) {
+		const char *e = dlerror();
+
+		snprintf(sign_ossl.why, sizeof(sign_ossl.why), "%s", e ? e : "dlopen failed");
+		return;
+	}
+#define SIGN_OSSL_SYM(f)                                          \
+	if (!missing && !(*(void **)&sign_ossl.f = dlsym(h, #f))) \
+		missing = #f;
+	SIGN_OSSL_FUNCS(SIGN_OSSL_SYM)
+#undef SIGN_OSSL_SYM
+	if (missing) {
+		snprintf(sign_ossl.why, sizeof(sign_ossl.why), "it has no '%s'", missing);
+		return; /* h stays: nothing is unloaded */
+	}
+	sign_ossl.ok = true;
+}
+
+/* libcrypto loaded, or a message saying it cannot be: no signature can
+ * be made or checked without it. */
+static int sign_ossl_load(struct qp_error *err)
+{
+	pthread_once(&sign_ossl_once, sign_ossl_open);
+	if (sign_ossl.ok)
+		return 0;
+	return qp_seterr(err, -ELIBACC, "cannot load %s, which makes and checks Ed25519 "
+			 "signatures: %s", SIGN_LIBCRYPTO, sign_ossl.why);
+}
+
+/* From here on, libcrypto's names are its loaded functions. */
+#define BIO_free sign_ossl.BIO_free
+#define BIO_new_mem_buf sign_ossl.BIO_new_mem_buf
+#define ERR_clear_error sign_ossl.ERR_clear_error
+#define ERR_error_string_n sign_ossl.ERR_error_string_n
+#define ERR_peek_last_error sign_ossl.ERR_peek_last_error
+#define EVP_Digest sign_ossl.EVP_Digest
+#define EVP_DigestSign sign_ossl.EVP_DigestSign
+#define EVP_DigestSignInit sign_ossl.EVP_DigestSignInit
+#define EVP_DigestVerify sign_ossl.EVP_DigestVerify
+#define EVP_DigestVerifyInit sign_ossl.EVP_DigestVerifyInit
+#define EVP_MD_CTX_free sign_ossl.EVP_MD_CTX_free
+#define EVP_MD_CTX_new sign_ossl.EVP_MD_CTX_new
+#define EVP_PKEY_free sign_ossl.EVP_PKEY_free
+#define EVP_PKEY_get0_type_name sign_ossl.EVP_PKEY_get0_type_name
+#define EVP_PKEY_get_base_id sign_ossl.EVP_PKEY_get_base_id
+#define EVP_PKEY_get_raw_public_key sign_ossl.EVP_PKEY_get_raw_public_key
+#define EVP_sha256 sign_ossl.EVP_sha256
+#define OPENSSL_cleanse sign_ossl.OPENSSL_cleanse
+#define PEM_read_bio_PUBKEY sign_ossl.PEM_read_bio_PUBKEY
+#define PEM_read_bio_PrivateKey sign_ossl.PEM_read_bio_PrivateKey
 
 #define SIGN_MAX_KEY_FILE (64u << 10) /* a PEM key is a few hundred bytes */
 #define SIGN_MAX_PATCH (1ull << 30)   /* the reader's limit */
@@ -115,7 +205,9 @@ int qp_signer__open(const char *path, struct qp_signer **out, struct qp_error *e
 	int ret;
 
 	*out = NULL;
-	ret = sign_read_plain(path, SIGN_MAX_KEY_FILE, &pem, &len, err);
+	ret = sign_ossl_load(err);
+	if (!ret)
+		ret = sign_read_plain(path, SIGN_MAX_KEY_FILE, &pem, &len, err);
 	if (ret)
 		return ret;
 	s = calloc(1, sizeof(*s));
@@ -244,6 +336,9 @@ int qp_keyring__add_pem(struct qp_keyring *kr, const char *name, const void *pem
 	BIO *bio;
 	int ret = 0;
 
+	ret = sign_ossl_load(err);
+	if (ret)
+		return ret;
 	if (kr->n >= SIGN_MAX_KEYS)
 		return qp_seterr(err, -E2BIG, "'%s': more than %d trusted keys", name, SIGN_MAX_KEYS);
 	if (len > SIGN_MAX_KEY_FILE)

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -914,20 +915,25 @@ static int ld_apply_prepare(struct ld_ctx *c, struct qp_error *err)
 	int ret;
 
 	ret = ld_apply_seccomp(c, err); /* before anything changes */
+	ld_phase(c, "seccomp check");
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_HELD, err);
 	if (!ret)
 		ret = ld_resolve_ifuncs(c, err);
 	if (!ret)
 		ret = ld_map(c, qp_patch__info(c->patch)->id, err);
+	ld_phase(c, "map");
 	if (!ret)
 		ret = ld_build_image(c, err);
+	ld_phase(c, "relocate");
 	if (!ret)
 		ret = qp_proc__write(&c->proc, c->region, c->buf, c->region_size, err);
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_WRITTEN, err);
+	ld_phase(c, "write");
 	if (!ret)
 		ret = ld_protect(c, err);
+	ld_phase(c, "protect");
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_PROTECTED, err);
 	if (ret)
@@ -1006,6 +1012,7 @@ static int ld_apply_commit(struct ld_ctx *c, struct qp_error *err)
 		ld_unjump(c);
 		ld_sites_unwrite(c);
 	}
+	ld_phase(c, "jumps");
 	return ret;
 }
 
@@ -1104,11 +1111,26 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 	for (c->stats->attempts = 1;; c->stats->attempts++) {
 		c->stop_t0 = now_us();
 		ret = qp_proc__stop(&c->proc, err);
+		ld_phase(c, "stop all");
 		if (ret)
 			return ret;
+		if (c->proc.interrupted_ms > 0) /* the pause begins with the first interrupt */
+			c->stop_t0 = c->proc.interrupted_ms * 1000.0;
 		c->stopped_t0 = now_us();
-		if (!busy(c, why, sizeof(why)))
+		if (!busy(c, why, sizeof(why))) {
+			ld_phase(c, "busy check");
 			return 0;
+		}
+		ld_phase(c, "busy check");
+		if (c->cfi_wanted) { /* a stack to unwind: load the CFI with the target running */
+			c->cfi_wanted = false;
+			qp_proc__resume(&c->proc, NULL);
+			ld_phase(c, "resume all");
+			ld_cfi_load(c);
+			ld_phase(c, "CFI");
+			c->stats->attempts--; /* this one does not count */
+			continue;
+		}
 		/* still busy after a while: catch the thread on its way out,
 		 * once per thread found busy */
 		while (busy == ld_apply_busy && budget > 0 &&
@@ -1132,13 +1154,44 @@ static int ld_stop_quiet(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *,
 				return 0;
 		}
 		qp_proc__resume(&c->proc, NULL);
+		ld_phase(c, "resume all");
 		if (c->stats->attempts >= ld_tries(c))
 			return qp_seterr(err, QP_EBUSY, "%s (still after %d attempts over %d ms%s)",
 					 why, ld_tries(c), ld_tries(c) * ld_delay_ms(c), alone);
 		ret = ld_pause(c, err);
+		ld_phase(c, "retry wait");
 		if (ret)
 			return ret;
 	}
+}
+
+/*
+ * While the loader holds threads stopped, the target's other threads, and
+ * the ones it lets go, compete with it for the CPUs (256 threads that each
+ * wake once a millisecond keep two CPUs more than half busy): each time
+ * one preempts the loader, every held thread waits longer.  So the loader
+ * thread runs at nice LD_BOOST_NICE meanwhile, when it may (CAP_SYS_NICE),
+ * and at its own priority again after; the target's priorities are not
+ * touched.  Returns the priority to restore, or LD_NO_BOOST.
+ */
+#define LD_BOOST_NICE (-20)
+#define LD_NO_BOOST 100
+static int ld_boost(void)
+{
+	int prio;
+
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, 0); /* Linux: this thread */
+	if ((prio == -1 && errno) || prio <= LD_BOOST_NICE ||
+	    setpriority(PRIO_PROCESS, 0, LD_BOOST_NICE))
+		return LD_NO_BOOST;
+	return prio;
+}
+
+static void ld_unboost(int prio)
+{
+	if (prio != LD_NO_BOOST)
+		setpriority(PRIO_PROCESS, 0, prio);
 }
 
 /* Run @work on the stopped target; a process that ended meanwhile is an error. */
@@ -1165,15 +1218,21 @@ static int ld_resume(struct ld_ctx *c, int ret, struct qp_error *err)
 int ld_while_stopped(struct ld_ctx *c, bool (*busy)(struct ld_ctx *, char *, size_t),
 			    int (*work)(struct ld_ctx *, struct qp_error *), struct qp_error *err)
 {
+	int prio = ld_boost();
 	int ret = ld_stop_quiet(c, busy, err);
 
-	if (ret)
+	if (ret) {
+		ld_unboost(prio);
 		return ld_check_death(c, ret, err);
+	}
 	c->stats->threads = c->proc.nthreads;
 	ret = ld_work(c, work, err);
 	c->stats->stopped_us = now_us() - c->stopped_t0;
+	ld_phase(c, "work stopped");
 	ret = ld_resume(c, ret, err);
 	c->stats->stop_us = now_us() - c->stop_t0;
+	ld_unboost(prio);
+	ld_phase(c, "resume all");
 	return ret;
 }
 
@@ -1183,12 +1242,20 @@ int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *
 		struct qp_error *err)
 {
 	double t0 = now_us();
+	int prio = ld_boost();
 	int ret = qp_proc__stop_one(&c->proc, err);
 
-	if (ret)
+	ld_phase(c, "stop one");
+	if (ret) {
+		ld_unboost(prio);
 		return ld_check_death(c, ret, err);
-	ret = ld_resume(c, ld_work(c, work, err), err);
+	}
+	ret = ld_work(c, work, err);
+	ld_phase(c, "work held");
+	ret = ld_resume(c, ret, err);
+	ld_unboost(prio);
 	c->stats->held_us += now_us() - t0;
+	ld_phase(c, "resume one");
 	return ret;
 }
 
@@ -1246,10 +1313,13 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	int ret;
 
 	ret = qp_maps__read(c->pid, &c->maps, err);
+	ld_phase(c, "read maps");
 	if (!ret)
 		ret = ld_find_target(c, err);
+	ld_phase(c, "find target");
 	if (!ret)
 		ret = ld_list(&c->proc, &c->maps, true, &c->applied, &c->napplied, err);
+	ld_phase(c, "records");
 	if (ret)
 		return ret;
 	applied = c->applied;
@@ -1261,12 +1331,15 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	c->seq = n ? applied[n - 1].rec.seq + 1 : 1;
 	if (!ret)
 		ret = ld_resolve(c, err);
+	ld_phase(c, "resolve symbols");
 	if (!ret)
 		ret = ld_prepare_funcs(c, err);
+	ld_phase(c, "decode functions");
 	if (!ret)
 		ret = ld_sites_find(c, err);
 	if (!ret)
 		ret = ld_busy_ranges(c, err);
+	ld_phase(c, "sites, busy ranges");
 	if (ret)
 		return ret;
 	for (i = 0; i < qp_patch__rela_count(c->patch); i++) {
@@ -1285,15 +1358,18 @@ static int ld_prepare(struct ld_ctx *c, struct qp_error *err)
 	if (!c->buf)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
+	ld_phase(c, "find hole");
 	if (!ret)
-		ret = qp_proc__find_gadget(&c->proc, err);
-	if (!ret && !(c->opts && c->opts->allow_active) &&
-	    !qp_unwind__new(c->pid, &c->uw, NULL)) /* without: conservative scans */
-		ld_patch_cfi(c, c->applied, c->napplied);
+		ret = qp_proc__find_gadget_in(&c->proc, &c->maps, err);
+	ld_phase(c, "find syscall");
+	/* the call frame information only when a stack needs unwinding */
+	if (!ret && !(c->opts && c->opts->allow_active))
+		ld_cfi_lazy(c, c->applied, c->napplied);
 	/* suspended coroutines are looked for now, while the target runs; the
 	 * window only reads their contexts again */
 	if (!ret && !(c->opts && c->opts->allow_active))
 		ret = ld_coro_find(c, err);
+	ld_phase(c, "coroutines");
 	return ret;
 }
 
@@ -1313,6 +1389,7 @@ int ld_begin(struct ld_ctx *c, struct qp_error *err)
 
 	c->lock_fd = -1;
 	c->proc.mem_fd = -1;
+	ld_phase(c, "begin");
 	/* may the loader trace it at all; then the lock, so that a tracer
 	 * found after it is not another loader */
 	ret = ld_target_ended(c->pid, err);
@@ -1321,8 +1398,10 @@ int ld_begin(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_lock(c->pid, c->opts ? c->opts->lock_wait_ms : 0, &c->lock_fd, c->lock_path,
 			      sizeof(c->lock_path), err);
+	ld_phase(c, "lock");
 	if (!ret)
 		ret = ld_target_check(c->pid, c->opts && c->opts->hold, err);
+	ld_phase(c, "target checks");
 	if (!ret && c->opts && c->opts->hold)
 		c->proc.keep_tid = qp_hold__tid(c->opts->hold);
 	return ret;
@@ -1338,6 +1417,7 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	memset(stats, 0, sizeof(*stats));
 	ret = ld_begin(&c, err);
 	ld_exe_id(pid, &c.exe_dev, &c.exe_ino);
+	ld_phase(&c, "target checks");
 	if (!ret)
 		ret = ld_prepare(&c, err);
 	if (!ret) {
@@ -1351,7 +1431,8 @@ int qp_load_apply(pid_t pid, const struct qp_patch *patch, const struct qp_load_
 	stats->region = ret ? 0 : c.region;
 	stats->nfuncs = c.nfuncs;
 	stats->nsites = c.nsites;
-	stats->total_us = now_us() - t0;
 	ld_ctx_release(&c);
+	ld_phase(&c, "unlock, release");
+	stats->total_us = now_us() - t0;
 	return ret;
 }

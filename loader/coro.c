@@ -117,9 +117,9 @@ static bool coro_is_exec(const struct ld_coro *k, uint64_t a)
 
 /* glibc puts a thread's struct pthread at the top of its stack: its first
  * word (tcbhead_t.tcb) and third (.self) hold its own address. */
-static bool coro_has_tcb(struct ld_ctx *c, uint64_t lo, uint64_t hi)
+static bool coro_tcb_in(struct ld_ctx *c, uint64_t lo, uint64_t hi, uint64_t read)
 {
-	uint64_t from = hi - lo > CORO_TCB_READ ? hi - CORO_TCB_READ : lo;
+	uint64_t from = hi - lo > read ? hi - read : lo;
 	size_t n = (size_t)(hi - from) / 8, i;
 	uint64_t *w = malloc(n * 8 + 8);
 	bool found = false;
@@ -132,6 +132,13 @@ static bool coro_has_tcb(struct ld_ctx *c, uint64_t lo, uint64_t hi)
 		found = w[i] == from + i * 8 && w[i + 2] == w[i];
 	free(w);
 	return found;
+}
+
+/* The last page first, where glibc's struct pthread usually is: a
+ * thread stack costs one page read, not four. */
+static bool coro_has_tcb(struct ld_ctx *c, uint64_t lo, uint64_t hi)
+{
+	return coro_tcb_in(c, lo, hi, 4096) || coro_tcb_in(c, lo, hi, CORO_TCB_READ);
 }
 
 /*
@@ -350,7 +357,9 @@ int ld_coro_find(struct ld_ctx *c, struct qp_error *err)
 	c->stats->coro_stacks = 0;
 	c->stats->coro_scanned = 0;
 	c->stats->coro_skipped = 0;
-	ret = qp_maps__read(c->pid, &k->maps, err);
+	/* apply: the map read moments ago; undo looks after its change */
+	ret = c->undo || !c->maps.n ? qp_maps__read(c->pid, &k->maps, err) :
+				      qp_maps__copy(&c->maps, &k->maps, err);
 	if (!ret)
 		ret = coro_layout(c, k);
 	for (size_t i = 0; !ret && i < k->nstacks; i++) /* coroutines' */

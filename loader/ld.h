@@ -174,6 +174,12 @@ struct ld_ctx {
 	size_t nso_unsafe;            /* count of so_unsafe */
 	uint64_t so_dlopen, so_dlclose, so_dlerror; /* those functions in the target */
 	uint64_t exe_dev, exe_ino;    /* the program the process ran at the start (ld_execed) */
+	double phase_t;               /* when the last phase ended (ld_phase), 0: not begun */
+	bool cfi_lazy;                /* c->uw is made when a stack needs it (ld_cfi_lazy) */
+	bool cfi_wanted;              /* a busy check needed it and said busy: the stop is
+					 let go, it is loaded, the attempt made again */
+	const struct qp_applied *cfi_applied; /* the patches whose CFI it gets */
+	size_t cfi_napplied;          /* count of cfi_applied */
 	int lock_fd;                  /* the process's lock (ld_lock), -1 when not held */
 	char lock_path[LD_LOCK_PATH]; /* its file */
 };
@@ -214,6 +220,12 @@ int ld_with_one(struct ld_ctx *c, int (*work)(struct ld_ctx *, struct qp_error *
 void ld_ctx_release(struct ld_ctx *c);
 /* Did the process call execve() since the operation began? */
 bool ld_execed(struct ld_ctx *c);
+
+/* timing.c */
+/* Phase @name ends now: the time since the previous one ended (or since
+ * c->phase_t was set) goes to c->stats->phases under @name (a static
+ * string). */
+void ld_phase(struct ld_ctx *c, const char *name);
 
 /* target.c */
 /*
@@ -364,5 +376,14 @@ bool ld_apply_busy(struct ld_ctx *c, char *why, size_t size);
 uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t);
 bool ld_region_busy(struct ld_ctx *c, const struct qp_applied *a, char *why, size_t why_size);
 void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n);
+/*
+ * Call frame information on demand: the unwinder (c->uw) of every mapped
+ * object, and the CFI of the patches @v applied before, are loaded only
+ * when a stack needs unwinding (ld_cfi_load).  Most stops find no word of
+ * any stack pointing into the code being replaced and need none of it.
+ */
+void ld_cfi_lazy(struct ld_ctx *c, const struct qp_applied *v, size_t n);
+/* Load it now, if it was left for later (the target may be stopped or not). */
+void ld_cfi_load(struct ld_ctx *c);
 
 #endif

@@ -76,6 +76,8 @@ static void usage(FILE *f)
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
 		"                        (risky: a filter may kill the target; one read that\n"
 		"                        forbids a call the loader needs is still refused)\n"
+		"      --timing          print where the time went, phase by phase, on stderr\n"
+		"                        (also with QPATCH_TIMING=1 in the environment)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version and exit\n");
 }
@@ -86,6 +88,49 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* --timing: where the time of this run went, printed on stderr at the end. */
+static struct {
+	bool on;                /* --timing or QPATCH_TIMING */
+	double main_cpu_us;     /* CPU time used before main(): exec, dynamic linking */
+	double main_us;         /* main() entered (CLOCK_MONOTONIC) */
+	double patch_us;        /* reading and checking the patch file */
+	const struct qp_load_stats *st; /* the operation's phases, if one ran */
+} timing;
+
+static double cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void timing_print(void)
+{
+	const struct qp_load_stats *st = timing.st;
+	double sum = 0;
+	size_t i;
+
+	if (!timing.on)
+		return;
+	fflush(stdout);
+	fprintf(stderr, "qpatch-load: timing (us)\n");
+	fprintf(stderr, "  %-22s %8.0f\n", "start to main (CPU)", timing.main_cpu_us);
+	if (timing.patch_us > 0)
+		fprintf(stderr, "  %-22s %8.0f\n", "read patch", timing.patch_us);
+	for (i = 0; st && i < st->nphases; i++) {
+		fprintf(stderr, "  %-22s %8.0f", st->phases[i].name, st->phases[i].us);
+		if (st->phases[i].count > 1)
+			fprintf(stderr, " (%u times)", st->phases[i].count);
+		fprintf(stderr, "\n");
+		sum += st->phases[i].us;
+	}
+	if (st)
+		fprintf(stderr, "  %-22s %8.0f (phases above: %.0f)\n", "operation total",
+			st->total_us, sum);
+	fprintf(stderr, "  %-22s %8.0f\n", "main to now", (now_ms() * 1e3 - timing.main_us));
 }
 
 static int parse_pid(const char *s, pid_t *pid)
@@ -268,9 +313,12 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 	struct qp_patch *p;
+	double t0 = now_ms();
 	int ret;
 
 	p = open_patch(path, &err);
+	timing.patch_us = (now_ms() - t0) * 1e3;
+	timing.st = &st;
 	if (!p) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
 		return 1;
@@ -296,6 +344,7 @@ static int do_apply(pid_t pid, const char *path, const struct qp_load_opts *opts
 		print_stop(&st);
 	}
 	qp_patch__free(p);
+	timing_print();
 	return ret ? 1 : 0;
 }
 
@@ -412,6 +461,7 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
 		return 1;
 	}
+	timing.st = &st;
 	ret = qp_load_so(pid, path, opts, &st, id, &err);
 
 	if (ret && (st.target_gone || ret == QP_ESECCOMP)) {
@@ -426,6 +476,7 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 		print_stop(&st);
 		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
 	}
+	timing_print();
 	return ret ? 1 : 0;
 }
 
@@ -434,8 +485,10 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 
+	timing.st = &st;
 	if (qp_load_undo(pid, id, opts, &st, &err)) {
 		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		timing_print();
 		return 1;
 	}
 	printf("undid the last patch of process %d: %zu function(s) restored\n", (int)pid, st.nfuncs);
@@ -449,6 +502,8 @@ static int do_undo(pid_t pid, const char *id, const struct qp_load_opts *opts)
 	print_stop(&st);
 	if (st.pick_us > 0)
 		printf("every thread stopped %.0f us to pick the one that ran dlclose\n", st.pick_us);
+	fflush(stdout);
+	timing_print();
 	return 0;
 }
 
@@ -682,6 +737,7 @@ int main(int argc, char **argv)
 		{ "lock-wait", required_argument, NULL, 'W' },
 		{ "no-type-check", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "timing", no_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -692,6 +748,10 @@ int main(int argc, char **argv)
 	char *exec_fixes[64];
 	pid_t pid;
 
+	timing.main_cpu_us = cpu_us();
+	timing.main_us = now_ms() * 1e3;
+	timing.on = getenv("QPATCH_TIMING") && *getenv("QPATCH_TIMING") &&
+		    strcmp(getenv("QPATCH_TIMING"), "0");
 	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': so = optarg; break;
@@ -729,6 +789,7 @@ int main(int argc, char **argv)
 		case 'T': opts.no_type_check = true; break;
 		case 'v': verbose = true; break;
 		case 'W': opts.lock_wait_ms = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
+		case 'G': timing.on = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
 		default: usage(stderr); return 2;

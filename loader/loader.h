@@ -203,6 +203,16 @@ struct qp_load_opts {
 				   name), for a library stored under another name */
 };
 
+/* Where the time of one operation went (qp_load_stats.phases): each
+ * phase's time, summed over the times it ran (a retried stop runs "stop
+ * all" again).  For --timing; the names are static strings. */
+#define QP_PHASES_MAX 32
+struct qp_phase {
+	const char *name;       /* "read maps", "stop all", ... */
+	double us;              /* time spent in it, in all */
+	unsigned count;         /* times it ended */
+};
+
 struct qp_load_stats {
 	double stop_us;         /* first thread interrupted .. last resumed (last attempt):
 				   no thread is paused longer than this */
@@ -235,6 +245,10 @@ struct qp_load_stats {
 				   with the old function's (DWARF of both) */
 	char type_note[512];    /* .so patches: which type checks were skipped, and why
 				   ("" when none) */
+	struct qp_phase phases[QP_PHASES_MAX]; /* the operation's phases, in the order
+				   they first ended (the last ones merged into the
+				   last entry when there are more) */
+	size_t nphases;         /* count of phases */
 };
 
 /* An applied patch, as listed. */

@@ -28,52 +28,159 @@
 
 static char proc_task_state(pid_t pid, pid_t tid);
 
+/* The whole of /proc file @fd into a buffer of its own; NULL when it
+ * cannot be read (errno says why). */
+static char *proc_slurp(int fd, size_t *len)
+{
+	size_t cap = 16384, n = 0;
+	char *buf = malloc(cap), *v;
+	ssize_t r;
+
+	while (buf) {
+		if (n + 1 == cap) {
+			v = realloc(buf, cap *= 2);
+			if (!v)
+				break;
+			buf = v;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (!r) {
+			buf[n] = '\0';
+			*len = n;
+			return buf;
+		}
+		n += (size_t)r;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* "HEX" at *@s, the pointer moved past it; false when there is none. */
+static bool proc_hex(char **s, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(*s, &end, 16);
+	if (end == *s || errno)
+		return false;
+	*s = end;
+	return true;
+}
+
+/* One line of /proc/PID/maps ("start-end perms offset dev inode  path"),
+ * NUL-terminated in place; its path is cut out of it.  False when it is
+ * not one. */
+static bool proc_map_line(char *l, struct qp_map *m)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	if (!proc_hex(&l, &m->start) || *l++ != '-' || !proc_hex(&l, &m->end) || *l++ != ' ')
+		return false;
+	for (i = 0; i < 4 && l[i] && l[i] != ' '; i++)
+		m->perms[i] = l[i];
+	l += i;
+	if (*l++ != ' ' || !proc_hex(&l, &m->offset))
+		return false;
+	for (i = 0; i < 2; i++) { /* device, inode */
+		l += strspn(l, " ");
+		if (!*l)
+			return false;
+		l += strcspn(l, " ");
+	}
+	m->path = l + strspn(l, " ");
+	return true;
+}
+
 int qp_maps__read(pid_t pid, struct qp_maps *maps, struct qp_error *err)
 {
-	char path[64], line[1024];
-	size_t cap = 0;
-	FILE *f;
+	char path[64], *line, *next;
+	size_t len = 0, cap, lines = 1, i;
+	int fd;
 
 	maps->v = NULL;
 	maps->n = 0;
+	maps->text = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return qp_seterr(err, errno == ENOENT ? -ESRCH : -errno,
 				 "process %d: %s", (int)pid, errno == ENOENT ? "no such process" : strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		struct qp_map m = { 0 };
-		int pos = 0;
-
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s%n",
-			   &m.start, &m.end, m.perms, &m.offset, &pos) < 4)
-			continue;
-		while (line[pos] == ' ')
-			pos++;
-		line[strcspn(line, "\n")] = '\0';
-		snprintf(m.path, sizeof(m.path), "%s", line + pos);
-		if (maps->n == cap) {
-			struct qp_map *v;
-
-			cap = cap ? 2 * cap : 64;
-			v = realloc(maps->v, cap * sizeof(*v));
-			if (!v) {
-				fclose(f);
-				qp_maps__release(maps);
-				return qp_seterr(err, -ENOMEM, "out of memory");
-			}
-			maps->v = v;
-		}
-		maps->v[maps->n++] = m;
+	maps->text = proc_slurp(fd, &len);
+	close(fd);
+	if (!maps->text && errno == ENOMEM)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	if (!maps->text) /* it ended meanwhile: no mapping */
+		return 0;
+	for (i = 0; i < len; i++)
+		lines += maps->text[i] == '\n';
+	cap = lines;
+	maps->v = malloc(cap * sizeof(*maps->v));
+	if (!maps->v) {
+		qp_maps__release(maps);
+		return qp_seterr(err, -ENOMEM, "out of memory");
 	}
-	fclose(f);
+	for (line = maps->text; *line; line = next) {
+		next = line + strcspn(line, "\n");
+		if (*next)
+			*next++ = '\0';
+		if (maps->n < cap && proc_map_line(line, &maps->v[maps->n]))
+			maps->n++;
+	}
 	return 0;
+}
+
+int qp_maps__copy(const struct qp_maps *from, struct qp_maps *to, struct qp_error *err)
+{
+	size_t len = 0, i;
+
+	for (i = 0; i < from->n; i++)
+		len += strlen(from->v[i].path) + 1;
+	to->n = from->n;
+	to->v = malloc((from->n ? from->n : 1) * sizeof(*to->v));
+	to->text = malloc(len ? len : 1);
+	if (!to->v || !to->text) {
+		qp_maps__release(to);
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	for (i = 0, len = 0; i < from->n; i++) {
+		size_t l = strlen(from->v[i].path) + 1;
+
+		to->v[i] = from->v[i];
+		to->v[i].path = memcpy(to->text + len, from->v[i].path, l);
+		len += l;
+	}
+	return 0;
+}
+
+const struct qp_map *qp_maps__find(const struct qp_maps *maps, uint64_t addr)
+{
+	size_t lo = 0, hi = maps->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < maps->v[mid].start)
+			hi = mid;
+		else if (addr >= maps->v[mid].end)
+			lo = mid + 1;
+		else
+			return &maps->v[mid];
+	}
+	return NULL;
 }
 
 void qp_maps__release(struct qp_maps *maps)
 {
 	free(maps->v);
+	free(maps->text);
 	maps->v = NULL;
+	maps->text = NULL;
 	maps->n = 0;
 }
 
@@ -219,6 +326,42 @@ static int proc_wait_stop(struct qp_proc *p, struct qp_thread *t, struct qp_erro
 	}
 }
 
+/* Attach @tid (PTRACE_SEIZE: it goes on running) as a new thread of @p;
+ * 1 when it was added, 0 when it had ended already. */
+static int proc_seize(struct qp_proc *p, pid_t tid, struct qp_error *err)
+{
+	struct qp_thread *t, *v;
+
+	v = realloc(p->threads, (p->nthreads + 1) * sizeof(*v));
+	if (!v)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	p->threads = v;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
+		int e = errno;
+		char st = proc_task_state(p->pid, tid);
+
+		if (e == ESRCH || !st || st == 'Z' || st == 'X')
+			return 0; /* exited meanwhile */
+		return qp_seterr(err, -e, "thread %d: cannot attach: %s%s", (int)tid,
+				 strerror(e), e == EPERM ? " (are you root? is it traced already?)" : "");
+	}
+	t = &p->threads[p->nthreads++];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	return 1;
+}
+
+/* Interrupt seized thread @t; its stop is collected by proc_collect(). */
+static int proc_interrupt_seized(struct qp_proc *p, struct qp_thread *t, struct qp_error *err)
+{
+	(void)p;
+	/* ESRCH: it is exiting; proc_collect() gathers its end */
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 && errno != ESRCH)
+		return qp_seterr(err, -errno, "thread %d: cannot interrupt: %s", (int)t->tid,
+				 strerror(errno));
+	return 0;
+}
+
 /* Seize and interrupt @tid; its stop is collected by proc_collect().
  * 1 when it was added, 0 when it had ended already. */
 static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
@@ -255,26 +398,102 @@ static void proc_drop(struct qp_proc *p, size_t i)
 	p->nthreads--;
 }
 
-/* Wait for the stops of threads [from, nthreads) and read their registers. */
+/*
+ * One look at thread @t while its interrupt stop is awaited: 1 when it is
+ * in it (registers read), 0 when not yet (a signal that came first is
+ * kept, and it is let go on into the stop), -1 when it ended (t->gone),
+ * or QP_EPROC / -errno with a message.
+ */
+static int proc_poll_stop(struct qp_proc *p, struct qp_thread *t, struct qp_error *err)
+{
+	int status;
+	pid_t r;
+
+	if (t->has_status) {
+		t->has_status = false;
+		status = t->status;
+		r = t->tid;
+	} else {
+		r = waitpid(t->tid, &status, __WALL | WNOHANG);
+	}
+	if (r < 0 && errno == EINTR)
+		return 0;
+	if (r < 0)
+		return qp_seterr(err, QP_EPROC, "thread %d ended while being stopped", (int)t->tid);
+	if (r != t->tid)
+		return 0;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		proc_note_exit(p, t, status);
+		return -1;
+	}
+	if (!WIFSTOPPED(status))
+		return 0;
+	if ((status >> 16) != PTRACE_EVENT_STOP) {
+		/* a signal-delivery stop: hold the signal, resume into the
+		 * pending interrupt */
+		t->pending_sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+			return qp_seterr(err, -errno, "thread %d: %s", (int)t->tid, strerror(errno));
+		return 0;
+	}
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
+		return qp_seterr(err, -errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				 strerror(errno));
+	return 1;
+}
+
+/*
+ * Wait for the stops of threads [from, nthreads) and read their
+ * registers; the ones that ended meanwhile are dropped.  Every thread not
+ * stopped yet is looked at in turn (one waitpid each), then, when none
+ * moved, SIGCHLD is awaited (blocked once for the whole wait; the 2 ms
+ * bound also covers a SIGCHLD taken by another thread): the cost is a few
+ * system calls per thread, however the stops arrive.
+ */
 static int proc_collect(struct qp_proc *p, size_t from, struct qp_error *err)
 {
-	size_t i;
+	const struct timespec tick = { 0, 2 * 1000 * 1000 };
+	size_t i, n = p->nthreads - from, left = n;
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	sigset_t chld, old;
+	int ret = 0;
 
-	for (i = from; i < p->nthreads;) {
-		struct qp_thread *t = &p->threads[i];
+	if (!done)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
+	while (left && !ret) {
+		bool moved = false;
 
-		if (!t->gone && proc_wait_stop(p, t, err) && !t->gone)
-			return err->code;
-		if (t->gone) {
-			proc_drop(p, i);
-			continue;
+		for (i = 0; i < n && !ret; i++) {
+			struct qp_thread *t = &p->threads[from + i];
+			int r;
+
+			if (done[i])
+				continue;
+			r = t->gone ? -1 : proc_poll_stop(p, t, err);
+			if (r == 0)
+				continue;
+			if (r > 0 || r == -1) {
+				done[i] = true;
+				left--;
+				moved = true;
+			} else {
+				ret = r;
+			}
 		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
-			return qp_seterr(err, -errno, "thread %d: cannot read registers: %s",
-					 (int)t->tid, strerror(errno));
-		i++;
+		if (left && !ret && !moved)
+			sigtimedwait(&chld, NULL, &tick);
 	}
-	return 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(done);
+	for (i = from; i < p->nthreads;)
+		if (p->threads[i].gone)
+			proc_drop(p, i);
+		else
+			i++;
+	return ret;
 }
 
 /* Take @tid, which this tracer already holds stopped, as threads[0]. */
@@ -303,10 +522,67 @@ static int proc_adopt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 	return 0;
 }
 
+static int proc_tid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The tasks of the process listed now that are not in p->threads yet,
+ * into *@out (*@n of them). */
+static int proc_new_tasks(struct qp_proc *p, const char *path, pid_t **out, size_t *n,
+			  struct qp_error *err)
+{
+	pid_t *have = malloc((p->nthreads ? p->nthreads : 1) * sizeof(*have)), *v = NULL, *w;
+	size_t i, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	if (!have)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (i = 0; i < p->nthreads; i++)
+		have[i] = p->threads[i].tid;
+	qsort(have, p->nthreads, sizeof(*have), proc_tid_cmp);
+	d = opendir(path);
+	if (!d) {
+		free(have);
+		return qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno, "process %d: %s",
+				 (int)p->pid, errno == ENOENT ? "went away" : strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid <= 0 || bsearch(&tid, have, p->nthreads, sizeof(*have), proc_tid_cmp))
+			continue;
+		if (*n == cap) {
+			w = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!w)
+				break;
+			v = w;
+		}
+		v[(*n)++] = tid;
+	}
+	closedir(d);
+	free(have);
+	if (de) {
+		free(v);
+		*n = 0;
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	}
+	*out = v;
+	return 0;
+}
+
 /*
  * Every thread is interrupted before any stop is waited for, so threads
  * that need a CPU to reach their stop get it in parallel; then the task
- * list is read again until it shows no new thread.
+ * list is read again until it shows no new thread.  The new tasks of a
+ * pass are all attached first (PTRACE_SEIZE does not stop a thread), then
+ * interrupted in a row: a thread's pause begins with its interrupt, and
+ * no attach of another thread lengthens it.
  */
 int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 {
@@ -315,32 +591,39 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 	int ret = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+	p->interrupted_ms = 0;
 	if (p->keep_tid && !proc_has_thread(p, p->keep_tid))
 		ret = proc_adopt(p, p->keep_tid, err);
 	while (found_new && !ret) {
-		size_t from = p->nthreads;
-		DIR *d = opendir(path);
-		struct dirent *de;
+		size_t from = p->nthreads, n, i;
+		pid_t *tids;
 
-		if (!d)
-			return qp_seterr(err, errno == ENOENT ? QP_EPROC : -errno,
-					 "process %d: %s", (int)p->pid,
-					 errno == ENOENT ? "went away" : strerror(errno));
+		ret = proc_new_tasks(p, path, &tids, &n, err);
+		if (ret)
+			return ret;
 		found_new = false;
-		while (!ret && (de = readdir(d))) {
-			pid_t tid = (pid_t)atoi(de->d_name);
-
-			if (tid <= 0 || proc_has_thread(p, tid))
-				continue;
-			ret = proc_interrupt(p, tid, err);
+		for (i = 0; !ret && i < n; i++) {
+			ret = proc_seize(p, tids[i], err);
 			if (ret > 0) {
 				found_new = true;
 				ret = 0;
 			}
 		}
-		closedir(d);
+		free(tids);
+		/* every thread attached is interrupted and collected, also
+		 * after an error: a thread left attached but running could not
+		 * be detached (PTRACE_DETACH wants it stopped) */
+		if (!p->interrupted_ms)
+			p->interrupted_ms = proc_now_ms();
+		for (i = from; i < p->nthreads; i++) {
+			int r = proc_interrupt_seized(p, &p->threads[i], ret ? NULL : err);
+
+			ret = ret ? ret : r;
+		}
 		if (!ret)
 			ret = proc_collect(p, from, err);
+		else
+			proc_collect(p, from, NULL);
 	}
 	if (!ret && !p->nthreads) {
 		char how[64];
@@ -370,6 +653,13 @@ int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err)
 		ret = proc_has_thread(p, p->keep_tid) ? 0 : proc_adopt(p, p->keep_tid, err);
 		goto out;
 	}
+	/* the leader first, the task list's first entry: one system call,
+	 * not a listing of every thread */
+	ret = proc_interrupt(p, p->pid, err);
+	if (ret > 0)
+		ret = proc_collect(p, 0, err); /* drops it if it ended */
+	if (ret || p->nthreads)
+		goto out;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
 	d = opendir(path);
 	if (!d)
@@ -514,6 +804,13 @@ static bool proc_all_ended(pid_t pid)
 
 bool qp_proc__died_now(struct qp_proc *p)
 {
+	siginfo_t si = { 0 };
+
+	/* one look for any exit to collect (not consumed: WNOWAIT) before
+	 * one waitpid per thread: with every thread held, none is due */
+	if (!waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL | __WNOTHREAD) &&
+	    !si.si_pid && !p->died)
+		return false;
 	proc_reap(p, NULL);
 	return p->died;
 }
@@ -678,19 +975,15 @@ int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
 }
 
 /* Any "0f 05" bytes in executable memory serve: executing from there is a
- * syscall instruction whatever the bytes meant to the compiler. */
-int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
+ * syscall instruction whatever the bytes meant to the compiler.  Read a
+ * page at a time: one is found within the first few of most objects. */
+int qp_proc__find_gadget_in(struct qp_proc *p, const struct qp_maps *maps, struct qp_error *err)
 {
-	struct qp_maps maps;
-	uint8_t buf[65536];
+	uint8_t buf[4096];
 	size_t i, j;
-	int ret;
 
-	ret = qp_maps__read(p->pid, &maps, err);
-	if (ret)
-		return ret;
-	for (i = 0; i < maps.n && !p->gadget; i++) {
-		struct qp_map *m = &maps.v[i];
+	for (i = 0; i < maps->n && !p->gadget; i++) {
+		const struct qp_map *m = &maps->v[i];
 		uint64_t a;
 
 		if (m->perms[2] != 'x' || !strcmp(m->path, "[vsyscall]"))
@@ -708,10 +1001,21 @@ int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
 			}
 		}
 	}
-	qp_maps__release(&maps);
 	if (!p->gadget)
 		return qp_seterr(err, -ENOEXEC, "process %d: no syscall instruction found", (int)p->pid);
 	return 0;
+}
+
+int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
+{
+	struct qp_maps maps;
+	int ret;
+
+	ret = qp_maps__read(p->pid, &maps, err);
+	if (!ret)
+		ret = qp_proc__find_gadget_in(p, &maps, err);
+	qp_maps__release(&maps);
+	return ret;
 }
 
 int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,

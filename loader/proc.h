@@ -19,15 +19,23 @@ struct qp_map {
 	uint64_t start, end;   /* [start, end) */
 	uint64_t offset;       /* file offset of start */
 	char perms[5];         /* "r-xp" */
-	char path[512];        /* file, "[stack]", "" for anonymous */
+	const char *path;      /* file, "[stack]", "" for anonymous (in the
+				  qp_maps's text) */
 };
 
 struct qp_maps {
 	struct qp_map *v;      /* mappings in address order */
 	size_t n;              /* count of v */
+	char *text;            /* the file as read, the paths cut out of it (owned) */
 };
 
+/* /proc/PID/maps, read in one go (a process with many threads has a
+ * mapping or two per thread stack: hundreds of lines). */
 int qp_maps__read(pid_t pid, struct qp_maps *maps, struct qp_error *err);
+/* A copy of @from that owns its own memory. */
+int qp_maps__copy(const struct qp_maps *from, struct qp_maps *to, struct qp_error *err);
+/* The mapping holding @addr, or NULL (binary search: v is in address order). */
+const struct qp_map *qp_maps__find(const struct qp_maps *maps, uint64_t addr);
 void qp_maps__release(struct qp_maps *maps);
 
 struct qp_thread {
@@ -54,6 +62,8 @@ struct qp_proc {
 				      them ending means the process is dying */
 	bool alone;                /* threads[0] alone is stopped, the others run
 				      (qp_proc__stop_one, __release_others) */
+	double interrupted_ms;     /* CLOCK_MONOTONIC (ms) of the last qp_proc__stop()'s
+				      first interrupt: when its first thread was stopped */
 	unsigned long stops;       /* successful qp_proc__stop() calls: tells one stop from
 				      the next (what was read of a stopped thread holds for
 				      that stop only) */
@@ -125,6 +135,8 @@ int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
 /* Find a syscall instruction to run remote syscalls with; works while the
  * process runs, so callers do it before stopping it. */
 int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err);
+/* The same in the memory map @maps, read just before. */
+int qp_proc__find_gadget_in(struct qp_proc *p, const struct qp_maps *maps, struct qp_error *err);
 /* Run syscall @nr with up to 6 args in threads[0]; *@ret gets its result
  * (a negative errno on failure, as the kernel returns it). */
 int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,

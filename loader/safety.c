@@ -13,17 +13,6 @@
 
 #include "ld.h"
 
-/* The mapping of @c->maps that holds @addr, or NULL. */
-static const struct qp_map *ld_map_of(const struct qp_maps *maps, uint64_t addr)
-{
-	size_t i;
-
-	for (i = 0; i < maps->n; i++)
-		if (addr >= maps->v[i].start && addr < maps->v[i].end)
-			return &maps->v[i];
-	return NULL;
-}
-
 static const struct ld_range *ld_range_of(const struct ld_range *v, size_t n, uint64_t a)
 {
 	size_t i;
@@ -45,7 +34,7 @@ const struct ld_range *ld_stack_scan(struct ld_ctx *c, const struct qp_maps *map
 				     uint64_t limit, const struct ld_range *v, size_t n,
 				     uint64_t *where, bool *complete)
 {
-	const struct qp_map *m = ld_map_of(maps, from);
+	const struct qp_map *m = qp_maps__find(maps, from);
 	const struct ld_range *hit = NULL;
 	uint64_t sp = from & ~7ull, end, *buf;
 	size_t cnt, i;
@@ -121,6 +110,12 @@ bool ld_context_in(struct ld_ctx *c, const struct qp_maps *maps,
 		return false;
 	if (!ld_stack_scan(c, maps, sp, LD_STACK_PREFILTER, v, n, &where, &complete) && complete)
 		return false;
+	if (!c->uw && c->cfi_lazy) { /* not loaded yet: the caller loads it and asks again */
+		c->cfi_wanted = true;
+		snprintf(why, why_size, "%s: its stack must be unwound, and the call frame "
+			 "information was not loaded", who);
+		return true;
+	}
 	if (c->uw)
 		ret = qp_unwind__thread(c->uw, regs, ld_frame_cb, &f, &sp);
 	if (f.hit) {
@@ -304,6 +299,7 @@ uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t)
 	struct ld_exit x = { .v = c->busy, .n = c->nbusy, .last_in = -1 };
 	uint64_t sp;
 
+	ld_cfi_load(c); /* seldom: a thread found busy on its pc alone, 20 times */
 	/* a walk that ends early still tells where the frames it saw leave;
 	 * the busy check after the thread got there judges the rest */
 	if (!c->uw || qp_unwind__thread(c->uw, &t->regs, ld_exit_cb, &x, &sp) < 0)
@@ -319,6 +315,22 @@ uint64_t ld_exit_point(struct ld_ctx *c, const struct qp_thread *t)
  * mapping.  Without it, frames of patch code end the unwinding and the
  * rest of that stack is judged conservatively.
  */
+void ld_cfi_lazy(struct ld_ctx *c, const struct qp_applied *v, size_t n)
+{
+	c->cfi_lazy = true;
+	c->cfi_applied = v;
+	c->cfi_napplied = n;
+}
+
+void ld_cfi_load(struct ld_ctx *c)
+{
+	if (c->uw || !c->cfi_lazy)
+		return;
+	c->cfi_lazy = false; /* once: without it, stacks are judged conservatively */
+	if (!qp_unwind__new(c->pid, &c->uw, NULL))
+		ld_patch_cfi(c, c->cfi_applied, c->cfi_napplied);
+}
+
 void ld_patch_cfi(struct ld_ctx *c, const struct qp_applied *v, size_t n)
 {
 	size_t i;

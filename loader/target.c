@@ -18,31 +18,51 @@
 
 #include "ld.h"
 
-/* The value of "KEY:" in /proc/PID/status into @out; 0 or -errno. */
-static int tg_status(pid_t pid, const char *key, char *out, size_t size)
+/* What the checks need of /proc/PID/status, read in one go. */
+struct tg_status {
+	char state;          /* State: 'S', 'T', 'Z'... */
+	int threads;         /* Threads: (1 when not shown) */
+	long tracer;         /* TracerPid: */
+};
+
+/* The value of "KEY:" in the status text @text, or NULL. */
+static const char *tg_field(const char *text, const char *key)
 {
-	char path[64], line[256];
 	size_t klen = strlen(key);
-	FILE *f;
-	int ret = -ENOENT;
+	const char *l;
+
+	for (l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, klen) && l[klen] == ':')
+			return l + klen + 1 + strspn(l + klen + 1, " \t");
+	return NULL;
+}
+
+/* /proc/PID/status of @pid, one read; 0 or -errno. */
+static int tg_status(pid_t pid, struct tg_status *st)
+{
+	char path[64], text[4096];
+	const char *v;
+	ssize_t n;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *v = line + klen;
-
-		if (strncmp(line, key, klen) || *v != ':')
-			continue;
-		v += 1 + strspn(v + 1, " \t");
-		v[strcspn(v, "\n")] = '\0';
-		snprintf(out, size, "%s", v);
-		ret = 0;
-		break;
-	}
-	fclose(f);
-	return ret;
+	n = read(fd, text, sizeof(text) - 1); /* the fields used are in the first lines */
+	close(fd);
+	if (n <= 0)
+		return n ? -errno : -ENOENT;
+	text[n] = '\0';
+	v = tg_field(text, "State");
+	if (!v)
+		return -ENOENT;
+	st->state = *v;
+	v = tg_field(text, "Threads");
+	st->threads = v ? atoi(v) : 1;
+	v = tg_field(text, "TracerPid");
+	st->tracer = v ? strtol(v, NULL, 10) : 0;
+	return 0;
 }
 
 /* The name of process @pid ("?" when gone). */
@@ -63,12 +83,13 @@ static void tg_comm(pid_t pid, char *out, size_t size)
 
 int ld_tracer(pid_t pid, char *why, size_t size)
 {
-	char v[32], comm[64];
+	struct tg_status st;
+	char comm[64];
 	long tracer;
 
-	if (tg_status(pid, "TracerPid", v, sizeof(v)))
+	if (tg_status(pid, &st))
 		return 0;
-	tracer = strtol(v, NULL, 10);
+	tracer = st.tracer;
 	if (tracer <= 0)
 		return 0;
 	tg_comm((pid_t)tracer, comm, sizeof(comm));
@@ -106,34 +127,39 @@ static int tg_arch(pid_t pid, struct qp_error *err)
 	return 0;
 }
 
-int ld_target_ended(pid_t pid, struct qp_error *err)
+/* Is the process of status @st gone or a zombie? */
+static int tg_ended(pid_t pid, const struct tg_status *st, struct qp_error *err)
 {
-	char state[64], threads[32];
-
-	if (tg_status(pid, "State", state, sizeof(state)))
-		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
-	if (tg_status(pid, "Threads", threads, sizeof(threads)))
-		snprintf(threads, sizeof(threads), "1");
 	/* a leader that ended while other threads run shows Z too */
-	if ((state[0] == 'Z' || state[0] == 'X') && atoi(threads) <= 1)
+	if ((st->state == 'Z' || st->state == 'X') && st->threads <= 1)
 		return qp_seterr(err, QP_EPROC, "process %d is a zombie (it has ended; its parent has "
 				 "not collected its exit status): nothing to patch", (int)pid);
 	return 0;
 }
 
+int ld_target_ended(pid_t pid, struct qp_error *err)
+{
+	struct tg_status st;
+
+	if (tg_status(pid, &st))
+		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
+	return tg_ended(pid, &st, err);
+}
+
 int ld_target_check(pid_t pid, bool held, struct qp_error *err)
 {
-	char why[256], state[64];
+	struct tg_status st;
+	char why[256];
+	int ret;
 
-	if (!held && ld_tracer(pid, why, sizeof(why)))
+	if (tg_status(pid, &st))
+		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
+	if (!held && st.tracer > 0 && ld_tracer(pid, why, sizeof(why)))
 		return qp_seterr(err, QP_ETARGET, "%s", why);
-	int ret = ld_target_ended(pid, err);
-
+	ret = tg_ended(pid, &st, err);
 	if (ret)
 		return ret;
-	if (tg_status(pid, "State", state, sizeof(state)))
-		return qp_seterr(err, QP_EPROC, "process %d: no such process", (int)pid);
-	if (!held && state[0] == 'T')
+	if (!held && st.state == 'T')
 		return qp_seterr(err, QP_ETARGET, "process %d is stopped by a signal (SIGSTOP or "
 				 "another stop signal; it stays stopped): resume it (kill -CONT %d) "
 				 "and try again", (int)pid, (int)pid);
@@ -259,9 +285,12 @@ int ld_lock(pid_t pid, int wait_ms, int *out, char *path, size_t path_size, stru
 		nanosleep(&pause, NULL);
 	}
 	snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	/* who holds it, for the messages of others; nothing depends on it */
-	if (!ftruncate(fd, 0))
-		(void)!pwrite(fd, buf, strlen(buf), 0);
+	/* who holds it, for the messages of others; nothing depends on it.
+	 * Written, then cut to its length (a loader killed before may have
+	 * left a longer pid): a file cut to 0 bytes and written again is
+	 * flushed to disk on close by ext4 (auto_da_alloc), milliseconds */
+	if (pwrite(fd, buf, strlen(buf), 0) == (ssize_t)strlen(buf))
+		(void)!ftruncate(fd, (off_t)strlen(buf));
 	*out = fd;
 	return 0;
 }

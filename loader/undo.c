@@ -176,6 +176,13 @@ int ld_reap(struct ld_ctx *c, struct qp_applied *v, size_t n, struct qp_error *e
 			free_now[i] = ld_reapable(c, &v[i]) &&
 				      !ld_region_busy(c, &v[i], c->stats->kept_why,
 						      sizeof(c->stats->kept_why));
+		if (c->cfi_wanted) { /* a stack to unwind: the CFI, loaded with the target running */
+			c->cfi_wanted = false;
+			qp_proc__resume(&c->proc, NULL);
+			ld_cfi_load(c);
+			attempt--; /* this one does not count */
+			continue;
+		}
 		/* .so patches: their library is dlclosed by a thread that may */
 		held_t0 = now_us();
 		if (ld_undo_so_pick(c, v, n, free_now) && now_us() - held_t0 > c->stats->pick_us)
@@ -312,8 +319,10 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	ret = ld_begin(&c, err);
 	if (!ret)
 		ret = qp_maps__read(pid, &c.maps, err);
+	ld_phase(&c, "read maps");
 	if (!ret)
 		ret = ld_list(&c.proc, &c.maps, true, &applied, &n, err);
+	ld_phase(&c, "records");
 	for (i = n; !ret && i-- > 0;)
 		if (applied[i].rec.state == QP_REC_APPLIED && !a)
 			a = &applied[i];
@@ -352,14 +361,21 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	}
 	for (i = 0; i < c.nsites; i++)
 		c.sites[i].rec = a->sites[i];
-	ret = qp_proc__find_gadget(&c.proc, err);
+	ret = qp_proc__find_gadget_in(&c.proc, &c.maps, err);
+	ld_phase(&c, "find syscall");
 	for (i = 0; !ret && i < n; i++) /* a .so patch's library gets unloaded */
 		if (applied[i].so && (applied[i].rec.state == QP_REC_RESTORED || &applied[i] == a)) {
 			ret = ld_so_unsafe(&c, err);
 			break;
 		}
-	if (!ret && !qp_unwind__new(pid, &c.uw, NULL)) /* without: conservative scans */
-		ld_patch_cfi(&c, applied, n);
+	/* the call frame information only when a stack needs unwinding; a
+	 * .so patch's undo picks the thread that runs dlclose with it */
+	if (!ret)
+		ld_cfi_lazy(&c, applied, n);
+	for (i = 0; !ret && i < n; i++)
+		if (applied[i].so)
+			ld_cfi_load(&c);
+	ld_phase(&c, "CFI");
 	ld_block_signals(&c.sigmask);
 	if (!ret)
 		ret = ld_while_stopped(&c, ld_undo_busy, ld_undo_restore, err);
@@ -368,10 +384,12 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	 * fails, every mapping stays: ld_coro_busy) */
 	if (!ret)
 		ld_coro_find(&c, NULL);
+	ld_phase(&c, "coroutines");
 	if (!ret) {
 		a->rec.state = QP_REC_RESTORED;
 		ret = ld_reap(&c, applied, n, err);
 	}
+	ld_phase(&c, "remove mapping");
 	pthread_sigmask(SIG_SETMASK, &c.sigmask, NULL);
 	stats->region = c.region;
 	stats->nfuncs = c.nfuncs;
@@ -382,5 +400,7 @@ out:
 	c.region = 0;
 	ld_unlock(c.lock_fd, c.lock_path);
 	ld_ctx_release(&c);
+	ld_phase(&c, "unlock, release");
+	stats->total_us = now_us() - t0;
 	return ret;
 }

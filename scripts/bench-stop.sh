@@ -17,11 +17,19 @@
 #   loader wall: the whole qpatch-load run, start to exit, as the shell
 #           sees it;
 # for the apply (and the probe's figure for the undo).
-# Usage: scripts/bench-stop.sh [BUILD_DIR] [REPS]   (defaults: build, 20)
+# Usage: scripts/bench-stop.sh [BUILD_DIR] [REPS] [OTHER_BUILD_DIR]
+#   (defaults: build, 20).  With OTHER_BUILD_DIR, the loader of each build
+#   applies and undoes in turn on the same target, each repetition, and
+#   each configuration gets a row per build ("A" the first, "B" the
+#   other): a comparison made under the same load.  BENCH_MODES="idle"
+#   (default "idle busy") and BENCH_THREADS="2 256" (default "2 16 256")
+#   choose the configurations.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
 REPS=${2:-20}
+BINS=("$BIN")
+[ -n "${3:-}" ] && BINS+=("$(cd "$3" && pwd)/bin")
 P=$ROOT/tests/integration/progs/hot
 W=$(mktemp -d /tmp/qpatch-bench.XXXXXX)
 pid=
@@ -60,38 +68,48 @@ make -s -C "$W/app" CC="$BIN/qpatch-cc"
 gap() { probe_gap "$W/probe" "$1" "$2"; }
 
 echo "# $(nproc) CPUs, $REPS runs each; microseconds, median max"
-printf '%-7s %-4s | %-13s | %-13s | %-13s | %-13s | %-13s | %-13s\n' threads mode \
+printf '%-7s %-6s | %-13s | %-13s | %-13s | %-13s | %-13s | %-13s\n' threads mode \
 	"probe apply" "probe undo" "noise floor" "window" "pause" "loader wall"
-for mode in idle busy; do
-	for n in 2 16 256; do
+for mode in ${BENCH_MODES:-idle busy}; do
+	for n in ${BENCH_THREADS:-2 16 256}; do
 		BENCH_PROBE=1 "$W/app/hot" "$((n - 1))" $mode >"$W/probe" &
 		pid=$!
 		sleep 1
-		: >"$W/apply"; : >"$W/undo"; : >"$W/ga"; : >"$W/gu"; : >"$W/gn"
+		for k in "${!BINS[@]}"; do
+			: >"$W/apply$k"; : >"$W/undo$k"; : >"$W/ga$k"; : >"$W/gu$k"; : >"$W/gn$k"
+		done
 		for _ in $(seq "$REPS"); do
-			t0=$(mono)
-			"$BIN/qpatch-load" "$pid" "$W/fix.qpatch" >>"$W/apply" || echo "apply failed" >&2
-			t1=$(mono)
-			sleep 0.05
-			u0=$(mono)
-			"$BIN/qpatch-load" --undo "$pid" >>"$W/undo" || echo "undo failed" >&2
-			u1=$(mono)
-			sleep 0.05
-			n0=$(mono)
-			sleep "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.6f", d / 1e9 }')"
-			n1=$(mono)
-			sleep 0.05
-			echo "$t0 $t1" >>"$W/ga"; echo "$u0 $u1" >>"$W/gu"; echo "$n0 $n1" >>"$W/gn"
+			for k in "${!BINS[@]}"; do
+				bin=${BINS[$k]}
+				t0=$(mono)
+				"$bin/qpatch-load" "$pid" "$W/fix.qpatch" >>"$W/apply$k" || echo "apply failed" >&2
+				t1=$(mono)
+				sleep 0.05
+				u0=$(mono)
+				"$bin/qpatch-load" --undo "$pid" >>"$W/undo$k" || echo "undo failed" >&2
+				u1=$(mono)
+				sleep 0.05
+				n0=$(mono)
+				sleep "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.6f", d / 1e9 }')"
+				n1=$(mono)
+				sleep 0.05
+				echo "$t0 $t1" >>"$W/ga$k"; echo "$u0 $u1" >>"$W/gu$k"; echo "$n0 $n1" >>"$W/gn$k"
+			done
 		done
 		sleep 0.1
 		kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 		pid=
-		ga=$(while read -r a b; do gap "$a" "$b"; done <"$W/ga" | stats)
-		gu=$(while read -r a b; do gap "$a" "$b"; done <"$W/gu" | stats)
-		gn=$(while read -r a b; do gap "$a" "$b"; done <"$W/gn" | stats)
-		win=$(sed -nE 's/.*stopped for ([0-9]+) us.*/\1/p' "$W/apply" | stats)
-		pause=$(sed -nE 's/.*last resume ([0-9]+) us.*/\1/p' "$W/apply" | stats)
-		wall=$(while read -r a b; do echo $(((b - a) / 1000)); done <"$W/ga" | stats)
-		printf '%-7s %-4s | %s | %s | %s | %s | %s | %s\n' "$n" "$mode" "$ga" "$gu" "$gn" "$win" "$pause" "$wall"
+		for k in "${!BINS[@]}"; do
+			ga=$(while read -r a b; do gap "$a" "$b"; done <"$W/ga$k" | stats)
+			gu=$(while read -r a b; do gap "$a" "$b"; done <"$W/gu$k" | stats)
+			gn=$(while read -r a b; do gap "$a" "$b"; done <"$W/gn$k" | stats)
+			win=$(sed -nE 's/.*stopped for ([0-9]+) us.*/\1/p' "$W/apply$k" | stats)
+			pause=$(sed -nE 's/.*last resume ([0-9]+) us.*/\1/p' "$W/apply$k" | stats)
+			wall=$(while read -r a b; do echo $(((b - a) / 1000)); done <"$W/ga$k" | stats)
+			tag=$mode
+			[ ${#BINS[@]} -gt 1 ] && tag="$mode $([ "$k" -eq 0 ] && echo A || echo B)"
+			printf '%-7s %-6s | %s | %s | %s | %s | %s | %s\n' "$n" "$tag" "$ga" "$gu" "$gn" \
+				"$win" "$pause" "$wall"
+		done
 	done
 done

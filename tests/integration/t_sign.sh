@@ -68,6 +68,21 @@ refused "other key: names the key id" "signed with another key: key id $keyid, n
 check "--verify with --undo: usage error" test $? -eq 2
 refused "--verify with an RSA key" "rsa.key' is not an Ed25519 key but a key of type RSA" \
 	"$QP_BIN/qpatch-load" --verify "$K/rsa.key" "$TARGET_PID" "$T/fix.qpatch"
+# libcrypto is loaded when a key is read, not linked: a run that checks no
+# signature does without it, and one that must check refuses clearly
+# when it cannot be loaded (hidden here by a file of 0 bytes mounted over it)
+check "qpatch-load does not link libcrypto" sh -c "! readelf -d '$QP_BIN/qpatch-load' | grep -q 'NEEDED.*libcrypto'"
+crypto=$(readlink -f "$(ldd "$(command -v openssl)" | awk '/libcrypto/ { print $3 }')")
+if [ -f "$crypto" ] && unshare -m true 2>/dev/null; then
+	nocrypto() { unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$crypto" "$@"; }
+	refused "no libcrypto: --verify refused, saying why" "cannot load libcrypto\.so\.[0-9]+, which makes and checks Ed25519 signatures" \
+		nocrypto "$QP_BIN/qpatch-load" --verify "$K/release.pem" "$TARGET_PID" "$T/fix.qpatch"
+	nocrypto "$QP_BIN/qpatch-dump" "$T/fix.qpatch" >"$T/nc.out" 2>&1
+	check "no libcrypto: a signed patch is still read when no key is asked for" \
+		grep -q "signature:      Ed25519, key id $keyid" "$T/nc.out"
+else
+	ok "no libcrypto: skipped (no mount namespace)"
+fi
 
 # one byte of each part of the file: the ELF header, every section header,
 # every section that has bytes in the file

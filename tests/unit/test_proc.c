@@ -8,11 +8,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,8 +161,76 @@ static void test_ended_before_stop(void)
 	alarm(0);
 }
 
+/* The memory map: every line of /proc/self/maps parsed as the kernel wrote
+ * it, found by address, copied. */
+static void test_maps(void)
+{
+	char name[] = "/tmp/qp maps  test XXXXXX"; /* spaces in a path */
+	struct qp_error err = { 0 };
+	struct qp_maps m = { 0 }, k = { 0 };
+	const struct qp_map *f, *g;
+	char line[1024], path[512];
+	FILE *fp = fopen("/proc/self/maps", "re");
+	size_t lines = 0, i;
+	bool sorted = true;
+	void *p, *q = MAP_FAILED;
+	int fd = mkstemp(name);
+
+	CHECK(fd >= 0 && !ftruncate(fd, 8192));
+	if (fd >= 0)
+		q = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 4096);
+	CHECK(q != MAP_FAILED);
+	p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	CHECK_INT(qp_maps__read(getpid(), &m, &err), 0);
+	while (fp && fgets(line, sizeof(line), fp))
+		lines++;
+	if (fp)
+		fclose(fp);
+	/* every line an entry (the allocator, ASan's above all, may map or
+	 * unmap between the two reads: not an exact count) */
+	CHECK(m.n > 8 && m.n + 64 > lines && lines + 64 > m.n);
+	for (i = 0; i < m.n; i++)
+		sorted &= (!i || m.v[i - 1].end <= m.v[i].start) && m.v[i].start < m.v[i].end &&
+			  strlen(m.v[i].perms) == 4 && strchr("r-", m.v[i].perms[0]) &&
+			  strchr("ps", m.v[i].perms[3]);
+	CHECK(sorted);
+	f = qp_maps__find(&m, (uint64_t)(uintptr_t)&test_maps);
+	CHECK(f != NULL);
+	if (f) {
+		CHECK_STR(f->perms, "r-xp");
+		CHECK(readlink("/proc/self/exe", path, sizeof(path) - 1) > 0);
+		path[sizeof(path) - 1] = '\0';
+		path[strcspn(path, "\n")] = '\0';
+		CHECK(strstr(f->path, "test_proc") != NULL);
+	}
+	f = qp_maps__find(&m, (uint64_t)(uintptr_t)p);
+	CHECK(f && f->start == (uint64_t)(uintptr_t)p && !strcmp(f->path, "") &&
+	      !strcmp(f->perms, "r--p") && f->offset == 0);
+	f = qp_maps__find(&m, (uint64_t)(uintptr_t)q);
+	CHECK(f && f->offset == 4096 && !strcmp(f->perms, "r--s"));
+	if (f)
+		CHECK_STR(f->path, name);
+	CHECK(qp_maps__find(&m, 0) == NULL);
+	CHECK_INT(qp_maps__copy(&m, &k, &err), 0);
+	CHECK_INT(k.n, m.n);
+	g = qp_maps__find(&k, (uint64_t)(uintptr_t)&test_maps);
+	CHECK(g && g->path != f->path && !strcmp(g->path, qp_maps__find(&m, g->start)->path));
+	qp_maps__release(&m);
+	CHECK(k.n && k.v[k.n - 1].end > k.v[0].start); /* the copy outlives the original */
+	qp_maps__release(&k);
+	munmap(p, 4096);
+	if (q != MAP_FAILED)
+		munmap(q, 4096);
+	if (fd >= 0) {
+		close(fd);
+		unlink(name);
+	}
+}
+
 int main(void)
 {
+	test_maps();
 	if (geteuid() != 0) {
 		printf("test_proc: not root, skipped\n");
 		return 0;
