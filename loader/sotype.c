@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "qpatch/so.h"
+#include "dwlib.h"
 #include "sotype.h"
 
 #define SOTYPE_MAX_PARAMS 64 /* parameters compared at most */
@@ -52,14 +53,6 @@ struct sotype_side {
 	Dwarf *dw;           /* NULL: no DWARF found */
 };
 
-static char *sotype_debuginfo_path; /* libdwfl's default search */
-
-static const Dwfl_Callbacks sotype_callbacks = {
-	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
-	.section_address = dwfl_offline_section_address,
-	.debuginfo_path = &sotype_debuginfo_path,
-};
 
 static void sotype_open(struct sotype_side *side, const char *file, const char *name)
 {
@@ -67,7 +60,7 @@ static void sotype_open(struct sotype_side *side, const char *file, const char *
 	Dwarf_Addr bias;
 
 	memset(side, 0, sizeof(*side));
-	side->dwfl = dwfl_begin(&sotype_callbacks);
+	side->dwfl = dwfl_begin(qp_dw_offline_callbacks());
 	if (!side->dwfl)
 		return;
 	/* libdwfl opens @file itself; a debug link is looked for next to it */
@@ -434,6 +427,11 @@ int ld_so_type_check(const struct qp_elf *lib, const struct qp_elf_sec *sec,
 
 	*nchecked = 0;
 	note[0] = '\0';
+	if (qp_dw_load("reads the DWARF of the type check", err)) {
+		sotype_note(note, note_size, "type check skipped: %s", err ? err->msg : "no libdw");
+		qp_error_clear(err);
+		return 0;
+	}
 	sotype_open(&l, lib->path, lib->path);
 	if (!l.dw) {
 		sotype_note(note, note_size, "type check skipped: '%s' has no DWARF (build it with -g)",

@@ -16,7 +16,6 @@
  * time").  Without it, qp_unwind__new() fails and stacks are judged
  * conservatively, as for any unwinder that cannot be made.
  */
-#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 
 #include "qpatch/cfi.h"
+#include "dwlib.h"
 #include "unwind.h"
 
 #define UNWIND_MAX_DEPTH 512
@@ -56,87 +56,11 @@ struct qp_unwind {
 	size_t nextra;             /* count of extra */
 };
 
-/* Every libdw function used here, called through unwind_dw. */
-#define UNWIND_DW_FUNCS(X)                                                   \
-	X(dwarf_cfi_addrframe) X(dwarf_cfi_end) X(dwarf_errmsg) X(dwarf_frame_cfa) \
-	X(dwarf_frame_info) X(dwarf_frame_register) X(dwarf_getcfi_elf)       \
-	X(dwfl_addrmodule) X(dwfl_begin) X(dwfl_end) X(dwfl_errmsg)             \
-	X(dwfl_getmodules) X(dwfl_linux_proc_find_elf) X(dwfl_linux_proc_report) \
-	X(dwfl_module_dwarf_cfi) X(dwfl_module_eh_cfi) X(dwfl_module_getelf)    \
-	X(dwfl_module_info) X(dwfl_report_end) X(dwfl_standard_find_debuginfo)
-
-/* libdw's functions once loaded: the process's one copy of its
- * addresses, written once under unwind_dw_once, never after. */
-static struct {
-#define UNWIND_DW_PTR(f) __typeof__(&f) f;
-	UNWIND_DW_FUNCS(UNWIND_DW_PTR)
-#undef UNWIND_DW_PTR
-	bool ok;             /* every one was found */
-	char why[256];       /* else why not */
-} unwind_dw;
-static pthread_once_t unwind_dw_once = PTHREAD_ONCE_INIT;
-
-static char *unwind_debuginfo_path; /* libdwfl wants a pointer; NULL = default */
-
-/* Filled when libdw is loaded (its own functions find the files). */
-static Dwfl_Callbacks unwind_callbacks = {
-	.debuginfo_path = &unwind_debuginfo_path,
-};
-
-static void unwind_dw_open(void)
-{
-	void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
-	const char *missing = NULL;
-
-	if (!h) {
-		const char *e = dlerror();
-
-		snprintf(unwind_dw.why, sizeof(unwind_dw.why), "%s", e ? e : "dlopen failed");
-		return;
-	}
-#define UNWIND_DW_SYM(f)                                          \
-	if (!missing && !(*(void **)&unwind_dw.f = dlsym(h, #f))) \
-		missing = #f;
-	UNWIND_DW_FUNCS(UNWIND_DW_SYM)
-#undef UNWIND_DW_SYM
-	if (missing) {
-		snprintf(unwind_dw.why, sizeof(unwind_dw.why), "it has no '%s'", missing);
-		return;
-	}
-	unwind_callbacks.find_elf = unwind_dw.dwfl_linux_proc_find_elf;
-	unwind_callbacks.find_debuginfo = unwind_dw.dwfl_standard_find_debuginfo;
-	unwind_dw.ok = true;
-}
-
 /* libdw loaded, or a message saying why it cannot be. */
 static int unwind_dw_load(struct qp_error *err)
 {
-	pthread_once(&unwind_dw_once, unwind_dw_open);
-	if (unwind_dw.ok)
-		return 0;
-	return qp_seterr(err, -ELIBACC, "cannot load libdw.so.1, which unwinds stacks: %s",
-			 unwind_dw.why);
+	return qp_dw_load("unwinds stacks", err);
 }
-
-/* From here on, libdw's names are its loaded functions. */
-#define dwarf_cfi_addrframe unwind_dw.dwarf_cfi_addrframe
-#define dwarf_cfi_end unwind_dw.dwarf_cfi_end
-#define dwarf_errmsg unwind_dw.dwarf_errmsg
-#define dwarf_frame_cfa unwind_dw.dwarf_frame_cfa
-#define dwarf_frame_info unwind_dw.dwarf_frame_info
-#define dwarf_frame_register unwind_dw.dwarf_frame_register
-#define dwarf_getcfi_elf unwind_dw.dwarf_getcfi_elf
-#define dwfl_addrmodule unwind_dw.dwfl_addrmodule
-#define dwfl_begin unwind_dw.dwfl_begin
-#define dwfl_end unwind_dw.dwfl_end
-#define dwfl_errmsg unwind_dw.dwfl_errmsg
-#define dwfl_getmodules unwind_dw.dwfl_getmodules
-#define dwfl_module_dwarf_cfi unwind_dw.dwfl_module_dwarf_cfi
-#define dwfl_module_eh_cfi unwind_dw.dwfl_module_eh_cfi
-#define dwfl_module_getelf unwind_dw.dwfl_module_getelf
-#define dwfl_module_info unwind_dw.dwfl_module_info
-#define dwfl_linux_proc_report unwind_dw.dwfl_linux_proc_report
-#define dwfl_report_end unwind_dw.dwfl_report_end
 
 /* A module's userdata: its CFI failed the check, never used. */
 #define UNWIND_BAD_CFI ((void *)1)
@@ -206,7 +130,7 @@ int qp_unwind__new(pid_t pid, struct qp_unwind **out, struct qp_error *err)
 	u->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	u->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	u->dwfl = dwfl_begin(&unwind_callbacks);
+	u->dwfl = dwfl_begin(qp_dw_proc_callbacks());
 	if (u->mem_fd < 0 || !u->dwfl || dwfl_linux_proc_report(u->dwfl, pid) ||
 	    dwfl_report_end(u->dwfl, NULL, NULL)) {
 		qp_seterr(err, -EINVAL, "process %d: cannot read its modules for unwinding: %s",
