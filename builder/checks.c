@@ -5,12 +5,15 @@
  * change is a moved __LINE__.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diff_internal.h"
 #include "linemap.h"
+#include "prefixmap.h"
 #include "qpatch/decode.h"
 
 /*
@@ -34,6 +37,45 @@ static void diff_source_path(const struct qp_diff *d, const char *path, bool pat
 		snprintf(out, size, "%s", path);
 }
 
+struct diff_unmap {
+	const struct qp_diff *d; /* for diff_source_path() */
+	bool patched;            /* which side's tree */
+	char *out;               /* the readable file found */
+	size_t size;             /* of out */
+};
+
+static bool diff_unmapped_readable(const char *path, void *arg)
+{
+	struct diff_unmap *u = arg;
+
+	diff_source_path(u->d, path, u->patched, u->out, u->size);
+	return !access(u->out, R_OK);
+}
+
+/*
+ * The file of source path @path (debug info of object @o's @patched side)
+ * into @out.  When the path as the debug info has it cannot be read, it may
+ * be under a directory a prefix map of the compilation renamed (a build
+ * directory mapped to "."): the maps of the command qpatch-cc recorded for
+ * that object, or for the other side's, are undone (prefixmap.h).
+ */
+static void diff_source_file(const struct qp_diff *d, const struct diff_obj *o, const char *path,
+			     bool patched, char *out, size_t size)
+{
+	const struct qp_elf *own = patched ? o->pat : o->orig, *other = patched ? o->orig : o->pat;
+	struct diff_unmap u = { d, patched, out, size };
+	char first[PATH_MAX];
+
+	diff_source_path(d, path, patched, out, size);
+	if (!access(out, R_OK))
+		return;
+	snprintf(first, sizeof(first), "%s", out);
+	if ((own && own->path && qp_prefix_unmap(own->path, path, diff_unmapped_readable, &u)) ||
+	    (other && other->path && qp_prefix_unmap(other->path, path, diff_unmapped_readable, &u)))
+		return;
+	snprintf(out, size, "%s", first);
+}
+
 /*
  * Does one differing instruction only carry a moved __LINE__?  Its
  * immediate must be the source line the debug info gives for that very
@@ -54,8 +96,8 @@ static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct 
 	    qp_srcline__at(o->src, s->name, x->b_addr, fb, sizeof(fb), &lb) ||
 	    x->a_imm != la || x->b_imm != lb)
 		return false;
-	diff_source_path(d, fa, false, pa, sizeof(pa));
-	diff_source_path(d, fb, true, pb, sizeof(pb));
+	diff_source_file(d, o, fa, false, pa, sizeof(pa));
+	diff_source_file(d, o, fb, true, pb, sizeof(pb));
 	if (qp_linemap__build(pa, pb, &map, NULL))
 		return false;
 	mapped = qp_linemap__map(&map, la);
