@@ -109,6 +109,17 @@ static bool diff_line_says_line(const char *path, int64_t line)
 	return found;
 }
 
+/* How many lines below the start of a call its __LINE__ may be. */
+#define DIFF_CALL_LINES 16
+
+/* Could the immediates of @x be a __LINE__ written below the first line
+ * of a call starting on line @la (@lb patched), in the same call?  Only
+ * then is the source read for the token. */
+static bool diff_call_lines(const struct qp_insn_diff *x, int la, int lb)
+{
+	return x->a_imm > la && x->a_imm - la <= DIFF_CALL_LINES && x->b_imm - lb == x->a_imm - la;
+}
+
 /*
  * Does one differing instruction only carry a moved __LINE__?  The
  * immediate is A in the original and B in the patched object, and the
@@ -121,8 +132,9 @@ static bool diff_line_says_line(const char *path, int64_t line)
  *   levels up on both sides: an inlined helper handed its caller's
  *   __LINE__ (expat's accountingDiffTolerated(..., __LINE__, ...)) sets it
  *   up with an instruction of the helper's line.  The call site's line is
- *   A and B, or, for a call written over several lines, line A holds the
- *   token __LINE__ itself.
+ *   A and B, or, for a call written over several lines, A and B are as
+ *   far below it (at most DIFF_CALL_LINES) and line A holds the token
+ *   __LINE__ itself.
  *
  * Anything else (another constant, a changed line) is a real change.
  */
@@ -144,7 +156,7 @@ static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct 
 		diff_source_file(d, o, fa, false, pa, sizeof(pa));
 		diff_source_file(d, o, fb, true, pb, sizeof(pb));
 		if ((x->a_imm != la || x->b_imm != lb) &&
-		    (!depth || !diff_line_says_line(pa, x->a_imm)))
+		    (!depth || !diff_call_lines(x, la, lb) || !diff_line_says_line(pa, x->a_imm)))
 			continue;
 		if (qp_linemap__build(pa, pb, &map, NULL))
 			continue;
