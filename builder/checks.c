@@ -5,12 +5,15 @@
  * change is a moved __LINE__.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diff_internal.h"
 #include "linemap.h"
+#include "prefixmap.h"
 #include "qpatch/decode.h"
 
 /*
@@ -34,12 +37,106 @@ static void diff_source_path(const struct qp_diff *d, const char *path, bool pat
 		snprintf(out, size, "%s", path);
 }
 
+struct diff_unmap {
+	const struct qp_diff *d; /* for diff_source_path() */
+	bool patched;            /* which side's tree */
+	char *out;               /* the readable file found */
+	size_t size;             /* of out */
+};
+
+static bool diff_unmapped_readable(const char *path, void *arg)
+{
+	struct diff_unmap *u = arg;
+
+	diff_source_path(u->d, path, u->patched, u->out, u->size);
+	return !access(u->out, R_OK);
+}
+
 /*
- * Does one differing instruction only carry a moved __LINE__?  Its
- * immediate must be the source line the debug info gives for that very
- * instruction, on both sides, and the source diff must map the original
- * line to the patched one as an unchanged line.  Anything else (another
- * constant, a changed line) is a real change.
+ * The file of source path @path (debug info of object @o's @patched side)
+ * into @out.  When the path as the debug info has it cannot be read, it may
+ * be under a directory a prefix map of the compilation renamed (a build
+ * directory mapped to "."): the maps of the command qpatch-cc recorded for
+ * that object, or for the other side's, are undone (prefixmap.h).
+ */
+static void diff_source_file(const struct qp_diff *d, const struct diff_obj *o, const char *path,
+			     bool patched, char *out, size_t size)
+{
+	const struct qp_elf *own = patched ? o->pat : o->orig, *other = patched ? o->orig : o->pat;
+	struct diff_unmap u = { d, patched, out, size };
+	char first[PATH_MAX];
+
+	diff_source_path(d, path, patched, out, size);
+	if (!access(out, R_OK))
+		return;
+	snprintf(first, sizeof(first), "%s", out);
+	if ((own && own->path && qp_prefix_unmap(own->path, path, diff_unmapped_readable, &u)) ||
+	    (other && other->path && qp_prefix_unmap(other->path, path, diff_unmapped_readable, &u)))
+		return;
+	snprintf(out, size, "%s", first);
+}
+
+/* Line @depth of the instruction at @addr of @func: its own (0), or the
+ * call site of the @depth-th inlined subroutine it lies in. */
+static int diff_line_at(struct qp_srcline *sl, const char *func, uint64_t addr, int depth,
+			char *file, size_t size, int *line)
+{
+	return depth ? qp_srcline__call_at(sl, func, addr, depth, file, size, line) :
+		       qp_srcline__at(sl, func, addr, file, size, line);
+}
+
+/* How many inlined callers deep a moved __LINE__ is looked for. */
+#define DIFF_LINE_DEPTH 8
+
+/* Does line @line of file @path contain the token __LINE__? */
+static bool diff_line_says_line(const char *path, int64_t line)
+{
+	char buf[4096];
+	bool found = false, eol = true;
+	int64_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	while (n < line && fgets(buf, sizeof(buf), f)) {
+		if (eol)
+			n++;
+		eol = strchr(buf, '\n') != NULL;
+		if (n == line && strstr(buf, "__LINE__"))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* How many lines below the start of a call its __LINE__ may be. */
+#define DIFF_CALL_LINES 16
+
+/* Could the immediates of @x be a __LINE__ written below the first line
+ * of a call starting on line @la (@lb patched), in the same call?  Only
+ * then is the source read for the token. */
+static bool diff_call_lines(const struct qp_insn_diff *x, int la, int lb)
+{
+	return x->a_imm > la && x->a_imm - la <= DIFF_CALL_LINES && x->b_imm - lb == x->a_imm - la;
+}
+
+/*
+ * Does one differing instruction only carry a moved __LINE__?  The
+ * immediate is A in the original and B in the patched object, and the
+ * source diff must map line A to line B as an unchanged line of the same
+ * file, which is one of:
+ *
+ * - the instruction's own (its line is A and B: an assert() or a
+ *   logmsg(__LINE__, ...) below the edit);
+ * - the call site of an inlined subroutine it lies in, the same number of
+ *   levels up on both sides: an inlined helper handed its caller's
+ *   __LINE__ (expat's accountingDiffTolerated(..., __LINE__, ...)) sets it
+ *   up with an instruction of the helper's line.  The call site's line is
+ *   A and B, or, for a call written over several lines, A and B are as
+ *   far below it (at most DIFF_CALL_LINES) and line A holds the token
+ *   __LINE__ itself.
+ *
+ * Anything else (another constant, a changed line) is a real change.
  */
 static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct qp_elf_sym *os,
 			    const struct qp_elf_sym *s, const struct qp_insn_diff *x,
@@ -47,23 +144,30 @@ static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct 
 {
 	char fa[1024], fb[1024], pa[2048], pb[2048];
 	struct qp_linemap map;
-	int la, lb;
-	long mapped;
+	int la, lb, depth;
+	bool moved = false;
 
-	if (qp_srcline__at(o->osrc, os->name, x->a_addr, fa, sizeof(fa), &la) ||
-	    qp_srcline__at(o->src, s->name, x->b_addr, fb, sizeof(fb), &lb) ||
-	    x->a_imm != la || x->b_imm != lb)
+	if (x->a_imm <= 0 || x->a_imm > INT_MAX || x->b_imm <= 0 || x->b_imm > INT_MAX)
 		return false;
-	diff_source_path(d, fa, false, pa, sizeof(pa));
-	diff_source_path(d, fb, true, pb, sizeof(pb));
-	if (qp_linemap__build(pa, pb, &map, NULL))
+	for (depth = 0; depth <= DIFF_LINE_DEPTH && !moved; depth++) {
+		if (diff_line_at(o->osrc, os->name, x->a_addr, depth, fa, sizeof(fa), &la) ||
+		    diff_line_at(o->src, s->name, x->b_addr, depth, fb, sizeof(fb), &lb))
+			return false;
+		diff_source_file(d, o, fa, false, pa, sizeof(pa));
+		diff_source_file(d, o, fb, true, pb, sizeof(pb));
+		if ((x->a_imm != la || x->b_imm != lb) &&
+		    (!depth || !diff_call_lines(x, la, lb) || !diff_line_says_line(pa, x->a_imm)))
+			continue;
+		if (qp_linemap__build(pa, pb, &map, NULL))
+			continue;
+		moved = qp_linemap__map(&map, (int)x->a_imm) == x->b_imm;
+		qp_linemap__release(&map);
+	}
+	if (!moved)
 		return false;
-	mapped = qp_linemap__map(&map, la);
-	qp_linemap__release(&map);
-	if (mapped != lb)
-		return false;
-	snprintf(note + strlen(note), note_size - strlen(note), "%s%d->%d",
-		 note[0] ? ", " : "only __LINE__ values moved: ", la, lb);
+	snprintf(note + strlen(note), note_size - strlen(note), "%s%lld->%lld",
+		 note[0] ? ", " : "only __LINE__ values moved: ", (long long)x->a_imm,
+		 (long long)x->b_imm);
 	return true;
 }
 

@@ -4,6 +4,7 @@
  */
 #include <dwarf.h>
 #include <errno.h>
+#include <limits.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <stdbool.h>
@@ -243,6 +244,50 @@ int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 	if (dir && srcline_under(src, dir))
 		dir = NULL;
 	return qp_srcline_path(dir, src, file, file_size) ? -ENOENT : 0;
+}
+
+/* The call site of inlined subroutine @die: file (joined as the line
+ * table's names are in qp_srcline__at()) and line; 0 or -ENOENT. */
+static int srcline_call_site(Dwarf_Die *cu, Dwarf_Die *die, char *file, size_t file_size, int *line)
+{
+	Dwarf_Attribute at;
+	Dwarf_Word fidx, lno;
+	Dwarf_Files *files;
+	const char *src, *dir;
+	size_t nfiles;
+
+	if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &at), &fidx) ||
+	    dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &at), &lno) || lno > INT_MAX ||
+	    dwarf_getsrcfiles(cu, &files, &nfiles) || fidx >= nfiles ||
+	    !(src = dwarf_filesrc(files, fidx, NULL, NULL)))
+		return -ENOENT;
+	dir = src[0] == '/' ? NULL : dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &at));
+	if (dir && srcline_under(src, dir))
+		dir = NULL;
+	*line = (int)lno;
+	return qp_srcline_path(dir, src, file, file_size) ? -ENOENT : 0;
+}
+
+int qp_srcline__call_at(struct qp_srcline *s, const char *func, unsigned long offset, int depth,
+			char *file, size_t file_size, int *line)
+{
+	Dwarf_Die *cu, *scopes = NULL;
+	Dwarf_Addr bias;
+	GElf_Addr addr;
+	int n, i, ret = -ENOENT;
+
+	if (depth < 1 || srcline_func_addr(s, func, &addr) ||
+	    !(cu = dwfl_module_addrdie(s->mod, addr + offset, &bias)))
+		return -ENOENT;
+	/* innermost scope first */
+	n = dwarf_getscopes(cu, addr + offset - bias, &scopes);
+	for (i = 0; i < n; i++)
+		if (dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine && !--depth) {
+			ret = srcline_call_site(cu, &scopes[i], file, file_size, line);
+			break;
+		}
+	free(scopes);
+	return ret;
 }
 
 /* The concrete DW_TAG_subprogram of the CU @cu that starts at @lowpc. */

@@ -25,6 +25,17 @@ void qp_srcline__find(struct qp_srcline *s, const char *name, char *out, size_t 
 int qp_srcline__at(struct qp_srcline *s, const char *func, unsigned long offset,
 		   char *file, size_t file_size, int *line);
 /*
+ * The call site (file as qp_srcline__at() gives it, and line) of the
+ * @depth-th inlined subroutine around the instruction at @offset in
+ * @func, counted from the innermost (@depth 1): where the code that
+ * instruction comes from was inlined.  A value a caller passes into an
+ * inlined helper (its __LINE__) is set up by an instruction of the
+ * helper's line; the caller's line is here.  0, or -ENOENT when it is
+ * inlined fewer than @depth times.
+ */
+int qp_srcline__call_at(struct qp_srcline *s, const char *func, unsigned long offset, int depth,
+			char *file, size_t file_size, int *line);
+/*
  * How a compiler-made clone (foo.constprop.0, foo.isra.0, foo.part.0)
  * takes its parameters, from the DWARF of its concrete subprogram: one
  * entry per formal parameter in DWARF order, "a" when it is received,

@@ -481,6 +481,8 @@ EOF
 	missing=""
 	for PKG in $ALL_PKGS; do [ -f "$SW_CACHE/$PKG.rows" ] || missing="$missing $PKG"; done
 	[ -z "$missing" ] || { echo; echo "Not swept yet:$missing."; }
+	# programs tried by hand, whose results are kept beside this script
+	[ ! -f "$HERE/sweep.others.md" ] || { echo; cat "$HERE/sweep.others.md"; }
 } >"$table"
 cat "$table"
 if [ "$QP_RW_DOC" = 1 ]; then

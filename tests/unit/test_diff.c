@@ -453,6 +453,66 @@ static void test_out_of_tree(const char *fixtures, const char *in, const char *m
 	qp_report__release(&rep);
 }
 
+/*
+ * Case lineonly configured out of tree with the flags taken in the build
+ * directory (CFLAGS="$(dpkg-buildflags --get CFLAGS)" ../src/configure, run
+ * in build/): build/ itself is mapped to ".", DW_AT_comp_dir is "." and the
+ * sources "../src/calc.c", which is build/../src/calc.c, not a path under
+ * the tree's root.  Only the command says which directory "." was: the
+ * objects are compiled with qpatch-cc, whose record beside each object keeps
+ * it.  check(), whose __LINE__ values only moved, must be found in the
+ * sources and left out.
+ */
+static void test_mapped_build_dir(const char *fixtures)
+{
+	char orig[PATH_MAX], pat[PATH_MAX], target[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	static const char *const names[] = { "calc", "main" };
+	struct qp_report rep = { 0 };
+	struct qp_error err = { 0 };
+	struct qp_patch *patch = NULL;
+	struct qp_diff *d = NULL;
+	const struct qp_change *c;
+	size_t i, j;
+	int ret;
+
+	printf("case lineonly, built in build/ mapped to \".\" by the build's own flags\n");
+	snprintf(orig, sizeof(orig), "%s/oot-mapped/orig", tmpdir);
+	snprintf(pat, sizeof(pat), "%s/oot-mapped/patched", tmpdir);
+	CHECK_INT(sh("mkdir -p '%s/build' '%s/build' && cp -r '%s/lineonly/orig' '%s/src' && "
+		     "cp -r '%s/lineonly/patched' '%s/src'",
+		     orig, pat, fixtures, orig, fixtures, pat),
+		  0);
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++)
+			CHECK_INT(sh("cd '%s/build' && '%s' -O2 -g -ffile-prefix-map='%s/build'=. "
+				     "-c -o %s.o ../src/%s.c",
+				     i ? pat : orig, qpatch_cc, i ? pat : orig, names[j], names[j]),
+				  0);
+	snprintf(target, sizeof(target), "%s/build/prog", orig);
+	CHECK_INT(sh("cd '%s/build' && cc -o prog calc.o main.o", orig), 0);
+	ret = qp_diff__new(target, &d, &err);
+	CHECK_INT(ret, 0);
+	if (!ret)
+		ret = qp_diff__set_sources(d, orig, orig, pat);
+	CHECK_INT(ret, 0);
+	for (j = 0; !ret && j < 2; j++) {
+		snprintf(a, sizeof(a), "%s/build/%s.o", orig, names[j]);
+		snprintf(b, sizeof(b), "%s/build/%s.o", pat, names[j]);
+		ret = qp_diff__add_object(d, a, b, strrchr(a, '/') + 1, &err);
+		CHECK_INT(ret, 0);
+	}
+	if (!ret)
+		ret = qp_diff__emit(d, NULL, &patch, &rep, &err);
+	CHECK_INT(ret, 0);
+	c = find_change(&rep, "compute");
+	CHECK(c && c->kind == QP_CHANGE_REPLACED);
+	c = find_change(&rep, "check");
+	CHECK(c && c->kind == QP_CHANGE_LINE_ONLY);
+	qp_patch__free(patch);
+	qp_diff__free(d);
+	qp_report__release(&rep);
+}
+
 int main(void)
 {
 	const char *src = getenv("QP_SRC"), *tmp = getenv("QP_TMP"), *bin = getenv("QP_BIN");
@@ -481,5 +541,6 @@ int main(void)
 	test_no_change(fixtures);
 	test_out_of_tree(fixtures, "build", NULL);
 	test_out_of_tree(fixtures, "src", ".");
+	test_mapped_build_dir(fixtures);
 	return check_report("test_diff");
 }
