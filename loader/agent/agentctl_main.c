@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "host.h"
+#include "qpatch/version.h"
 
 static void usage(FILE *f)
 {
@@ -36,7 +37,8 @@ static void usage(FILE *f)
 		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
 		"                        KEY (a PEM file, or a directory of *.pem; repeatable);\n"
 		"                        without it the store's policy file applies, if any\n"
-		"  -h, --help            this help\n");
+		"  -h, --help            this help\n"
+		"  -V, --version         print the version and exit\n");
 }
 
 /* Connect to the agent of @pid: its socket file, else its abstract name;
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "verify", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char **keys = calloc((size_t)argc, sizeof(char *));
@@ -214,7 +217,7 @@ int main(int argc, char **argv)
 
 	if (!keys)
 		return 1;
-	while ((c = getopt_long(argc, argv, "lur:d:ah", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lur:d:ahV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = 1; break;
 		case 'u': undo = 1; break;
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
 		case 'S': flags |= QP_AGENT_F_IGNORE_SECCOMP; break;
 		case 'K': keys[nkeys++] = optarg; break;
 		case 'h': usage(stdout); free(keys); return 0;
+		case 'V': free(keys); return qp_version_print("qpatch-agentctl");
 		default: usage(stderr); free(keys); return 2;
 		}
 	}
