@@ -97,6 +97,10 @@ int qp_proc__open(pid_t pid, struct qp_proc *p, struct qp_error *err)
 				 "not trace it (it made itself non-dumpable, Yama's ptrace_scope, or no "
 				 "CAP_SYS_PTRACE); the in-process agent (libqpatch-agent.so, "
 				 "qpatch-agentctl) needs no ptrace", (int)pid, strerror(errno));
+	if (p->mem_fd < 0 && (errno == EACCES || errno == EPERM) && p->self)
+		return qp_seterr(err, -errno, "process %d: cannot open its own memory "
+				 "(/proc/self/mem): %s: a non-dumpable process that does not run as "
+				 "root may not", (int)pid, strerror(errno));
 	if (p->mem_fd < 0)
 		return qp_seterr(err, -errno, "process %d: cannot open its memory: %s", (int)pid,
 				 errno == ENOENT ? "no such process" : strerror(errno));

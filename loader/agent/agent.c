@@ -144,6 +144,7 @@ static void agent_opts(struct qp_load_opts *o, int retries, int delay, unsigned 
 	o->retry_delay_ms = delay;
 	o->allow_active = flags & QP_AGENT_F_ALLOW_ACTIVE;
 	o->ignore_seccomp = flags & QP_AGENT_F_IGNORE_SECCOMP;
+	o->rewrite_calls = flags & QP_AGENT_F_REWRITE_CALLS;
 	o->leave_ms = -1; /* no thread can be run alone from inside */
 	o->lock_wait_ms = 1000;
 }

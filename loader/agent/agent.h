@@ -23,5 +23,6 @@
 
 #define QP_AGENT_F_ALLOW_ACTIVE 1u               /* qp_load_opts.allow_active */
 #define QP_AGENT_F_IGNORE_SECCOMP 2u             /* qp_load_opts.ignore_seccomp */
+#define QP_AGENT_F_REWRITE_CALLS 4u              /* qp_load_opts.rewrite_calls */
 
 #endif

@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		"  -d, --retry-delay MS  wait between attempts (default 5)\n"
 		"  -a, --allow-active    apply while threads run the old code\n"
 		"      --ignore-seccomp  go on when the seccomp filters cannot be read\n"
+		"      --rewrite-calls   also rewrite the direct call sites of replaced functions\n"
 		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
 		"                        KEY (a PEM file, or a directory of *.pem; repeatable);\n"
 		"                        without it the store's policy file applies, if any\n"
@@ -203,6 +204,7 @@ int main(int argc, char **argv)
 		{ "retry-delay", required_argument, NULL, 'd' },
 		{ "allow-active", no_argument, NULL, 'a' },
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
+		{ "rewrite-calls", no_argument, NULL, 'R' },
 		{ "verify", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -225,6 +227,7 @@ int main(int argc, char **argv)
 		case 'd': delay = atoi(optarg); break;
 		case 'a': flags |= QP_AGENT_F_ALLOW_ACTIVE; break;
 		case 'S': flags |= QP_AGENT_F_IGNORE_SECCOMP; break;
+		case 'R': flags |= QP_AGENT_F_REWRITE_CALLS; break;
 		case 'K': keys[nkeys++] = optarg; break;
 		case 'h': usage(stdout); free(keys); return 0;
 		case 'V': free(keys); return qp_version_print("qpatch-agentctl");
@@ -233,7 +236,7 @@ int main(int argc, char **argv)
 	}
 	nargs = argc - optind;
 	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || (undo && nargs > 2) ||
-	    (!list && !undo && nargs != 2) || (nkeys && (list || undo))) {
+	    (!list && !undo && nargs != 2) || ((nkeys || flags) && (list || undo))) {
 		usage(stderr);
 		free(keys);
 		return 2;

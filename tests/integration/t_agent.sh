@@ -147,6 +147,21 @@ check "nobody's request: refused ($rc)" test $rc -eq 1
 check "nobody's request: sender's uid named ($(cat "$T/peer.out"))" \
 	grep -q "takes requests from root only (uid 0), not from uid $(id -u nobody)" "$T/peer.out"
 
+"$CTL_BIN" --list "$PID2" >"$T/own.out" 2>&1
+rc=$?
+check "root's request to a non-dumpable process of nobody's: refused ($rc)" test $rc -eq 1
+check "it cannot open its own memory ($(cat "$T/own.out"))" \
+	grep -q "cannot open its own memory (/proc/self/mem): Permission denied: a non-dumpable process that does not run as root may not" "$T/own.out"
+
+# --- call sites rewritten too
+"$CTL_BIN" --rewrite-calls "$PID" "$T/fix.qpatch" >"$T/calls.out" 2>&1
+check "--rewrite-calls through the agent ($(head -n 1 "$T/calls.out"))" test $? -eq 0
+check "call sites rewritten" grep -Eq "^[1-9][0-9]* call site\(s\) rewritten" "$T/calls.out"
+check "new code runs (call sites)" result_is "$T/out" 5014
+"$CTL_BIN" --undo "$PID" >"$T/calls-undo.out" 2>&1
+check "undone (call sites)" test $? -eq 0
+check "old code (call sites put back)" result_is "$T/out" 1014
+
 # --- apply/undo cycles while the workers call work()
 for i in 1 2 3; do
 	"$CTL_BIN" "$PID" "$T/fix.qpatch" >>"$T/cycle.out" 2>&1 &&
