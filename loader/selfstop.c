@@ -172,8 +172,9 @@ static void self_who(pid_t tid, char *out, size_t size)
 	snprintf(out, size, "thread %d ('%s')", (int)tid, name);
 }
 
-/* Does thread @tid block the stop signal?  (Its mask can change later:
- * the wait for it is bounded too.) */
+/* Does thread @tid block the stop signal?  A thread being created does,
+ * for a moment (pthread_create), so this only names the reason once the
+ * wait for it is over. */
 static bool self_blocks(pid_t tid)
 {
 	char blk[64];
@@ -193,17 +194,23 @@ static bool self_task_exists(pid_t tid)
 	return !access(path, F_OK);
 }
 
-/* Let every thread of stop @gen go and wait (bounded) until each handler
- * returned, so that the slots can be used again. */
+/* Let every thread of stop @gen go.  Not waited for here (each needs a
+ * CPU to return from its handler): self_drain() does, before the slots
+ * are used again. */
 static void self_release(unsigned gen)
 {
-	int64_t t0 = self_now_ns();
-	unsigned i, n = atomic_load(&self_nslots);
-
 	atomic_store(&self_gen, 0); /* late signals of this stop return at once */
 	atomic_store(&self_released, gen);
 	self_futex(&self_released, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
-	for (i = 0; i < n; i++)
+}
+
+/* Wait (at most 1 s) until every handler of the last stop returned. */
+static void self_drain(void)
+{
+	unsigned gen = atomic_load(&self_released), i, n = atomic_load(&self_nslots);
+	int64_t t0 = self_now_ns();
+
+	for (i = 0; gen && i < n; i++)
 		while (atomic_load(&self_slots[i].arrived) == gen &&
 		       atomic_load(&self_slots[i].left) != gen && self_now_ns() - t0 < 1000000000ll) {
 			struct timespec ts = { 0, 20 * 1000 };
@@ -228,7 +235,6 @@ static int self_signal_new(unsigned gen, pid_t me, unsigned *added, struct qp_er
 		pid_t tid = (pid_t)atoi(de->d_name);
 		unsigned i, n = atomic_load(&self_nslots);
 		siginfo_t si;
-		char who[96];
 
 		if (tid <= 0 || tid == me)
 			continue;
@@ -239,13 +245,6 @@ static int self_signal_new(unsigned gen, pid_t me, unsigned *added, struct qp_er
 		if (n == SELF_MAX) {
 			ret = qp_seterr(err, QP_EUNSUPP, "more than %d threads: the agent cannot stop them all",
 					SELF_MAX);
-			break;
-		}
-		if (self_blocks(tid)) {
-			self_who(tid, who, sizeof(who));
-			ret = qp_seterr(err, QP_EBUSY, "%s blocks signal %d (SIGRTMAX-%d), which the agent "
-					"stops threads with: it cannot be stopped", who, qp_self_signal(),
-					QP_SELF_SIGNAL_FROM_MAX);
 			break;
 		}
 		atomic_store(&self_slots[n].gen, gen);
@@ -298,6 +297,11 @@ static int self_wait(unsigned gen, int ms, struct qp_error *err)
 				char who[96], state[64] = "?";
 
 				self_who(tid, who, sizeof(who));
+				if (self_blocks(tid))
+					return qp_seterr(err, QP_EBUSY, "%s blocks signal %d (SIGRTMAX-%d), "
+							 "which the agent stops threads with: it did not stop "
+							 "within %d ms", who, qp_self_signal(),
+							 QP_SELF_SIGNAL_FROM_MAX, ms);
 				self_status(tid, "State", state, sizeof(state));
 				return qp_seterr(err, QP_EBUSY, "%s did not stop within %d ms (state %s; "
 						 "a thread that blocks signal %d, or one held in the kernel, cannot be "
@@ -350,7 +354,7 @@ int qp_self__stop(struct qp_proc *p, struct qp_error *err)
 	if (!++self_counter)
 		++self_counter;
 	gen = self_counter;
-	atomic_store(&self_nslots, 0);
+	self_drain();
 	atomic_store(&self_gen, gen);
 	do {
 		ret = self_signal_new(gen, me, &added, err);
