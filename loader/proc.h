@@ -68,6 +68,8 @@ struct qp_proc {
 				      calls run directly (selfstop.h) */
 	unsigned self_gen;         /* self: the stop in progress, 0 none */
 	void *self_scratch;        /* self: threads[0]'s scratch stack (owned) */
+	int self_nice;             /* self: the caller's nice value before a stop */
+	bool self_boosted;         /* self: raised for the stop (selfstop.c) */
 };
 
 /* Open /proc/PID/mem and check the process exists and may be traced. */

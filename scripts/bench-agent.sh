@@ -59,7 +59,9 @@ for pre in "" "$SO"; do
 	LD_PRELOAD=$pre "$W/app/hot" 2 >"$W/out" 2>&1 &
 	pid=$!
 	sleep 0.5
-	printf "%-14s %s   %s\n" "${pre:+with agent}${pre:-without agent}" \
+	label="without agent"
+	[ -n "$pre" ] && label="with agent"
+	printf "%-14s %s   %s\n" "$label" \
 		"$(grep VmRSS /proc/$pid/status | tr -s ' \t' ' ')" "$(grep VmSize /proc/$pid/status | tr -s ' \t' ' ')"
 	kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
