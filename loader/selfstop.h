@@ -15,7 +15,7 @@
 #include "proc.h"
 
 #define QP_SELF_SIGNAL_FROM_MAX 3 /* the stop signal is SIGRTMAX - 3 */
-#define QP_SELF_ARRIVE_MS 1000    /* most a stop waits for a thread to reach its handler */
+#define QP_SELF_ARRIVE_MS 2000    /* most a stop waits for a thread to reach its handler */
 #define QP_SELF_SCRATCH 4096      /* bytes of the calling thread's scratch (ld_scratch) */
 
 /* The signal the handler of stopped threads takes. */

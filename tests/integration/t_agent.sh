@@ -114,7 +114,7 @@ named_maps "$PID" >"$T/maps.before"
 "$CTL_BIN" "$PID" "$T/fix.qpatch" >"$T/blocked.out" 2>&1
 check "blocked: refused" test $? -eq 1
 check "blocked: names the thread ($(cat "$T/blocked.out"))" \
-	grep -Eq "thread [0-9]+ \('agentapp'\) blocks signal [0-9]+ \(SIGRTMAX-3\), which the agent stops threads with: it did not stop within 1000 ms" "$T/blocked.out"
+	grep -Eq "thread [0-9]+ \('agentapp'\) blocks signal [0-9]+ \(SIGRTMAX-3\), which the agent stops threads with: it did not stop within 2000 ms" "$T/blocked.out"
 unchanged blocked
 touch "$T/ctl/unblock"
 check "blocked: thread done" wait_match "$T/out" "^unblocked$"
