@@ -12,6 +12,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,17 @@ struct agent_reply {
 	FILE *f;
 	bool ok;
 };
+
+/* The socket file, removed when the process exits (not by a child that
+ * forked and exits: the file is its parent's). */
+static char agent_path[108];
+static pid_t agent_pid;
+
+static void agent_unlink(void)
+{
+	if (agent_path[0] && getpid() == agent_pid)
+		unlink(agent_path);
+}
 
 static int agent_listen(char *name, size_t size)
 {
@@ -50,6 +64,9 @@ static int agent_listen(char *name, size_t size)
 		umask(old);
 		if (!r && !chmod(sa.sun_path, 0600) && !listen(fd, 4)) {
 			snprintf(name, size, "%s", sa.sun_path);
+			snprintf(agent_path, sizeof(agent_path), "%s", sa.sun_path);
+			agent_pid = getpid();
+			atexit(agent_unlink);
 			return fd;
 		}
 		close(fd);

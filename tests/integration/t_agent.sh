@@ -175,4 +175,8 @@ done
 check "three more apply/undo cycles, target alive" alive "$PID"
 check "old code after the cycles" result_is "$T/out" 1014
 check "no patch mapping left at the end" gone "$PID"
+touch "$T/ctl/exit"
+for i in $(seq 100); do alive "$PID" || break; sleep 0.1; done
+check "the program exits" not alive "$PID"
+check "its socket went with it" test ! -e "/run/qpatch/agent-$PID.sock"
 finish

@@ -8,6 +8,7 @@
  *   inhold    the control thread calls hold() until DIR/release appears
  *   block     a new thread blocks every signal and sleeps until DIR/unblock
  *             appears
+ *   exit      exit(0)
  * With "dumpable" as argv[2], it stays dumpable.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -93,6 +95,8 @@ static void *control(void *arg)
 		}
 		if (exists("block", 1))
 			pthread_create(&t, NULL, blocker, NULL);
+		if (exists("exit", 1))
+			exit(0);
 		pause_ms(10);
 	}
 	return NULL;
