@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "qpatch/file.h"
 #include "qpatch/format.h"
 #include "qpatch/sign.h"
 
@@ -843,43 +844,6 @@ struct qp_patch *qp_patch__open_mem(const void *buf, size_t size,
 	return qp_patch__open_named(buf, size, "<memory>", err);
 }
 
-/* Read all of regular file @fd, at most RD_MAX_FILE_SIZE bytes. */
-static int rd_slurp(int fd, const char *path, uint8_t **out, size_t *size,
-		    struct qp_error *err)
-{
-	struct stat st;
-	size_t got = 0;
-	ssize_t n;
-
-	if (fstat(fd, &st))
-		return qp_seterr(err, -errno, "unable to stat '%s': %s", path,
-				 strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return qp_seterr(err, QP_EFORMAT, "'%s': not a regular file", path);
-	if ((unsigned long long)st.st_size > RD_MAX_FILE_SIZE)
-		return qp_seterr(err, QP_EFORMAT, "'%s': %lld bytes, more than %llu",
-				 path, (long long)st.st_size, RD_MAX_FILE_SIZE);
-	*out = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*out)
-		return qp_seterr(err, -ENOMEM, "'%s': out of memory", path);
-	while (got < (size_t)st.st_size) {
-		n = read(fd, *out + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			n = -errno;
-			free(*out);
-			return qp_seterr(err, (int)n, "unable to read '%s': %s",
-					 path, strerror(errno));
-		}
-		if (!n)
-			break; /* shrank meanwhile: parse what is there */
-		got += (size_t)n;
-	}
-	*size = got;
-	return 0;
-}
-
 struct qp_patch *qp_patch__open(const char *path, struct qp_error *err)
 {
 	uint8_t *image = NULL;
@@ -892,7 +856,7 @@ struct qp_patch *qp_patch__open(const char *path, struct qp_error *err)
 	if (fd < 0)
 		return qp_seterr(err, -errno, "unable to open '%s': %s", path,
 				 strerror(errno)), NULL;
-	ret = rd_slurp(fd, path, &image, &size, err);
+	ret = qp_read_regular(fd, path, (size_t)RD_MAX_FILE_SIZE, &image, &size, err);
 	close(fd);
 	if (ret)
 		return NULL;

@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "qpatch/file.h"
 #include "qpatch/sign.h"
 
 #define SIGN_MAX_KEY_FILE (64u << 10) /* a PEM key is a few hundred bytes */
@@ -90,44 +91,16 @@ static int sign_check_type(EVP_PKEY *key, const char *name, struct qp_error *err
 static int sign_read_plain(const char *path, size_t max, uint8_t **buf, size_t *len,
 			   struct qp_error *err)
 {
-	struct stat st;
-	size_t got = 0;
-	int fd, ret = 0;
+	int fd, ret;
 
 	*buf = NULL;
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return qp_seterr(err, -errno, "unable to open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st))
-		ret = qp_seterr(err, -errno, "unable to stat '%s': %s", path, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
-		ret = qp_seterr(err, -EINVAL, "'%s': not a regular file", path);
-	else if ((uint64_t)st.st_size > max)
-		ret = qp_seterr(err, -EFBIG, "'%s': %lld bytes, more than %zu", path,
-				(long long)st.st_size, max);
-	else if (!(*buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
-		ret = qp_seterr(err, -ENOMEM, "out of memory");
-	while (!ret && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			ret = qp_seterr(err, -errno, "unable to read '%s': %s", path,
-					strerror(errno));
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	ret = qp_read_regular(fd, path, max, buf, len, err);
 	close(fd);
-	if (ret) {
-		free(*buf);
-		*buf = NULL;
-		return ret;
-	}
-	*len = got;
-	return 0;
+	return ret;
 }
 
 /* --- signer --------------------------------------------------------------- */

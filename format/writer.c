@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libelf.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "qpatch/file.h"
 #include "qpatch/format.h"
 
 #define WRITER_ZSTD_LEVEL 9
@@ -617,34 +619,6 @@ int qp_patch__write(struct qp_patch *p, const char *path, struct qp_error *err)
 	return ret;
 }
 
-/* Read all of @fd (written from offset 0) into a malloc'ed buffer. */
-static int writer_slurp(int fd, void **buf, size_t *size, struct qp_error *err)
-{
-	struct stat st;
-	size_t got = 0;
-	uint8_t *b;
-
-	if (fstat(fd, &st))
-		return qp_seterr(err, -errno, "fstat: %s", strerror(errno));
-	b = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!b)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	while (got < (size_t)st.st_size) {
-		ssize_t n = pread(fd, b + got, (size_t)st.st_size - got, (off_t)got);
-
-		if (n <= 0) {
-			int e = n ? errno : EIO;
-
-			free(b);
-			return qp_seterr(err, -e, "read back: %s", strerror(e));
-		}
-		got += (size_t)n;
-	}
-	*buf = b;
-	*size = got;
-	return 0;
-}
-
 int qp_patch__write_mem(struct qp_patch *p, void **buf, size_t *size,
 			struct qp_error *err)
 {
@@ -661,7 +635,7 @@ int qp_patch__write_mem(struct qp_patch *p, void **buf, size_t *size,
 	if (!ret)
 		ret = writer_fd(p, fd, err);
 	if (!ret)
-		ret = writer_slurp(fd, buf, size, err);
+		ret = qp_read_regular(fd, "<memory>", SIZE_MAX, (uint8_t **)buf, size, err);
 	close(fd);
 	return ret;
 }

@@ -12,8 +12,6 @@
 #include "qpatch/callsites.h"
 #include "qpatch/decode.h"
 
-#define CS_REFS 32 /* references of one function looked at without malloc */
-
 struct cs_list {
 	struct qp_callsite *v; /* sites found */
 	size_t n, cap;         /* count and capacity of v */
@@ -76,43 +74,312 @@ static int cs_classify(const struct qp_elf_sym *s, const struct qp_ref *r, uint6
 	return cs_add(l, r);
 }
 
-/* Decode every function but the one asked about; collect its sites. */
-static int cs_sweep(const struct qp_elf *e, uint64_t func, uint64_t size, unsigned flags,
-		    struct cs_list *l, char *why, size_t why_size)
+/* One reference of the index: a relative field into code. */
+struct cs_ref {
+	struct qp_ref r; /* the field, its instruction and its target */
+	uint32_t sym;    /* index of the function symbol whose code holds it */
+};
+
+/* A function whose code does not decode to its end. */
+struct cs_fail {
+	uint32_t sym;  /* its symbol index */
+	char why[200]; /* why (qp_decode_find_refs) */
+};
+
+struct qp_callsites {
+	const struct qp_elf *e; /* the binary (not owned) */
+	uint64_t lo, hi;        /* [lo, hi): the targets kept */
+	uint64_t *want;         /* qp_callsites__new's functions, sorted (NULL: none) */
+	size_t nwant;           /* count of want */
+	bool full;              /* every function decoded (else only those that may
+				   reach one of want by a rel32) */
+	struct cs_ref *refs;    /* references into [lo, hi), by target, then symbol,
+				   then address */
+	size_t nrefs, cap;      /* count and capacity of refs */
+	struct cs_fail *fails;  /* functions that do not decode, in symbol order */
+	size_t nfails;          /* count of fails */
+};
+
+/* [lo, hi): what the executable sections span (targets worth keeping). */
+static void cs_code_span(const struct qp_elf *e, uint64_t *lo, uint64_t *hi)
 {
-	struct qp_ref local[CS_REFS];
-	const struct qp_elf_sym *s;
-	char why2[200];
+	const struct qp_elf_sec *sec;
+
+	*lo = UINT64_MAX;
+	*hi = 0;
+	qp_elf_for_each_sec(e, sec)
+		if ((sec->shdr.sh_flags & SHF_EXECINSTR) && (sec->shdr.sh_flags & SHF_ALLOC) &&
+		    sec->shdr.sh_size) {
+			if (sec->shdr.sh_addr < *lo)
+				*lo = sec->shdr.sh_addr;
+			if (sec->shdr.sh_addr + sec->shdr.sh_size > *hi)
+				*hi = sec->shdr.sh_addr + sec->shdr.sh_size;
+		}
+	if (*lo >= *hi)
+		*lo = *hi = 0;
+}
+
+/* Decode function @s once: its references into [lo, hi) go to @x (which
+ * grows), a failure to decode to fails. */
+static int cs_index_sym(struct qp_callsites *x, const struct qp_elf_sym *s, const uint8_t *code,
+			struct qp_ref **scratch, size_t *cap)
+{
+	char why[sizeof(x->fails->why)];
+	size_t count = 0, i;
 	int ret;
 
-	qp_elf_for_each_sym(e, s) {
-		const uint8_t *code = cs_code(s);
-		struct qp_ref *refs = local;
-		size_t count = 0, i;
+	ret = qp_decode_find_refs(code, s->size, s->value, x->lo, x->hi, *scratch, *cap, &count,
+				  why, sizeof(why));
+	if (count > *cap) { /* again, with room for all */
+		struct qp_ref *v = realloc(*scratch, count * sizeof(*v));
 
-		if (!code || (s->value < func + size && func < s->value + s->size))
-			continue; /* no code, or the function itself (or an alias) */
-		ret = qp_decode_find_refs(code, s->size, s->value, func, func + size, refs, CS_REFS,
-					  &count, why2, sizeof(why2));
-		if (ret && (flags & QP_CALLSITES_ALL)) {
-			snprintf(why, why_size, "cannot decode '%s' to find its callers: %s", s->name, why2);
-			return 1;
-		}
-		if (count > CS_REFS) {
-			refs = calloc(count, sizeof(*refs));
-			if (!refs)
-				return -ENOMEM;
-			qp_decode_find_refs(code, s->size, s->value, func, func + size, refs, count,
-					    &count, why2, sizeof(why2));
-		}
-		for (i = 0, ret = 0; !ret && i < count; i++)
-			ret = cs_classify(s, &refs[i], func, flags, l, why, why_size);
-		if (refs != local)
-			free(refs);
-		if (ret)
-			return ret;
+		if (!v)
+			return -ENOMEM;
+		*scratch = v;
+		*cap = count;
+		ret = qp_decode_find_refs(code, s->size, s->value, x->lo, x->hi, *scratch, *cap,
+					  &count, why, sizeof(why));
 	}
+	if (ret) {
+		struct cs_fail *f = realloc(x->fails, (x->nfails + 1) * sizeof(*f));
+
+		if (!f)
+			return -ENOMEM;
+		x->fails = f;
+		f[x->nfails].sym = (uint32_t)(s - x->e->syms);
+		snprintf(f[x->nfails].why, sizeof(f->why), "%s", why);
+		x->nfails++;
+	}
+	if (x->nrefs + count > x->cap) {
+		size_t ncap = x->cap ? x->cap : 4096;
+		struct cs_ref *v;
+
+		while (ncap < x->nrefs + count)
+			ncap *= 2;
+		v = realloc(x->refs, ncap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		x->refs = v;
+		x->cap = ncap;
+	}
+	for (i = 0; i < count; i++)
+		x->refs[x->nrefs++] = (struct cs_ref){ .r = (*scratch)[i],
+						       .sym = (uint32_t)(s - x->e->syms) };
 	return 0;
+}
+
+static int cs_ref_cmp(const void *a, const void *b)
+{
+	const struct cs_ref *x = a, *y = b;
+
+	if (x->r.target != y->r.target)
+		return x->r.target < y->r.target ? -1 : 1;
+	if (x->sym != y->sym)
+		return x->sym < y->sym ? -1 : 1;
+	return x->r.addr < y->r.addr ? -1 : x->r.addr > y->r.addr;
+}
+
+static bool cs_wanted(const struct qp_callsites *x, uint64_t func)
+{
+	size_t lo = 0, hi = x->nwant;
+
+	if (!hi || func < x->want[0] || func > x->want[hi - 1])
+		return false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (x->want[mid] == func)
+			return true;
+		if (x->want[mid] < func)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * May function @s hold a rel32 branch to one of want?  The rel32 field
+ * ends a call, jmp or jcc, so its destination is the field's end plus its
+ * value: a function with no 4 bytes that add up so holds none, and need
+ * not be decoded for want's sites.
+ */
+static bool cs_may_reach(const struct qp_callsites *x, const struct qp_elf_sym *s,
+			 const uint8_t *code)
+{
+	uint64_t lo = x->want[0], hi = x->want[x->nwant - 1];
+	size_t k;
+
+	for (k = 0; k + 4 <= s->size; k++) {
+		int32_t rel;
+		uint64_t t;
+
+		memcpy(&rel, code + k, 4);
+		t = s->value + k + 4 + (uint64_t)(int64_t)rel;
+		if (t >= lo && t <= hi && cs_wanted(x, t))
+			return true;
+	}
+	return false;
+}
+
+/* Decode the functions of the binary (only those that may reach want,
+ * unless @all) into refs and fails, which start empty. */
+static int cs_decode(struct qp_callsites *x, bool all)
+{
+	const struct qp_elf_sym *s;
+	struct qp_ref *scratch = NULL;
+	size_t cap = 0;
+	int ret = 0;
+
+	x->nrefs = x->nfails = 0;
+	x->full = all;
+	if (x->e->nsyms > UINT32_MAX)
+		return -E2BIG;
+	qp_elf_for_each_sym(x->e, s) {
+		const uint8_t *code = cs_code(s);
+
+		if (ret || !code || x->lo >= x->hi || (!all && !cs_may_reach(x, s, code)))
+			continue;
+		if (!cap) {
+			cap = 1024;
+			scratch = malloc(cap * sizeof(*scratch));
+			if (!scratch) {
+				ret = -ENOMEM;
+				continue;
+			}
+		}
+		ret = cs_index_sym(x, s, code, &scratch, &cap);
+	}
+	free(scratch);
+	if (!ret && x->nrefs > 1)
+		qsort(x->refs, x->nrefs, sizeof(*x->refs), cs_ref_cmp);
+	return ret;
+}
+
+static int cs_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* An index of @e's references into [lo, hi): see qp_callsites__new. */
+static int cs_index(const struct qp_elf *e, uint64_t lo, uint64_t hi, const uint64_t *want,
+		    size_t nwant, struct qp_callsites **out)
+{
+	struct qp_callsites *x = calloc(1, sizeof(*x));
+	int ret = 0;
+
+	*out = NULL;
+	if (!x)
+		return -ENOMEM;
+	x->e = e;
+	x->lo = lo;
+	x->hi = hi;
+	if (nwant) {
+		x->want = malloc(nwant * sizeof(*x->want));
+		if (!x->want) {
+			free(x);
+			return -ENOMEM;
+		}
+		memcpy(x->want, want, nwant * sizeof(*want));
+		x->nwant = nwant;
+		qsort(x->want, nwant, sizeof(*want), cs_u64_cmp);
+	}
+	ret = cs_decode(x, !nwant);
+	if (ret) {
+		qp_callsites__free(x);
+		return ret;
+	}
+	*out = x;
+	return 0;
+}
+
+int qp_callsites__new(const struct qp_elf *e, const uint64_t *want, size_t nwant,
+		      struct qp_callsites **out)
+{
+	uint64_t lo, hi;
+
+	cs_code_span(e, &lo, &hi);
+	if (e->dynamic) /* nothing to find: qp_callsites__find says why */
+		lo = hi = 0;
+	return cs_index(e, lo, hi, want, nwant, out);
+}
+
+void qp_callsites__free(struct qp_callsites *x)
+{
+	if (!x)
+		return;
+	free(x->want);
+	free(x->refs);
+	free(x->fails);
+	free(x);
+}
+
+static int cs_sym_cmp(const void *a, const void *b)
+{
+	const struct cs_ref *x = a, *y = b;
+
+	if (x->sym != y->sym)
+		return x->sym < y->sym ? -1 : 1;
+	return x->r.addr < y->r.addr ? -1 : x->r.addr > y->r.addr;
+}
+
+/*
+ * The references into [func, func + size) from every function but the one
+ * asked about (or an alias), in the order a sweep of the symbol table
+ * meets them; each one classified until one escapes.  Under
+ * QP_CALLSITES_ALL, a function met that does not decode stops it there.
+ */
+static int cs_sweep(const struct qp_callsites *x, uint64_t func, uint64_t size, unsigned flags,
+		    struct cs_list *l, char *why, size_t why_size)
+{
+	const struct qp_elf_sym *syms = x->e->syms;
+	size_t lo = 0, hi = x->nrefs, i, k, nv = 0;
+	const struct cs_fail *fl = NULL;
+	struct cs_ref *v = NULL;
+	int ret = 0;
+
+	while (lo < hi) { /* the first reference at or after func */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (x->refs[mid].r.target < func)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < x->nrefs && x->refs[i].r.target < func + size; i++)
+		nv++;
+	if (nv) {
+		v = malloc(nv * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (i = lo, k = 0; k < nv; i++) {
+			const struct qp_elf_sym *s = &syms[x->refs[i].sym];
+
+			if (s->value < func + size && func < s->value + s->size)
+				nv--; /* the function itself, or an alias */
+			else
+				v[k++] = x->refs[i];
+		}
+		qsort(v, nv, sizeof(*v), cs_sym_cmp);
+	}
+	/* the first function met that does not decode ends the sweep there */
+	for (i = 0; (flags & QP_CALLSITES_ALL) && !fl && i < x->nfails; i++) {
+		const struct qp_elf_sym *s = &syms[x->fails[i].sym];
+
+		if (!(s->value < func + size && func < s->value + s->size))
+			fl = &x->fails[i];
+	}
+	for (i = 0; !ret && i < nv && (!fl || v[i].sym < fl->sym); i++)
+		ret = cs_classify(&syms[v[i].sym], &v[i].r, func, flags, l, why, why_size);
+	if (!ret && fl) {
+		snprintf(why, why_size, "cannot decode '%s' to find its callers: %s", syms[fl->sym].name,
+			 fl->why);
+		ret = 1;
+	}
+	free(v);
+	return ret;
 }
 
 /* The section holding address @addr, for messages. */
@@ -275,9 +542,10 @@ static int cs_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsigned flags,
-		      struct qp_callsite **out, size_t *n, char *why, size_t why_size)
+int qp_callsites__find(struct qp_callsites *x, uint64_t func, uint64_t size, unsigned flags,
+		       struct qp_callsite **out, size_t *n, char *why, size_t why_size)
 {
+	const struct qp_elf *e = x->e;
 	struct cs_list l = { 0 };
 	size_t i, k;
 	int ret;
@@ -288,7 +556,15 @@ int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsi
 		snprintf(why, why_size, "the binary has no symbol table to find its callers in");
 		return -ENOTSUP;
 	}
-	ret = cs_sweep(e, func, size, flags, &l, why, why_size);
+	if (func < x->lo || func >= x->hi || size > x->hi - func) {
+		snprintf(why, why_size, "0x%" PRIx64 " is not in the code indexed", func);
+		return -EINVAL;
+	}
+	/* the functions decoded so far may not hold every reference asked about */
+	if (!x->full && ((flags & QP_CALLSITES_ALL) || !cs_wanted(x, func)) &&
+	    (ret = cs_decode(x, true)))
+		return ret;
+	ret = cs_sweep(x, func, size, flags, &l, why, why_size);
 	if (!ret && (flags & QP_CALLSITES_ALL))
 		ret = cs_dynamic(e, func, size, why, why_size);
 	if (!ret && (flags & QP_CALLSITES_ALL))
@@ -309,4 +585,28 @@ int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsi
 	*out = l.v;
 	*n = k;
 	return 0;
+}
+
+int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsigned flags,
+		      struct qp_callsite **out, size_t *n, char *why, size_t why_size)
+{
+	struct qp_callsites *x;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if (e->dynamic || !size) {
+		snprintf(why, why_size, "the binary has no symbol table to find its callers in");
+		return -ENOTSUP;
+	}
+	if (func + size < func) {
+		snprintf(why, why_size, "0x%" PRIx64 " + %" PRIu64 " is not a function", func, size);
+		return -EINVAL;
+	}
+	ret = cs_index(e, func, func + size, NULL, 0, &x); /* this function's references only */
+	if (ret)
+		return ret;
+	ret = qp_callsites__find(x, func, size, flags, out, n, why, why_size);
+	qp_callsites__free(x);
+	return ret;
 }

@@ -290,7 +290,9 @@ void ld_seccomp_release(struct ld_seccomp *sc);
 /* Find and check in the process the sites of the functions that need
  * them (QP_R_CALLS, rewrite_calls, or sites an applied patch rewrote). */
 int ld_sites_find(struct ld_ctx *c, struct qp_error *err);
-/* Their new bytes, once the new functions' addresses are known. */
+/* Their new bytes, once the new functions' addresses are known; and the
+ * pages that hold them made the process's own (before the stop, so that
+ * the window does not pay for the copies). */
 int ld_sites_encode(struct ld_ctx *c, struct qp_error *err);
 /* Every thread stopped: rewrite them (each checked first); on failure
  * ld_sites_unwrite() puts back those written. */

@@ -5,6 +5,7 @@
  * qpatch-load --list PID           list what is applied
  * qpatch-load --undo PID [ID]      undo the last patch (or check it is ID)
  * qpatch-load --all FIX.qpatch     apply to every process of the binary
+ * qpatch-load --all --so FIX.so    load a patch library into every such process
  * qpatch-load --undo --all ID      undo ID wherever it is applied
  */
 #include <errno.h>
@@ -32,6 +33,9 @@ static void usage(FILE *f)
 		"       qpatch-load --all [-J N] [--json] FIX.qpatch\n"
 		"                                              apply to every process that maps\n"
 		"                                              the patch's object\n"
+		"       qpatch-load --all [-J N] [--json] --so FIX.so\n"
+		"                                              load a patch library into every\n"
+		"                                              process that maps its target\n"
 		"       qpatch-load --undo --all [-J N] [--json] ID\n"
 		"                                              undo patch ID in every process\n"
 		"       qpatch-load --exec FIX.qpatch [--exec FIX2.qpatch...] -- PROG [ARG...]\n"
@@ -64,6 +68,9 @@ static void usage(FILE *f)
 		"                        in the PEM file KEY (or by one of the *.pem keys of\n"
 		"                        the directory KEY); repeatable.  Without it, the\n"
 		"                        store's policy file applies, if there is one\n"
+		"      --no-type-check   --so: apply even when a replacement's prototype\n"
+		"                        differs from the old function's (both built with -g)\n"
+		"  -v, --verbose         --so: also say which type checks were made or skipped\n"
 		"      --lock-wait MS    another loader works on the process: wait up to MS\n"
 		"                        for it (default 0: refuse at once, naming it)\n"
 		"      --ignore-seccomp  go on when the target's seccomp filters cannot be read\n"
@@ -362,20 +369,45 @@ static int do_exec(char **fixes, int nfixes, char *const argv[], const struct qp
 	return exec_status(status);
 }
 
+static bool verbose; /* -v: say more */
+
+/* --verbose: what the type check of a .so patch compared, or why not. */
+static void print_type_note(const struct qp_load_stats *st, FILE *f)
+{
+	if (!verbose)
+		return;
+	if (st->types_checked)
+		fprintf(f, "type check: %zu replacement(s) have the old function's prototype\n",
+			st->types_checked);
+	if (st->type_note[0])
+		fprintf(f, "note: %s\n", st->type_note);
+}
+
+/* May root load the library at @path (the trust rules; a store policy
+ * that requires signatures refuses it: a library carries none)? */
+static int so_acceptable(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret = qp_trust_read(path, QP_TRUST_MAX_PATCH, &buf, &len, err);
+
+	free(buf);
+	if (!ret)
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		ret = qp_policy__check_so(pol, path, err);
+	qp_policy__free(pol);
+	return ret;
+}
+
 static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 	char id[QP_ID_MAX] = "";
-	struct qp_policy *pol = NULL;
-	int ret;
+	int ret = so_acceptable(path, &err);
 
-	/* a library carries no signature: a store that requires one refuses it */
-	ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
-	if (!ret && qp_policy__requires(pol))
-		ret = qp_seterr(&err, QP_ESIGNATURE, "'%s': the store's policy requires signed "
-				"patches, and a hand-written .so carries no signature", path);
-	qp_policy__free(pol);
 	if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
 		return 1;
@@ -390,6 +422,7 @@ static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 	} else {
 		printf("applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
 		       id, (int)pid, st.nfuncs, (unsigned long long)st.region);
+		print_type_note(&st, stdout);
 		print_stop(&st);
 		printf("every thread stopped %.0f us to pick the one that ran dlopen\n", st.pick_us);
 	}
@@ -537,6 +570,18 @@ static int all_summary(struct all_report *rep, const char *op, const char *id, d
 	return bad ? 1 : 0;
 }
 
+/* Does the file at @path begin like a shared library? */
+static bool looks_like_so(const char *path)
+{
+	uint8_t head[64];
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+
+	if (f)
+		fclose(f);
+	return qp_host_is_so(head, n);
+}
+
 static int do_all(const char *arg, bool undo, int jobs, bool json, const struct qp_load_opts *opts)
 {
 	struct all_report rep = { .json = json };
@@ -551,7 +596,9 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	} else {
 		p = open_patch(arg, &err);
 		if (!p) {
-			fprintf(stderr, "qpatch-load: %s\n", err.msg);
+			fprintf(stderr, "qpatch-load: %s%s%s\n", err.msg,
+				looks_like_so(arg) ? "; a hand-written patch library goes in with --all --so " : "",
+				looks_like_so(arg) ? arg : "");
 			return 1;
 		}
 		ret = qp_host_apply_all(p, &o, &err);
@@ -576,6 +623,32 @@ static int do_all(const char *arg, bool undo, int jobs, bool json, const struct 
 	ret = all_summary(&rep, undo ? "undo" : "apply", undo ? arg : qp_patch__info(p)->id, t0);
 	qp_patch__free(p);
 	return ret;
+}
+
+/* --all --so: the library @path into every process that maps its target. */
+static int do_all_so(const char *path, int jobs, bool json, const struct qp_load_opts *opts)
+{
+	struct all_report rep = { .json = json };
+	struct qp_all_opts o = { .jobs = jobs, .load = opts, .done = all_done, .done_arg = &rep };
+	struct qp_error err = { 0 };
+	struct qp_so_info info;
+	double t0 = now_ms();
+	int ret = so_acceptable(path, &err);
+
+	if (!ret)
+		ret = qp_so_info__read(path, &info, &err);
+	if (!ret)
+		ret = qp_host_apply_so_all(path, &info, &o, &err);
+	if (ret) {
+		fprintf(stderr, "qpatch-load: %s\n", err.msg);
+		free(rep.v);
+		return 1;
+	}
+	if (!rep.n && !json)
+		printf("no process maps %s '%s' (the library's QPATCH_TARGET%s)\n",
+		       info.by_build_id ? "an object with build-id" : "a file named", info.target,
+		       info.by_build_id ? "_BUILDID" : "");
+	return all_summary(&rep, "apply", info.id, t0);
 }
 
 /* For tests (QPATCH_PAUSE_AT=N): stop the loader itself after step N, so
@@ -607,6 +680,8 @@ int main(int argc, char **argv)
 		{ "rewrite-calls", no_argument, NULL, 'c' },
 		{ "verify", required_argument, NULL, 'K' },
 		{ "lock-wait", required_argument, NULL, 'W' },
+		{ "no-type-check", no_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -617,7 +692,7 @@ int main(int argc, char **argv)
 	char *exec_fixes[64];
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:lujacAJ:r:d:L:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': so = optarg; break;
 		case 'l': list = 1; break;
@@ -651,6 +726,8 @@ int main(int argc, char **argv)
 			}
 			verify_keys[verify_nkeys++] = optarg;
 			break;
+		case 'T': opts.no_type_check = true; break;
+		case 'v': verbose = true; break;
 		case 'W': opts.lock_wait_ms = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': return qp_version_print("qpatch-load");
@@ -665,6 +742,8 @@ int main(int argc, char **argv)
 		}
 		return do_exec(exec_fixes, nexec, argv + optind, &opts);
 	}
+	if (so && all && !list && !undo && !nargs)
+		return do_all_so(so, jobs, json, &opts);
 	if (so && (all || list || undo || nargs != 1)) {
 		usage(stderr);
 		return 2;

@@ -197,6 +197,10 @@ struct qp_load_opts {
 				   the injected system calls cannot be read or evaluated
 				   (the target may then be killed by one of them); a filter
 				   read that forbids a call is still refused */
+	bool no_type_check;     /* .so patches: apply even when a replacement's prototype
+				   differs from the old function's (DWARF of both) */
+	const char *so_id;      /* .so patches: the patch id (NULL: the library's file
+				   name), for a library stored under another name */
 };
 
 struct qp_load_stats {
@@ -227,6 +231,10 @@ struct qp_load_stats {
 	uint64_t coro_scanned;  /* bytes scanned for them */
 	size_t coro_skipped;    /* mappings too large to scan */
 	double coro_scan_us;    /* time the scan took (the target running) */
+	size_t types_checked;   /* .so patches: replacements whose prototype was compared
+				   with the old function's (DWARF of both) */
+	char type_note[512];    /* .so patches: which type checks were skipped, and why
+				   ("" when none) */
 };
 
 /* An applied patch, as listed. */
@@ -265,6 +273,18 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
  */
 int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 	       struct qp_load_stats *stats, char *id, struct qp_error *err);
+/* What a hand-written patch library names, read and checked from its file
+ * as qp_load_so() does before it touches a process. */
+struct qp_so_info {
+	char id[QP_ID_MAX];                 /* its file name: the patch id */
+	bool by_build_id;                   /* QPATCH_TARGET_BUILDID, else QPATCH_TARGET */
+	char target[QP_NAME_MAX];           /* the object's file name, or its build-id in hex */
+	uint8_t build_id[QP_BUILD_ID_MAX];  /* by_build_id: the build-id */
+	size_t build_id_size;               /* its bytes */
+	size_t nreplace;                    /* functions it replaces */
+};
+int qp_so_info__read(const char *path, struct qp_so_info *out, struct qp_error *err);
+
 /* Applied patches in order of application. */
 int qp_load_list(pid_t pid, struct qp_applied **out, size_t *n, struct qp_error *err);
 void qp_applied__free(struct qp_applied *v, size_t n);

@@ -42,6 +42,7 @@
 #include "qpatch/decode.h"
 #include "qpatch/elf.h"
 #include "sotab.h"
+#include "sotype.h"
 
 
 /* One apply of a .so: the loader's context first (callbacks get it). */
@@ -77,7 +78,7 @@ static int so_open_lib(struct so_ctx *s, const char *path, struct qp_error *err)
 				 QP_SO_PATH_MAX - 1);
 	snprintf(s->path, sizeof(s->path), "%s", real);
 	base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-	snprintf(s->id, sizeof(s->id), "%s", base);
+	snprintf(s->id, sizeof(s->id), "%s", s->c.opts && s->c.opts->so_id ? s->c.opts->so_id : base);
 	if (qp_elf__open(real, QP_ELF_NO_RELAS, &s->lib, err))
 		return qp_preperr(err, QP_EFORMAT, "'%s' is not a shared library", path);
 	if (s->lib->ehdr.e_ident[EI_CLASS] != ELFCLASS64 || s->lib->ehdr.e_machine != EM_X86_64)
@@ -313,6 +314,38 @@ static int so_prepare_funcs(struct so_ctx *s, struct qp_error *err)
 		}
 		free(code);
 	}
+	return ret;
+}
+
+/* Each replacement's prototype against the old function's (sotype.c),
+ * before anything is done to the process. */
+static int so_check_types(struct so_ctx *s, struct qp_error *err)
+{
+	struct ld_ctx *c = &s->c;
+	struct ld_so_type_fn *fns;
+	const char *name = strstr(c->target->path, " (deleted)") ? s->obj->path : c->target->path;
+	size_t k;
+	int ret;
+
+	if (c->opts->no_type_check) {
+		snprintf(c->stats->type_note, sizeof(c->stats->type_note),
+			 "type check not made (--no-type-check)");
+		return 0;
+	}
+	fns = calloc(c->nfuncs ? c->nfuncs : 1, sizeof(*fns));
+	if (!fns)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	for (k = 0; k < c->nfuncs; k++) {
+		const struct ld_so_item *it = &s->tab.v[s->item[k]];
+
+		fns[k].name = it->name;
+		fns[k].entry_off = it->off;
+		fns[k].old_vaddr = c->funcs[k].rec.old_addr - c->bias;
+	}
+	ret = ld_so_type_check(s->lib, s->sec, s->obj->path, name, fns, c->nfuncs,
+			       &c->stats->types_checked, c->stats->type_note,
+			       sizeof(c->stats->type_note), err);
+	free(fns);
 	return ret;
 }
 
@@ -587,6 +620,8 @@ static int so_prepare(struct so_ctx *s, const char *path, struct qp_error *err)
 	c->seq = c->napplied ? c->applied[c->napplied - 1].rec.seq + 1 : 1;
 	ret = so_prepare_funcs(s, err);
 	if (!ret)
+		ret = so_check_types(s, err);
+	if (!ret)
 		ret = ld_busy_ranges(c, err);
 	if (!ret)
 		ret = ld_so_unsafe(c, err);
@@ -655,6 +690,32 @@ int qp_load_so(pid_t pid, const char *path, const struct qp_load_opts *opts,
 	qp_elf__free(s->obj);
 	free(s->addr);
 	free(s->item);
+	free(s);
+	return ret;
+}
+
+int qp_so_info__read(const char *path, struct qp_so_info *out, struct qp_error *err)
+{
+	struct so_ctx *s = calloc(1, sizeof(*s));
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return qp_seterr(err, -ENOMEM, "out of memory");
+	ret = so_open_lib(s, path, err);
+	if (!ret && strlen(s->tab.target) >= sizeof(out->target))
+		ret = qp_seterr(err, QP_EFORMAT, "'%s': its QPATCH_TARGET is longer than %zu bytes", path,
+				sizeof(out->target) - 1);
+	if (!ret) {
+		snprintf(out->id, sizeof(out->id), "%s", s->id);
+		out->by_build_id = s->tab.target_kind == QPATCH_SO_TARGET_BUILDID;
+		snprintf(out->target, sizeof(out->target), "%s", s->tab.target);
+		memcpy(out->build_id, s->tab.build_id, s->tab.build_id_size);
+		out->build_id_size = s->tab.build_id_size;
+		out->nreplace = s->tab.nreplace;
+	}
+	ld_so_table_release(&s->tab);
+	qp_elf__free(s->lib);
 	free(s);
 	return ret;
 }

@@ -11,6 +11,8 @@
 
 struct all_job {
 	const struct qp_patch *patch;    /* apply: the patch */
+	const char *so_path;             /* apply a library: its path */
+	const struct qp_so_info *so;     /* ... and what it names */
 	const char *id;                  /* undo: the patch id */
 	const struct qp_load_opts *opts; /* the loader's options */
 };
@@ -34,6 +36,22 @@ static void all_apply_job(pid_t pid, void *arg, int fd)
 
 	all_fill(&r, pid, QP_OP_APPLY, qp_patch__info(j->patch)->id);
 	ret = qp_load_apply(pid, j->patch, j->opts, &r.stats, &err);
+	r.code = ret;
+	r.outcome = qp_outcome_of(QP_OP_APPLY, ret, &r.stats);
+	if (ret)
+		snprintf(r.msg, sizeof(r.msg), "%s", err.msg[0] ? err.msg : qp_strerror(ret));
+	qp_pool_report(fd, &r);
+}
+
+static void all_apply_so_job(pid_t pid, void *arg, int fd)
+{
+	const struct all_job *j = arg;
+	struct qp_error err = { 0 };
+	struct qp_result r;
+	int ret;
+
+	all_fill(&r, pid, QP_OP_APPLY, j->so->id);
+	ret = qp_load_so(pid, j->so_path, j->opts, &r.stats, NULL, &err);
 	r.code = ret;
 	r.outcome = qp_outcome_of(QP_OP_APPLY, ret, &r.stats);
 	if (ret)
@@ -93,6 +111,24 @@ static bool all_maps_object(struct qp_scan *s, pid_t pid, const void *arg)
 	return qp_scan__maps_build_id(s, pid, info->build_id, info->build_id_size) == 1;
 }
 
+/* Does @pid map the object the library names (build-id or file name)? */
+static bool all_maps_so_target(struct qp_scan *s, pid_t pid, const void *arg)
+{
+	const struct qp_so_info *info = arg;
+	struct qp_obj *objs = NULL;
+	size_t n = 0, i;
+	bool hit = false;
+
+	if (info->by_build_id)
+		return qp_scan__maps_build_id(s, pid, info->build_id, info->build_id_size) == 1;
+	if (qp_scan__objects(s, pid, &objs, &n, NULL))
+		return false;
+	for (i = 0; i < n && !hit; i++)
+		hit = qp_obj_named(&objs[i], info->target);
+	free(objs);
+	return hit;
+}
+
 static bool all_has_patch(struct qp_scan *s, pid_t pid, const void *arg)
 {
 	(void)s;
@@ -105,6 +141,14 @@ int qp_host_apply_all(const struct qp_patch *patch, const struct qp_all_opts *o,
 	struct all_job job = { .patch = patch, .opts = o->load };
 
 	return all_run(o, all_apply_job, &job, all_maps_object, qp_patch__info(patch), err);
+}
+
+int qp_host_apply_so_all(const char *path, const struct qp_so_info *info,
+			 const struct qp_all_opts *o, struct qp_error *err)
+{
+	struct all_job job = { .so_path = path, .so = info, .opts = o->load };
+
+	return all_run(o, all_apply_so_job, &job, all_maps_so_target, info, err);
 }
 
 int qp_host_undo_all(const char *id, const struct qp_all_opts *o, struct qp_error *err)

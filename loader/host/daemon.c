@@ -161,7 +161,31 @@ static bool store_has_libraries(const struct daemon *d)
 	for (i = 0; i < qp_store__count(d->store); i++) {
 		const struct qp_store_entry *e = qp_store__entry(d->store, i);
 
-		if (!e->removed && strstr(e->target, ".so"))
+		/* a library by build-id names no file: it may be one */
+		if (!e->removed && (strstr(e->target, ".so") || (e->so && !e->by_name)))
+			return true;
+	}
+	return false;
+}
+
+/* Does the store hold a .so patch for files named like @pid's executable? */
+static bool exe_name_stored(struct daemon *d, pid_t pid)
+{
+	char link[64];
+	struct qp_obj o;
+	ssize_t n;
+	size_t i;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, o.path, sizeof(o.path) - 1);
+	if (n <= 0)
+		return false;
+	o.path[n] = '\0';
+	for (i = 0; i < qp_store__count(d->store); i++) {
+		const struct qp_store_entry *e = qp_store__entry(d->store, i);
+
+		if (!e->removed && e->by_name && qp_obj_named(&o, e->target))
 			return true;
 	}
 	return false;
@@ -194,7 +218,8 @@ static void on_exec(pid_t pid, double exec_ns, void *arg)
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
 	if ((!qp_scan__file_build_id(d->scan, exe, id, &len) &&
-	     qp_store__has_build_id(d->store, id, len)) || needs_stored_library(d, exe)) {
+	     qp_store__has_build_id(d->store, id, len)) || exe_name_stored(d, pid) ||
+	    needs_stored_library(d, exe)) {
 		request(d, pid, true, true, exec_ns); /* now: its libraries are being loaded */
 		return;
 	}

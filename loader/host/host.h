@@ -55,6 +55,9 @@ void qp_scan__free(struct qp_scan *s);
  */
 int qp_scan__objects(struct qp_scan *s, pid_t pid, struct qp_obj **v, size_t *n,
 		     struct qp_error *err);
+/* Is @o a file named @name ("redis-server", "libfoo.so.1"): the last part
+ * of its path, a " (deleted)" of a replaced file left out? */
+bool qp_obj_named(const struct qp_obj *o, const char *name);
 /* Does @pid map an object with this build-id?  1, 0, or -errno. */
 int qp_scan__maps_build_id(struct qp_scan *s, pid_t pid, const uint8_t *id, size_t idlen);
 /* Does the object at @path name the library file @soname among its
@@ -167,18 +170,33 @@ void qp_pool_report(int fd, const struct qp_result *r);
 
 #define QP_STORE_DEFAULT "/var/lib/qpatch"
 
+#define QP_STORE_BY_NAME "by-name"     /* STORE/by-name/FILE/: .so patches for a file name */
+
 /* One stored patch. */
 struct qp_store_entry {
-	char id[QP_ID_MAX];               /* the patch id (from the file) */
-	char bid_hex[QP_BUILD_ID_HEX];    /* the target's build-id, hex */
-	char target[QP_NAME_MAX];         /* the target's name */
+	char id[QP_ID_MAX];               /* the patch id (from the file; a .so's file name) */
+	char bid_hex[QP_BUILD_ID_HEX];    /* the target's build-id, hex ("" when by_name) */
+	char target[QP_NAME_MAX];         /* the target's name (a .so by build-id: the
+					     build-id, as it names no file) */
+	char group[QP_NAME_MAX + 16];     /* its directory in the store: bid_hex, or
+					     "by-name/TARGET"; one group's patches stack */
+	bool so;                          /* a hand-written patch library (qpatch-load --so):
+					     patch is NULL, path is the library loaded */
+	bool by_name;                     /* a library naming its target by file name
+					     (QPATCH_TARGET): every object of that name */
 	unsigned seq;                     /* order among its binary's patches, from 1 */
 	bool removed;                     /* removed: to be undone where applied */
 	char path[4096];                  /* its file */
 	long long added;                  /* when stored (mtime), seconds since the epoch */
 	size_t size;                      /* bytes */
-	struct qp_patch *patch;           /* parsed (loaded entries; owned) */
+	struct qp_patch *patch;           /* parsed (loaded .qpatch entries; owned) */
 };
+
+/* Does one of the objects @objs (qp_scan__objects) hold what @e patches? */
+bool qp_store_entry__maps(const struct qp_store_entry *e, const struct qp_obj *objs, size_t n);
+/* Is the file in @buf a hand-written patch library (an ELF ET_DYN), rather
+ * than a .qpatch (ET_REL)? */
+bool qp_host_is_so(const uint8_t *buf, size_t len);
 
 /*
  * A directory of patches keyed by the build-id of the object they fix,
@@ -211,6 +229,7 @@ int qp_store__add(struct qp_store *s, const char *path, struct qp_store_entry *o
 struct qp_store_check {
 	bool policy;                     /* the store has a policy file */
 	bool signed_;                    /* the patch is signed */
+	bool so;                         /* a hand-written patch library (never signed) */
 	char key_id[QP_SIG_KEY_ID_HEX];  /* then by this key id (hex) */
 	char id[QP_ID_MAX];              /* the patch id */
 };
@@ -337,6 +356,10 @@ struct qp_all_opts {
 /* Apply @patch to every process that maps its object (by build-id). */
 int qp_host_apply_all(const struct qp_patch *patch, const struct qp_all_opts *o,
 		      struct qp_error *err);
+/* Apply the patch library @path (what @info says of it) to every process
+ * that maps its target (by build-id or file name), with qp_load_so(). */
+int qp_host_apply_so_all(const char *path, const struct qp_so_info *info,
+			 const struct qp_all_opts *o, struct qp_error *err);
 /* Undo the patch @id in every process where it is applied. */
 int qp_host_undo_all(const char *id, const struct qp_all_opts *o, struct qp_error *err);
 
@@ -391,6 +414,9 @@ int qp_policy__from_keys(const char *const *paths, size_t n, struct qp_policy **
 int qp_policy__check(const struct qp_policy *pol, const void *buf, size_t len,
 		     const char *name, struct qp_error *err);
 bool qp_policy__requires(const struct qp_policy *pol);
+/* 0 when a hand-written patch library @name is acceptable: it carries no
+ * signature, so a policy that requires one refuses it (QP_ESIGNATURE). */
+int qp_policy__check_so(const struct qp_policy *pol, const char *name, struct qp_error *err);
 void qp_policy__free(struct qp_policy *pol);
 /* qp_trust_open_patch(), with @pol checked on the bytes read first. */
 struct qp_patch *qp_trust_open_checked(const char *path, const struct qp_policy *pol,

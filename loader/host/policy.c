@@ -170,6 +170,15 @@ bool qp_policy__requires(const struct qp_policy *pol)
 	return pol && pol->require;
 }
 
+int qp_policy__check_so(const struct qp_policy *pol, const char *name, struct qp_error *err)
+{
+	if (!qp_policy__requires(pol))
+		return 0;
+	return qp_seterr(err, QP_ESIGNATURE, "'%s': %s requires signed patches, and a hand-written "
+			 ".so carries no signature", name,
+			 pol->source[0] == '/' ? "the store's policy" : "--verify");
+}
+
 void qp_policy__free(struct qp_policy *pol)
 {
 	if (!pol)

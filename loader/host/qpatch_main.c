@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * qpatch [--store DIR] add FIX.qpatch   store a patch for its binary
+ * qpatch [--store DIR] add FIX.so       store a patch library (qpatch-load --so)
  * qpatch [--store DIR] remove ID        remove it (qpatchd undoes it)
  * qpatch [--store DIR] verify FIX.qpatch  check it against the store's policy
  * qpatch [--store DIR] list [--json]    what the store holds
@@ -24,6 +25,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qpatch [--store DIR] add FIX.qpatch    store a patch for its binary\n"
+		"       qpatch [--store DIR] add FIX.so        store a hand-written patch library\n"
+		"                                              (qpatch-load --so) for its target\n"
 		"       qpatch [--store DIR] remove ID         remove a stored patch\n"
 		"       qpatch [--store DIR] verify FIX.qpatch would the store's policy\n"
 		"                                              accept it (signature)?\n"
@@ -64,13 +67,20 @@ static int cmd_add(struct qp_store *store, const char *path)
 		fprintf(stderr, "qpatch: %s\n", err.msg);
 		return 1;
 	}
-	printf("stored patch '%s' for '%s' (build-id %s) as number %u in '%s'\n", e.id, e.target,
-	       e.bid_hex, e.seq, qp_store__dir(store));
+	if (e.by_name)
+		printf("stored library patch '%s' for files named '%s' as number %u in '%s'\n", e.id,
+		       e.target, e.seq, qp_store__dir(store));
+	else if (e.so)
+		printf("stored library patch '%s' for build-id %s as number %u in '%s'\n", e.id,
+		       e.bid_hex, e.seq, qp_store__dir(store));
+	else
+		printf("stored patch '%s' for '%s' (build-id %s) as number %u in '%s'\n", e.id,
+		       e.target, e.bid_hex, e.seq, qp_store__dir(store));
 	if (daemon_running(store))
 		printf("qpatchd applies it to the running and new processes of the binary\n");
 	else
-		printf("qpatchd is not running: start it, or apply now with 'qpatch-load --all %s'\n",
-		       path);
+		printf("qpatchd is not running: start it, or apply now with 'qpatch-load --all %s%s'\n",
+		       e.so ? "--so " : "", path);
 	return 0;
 }
 
@@ -83,7 +93,9 @@ static int cmd_verify(struct qp_store *store, const char *path)
 		fprintf(stderr, "qpatch: %s\n", err.msg);
 		return 1;
 	}
-	if (c.signed_)
+	if (c.so)
+		printf("library patch '%s' in '%s' carries no signature", c.id, path);
+	else if (c.signed_)
 		printf("patch '%s' in '%s' is signed with key %s", c.id, path, c.key_id);
 	else
 		printf("patch '%s' in '%s' is not signed", c.id, path);
@@ -135,8 +147,12 @@ static void list_json(const struct qp_store *store)
 
 		printf("%s{\"id\":", i ? "," : "");
 		qp_json_str(stdout, e->id);
-		printf(",\"build_id\":\"%s\",\"target\":", e->bid_hex);
+		if (e->by_name)
+			printf(",\"build_id\":null,\"target\":");
+		else
+			printf(",\"build_id\":\"%s\",\"target\":", e->bid_hex);
 		qp_json_str(stdout, e->target);
+		printf(",\"kind\":\"%s\"", e->so ? "so" : "qpatch");
 		printf(",\"seq\":%u,\"state\":\"%s\",\"size\":%zu,\"added\":%lld,\"path\":", e->seq,
 		       e->removed ? "removed" : "stored", e->size, e->added);
 		qp_json_str(stdout, e->path);
@@ -168,15 +184,23 @@ static int cmd_list(struct qp_store *store, bool json)
 
 		if (e->removed && (i == 0 || !qp_store__entry(store, i - 1)->removed))
 			printf("removed (undone wherever still applied):\n");
-		if (!e->removed && strcmp(bid, e->bid_hex)) {
-			printf("'%s' (build-id %s):\n", e->target, e->bid_hex);
-			bid = e->bid_hex;
+		if (!e->removed && strcmp(bid, e->group)) {
+			if (e->by_name)
+				printf("files named '%s':\n", e->target);
+			else if (e->so)
+				printf("build-id %s:\n", e->bid_hex);
+			else
+				printf("'%s' (build-id %s):\n", e->target, e->bid_hex);
+			bid = e->group;
 		}
 		print_time(e->added, when, sizeof(when));
-		if (e->removed)
+		if (e->removed && e->by_name)
+			printf("   %s  for files named '%s'\n", e->id, e->target);
+		else if (e->removed)
 			printf("   %s  for '%s' (build-id %s)\n", e->id, e->target, e->bid_hex);
 		else
-			printf("%4u. %s  %zu bytes, stored %s\n", e->seq, e->id, e->size, when);
+			printf("%4u. %s  %zu bytes, stored %s%s\n", e->seq, e->id, e->size, when,
+			       e->so ? " (hand-written library)" : "");
 	}
 	return 0;
 }

@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"  -d, --retry-delay MS  pause between attempts (default 5)\n"
 		"  -c, --rewrite-calls   also make the direct calls to each replaced function\n"
 		"                        call the new code (qpatch-load --rewrite-calls)\n"
+		"      --no-type-check   apply stored .so patches even when a replacement's\n"
+		"                        prototype differs (qpatch-load --no-type-check)\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            this text\n");
 }
@@ -85,7 +87,7 @@ static bool stderr_is_journal(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_HOLD = 256, O_RESCAN, O_POLLMS, O_POLL, O_ONCE };
+	enum { O_HOLD = 256, O_RESCAN, O_POLLMS, O_POLL, O_ONCE, O_NOTYPE };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "jobs", required_argument, NULL, 'J' },
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
 		{ "retries", required_argument, NULL, 'r' },
 		{ "retry-delay", required_argument, NULL, 'd' },
 		{ "rewrite-calls", no_argument, NULL, 'c' },
+		{ "no-type-check", no_argument, NULL, O_NOTYPE },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
 		case 'r': load.retries = number("--retries", optarg, 1, 1000000); break;
 		case 'd': load.retry_delay_ms = number("--retry-delay", optarg, 0, 60000); break;
 		case 'c': load.rewrite_calls = true; break;
+		case O_NOTYPE: load.no_type_check = true; break;
 		case 'V': return qp_version_print("qpatchd");
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

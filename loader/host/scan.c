@@ -275,6 +275,14 @@ int qp_scan__objects(struct qp_scan *s, pid_t pid, struct qp_obj **out, size_t *
 	return 0;
 }
 
+bool qp_obj_named(const struct qp_obj *o, const char *name)
+{
+	const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
+	size_t n = strlen(name);
+
+	return !strncmp(base, name, n) && (!base[n] || !strcmp(base + n, " (deleted)"));
+}
+
 int qp_scan__maps_build_id(struct qp_scan *s, pid_t pid, const uint8_t *id, size_t idlen)
 {
 	struct qp_obj *v;

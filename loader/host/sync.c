@@ -35,17 +35,21 @@ static const struct qp_applied *sync_applied(const struct qp_applied *v, size_t 
 	return NULL;
 }
 
-static bool sync_maps(const struct qp_obj *objs, size_t nobjs, const char *bid_hex)
+static bool sync_maps(const struct qp_obj *objs, size_t nobjs, const struct qp_store_entry *e)
 {
-	char hex[QP_BUILD_ID_HEX];
-	size_t i;
+	return qp_store_entry__maps(e, objs, nobjs);
+}
 
-	for (i = 0; i < nobjs; i++) {
-		qp_hex(objs[i].build_id, objs[i].build_id_size, hex);
-		if (!strcmp(hex, bid_hex))
-			return true;
-	}
-	return false;
+/* Apply stored patch @e: a .qpatch, or a library under its own id. */
+static int sync_apply(pid_t pid, const struct qp_store_entry *e, const struct qp_load_opts *opts,
+		      struct qp_load_stats *st, struct qp_error *err)
+{
+	struct qp_load_opts o = *opts;
+
+	if (!e->so)
+		return qp_load_apply(pid, e->patch, opts, st, err);
+	o.so_id = e->id;
+	return qp_load_so(pid, e->path, &o, st, NULL, err);
 }
 
 int qp_sync_status(struct qp_scan *scan, const struct qp_store *store, pid_t pid,
@@ -65,7 +69,7 @@ int qp_sync_status(struct qp_scan *scan, const struct qp_store *store, pid_t pid
 	for (i = 0; i < qp_store__count(store); i++) {
 		const struct qp_store_entry *e = qp_store__entry(store, i);
 
-		if (!e->removed && sync_maps(objs, nobjs, e->bid_hex))
+		if (!e->removed && sync_maps(objs, nobjs, e))
 			st->relevant = true;
 	}
 	/* a process with a qpatch mapping may hold a removed patch */
@@ -90,7 +94,7 @@ int qp_sync_status(struct qp_scan *scan, const struct qp_store *store, pid_t pid
 			st->to_undo[st->nto_undo++] = e;
 		else if (!e->removed && on)
 			st->has[st->nhas++] = e;
-		else if (!e->removed && sync_maps(objs, nobjs, e->bid_hex))
+		else if (!e->removed && sync_maps(objs, nobjs, e))
 			st->lacks[st->nlacks++] = e;
 		if (st->nhas == QP_STATUS_MAX || st->nlacks == QP_STATUS_MAX ||
 		    st->nto_undo == QP_STATUS_MAX)
@@ -215,15 +219,15 @@ void qp_sync_job(pid_t pid, void *arg, int fd)
 		const struct qp_store_entry *e = qp_store__entry(sy->store, i);
 		struct qp_load_stats st;
 
-		if (e->removed || !sync_maps(objs, nobjs, e->bid_hex) ||
+		if (e->removed || !sync_maps(objs, nobjs, e) ||
 		    sync_applied(applied, napplied, e->id))
 			continue;
 		qp_error_clear(&err);
-		ret = qp_load_apply(pid, e->patch, &opts, &st, &err);
+		ret = sync_apply(pid, e, &opts, &st, &err);
 		sync_report(sy, fd, pid, QP_OP_APPLY, e->id, ret, &st, &err, hold != NULL);
 		/* a binary's later patches wait for this one */
 		while (ret && ret != QP_EAPPLIED && i + 1 < qp_store__count(sy->store) &&
-		       !strcmp(qp_store__entry(sy->store, i + 1)->bid_hex, e->bid_hex))
+		       !strcmp(qp_store__entry(sy->store, i + 1)->group, e->group))
 			i++;
 	}
 out:

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "qpatch/file.h"
 
 /* Is one entry acceptable?  0 or -EPERM with the reason. */
 static int trust_entry(const char *path, const struct stat *st, bool is_dir, struct qp_error *err)
@@ -80,7 +81,6 @@ int qp_trust_read(const char *path, size_t max, uint8_t **buf, size_t *len,
 {
 	char real[PATH_MAX];
 	struct stat st;
-	size_t got = 0;
 	int fd, ret = 0;
 
 	*buf = NULL;
@@ -92,9 +92,6 @@ int qp_trust_read(const char *path, size_t max, uint8_t **buf, size_t *len,
 		ret = qp_seterr(err, -errno, "unable to stat '%s': %s", path, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
 		ret = qp_seterr(err, QP_EFORMAT, "'%s': not a regular file", path);
-	else if ((uint64_t)st.st_size > max)
-		ret = qp_seterr(err, QP_EFORMAT, "'%s': %lld bytes, more than %zu", path,
-				(long long)st.st_size, max);
 	if (!ret && geteuid() == 0) {
 		/* the descriptor's file, and the directories it was found in */
 		if (!realpath(path, real))
@@ -102,28 +99,10 @@ int qp_trust_read(const char *path, size_t max, uint8_t **buf, size_t *len,
 		else if (trust_entry(real, &st, false, err) || trust_dirs(real, err))
 			ret = err ? err->code : -EPERM;
 	}
-	if (!ret) {
-		*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-		if (!*buf)
-			ret = qp_seterr(err, -ENOMEM, "out of memory");
-	}
-	while (!ret && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* shrank meanwhile: what is there is parsed */
-		got += (size_t)n;
-	}
+	if (!ret)
+		ret = qp_read_regular(fd, path, max, buf, len, err);
 	close(fd);
-	if (ret) {
-		free(*buf);
-		*buf = NULL;
-		return ret;
-	}
-	*len = got;
-	return 0;
+	return ret;
 }
 
 struct qp_patch *qp_trust_open_patch(const char *path, struct qp_error *err)

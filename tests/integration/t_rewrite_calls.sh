@@ -1,10 +1,11 @@
 #!/bin/bash
 # qpatch-load --rewrite-calls: the direct calls to a replaced function are
 # made to call the new code; the old function's jump stays for the call
-# through a pointer.  The sites are read back from /proc/PID/mem; a direct
-# call is shown to reach the new code with the jump taken out by hand; a
-# failure in the middle of the site writes (step 9) and of the undo leaves
-# the target as it was; undo puts every byte back.
+# through a pointer.  The sites (two of them pages away from the others)
+# are read back from /proc/PID/mem; a direct call is shown to reach the new
+# code with the jump taken out by hand; a failure in the middle of the
+# site writes (step 9) and of the undo leaves the target as it was; undo
+# puts every byte back.
 . "$(dirname "$0")/lib.sh"
 
 P=$QP_SRC/tests/integration/progs/rewritecalls
@@ -23,6 +24,11 @@ WORK=$((BASE + 16#$(nm "$T/app/rewritecalls" | awk '$3 == "work" {print $1}')))
 SITES=$(objdump -d "$T/app/rewritecalls" |
 	awk '/\t(call|jmp|j[a-z]+) +[0-9a-f]+ <work>$/ {sub(":", "", $1); print $1}')
 check "objdump finds direct calls to work" test -n "$SITES"
+# far_pair's sites are pages away from the others: written apart (step 9
+# below stops after the first write, the others not yet written)
+lo=$(for s in $SITES; do echo $((16#$s)); done | sort -n | head -n 1)
+hi=$(for s in $SITES; do echo $((16#$s)); done | sort -n | tail -n 1)
+check "the sites lie more than a page apart" test $((hi / 4096 - lo / 4096)) -ge 2
 
 mem() { # mem ADDR N: N bytes of the process at ADDR, as hex
 	dd if="/proc/$PID/mem" bs=1 skip="$1" count="$2" iflag=skip_bytes 2>/dev/null | od -An -tx1 | tr -d ' \n'

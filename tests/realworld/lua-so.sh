@@ -6,6 +6,8 @@
 # headers; the interpreter's internal functions it calls come through
 # QPATCH_SYM.  Same deployed build, server and probe as lua.sh: the probe
 # must show one stack slot fewer for both errors, as the fixed build does.
+# The library is built with -g, so the loader also compares its
+# replacement's prototype with luaG_runerror's (DWARF of both).
 . "$(dirname "$0")/lib.sh"
 
 PKG=lua5.4
@@ -23,7 +25,7 @@ lua_start
 step "build the .so"
 SO=$RW_LOG/fix_cve_2022_33099.so
 t0=$(now_s)
-cc -shared -fPIC -O2 -Wall -Wextra -DLUA_COMPAT_5_3 -DLUA_USE_LINUX -I"$D/orig/src" \
+cc -shared -fPIC -O2 -g -Wall -Wextra -DLUA_COMPAT_5_3 -DLUA_USE_LINUX -I"$D/orig/src" \
 	-I"$RW_HERE/../../format/include" -o "$SO" "$RW_HERE/lua/fix_cve_2022_33099.c" \
 	>"$RW_LOG/cc.log" 2>&1 || die "cc failed: $(head -n3 "$RW_LOG/cc.log")"
 ROW_BUILD="cc $(elapsed "$t0") s"
@@ -38,11 +40,15 @@ fi
 
 step "qpatch-load --so"
 out=$RW_LOG/qpatch-load.log
-"$QP_BIN/qpatch-load" --so "$SO" "$PID" >"$out" 2>&1
+"$QP_BIN/qpatch-load" --verbose --so "$SO" "$PID" >"$out" 2>&1
 rc=$?
 sed 's/^/    /' "$out"
 [ $rc -eq 0 ] || die "qpatch-load --so: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"
 ROW_STOP="$(sed -n 's/^target stopped for \([0-9]*\) us.*/\1/p' "$out") µs"
+# both built with -g (the deployed build with Debian's CFLAGS): the
+# replacement's prototype was compared with luaG_runerror's
+expect "the replacement has luaG_runerror's prototype (type check)" \
+	grep -q "^type check: 1 replacement(s) have the old function's prototype" "$out"
 expect "the library is listed in the process" qp_listed "$PID" "$(basename "$SO")"
 expect "the library is mapped" grep -q " $SO\$" "/proc/$PID/maps"
 

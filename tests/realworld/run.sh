@@ -57,14 +57,8 @@ for c in "${cases[@]}"; do
 	[ -f "$HERE/$c.sh" ] || { echo "run.sh: unknown case '$c' (cases: $ALL_CASES $EXTRA_CASES)" >&2; exit 2; }
 done
 
-mkdir -p "$QP_RW_CACHE"
-# one run at a time on a cache: another one would rebuild or delete the
-# trees this one uses (a deployed build is redone for another qpatch-cc)
-exec 8>"$QP_RW_CACHE/.lock"
-if ! flock -n 8; then
-	echo "run.sh: another run is using $QP_RW_CACHE (lock $QP_RW_CACHE/.lock); waiting for it" >&2
-	flock 8
-fi
+. "$HERE/cachelock.sh"
+rw_lock_cache run.sh
 rm -rf "$QP_RW_OUT"
 mkdir -p "$QP_RW_OUT"
 t0=$(date +%s.%N)

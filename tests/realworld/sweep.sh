@@ -43,13 +43,8 @@ for t in qpatch-cc qpatch-build qpatch-load qpatch-dump; do
 	[ -x "$QP_BIN/$t" ] || { echo "sweep.sh: no $t in '$QP_BIN' (build qpatch, or set QP_BIN)" >&2; exit 2; }
 done
 QP_BIN=$(cd "$QP_BIN" && pwd)
-# one run at a time on a cache (run.sh takes the same lock)
-mkdir -p "$QP_RW_CACHE"
-exec 8>"$QP_RW_CACHE/.lock"
-if ! flock -n 8; then
-	echo "sweep.sh: another run is using $QP_RW_CACHE (lock $QP_RW_CACHE/.lock); waiting for it" >&2
-	flock 8
-fi
+. "$HERE/cachelock.sh"
+rw_lock_cache sweep.sh
 [ "${1:-}" = --table ] || rm -rf "$QP_RW_OUT"
 mkdir -p "$QP_RW_OUT"
 . "$HERE/lib.sh"

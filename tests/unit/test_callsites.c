@@ -4,7 +4,10 @@
  * test time: the sites of a function called, tail-called and
  * conditionally tail-called, each checked against the file's bytes; and
  * every way into a function the sites do not cover, refused with its
- * reason under QP_CALLSITES_ALL and ignored without it.
+ * reason under QP_CALLSITES_ALL and ignored without it.  The index of
+ * many functions (qp_callsites__new), whole or limited to the functions
+ * asked about, gives for every function the same answer as a search of
+ * that function alone.
  */
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +63,15 @@ static const char prog_nopie[] =
 	"int (*volatile q)(int) = word;\n"
 	"KEEP void set(void) { p = konst; }\n"
 	"int main(void) { set(); return p(1) + q(1); }\n";
+
+/* Code that does not decode (0x06 is not an instruction in 64-bit mode),
+ * after a call to f; and a second function calling f. */
+static const char prog_bad[] =
+	"#define KEEP __attribute__((noipa, used))\n"
+	"KEEP int f(int x) { return x + 1; }\n"
+	"__asm__(\".text\\n.type bad, @function\\nbad:\\n\\tcall f\\n\\t.byte 6\\n\\tcall f\\n\\tret\\n.size bad, .-bad\\n\");\n"
+	"KEEP int g(int x) { return f(x) + 2; }\n"
+	"int main(void) { return g(1); }\n";
 
 static struct qp_elf *build(const char *name, const char *src, const char *flags)
 {
@@ -204,6 +216,129 @@ static void test_nopie(void)
 	qp_elf__free(e);
 }
 
+/* The same answer: return value, reason on refusal, and sites. */
+static void check_same(const char *name, int r1, const char *why1, const struct qp_callsite *v1,
+		       size_t n1, int r2, const char *why2, const struct qp_callsite *v2, size_t n2)
+{
+	size_t i;
+	int same = r1 == r2 && n1 == n2 && (!r1 || !strcmp(why1, why2));
+
+	for (i = 0; same && i < n1; i++)
+		same = v1[i].addr == v2[i].addr && v1[i].len == v2[i].len &&
+		       v1[i].rel_off == v2[i].rel_off && v1[i].kind == v2[i].kind;
+	if (!same)
+		fprintf(stderr, "'%s': %d (%s) %zu sites, against %d (%s) %zu sites\n", name, r1, why1,
+			n1, r2, why2, n2);
+	CHECK(same);
+}
+
+/*
+ * For every function of @e (every @step-th): qp_callsites_find, one index
+ * of the whole binary, and an index limited to that function (asked
+ * without, then with QP_CALLSITES_ALL) say the same.  The number of
+ * functions compared, and of sites found, in *@nf and *@ns.
+ */
+static void check_index(const struct qp_elf *e, size_t step, size_t *nf, size_t *ns)
+{
+	struct qp_callsites *whole = NULL;
+	const struct qp_elf_sym *s;
+	size_t k = 0;
+
+	*nf = *ns = 0;
+	CHECK_INT(qp_callsites__new(e, NULL, 0, &whole), 0);
+	if (!whole)
+		return;
+	qp_elf_for_each_sym(e, s) {
+		static const unsigned flags[2] = { 0, QP_CALLSITES_ALL };
+		struct qp_callsites *one = NULL;
+		uint64_t want = s->value;
+		unsigned f;
+
+		if (s->type != STT_FUNC || !s->size || !s->sec || !s->sec->data || k++ % step)
+			continue;
+		CHECK_INT(qp_callsites__new(e, &want, 1, &one), 0);
+		if (!one)
+			continue;
+		(*nf)++;
+		for (f = 0; f < 2; f++) {
+			struct qp_callsite *v0, *v1, *v2;
+			char w0[300] = "", w1[300] = "", w2[300] = "";
+			size_t n0, n1, n2;
+			int r0 = qp_callsites_find(e, s->value, s->size, flags[f], &v0, &n0, w0, sizeof(w0));
+			int r1 = qp_callsites__find(whole, s->value, s->size, flags[f], &v1, &n1, w1,
+						    sizeof(w1));
+			int r2 = qp_callsites__find(one, s->value, s->size, flags[f], &v2, &n2, w2, sizeof(w2));
+
+			check_same(s->name, r1, w1, v1, n1, r0, w0, v0, n0);
+			check_same(s->name, r2, w2, v2, n2, r0, w0, v0, n0);
+			*ns += n0;
+			free(v0);
+			free(v1);
+			free(v2);
+		}
+		qp_callsites__free(one);
+	}
+	qp_callsites__free(whole);
+}
+
+static void test_index(void)
+{
+	struct qp_elf *e = build("pie2", prog_pie, "-fPIE -pie");
+	struct qp_error err = { 0 };
+	struct qp_callsites *x = NULL;
+	struct qp_callsite *v;
+	const struct qp_elf_sym *f;
+	uint64_t want;
+	char why[300];
+	size_t n, nf, ns;
+
+	if (!e)
+		return;
+	check_index(e, 1, &nf, &ns);
+	CHECK(nf >= 10);
+	CHECK(ns >= 4); /* f's at least */
+	/* a function outside the code */
+	CHECK_INT(qp_callsites__new(e, NULL, 0, &x), 0);
+	if (x) {
+		CHECK_INT(qp_callsites__find(x, 0x10, 4, 0, &v, &n, why, sizeof(why)), -EINVAL);
+		CHECK_CONTAINS(why, "is not in the code indexed");
+		qp_callsites__free(x);
+	}
+	qp_elf__free(e);
+
+	/* code that does not decode: strictly, a refusal naming it; else the
+	 * sites before it, and those elsewhere */
+	e = build("bad", prog_bad, "-fPIE -pie");
+	if (!e)
+		return;
+	f = qp_elf__find_sym(e, "f");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	want = f->value;
+	CHECK_INT(qp_callsites__new(e, &want, 1, &x), 0);
+	if (x) {
+		CHECK_INT(qp_callsites__find(x, f->value, f->size, 0, &v, &n, why, sizeof(why)), 0);
+		CHECK_INT(n, 2); /* bad's first call, g's */
+		free(v);
+		CHECK_INT(qp_callsites__find(x, f->value, f->size, QP_CALLSITES_ALL, &v, &n, why,
+					     sizeof(why)), -ENOTSUP);
+		CHECK_CONTAINS(why, "cannot decode 'bad' to find its callers");
+		qp_callsites__free(x);
+	}
+	check_index(e, 1, &nf, &ns);
+	qp_elf__free(e);
+
+	/* a larger binary: this test itself, with libdecode */
+	CHECK_INT(qp_elf__open("/proc/self/exe", QP_ELF_NO_RELAS, &e, &err), 0);
+	if (!e)
+		return;
+	check_index(e, 1, &nf, &ns);
+	printf("index: %zu functions of this test compared, %zu sites\n", nf, ns);
+	CHECK(nf >= 20);
+	qp_elf__free(e);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("QP_TMP");
@@ -218,6 +353,7 @@ int main(void)
 	}
 	test_pie();
 	test_nopie();
+	test_index();
 	if (!check_failed) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 		(void)!system(cmd);

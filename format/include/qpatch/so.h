@@ -67,7 +67,8 @@ _Static_assert(sizeof(struct qpatch_so_entry) == 256, "qpatch_so_entry layout");
 #define QPATCH_TARGET_BUILDID(hex) QPATCH_SO_ENTRY_(QPATCH_SO_TARGET_BUILDID, .var = 0, hex)
 
 /* Calls of @old_symbol in the target run @new_function from now on; the
- * type must be the same (not checked: the target's is not known here). */
+ * type must be the same (the loader compares the prototypes when the
+ * library and the target both have DWARF: build the library with -g). */
 #define QPATCH_REPLACE(old_symbol, new_function) \
 	QPATCH_SO_ENTRY_(QPATCH_SO_REPLACE, .fn = (void (*)(void))(new_function), #old_symbol)
 /* The same for a static function of source file @file ("util.c"), for a

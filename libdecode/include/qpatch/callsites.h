@@ -2,7 +2,8 @@
 /*
  * The direct callers of a function in a linked binary (callsites.c): every
  * call, jmp and jcc with a rel32 field whose destination is the function,
- * found by decoding each function of the binary's symbol table.  Rewriting
+ * found by decoding each function of the binary's symbol table (once for
+ * many functions: qp_callsites__new).  Rewriting
  * those fields sends the callers elsewhere without touching the function
  * itself (for a function shorter than the 5-byte jump, or to spare a
  * patched call the detour through the old function's jump).
@@ -54,5 +55,28 @@ enum qp_callsites_flags {
  */
 int qp_callsites_find(const struct qp_elf *e, uint64_t func, uint64_t size, unsigned flags,
 		      struct qp_callsite **out, size_t *n, char *why, size_t why_size);
+
+/*
+ * The same for many functions of one binary, decoding it once.
+ * qp_callsites__new() with @nwant 0 decodes every function of @e and
+ * keeps each direct reference into its executable sections (about 30
+ * bytes per reference); each qp_callsites__find() then looks the
+ * function's up, and answers as qp_callsites_find() would, with the same
+ * sites and reasons.  With @want[@nwant], the starts of the functions whose
+ * sites will be asked without QP_CALLSITES_ALL, it decodes only the
+ * functions that hold 4 bytes which, read as a rel32, reach one of them
+ * (the others cannot hold a site of theirs): much less.  A question about
+ * another function, or with QP_CALLSITES_ALL (which must see every
+ * reference), first decodes the whole binary, once.  @e must outlive the index; one
+ * thread at a time.  Returns 0, -ENOMEM, or (qp_callsites__find) the
+ * answer, with -EINVAL for a function outside the executable sections.
+ */
+struct qp_callsites;
+
+int qp_callsites__new(const struct qp_elf *e, const uint64_t *want, size_t nwant,
+		      struct qp_callsites **out);
+int qp_callsites__find(struct qp_callsites *x, uint64_t func, uint64_t size, unsigned flags,
+		       struct qp_callsite **out, size_t *n, char *why, size_t why_size);
+void qp_callsites__free(struct qp_callsites *x);
 
 #endif
