@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "selfstop.h"
 
 #define PROC_SYSCALL_TIMEOUT_MS 10000 /* a remote syscall of ours never blocks */
 
@@ -191,12 +192,22 @@ int qp_proc__open(pid_t pid, struct qp_proc *p, struct qp_error *err)
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->mem_fd = -1;
+	p->self = pid == getpid(); /* no ptrace: selfstop.c */
 	if (pid <= 0)
 		return qp_seterr(err, -ESRCH, "invalid process id %d", (int)pid);
 	if (kill(pid, 0) && errno == ESRCH)
 		return qp_seterr(err, -ESRCH, "process %d: no such process", (int)pid);
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	p->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (p->mem_fd < 0 && (errno == EACCES || errno == EPERM) && !p->self)
+		return qp_seterr(err, -errno, "process %d: cannot open its memory: %s: this loader may "
+				 "not trace it (it made itself non-dumpable, Yama's ptrace_scope, or no "
+				 "CAP_SYS_PTRACE); the in-process agent (libqpatch-agent.so, "
+				 "qpatch-agentctl) needs no ptrace", (int)pid, strerror(errno));
+	if (p->mem_fd < 0 && (errno == EACCES || errno == EPERM) && p->self)
+		return qp_seterr(err, -errno, "process %d: cannot open its own memory "
+				 "(/proc/self/mem): %s: a non-dumpable process that does not run as "
+				 "root may not", (int)pid, strerror(errno));
 	if (p->mem_fd < 0)
 		return qp_seterr(err, -errno, "process %d: cannot open its memory: %s", (int)pid,
 				 errno == ENOENT ? "no such process" : strerror(errno));
@@ -590,6 +601,8 @@ int qp_proc__stop(struct qp_proc *p, struct qp_error *err)
 	bool found_new = true;
 	int ret = 0;
 
+	if (p->self)
+		return qp_self__stop(p, err);
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
 	p->interrupted_ms = 0;
 	if (p->keep_tid && !proc_has_thread(p, p->keep_tid))
@@ -649,6 +662,8 @@ int qp_proc__stop_one(struct qp_proc *p, struct qp_error *err)
 	DIR *d;
 	int ret = 0;
 
+	if (p->self)
+		return qp_self__stop_one(p, err);
 	if (p->keep_tid) {
 		ret = proc_has_thread(p, p->keep_tid) ? 0 : proc_adopt(p, p->keep_tid, err);
 		goto out;
@@ -714,6 +729,11 @@ void qp_proc__release_others(struct qp_proc *p)
 {
 	size_t i;
 
+	if (p->self) { /* threads[0] is the caller: let every stopped thread go */
+		qp_self__resume(p, NULL);
+		qp_self__stop_one(p, NULL);
+		return;
+	}
 	for (i = 1; i < p->nthreads; i++)
 		proc_let_go(p, &p->threads[i]);
 	if (p->nthreads > 1)
@@ -806,6 +826,8 @@ bool qp_proc__died_now(struct qp_proc *p)
 {
 	siginfo_t si = { 0 };
 
+	if (p->self)
+		return false;
 	/* one look for any exit to collect (not consumed: WNOWAIT) before
 	 * one waitpid per thread: with every thread held, none is due */
 	if (!waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL | __WNOTHREAD) &&
@@ -820,6 +842,8 @@ bool qp_proc__dead(struct qp_proc *p)
 	double t0 = proc_now_ms();
 	size_t i;
 
+	if (p->self)
+		return false;
 	for (;;) {
 		bool settled = true;
 
@@ -848,6 +872,8 @@ int qp_proc__resume(struct qp_proc *p, struct qp_error *err)
 	size_t i;
 	int ret = 0;
 
+	if (p->self)
+		return qp_self__resume(p, err);
 	if (p->regs_dirty && p->nthreads &&
 	    ptrace(PTRACE_SETREGS, p->threads[0].tid, 0, &p->threads[0].regs) < 0) {
 		int e = errno;
@@ -874,6 +900,8 @@ void qp_proc__close(struct qp_proc *p)
 	p->threads = NULL;
 	if (p->mem_fd >= 0)
 		close(p->mem_fd);
+	free(p->self_scratch);
+	p->self_scratch = NULL;
 	p->mem_fd = -1;
 }
 
@@ -915,6 +943,8 @@ int qp_proc__run_to(struct qp_proc *p, size_t i, uint64_t addr, int timeout_ms,
 	double deadline = proc_now_ms() + timeout_ms;
 	int status, w, sig = 0, ret = 0;
 
+	if (p->self) /* a thread cannot be run alone from inside */
+		return qp_seterr(err, -ETIMEDOUT, "thread %d: not run alone by the agent", (int)t->tid);
 	if (qp_proc__read(p, addr, &orig, 1, err) || qp_proc__write(p, addr, &trap, 1, err))
 		return err->code;
 	for (;;) {
@@ -1021,6 +1051,8 @@ int qp_proc__find_gadget(struct qp_proc *p, struct qp_error *err)
 int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs,
 		     int64_t *ret, struct qp_error *err)
 {
+	if (p->self)
+		return qp_self__syscall(nr, args, nargs, ret);
 	struct qp_thread *t = &p->threads[0];
 	struct user_regs_struct r = t->regs;
 	int status, i, w;
@@ -1065,6 +1097,8 @@ int qp_proc__syscall(struct qp_proc *p, long nr, const uint64_t *args, int nargs
 int qp_proc__call(struct qp_proc *p, uint64_t fn, const uint64_t *args, int nargs,
 		  int timeout_ms, uint64_t *ret, struct qp_error *err)
 {
+	if (p->self)
+		return qp_self__call(fn, args, nargs, ret);
 	struct qp_thread *t = &p->threads[0];
 	struct user_regs_struct r = t->regs;
 	unsigned long long *slot[6] = { &r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9 };

@@ -73,6 +73,13 @@ struct qp_proc {
 				  (qp_hold); 0 for none.  qp_proc__stop() takes it as
 				  threads[0] without attaching, qp_proc__resume()
 				  restores its registers but does not detach it */
+	bool self;                 /* the process is the caller's own (the in-process
+				      agent): threads are stopped by a signal, system
+				      calls run directly (selfstop.h) */
+	unsigned self_gen;         /* self: the stop in progress, 0 none */
+	void *self_scratch;        /* self: threads[0]'s scratch stack (owned) */
+	int self_nice;             /* self: the caller's nice value before a stop */
+	bool self_boosted;         /* self: raised for the stop (selfstop.c) */
 };
 
 /* Open /proc/PID/mem and check the process exists and may be traced. */

@@ -80,6 +80,9 @@ for p in $progs; do
 	page=$(ls /usr/share/man/man[1-8]/"$name".[1-8] 2>/dev/null | head -n 1)
 	check "$name has a man page ($page)" test -n "$page"
 done
+AGENT=/usr/lib/qpatch/libqpatch-agent.so
+check "the agent library in the package ($AGENT)" sh -c "dpkg -L qpatch | grep -qx '$AGENT'"
+check "the agent library's libraries are installed" sh -c "ldd '$AGENT' >/dev/null && ! ldd '$AGENT' | grep -q 'not found'"
 pages=$(dpkg -L qpatch | grep -E '^/usr/share/man/man[1-8]/.+\.[1-8]$')
 check "man pages in the package ($(echo $pages | wc -w))" test "$(echo $pages | wc -w)" -ge 5
 for page in $pages; do

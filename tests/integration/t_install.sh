@@ -1,5 +1,6 @@
 #!/bin/bash
-# "cmake --install" of this build into a fresh prefix: programs in bin/,
+# "cmake --install" of this build into a fresh prefix: programs in bin/, the
+# agent library in lib/qpatch/,
 # every docs/man page in share/man/manN with the version filled in, the
 # docs the pages point at, and installed programs that work together
 # (qpatch-build finds the qpatch-cc installed next to it).
@@ -16,6 +17,7 @@ for prog in "$QP_BIN"/qpatch*; do
 	check "$name installed in bin/ or sbin/, executable" \
 		sh -c "test -x '$P/bin/$name' || test -x '$P/sbin/$name'"
 done
+check "the agent library installed in lib/qpatch/" test -f "$P/lib/qpatch/libqpatch-agent.so"
 check "installed qpatch-load --version" test "$("$P/bin/qpatch-load" --version)" = "qpatch-load (qpatch) $want"
 n=0
 for page in "$QP_SRC"/docs/man/*.[1-8]; do
