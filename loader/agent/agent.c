@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "dwlib.h"
 #include "loader.h"
 
 /* A reply being built: text for the user. */
@@ -299,6 +300,11 @@ static void *agent_main(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 
+	/* libdw now, while the program runs: loaded by the first unwind, it
+	 * would be dlopen()ed with the other threads held (one may hold the
+	 * dynamic linker's lock), and its mappings would appear in the middle
+	 * of a request.  Failing, the unwinder says why when it is needed. */
+	qp_dw_load("unwinds stacks", NULL);
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
