@@ -30,8 +30,9 @@
  * a ucontext_t as glibc's getcontext/swapcontext leave it (its fpregs
  * pointer points into itself, at __fpregs_mem), whose rsp lies in a
  * searched mapping or a coroutine stack and whose rip lies after a call.
- * The stack of such a context is the malloc chunk that holds its rsp,
- * found by walking glibc's chunk headers along the same read.
+ * The stack of such a context is the uc_stack a ucontext_t was made with,
+ * or the malloc chunk that holds its rsp, found by walking glibc's chunk
+ * headers along the same read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +63,8 @@
 #define CORO_UC_RIP 16
 #define CORO_UC_FPREGS 28        /* word of uc_mcontext.fpregs */
 #define CORO_UC_FPMEM 424        /* offsetof(ucontext_t, __fpregs_mem) */
+#define CORO_UC_SS_SP 2          /* word of uc_stack.ss_sp */
+#define CORO_UC_SS_SIZE 4        /* word of uc_stack.ss_size */
 #define CORO_TAIL (CORO_UC_WORDS - 1) /* words a chunk read overlaps the next */
 #define CORO_MIN_CHUNK 2048      /* smaller malloc chunks are not taken for stacks */
 #define CORO_MAX_CHUNKS (1u << 20) /* malloc chunks recorded at most */
@@ -73,15 +76,17 @@ enum coro_where { CORO_NONE, CORO_STACK, CORO_HEAP };
 struct coro_ctx {
 	uint64_t addr;     /* where it is */
 	uint64_t sp;       /* its stack pointer when found */
+	uint64_t ss_sp, ss_size; /* a ucontext_t's uc_stack (as makecontext had it) */
 	enum coro_kind kind;
 	long hs;           /* its stack in hstacks, or -1: a guard-page stack */
 };
 
-/* The stack of a context elsewhere than on a guard-page stack: a malloc
- * chunk (exact), else from its rsp to at most LD_CORO_STACK_MAX above. */
+/* The stack of a context elsewhere than on a guard-page stack: its
+ * uc_stack or a malloc chunk (exact), else from its rsp to at most
+ * LD_CORO_STACK_MAX above. */
 struct coro_hstack {
 	uint64_t lo, hi;
-	bool exact;        /* a malloc chunk */
+	bool exact;        /* a uc_stack or a malloc chunk */
 	bool running;      /* window: a stopped thread's rsp is in it (exact only) */
 	char where[40];    /* for messages: "[heap]", "an anonymous mapping" */
 };
@@ -121,11 +126,11 @@ struct ld_coro {
 	size_t nregions;
 	uint64_t lo_all, hi_all;   /* every stack and region lies in [lo, hi) */
 	uint64_t *chunks;          /* [lo, hi) pairs of malloc chunks (CORO_MIN_CHUNK or more) */
-	size_t nchunks;
+	size_t nchunks, chunks_cap;
 	struct coro_hstack *hstacks; /* stacks of the contexts not on a guard-page stack */
 	size_t nhstacks;
 	struct coro_ctx *ctx;      /* the contexts found */
-	size_t nctx;
+	size_t nctx, ctx_cap;
 	uint64_t cut;              /* bytes not searched: the limit was reached */
 	bool failed;               /* the search failed: nothing is known */
 };
@@ -375,21 +380,26 @@ static enum coro_where coro_check(struct ld_ctx *c, const struct ld_coro *k, enu
 	return where;
 }
 
-static int coro_add(struct ld_coro *k, uint64_t addr, uint64_t sp, enum coro_kind kind,
-		    enum coro_where where)
+static int coro_add(struct ld_coro *k, uint64_t addr, const uint64_t *w, uint64_t sp,
+		    enum coro_kind kind, enum coro_where where)
 {
 	struct coro_ctx *v;
 
 	if (k->nctx >= LD_CORO_MAX_CTX)
 		return 0;
-	if (!(k->nctx & (k->nctx - 1)) || !k->nctx) { /* grown by doubling */
-		v = realloc(k->ctx, (k->nctx ? 2 * k->nctx : 8) * sizeof(*v));
+	if (k->nctx == k->ctx_cap) {
+		v = realloc(k->ctx, (k->ctx_cap ? 2 * k->ctx_cap : 8) * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		k->ctx = v;
+		k->ctx_cap = k->ctx_cap ? 2 * k->ctx_cap : 8;
 	}
 	k->ctx[k->nctx++] = (struct coro_ctx){ .addr = addr, .sp = sp, .kind = kind,
 					       .hs = where == CORO_HEAP ? 0 : -1 };
+	if (kind == CORO_UCONTEXT) {
+		k->ctx[k->nctx - 1].ss_sp = w[CORO_UC_SS_SP];
+		k->ctx[k->nctx - 1].ss_size = w[CORO_UC_SS_SIZE];
+	}
 	return 0;
 }
 
@@ -411,11 +421,17 @@ static int coro_walk(struct ld_coro *k, struct coro_walk *wk, const uint64_t *bu
 		     size_t n)
 {
 	while (wk->on && wk->next + 16 <= wk->end && wk->next + 16 <= at + n * 8) {
-		const uint64_t *h = buf + (wk->next - at) / 8;
-		uint64_t size = h[1] & ~7ull;
+		const uint64_t *h;
+		uint64_t size;
 
-		if (wk->next < at || !coro_chunk_ok(wk, h[1], h[0])) {
-			wk->on = false; /* a read skipped, or not glibc's chunks */
+		if (wk->next < at) { /* a read was skipped */
+			wk->on = false;
+			break;
+		}
+		h = buf + (wk->next - at) / 8;
+		size = h[1] & ~7ull;
+		if (!coro_chunk_ok(wk, h[1], h[0])) { /* not glibc's chunks */
+			wk->on = false;
 			break;
 		}
 		if (size >= CORO_MIN_CHUNK) {
@@ -423,12 +439,14 @@ static int coro_walk(struct ld_coro *k, struct coro_walk *wk, const uint64_t *bu
 				wk->on = false;
 				break;
 			}
-			if (!(k->nchunks & (k->nchunks - 1)) || !k->nchunks) {
-				uint64_t *v = realloc(k->chunks, 2 * (k->nchunks ? 2 * k->nchunks : 64) * 8);
+			if (k->nchunks == k->chunks_cap) {
+				size_t cap = k->chunks_cap ? 2 * k->chunks_cap : 64;
+				uint64_t *v = realloc(k->chunks, 2 * cap * sizeof(*v));
 
 				if (!v)
 					return -ENOMEM;
 				k->chunks = v;
+				k->chunks_cap = cap;
 			}
 			k->chunks[2 * k->nchunks] = wk->next + 16;
 			k->chunks[2 * k->nchunks++ + 1] = wk->next + size;
@@ -462,29 +480,33 @@ static int coro_scan_map(struct ld_ctx *c, struct ld_coro *k, const struct qp_ma
 	wk.on = wk.main || coro_anon(m);
 	for (at = m->start; !ret && at < m->end; at += CORO_CHUNK) {
 		size_t len = m->end - at > CORO_CHUNK + tail ? CORO_CHUNK + tail : m->end - at;
-		size_t n = len / 8, i;
+		size_t n = len / 8, end = n < CORO_CHUNK / 8 ? n : CORO_CHUNK / 8, i;
+		const uint64_t lo = k->lo_all, span = k->hi_all - k->lo_all, guard = k->guard;
 
 		if (coro_read(c, at, buf, len))
 			continue; /* changed meanwhile: skipped */
+		memset(buf + n, 0, CORO_UC_WORDS * 8); /* words past the end read as 0 */
 		c->stats->coro_scanned += len;
 		ret = coro_walk(k, &wk, buf, at, n);
-		for (i = 0; !ret && i < n && i * 8 < CORO_CHUNK; i++) {
+		/* the first pass: two compares per word, nearly every word fails both */
+		for (i = 0; !ret && i < end; i++) {
 			const uint64_t *w = buf + i;
-			uint64_t a = at + i * 8;
+			uint64_t a = at + i * 8, sp;
 			enum coro_where where;
 
-			if (i + CORO_UC_WORDS <= n && w[CORO_UC_FPREGS] == a + CORO_UC_FPMEM) {
-				where = coro_check(c, k, CORO_UCONTEXT, w, a, true, &r);
+			if (w[CORO_UC_FPREGS] == a + CORO_UC_FPMEM) {
+				where = i + CORO_UC_WORDS <= n ?
+					coro_check(c, k, CORO_UCONTEXT, w, a, true, &r) : CORO_NONE;
 				if (where != CORO_NONE)
-					ret = coro_add(k, a, r.rsp, CORO_UCONTEXT, where);
+					ret = coro_add(k, a, w, r.rsp, CORO_UCONTEXT, where);
 				continue;
 			}
-			if (i + CORO_JB_WORDS > n ||
-			    coro_sp_where(k, coro_demangle(w[CORO_JB_RSP], k->guard)) == CORO_NONE)
-				continue; /* nearly every word */
+			sp = coro_demangle(w[CORO_JB_RSP], guard);
+			if (sp - lo >= span || (sp & 7) || !k->guard_ok || i + CORO_JB_WORDS > n)
+				continue;
 			where = coro_check(c, k, CORO_JMPBUF, w, a, true, &r);
 			if (where != CORO_NONE)
-				ret = coro_add(k, a, r.rsp, CORO_JMPBUF, where);
+				ret = coro_add(k, a, w, r.rsp, CORO_JMPBUF, where);
 		}
 	}
 	return ret;
@@ -528,6 +550,8 @@ static int coro_regions(struct ld_coro *k)
 		k->lo_all = k->stacks_lo;
 	if (k->nstacks && k->stacks_hi > k->hi_all)
 		k->hi_all = k->stacks_hi;
+	if (k->hi_all < k->lo_all) /* nothing: no word passes */
+		k->hi_all = k->lo_all;
 	return 0;
 }
 
@@ -536,7 +560,7 @@ static int coro_regions(struct ld_coro *k)
  * not fit is skipped (counted). */
 static int coro_scan(struct ld_ctx *c, struct ld_coro *k)
 {
-	uint64_t *buf = malloc(CORO_CHUNK + 8 * CORO_UC_WORDS), left = LD_CORO_SCAN_TOTAL;
+	uint64_t *buf = malloc(CORO_CHUNK + 16 * CORO_UC_WORDS), left = LD_CORO_SCAN_TOTAL;
 	int pass, ret = 0;
 	size_t i;
 
@@ -578,8 +602,9 @@ static int coro_cmp_pair(const void *a, const void *b)
 }
 
 /* The stacks of the contexts found elsewhere than on a guard-page stack:
- * the malloc chunk that holds their rsp, else from there up to at most
- * LD_CORO_STACK_MAX within its mapping. */
+ * a ucontext_t's uc_stack when it holds its rsp (what makecontext was
+ * given), else the malloc chunk that holds their rsp, else from there up
+ * to at most LD_CORO_STACK_MAX within its mapping. */
 static int coro_heap_stacks(struct ld_coro *k)
 {
 	size_t i, j;
@@ -592,7 +617,9 @@ static int coro_heap_stacks(struct ld_coro *k)
 		struct coro_ctx *x = &k->ctx[i];
 		long ch = coro_pair_of(k->chunks, k->nchunks, x->sp);
 		long rg = coro_pair_of(k->regions, k->nregions, x->sp);
-		struct coro_hstack h = { .exact = ch >= 0 };
+		bool uc = x->ss_size && x->ss_size <= LD_CORO_SCAN_MAP && x->sp >= x->ss_sp &&
+			  x->sp - x->ss_sp < x->ss_size;
+		struct coro_hstack h = { .exact = uc || ch >= 0 };
 		const struct qp_map *m = NULL;
 
 		if (x->hs < 0)
@@ -604,7 +631,10 @@ static int coro_heap_stacks(struct ld_coro *k)
 			x->hs = -1;
 			continue;
 		}
-		if (h.exact) {
+		if (uc) {
+			h.lo = x->ss_sp;
+			h.hi = x->ss_sp + x->ss_size;
+		} else if (h.exact) {
 			h.lo = k->chunks[2 * ch];
 			h.hi = k->chunks[2 * ch + 1];
 		} else {
@@ -614,7 +644,8 @@ static int coro_heap_stacks(struct ld_coro *k)
 		snprintf(h.where, sizeof(h.where), "%s", m->path[0] == '[' ? m->path :
 			 m->path[0] ? "the data of an object" : "an anonymous mapping");
 		for (j = 0; j < k->nhstacks; j++)
-			if (k->hstacks[j].exact && h.exact && k->hstacks[j].lo == h.lo)
+			if (k->hstacks[j].exact && h.exact && k->hstacks[j].lo == h.lo &&
+			    k->hstacks[j].hi == h.hi)
 				break;
 		if (j == k->nhstacks)
 			k->hstacks[k->nhstacks++] = h;
@@ -766,16 +797,26 @@ static bool coro_context(struct ld_ctx *c, struct ld_coro *k, const struct coro_
 	}
 	const struct coro_hstack *h = &k->hstacks[x->hs];
 
-	if (where != CORO_HEAP || h->running || r->rsp < h->lo || r->rsp >= h->hi)
+	if (where != CORO_HEAP || h->running)
 		return false;
-	if (h->exact)
+	if (h->exact) {
+		if (r->rsp < h->lo || r->rsp >= h->hi) /* not that chunk's any more */
+			return false;
 		snprintf(who, size, "a suspended coroutine (stack 0x%" PRIx64 "-0x%" PRIx64
-			 ", a malloc chunk in %s, %s at 0x%" PRIx64 ")", h->lo, h->hi, h->where,
-			 what, x->addr);
-	else
-		snprintf(who, size, "a suspended coroutine (stack at 0x%" PRIx64 " in %s, %s at 0x%"
-			 PRIx64 ")", (uint64_t)r->rsp, h->where, what, x->addr);
-	*stack = (struct qp_map){ .start = h->lo, .end = h->hi, .perms = "rw-p" };
+			 " in %s, %s at 0x%" PRIx64 ")", h->lo, h->hi, h->where, what, x->addr);
+		*stack = (struct qp_map){ .start = h->lo, .end = h->hi, .perms = "rw-p" };
+		return true;
+	}
+	/* guessed: from where its rsp is now */
+	long rg = coro_pair_of(k->regions, k->nregions, r->rsp);
+
+	if (rg < 0)
+		return false;
+	snprintf(who, size, "a suspended coroutine (stack at 0x%" PRIx64 " in %s, %s at 0x%"
+		 PRIx64 ")", (uint64_t)r->rsp, h->where, what, x->addr);
+	*stack = (struct qp_map){ .start = r->rsp, .perms = "rw-p",
+				  .end = k->regions[2 * rg + 1] - r->rsp > LD_CORO_STACK_MAX ?
+					 r->rsp + LD_CORO_STACK_MAX : k->regions[2 * rg + 1] };
 	return true;
 }
 

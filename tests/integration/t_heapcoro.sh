@@ -3,7 +3,7 @@
 # malloc on its own for a large stack: no guard page), switched with
 # swapcontext (a ucontext_t) or with sigsetjmp/siglongjmp (a jmp_buf):
 # one suspended inside the function being replaced blocks apply, named as
-# a suspended coroutine on a malloc chunk; apply goes through when none
+# a suspended coroutine with its stack; apply goes through when none
 # is inside; undo keeps a mapping such a coroutine would return into; a
 # search cut short by its limit keeps undone mappings.
 . "$(dirname "$0")/lib.sh"
@@ -17,22 +17,31 @@ qp_maps() { grep -c "memfd:qpatch" "/proc/$1/maps"; }
 kind() { if [ "$1" = 1 ]; then echo ucontext; else echo context; fi; }
 
 # 1. coroutine 1 (swapcontext) or 2 (sigsetjmp) suspended in work() on a
-# 64 KiB stack in [heap], or a 512 KiB one malloc maps on its own: refused
-for kb in 64 512; do
-	where='\[heap\]'
-	[ "$kb" = 512 ] && where='an anonymous mapping'
+# 64 KiB stack in [heap], a 512 KiB one malloc maps on its own, or a
+# static array (no chunk: the uc_stack of a ucontext_t, else from its rsp
+# up): refused
+for mode in 64 512 static; do
+	stack='stack 0x[0-9a-f]+-0x[0-9a-f]+ in \[heap\]'
+	[ "$mode" = 512 ] && stack='stack 0x[0-9a-f]+-0x[0-9a-f]+ in an anonymous mapping'
 	for who in 1 2; do
-		HC_STACK_KB=$kb start "$T/out1" "$T/app/heapcoro" "$who" park
-		check "[$kb/$who] target ready" wait_match "$T/out1" "^parked $who$"
+		# static: the ucontext_t's uc_stack is its stack; the jmp_buf's is guessed
+		[ "$mode" = static ] && stack='stack 0x[0-9a-f]+-0x[0-9a-f]+ in (an anonymous mapping|the data of an object)'
+		[ "$mode/$who" = static/2 ] && stack='stack at 0x[0-9a-f]+ in (an anonymous mapping|the data of an object)'
+		if [ "$mode" = static ]; then
+			HC_STATIC=1 start "$T/out1" "$T/app/heapcoro" "$who" park
+		else
+			HC_STACK_KB=$mode start "$T/out1" "$T/app/heapcoro" "$who" park
+		fi
+		check "[$mode/$who] target ready" wait_match "$T/out1" "^parked $who$"
 		maps=$(cat "/proc/$TARGET_PID/maps")
 		"$QP_BIN/qpatch-load" -r 20 -d 5 "$TARGET_PID" "$T/fix.qpatch" >"$T/load1.out" 2>&1
-		check "[$kb/$who] refused while a coroutine is suspended in work()" test $? -ne 0
-		check "[$kb/$who] names the coroutine, its malloc'd stack and the function" \
-			grep -Eq "a suspended coroutine \(stack 0x[0-9a-f]+-0x[0-9a-f]+, a malloc chunk in $where, $(kind "$who") at 0x[0-9a-f]+\) will return into 'work' \(frame #[0-9]+" "$T/load1.out"
-		check "[$kb/$who] target unchanged" test "$maps" = "$(cat "/proc/$TARGET_PID/maps")"
+		check "[$mode/$who] refused while a coroutine is suspended in work()" test $? -ne 0
+		check "[$mode/$who] names the coroutine, its stack and the function" \
+			grep -Eq "a suspended coroutine \($stack, $(kind "$who") at 0x[0-9a-f]+\) will return into 'work' \(frame #[0-9]+" "$T/load1.out"
+		check "[$mode/$who] target unchanged" test "$maps" = "$(cat "/proc/$TARGET_PID/maps")"
 		n=$(wc -l <"$T/out1")
 		kill -USR2 "$TARGET_PID"
-		check "[$kb/$who] target goes on once the coroutine is let out" wait_after "$T/out1" "$n" "$who r=1"
+		check "[$mode/$who] target goes on once the coroutine is let out" wait_after "$T/out1" "$n" "$who r=1"
 		kill "$TARGET_PID"
 	done
 done
@@ -54,7 +63,7 @@ for who in 1 2; do
 	"$QP_BIN/qpatch-load" --undo "$pid" >"$T/undo2.out" 2>&1
 	check "[$who] undo succeeds" test $? -eq 0
 	check "[$who] says the mapping is kept for the coroutine" \
-		grep -Eq "kept because a suspended coroutine \(stack 0x[0-9a-f]+-0x[0-9a-f]+, a malloc chunk in \[heap\], $(kind "$who") at 0x[0-9a-f]+\) will return into 'work' of patch" "$T/undo2.out"
+		grep -Eq "kept because a suspended coroutine \(stack 0x[0-9a-f]+-0x[0-9a-f]+ in \[heap\], $(kind "$who") at 0x[0-9a-f]+\) will return into 'work' of patch" "$T/undo2.out"
 	check "[$who] mapping still there" test "$(qp_maps "$pid")" -ge 1
 	n=$(wc -l <"$T/out2")
 	kill -USR2 "$pid"

@@ -2,7 +2,8 @@
  * guard page).  CO_UCONTEXT ones are switched with swapcontext both ways;
  * CO_SIGJMP ones are started with makecontext/swapcontext and switched
  * with sigsetjmp/siglongjmp.  HC_STACK_KB sets the stack size (64 KiB:
- * inside [heap]; 512 KiB: malloc maps each on its own). */
+ * inside [heap]; 512 KiB: malloc maps each on its own); HC_STATIC set:
+ * 64 KiB stacks in a static array instead. */
 #ifndef CO_H
 #define CO_H
 

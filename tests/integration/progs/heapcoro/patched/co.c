@@ -19,6 +19,9 @@ struct co {
 
 static struct co *running;
 
+static char pool[3][64 << 10] __attribute__((aligned(16))); /* HC_STATIC stacks */
+static int pooled;
+
 static void co_start(unsigned lo, unsigned hi)
 {
 	struct co *co = (struct co *)(((uintptr_t)hi << 32) | lo);
@@ -33,7 +36,13 @@ struct co *co_new(enum co_method how, void (*fn)(void *), void *arg)
 	size_t size = (kb ? strtoul(kb, NULL, 10) : 64) << 10;
 	struct co *co = calloc(1, sizeof(*co));
 
-	if (!co || !(co->stack = malloc(size)))
+	if (getenv("HC_STATIC") && pooled < 3) { /* no malloc chunk around it */
+		size = sizeof(pool[0]);
+		co->stack = pool[pooled++];
+	} else if (co) {
+		co->stack = malloc(size);
+	}
+	if (!co || !co->stack)
 		abort();
 	co->how = how;
 	co->fn = fn;
