@@ -39,7 +39,7 @@
 /* Coroutine contexts (coro.c): a mapping other than [heap] larger than
  * this is not scanned for them (guest RAM of a VM; a glibc malloc arena is
  * at most 64 MiB), nor more than LD_CORO_SCAN_TOTAL bytes in all (about
- * 0.4-0.9 ms per MiB; beyond it, undo keeps the mappings it undoes); at most
+ * 0.5-1 ms per MiB; beyond it, undo keeps the mappings it undoes); at most
  * LD_CORO_MAX_CTX contexts are kept.  A coroutine stack larger than
  * LD_CORO_STACK_MAX (QEMU's are 1 MiB, a thread's 8 MiB by default) is
  * read before the stop, not in the window, when undo judges it without a
