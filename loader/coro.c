@@ -609,7 +609,8 @@ static int coro_heap_stacks(struct ld_coro *k)
 {
 	size_t i, j;
 
-	qsort(k->chunks, k->nchunks, 16, coro_cmp_pair);
+	if (k->nchunks)
+		qsort(k->chunks, k->nchunks, 16, coro_cmp_pair);
 	k->hstacks = calloc(k->nctx ? k->nctx : 1, sizeof(*k->hstacks));
 	if (!k->hstacks)
 		return -ENOMEM;
