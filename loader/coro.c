@@ -839,7 +839,7 @@ bool ld_coro_busy(struct ld_ctx *c, const struct ld_range *v, size_t n, bool who
 			 c->stats->coro_limit >> 20, (double)k->cut / (1 << 20));
 		return true;
 	}
-	if (!k || k->failed)
+	if (!k || k->failed || (!k->nctx && !k->nstacks)) /* nothing to judge: no read */
 		return false;
 	guard = coro_window(c, k);
 	for (i = 0; i < k->nctx; i++) {
