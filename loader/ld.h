@@ -38,7 +38,8 @@
 #define LD_STACK_PREFILTER (8u << 20)
 /* Coroutine contexts (coro.c): a mapping other than [heap] larger than
  * this is not scanned for them (guest RAM of a VM; a glibc malloc arena is
- * at most 64 MiB), nor more than LD_CORO_SCAN_TOTAL bytes in all; at most
+ * at most 64 MiB), nor more than LD_CORO_SCAN_TOTAL bytes in all (about
+ * 0.5-1 ms per MiB; beyond it, undo keeps the mappings it undoes); at most
  * LD_CORO_MAX_CTX contexts are kept.  A coroutine stack larger than
  * LD_CORO_STACK_MAX (QEMU's are 1 MiB, a thread's 8 MiB by default) is
  * read before the stop, not in the window, when undo judges it without a
@@ -340,14 +341,15 @@ int ld_so_dlclose(struct ld_ctx *c, uint64_t handle, struct qp_error *err);
 void ld_so_dlerror(struct ld_ctx *c, char *out, size_t size);
 /* coro.c */
 /* While the target runs: find its coroutine stacks and the contexts
- * (jmp_bufs) of coroutines suspended on them, into c->coro (replaced);
- * counts into c->stats. */
+ * (jmp_bufs, ucontext_ts) of coroutines suspended on them or on malloc'd
+ * stacks, into c->coro (replaced); counts into c->stats. */
 int ld_coro_find(struct ld_ctx *c, struct qp_error *err);
 /*
  * Every thread stopped: is a suspended coroutine found by ld_coro_find()
  * inside one of the ranges, or due to return into one?  With @whole, a
  * coroutine stack with no context found counts as busy when any word of
- * it points into the ranges (undo: a mapping may stay, never go early).
+ * it points into the ranges, and so does a search cut short by its limit
+ * (undo: a mapping may stay, never go early).
  */
 bool ld_coro_busy(struct ld_ctx *c, const struct ld_range *v, size_t n, bool whole,
 		  char *why, size_t size);

@@ -279,11 +279,16 @@ static void print_stop(const struct qp_load_stats *st)
 	       st->stopped_us, st->threads, st->threads == 1 ? "" : "s", st->stop_us,
 	       st->attempts, st->attempts == 1 ? "" : "s", caught, st->held_us,
 	       st->total_us / 1000.0);
-	if (st->coro_stacks || st->coro_contexts || st->coro_skipped)
+	if (st->coro_stacks || st->coro_contexts || st->coro_skipped || st->coro_cut)
 		printf("coroutines: %zu stack(s) no thread runs on, %zu suspended context(s) found; "
 		       "scanned %.1f MiB in %.1f ms before stopping (%zu mapping(s) too large to scan, or beyond the limit)\n",
 		       st->coro_stacks, st->coro_contexts, (double)st->coro_scanned / (1 << 20),
 		       st->coro_scan_us / 1000.0, st->coro_skipped);
+	if (st->coro_cut)
+		printf("coroutines: the search stopped at its limit of %.0f MiB: %.1f MiB of the heap and "
+		       "other writable mappings not searched; a coroutine suspended there is not seen "
+		       "(undo keeps its mappings)\n",
+		       (double)st->coro_limit / (1 << 20), (double)st->coro_cut / (1 << 20));
 }
 
 /* The keys of --verify, else the store's policy file (if any). */
@@ -835,6 +840,9 @@ int main(int argc, char **argv)
 		opts.fault_at = (enum qp_fault)atoi(getenv("QPATCH_FAULT_AT"));
 	/* for tests: unwind as if patches carried no CFI */
 	opts.no_patch_cfi = getenv("QPATCH_NO_PATCH_CFI") != NULL;
+	/* for tests: a lower limit on the search for coroutine contexts */
+	if (getenv("QPATCH_CORO_LIMIT_MB"))
+		opts.coro_limit = (uint64_t)atoi(getenv("QPATCH_CORO_LIMIT_MB")) << 20;
 	if (getenv("QPATCH_PAUSE_AT")) {
 		pause_step = atoi(getenv("QPATCH_PAUSE_AT"));
 		opts.at_step = pause_at;

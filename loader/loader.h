@@ -183,6 +183,8 @@ struct qp_load_opts {
 	void (*at_step)(enum qp_fault step, const char *name, void *arg);
 	void *at_step_arg;      /* its argument */
 	bool no_patch_cfi;      /* tests only: unwind without the CFI patches carry */
+	uint64_t coro_limit;    /* tests only: bytes the search for coroutine contexts
+				   reads at most (0: LD_CORO_SCAN_TOTAL, 1 GiB) */
 	int leave_ms;           /* a thread still inside the code being replaced after
 				   20 attempts is run alone (others stopped) to its way
 				   out of it, at most this long (default 1000; < 0: never) */
@@ -240,6 +242,9 @@ struct qp_load_stats {
 	size_t coro_contexts;   /* suspended coroutine contexts found in memory */
 	uint64_t coro_scanned;  /* bytes scanned for them */
 	size_t coro_skipped;    /* mappings too large to scan */
+	uint64_t coro_cut;      /* bytes of [heap] and smaller mappings not scanned:
+				   the limit was reached */
+	uint64_t coro_limit;    /* that limit */
 	double coro_scan_us;    /* time the scan took (the target running) */
 	size_t types_checked;   /* .so patches: replacements whose prototype was compared
 				   with the old function's (DWARF of both) */

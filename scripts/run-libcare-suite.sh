@@ -147,6 +147,9 @@ state_of() {
 				{ grep -q 'thread1 (UNPATCHED' <<<"$lines" && echo patched || echo mixed; }
 		else echo unpatched; fi
 		return ;;
+	fail_coro_listed) # the fix prefixes the old line, which says UNPATCHED
+		p=$(grep -c '^Hello from PATCHED' <<<"$lines")
+		u=$(grep -v '^Hello from PATCHED' <<<"$lines" | grep -c UNPATCHED) ;;
 	esac
 	if [ "$s" -gt 0 ]; then
 		[ "$u" -eq 0 ] && [ "$p" -eq 0 ] && echo semi || echo mixed
