@@ -115,19 +115,21 @@ static int bid_vaddr_offset(const Elf64_Phdr *ph, size_t n, uint64_t vaddr, uint
 #define NEEDED_MAX_DYN 1024      /* entries of PT_DYNAMIC read */
 #define NEEDED_MAX_STRTAB (1u << 20)
 
-int qp_elf_fd_needed(int fd, char *out, size_t size)
+/* The PT_DYNAMIC entries (*@dyn, *@ndyn, at most NEEDED_MAX_DYN) and the
+ * dynamic string table (*@strtab, *@strsz bytes plus a NUL) of the object
+ * open as @fd; both malloc'ed.  -ENOENT: no PT_DYNAMIC (a static program). */
+static int bid_dynamic(int fd, Elf64_Dyn **dyn, size_t *ndyn, char **strtab, uint64_t *strsz)
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[BID_MAX_PHNUM];
-	Elf64_Dyn *dyn = NULL;
-	char *strtab = NULL;
-	uint64_t strtab_addr = 0, strsz = 0, off;
-	size_t i, ndyn = 0, used = 0;
+	uint64_t strtab_addr = 0, off;
+	size_t i;
 	int ret;
 
-	if (!size)
-		return -EINVAL;
-	out[0] = '\0';
+	*dyn = NULL;
+	*strtab = NULL;
+	*ndyn = 0;
+	*strsz = 0;
 	ret = bid_pread(fd, &eh, sizeof(eh), 0);
 	if (ret)
 		return ret;
@@ -135,36 +137,55 @@ int qp_elf_fd_needed(int fd, char *out, size_t size)
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || !eh.e_phnum || eh.e_phnum > BID_MAX_PHNUM)
 		return -EINVAL;
 	ret = bid_pread(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff);
-	for (i = 0; !ret && i < eh.e_phnum && !dyn; i++) {
+	for (i = 0; !ret && i < eh.e_phnum && !*dyn; i++) {
 		if (ph[i].p_type != PT_DYNAMIC)
 			continue;
-		ndyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
-		if (ndyn > NEEDED_MAX_DYN)
-			ndyn = NEEDED_MAX_DYN;
-		dyn = calloc(ndyn ? ndyn : 1, sizeof(*dyn));
-		if (!dyn)
+		*ndyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
+		if (*ndyn > NEEDED_MAX_DYN)
+			*ndyn = NEEDED_MAX_DYN;
+		*dyn = calloc(*ndyn ? *ndyn : 1, sizeof(**dyn));
+		if (!*dyn)
 			return -ENOMEM;
-		ret = bid_pread(fd, dyn, ndyn * sizeof(*dyn), ph[i].p_offset);
+		ret = bid_pread(fd, *dyn, *ndyn * sizeof(**dyn), ph[i].p_offset);
 	}
-	if (ret || !dyn) {
-		free(dyn);
-		return ret ? ret : -ENOENT;
+	if (!ret && !*dyn)
+		ret = -ENOENT;
+	for (i = 0; !ret && i < *ndyn && (*dyn)[i].d_tag != DT_NULL; i++) {
+		if ((*dyn)[i].d_tag == DT_STRTAB)
+			strtab_addr = (*dyn)[i].d_un.d_ptr;
+		else if ((*dyn)[i].d_tag == DT_STRSZ)
+			*strsz = (*dyn)[i].d_un.d_val;
 	}
-	for (i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
-		if (dyn[i].d_tag == DT_STRTAB)
-			strtab_addr = dyn[i].d_un.d_ptr;
-		else if (dyn[i].d_tag == DT_STRSZ)
-			strsz = dyn[i].d_un.d_val;
+	if (!ret && (!strtab_addr || !*strsz || *strsz > NEEDED_MAX_STRTAB ||
+		     bid_vaddr_offset(ph, eh.e_phnum, strtab_addr, &off)))
+		ret = -EINVAL;
+	if (!ret) {
+		*strtab = malloc(*strsz + 1);
+		ret = *strtab ? bid_pread(fd, *strtab, *strsz, off) : -ENOMEM;
+		if (!ret)
+			(*strtab)[*strsz] = '\0';
 	}
-	if (!strtab_addr || !strsz || strsz > NEEDED_MAX_STRTAB ||
-	    bid_vaddr_offset(ph, eh.e_phnum, strtab_addr, &off)) {
-		free(dyn);
+	if (ret) {
+		free(*dyn);
+		free(*strtab);
+		*dyn = NULL;
+		*strtab = NULL;
+	}
+	return ret;
+}
+
+int qp_elf_fd_needed(int fd, char *out, size_t size)
+{
+	Elf64_Dyn *dyn;
+	char *strtab;
+	uint64_t strsz;
+	size_t i, ndyn, used = 0;
+	int ret;
+
+	if (!size)
 		return -EINVAL;
-	}
-	strtab = malloc(strsz + 1);
-	ret = strtab ? bid_pread(fd, strtab, strsz, off) : -ENOMEM;
-	if (!ret)
-		strtab[strsz] = '\0';
+	out[0] = '\0';
+	ret = bid_dynamic(fd, &dyn, &ndyn, &strtab, &strsz);
 	for (i = 0; !ret && i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
 		const char *name;
 		size_t len;
@@ -179,6 +200,24 @@ int qp_elf_fd_needed(int fd, char *out, size_t size)
 		used += len + 1;
 		out[used] = '\0';
 	}
+	free(strtab);
+	free(dyn);
+	return ret;
+}
+
+int qp_elf_fd_dynstr_has(int fd, const char *const *names, size_t n, bool *found)
+{
+	Elf64_Dyn *dyn;
+	char *strtab;
+	uint64_t strsz, at;
+	size_t i;
+	int ret;
+
+	*found = false;
+	ret = bid_dynamic(fd, &dyn, &i, &strtab, &strsz);
+	for (at = 0; !ret && at < strsz && !*found; at += strlen(strtab + at) + 1)
+		for (i = 0; i < n && !*found; i++)
+			*found = !strcmp(strtab + at, names[i]);
 	free(strtab);
 	free(dyn);
 	return ret;

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "ld.h"
+#include "qpatch/elf.h"
 
 #define CORO_JB_WORDS 8          /* rbx rbp r12 r13 r14 r15 rsp pc */
 #define CORO_JB_RSP 6
@@ -131,6 +132,8 @@ struct ld_coro {
 	size_t nhstacks;
 	struct coro_ctx *ctx;      /* the contexts found */
 	size_t nctx, ctx_cap;
+	bool ucontext;             /* an object imports makecontext: malloc'd stacks are
+				      looked for (coro_uses_ucontext) */
 	uint64_t cut;              /* bytes not searched: the limit was reached */
 	bool failed;               /* the search failed: nothing is known */
 };
@@ -533,6 +536,49 @@ static bool coro_scanned_map(const struct ld_coro *k, const struct qp_map *m)
 	return coro_anon(m) || !strcmp(m->path, "[heap]") || m->path[0] == '/';
 }
 
+/*
+ * Whether the process may make coroutines on stacks of its own (malloc'd,
+ * static): some object other than libc imports makecontext (every glibc
+ * ucontext coroutine is made with it, QEMU's sigsetjmp ones included), or
+ * the program is static, or an object cannot be read (both: assumed so).
+ * Without it, only the stacks above a guard page are looked for, and a
+ * process that has none pays for no search: a large heap (a database) is
+ * then not read at every apply, nor does its size make undo keep mappings.
+ */
+static bool coro_uses_ucontext(struct ld_ctx *c, const struct ld_coro *k)
+{
+	static const char *const names[] = { "makecontext" };
+	const char *last = "";
+	size_t i;
+
+	for (i = 0; i < k->maps.n; i++) {
+		const struct qp_map *m = &k->maps.v[i];
+		const char *base = strrchr(m->path, '/');
+		char path[600];
+		bool found;
+		int fd, ret;
+
+		if (m->offset || m->path[0] != '/' || !strcmp(m->path, last) ||
+		    !strncmp(m->path, "/memfd:", 7))
+			continue;
+		last = m->path;
+		base = base ? base + 1 : m->path;
+		if (!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5))
+			continue; /* defines it */
+		ld_map_file(c->pid, m, path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return true;
+		ret = qp_elf_fd_dynstr_has(fd, names, sizeof(names) / sizeof(names[0]), &found);
+		close(fd);
+		if (ret == -ENOENT && m->start == k->maps.v[0].start)
+			return true; /* a static program */
+		if (found || (ret && ret != -ENOENT))
+			return true;
+	}
+	return false;
+}
+
 /* The mappings a malloc'd coroutine stack may be in: those searched that
  * are not coroutine stacks above a guard page (those are k->stacks). */
 static int coro_regions(struct ld_coro *k)
@@ -546,7 +592,7 @@ static int coro_regions(struct ld_coro *k)
 		const struct qp_map *m = &k->maps.v[i];
 		const struct coro_stack *s = coro_stack_of(k, m->start);
 
-		if (!coro_scanned_map(k, m) || (s && !s->other))
+		if (!k->ucontext || !coro_scanned_map(k, m) || (s && !s->other))
 			continue;
 		k->regions[2 * k->nregions] = m->start;
 		k->regions[2 * k->nregions++ + 1] = m->end;
@@ -733,10 +779,13 @@ int ld_coro_find(struct ld_ctx *c, struct qp_error *err)
 		c->stats->coro_stacks += !k->stacks[i].other;
 	if (!ret && c->undo)
 		ret = coro_hints(c, k);
+	k->ucontext = !ret && coro_uses_ucontext(c, k);
 	if (!ret)
 		ret = coro_regions(k);
 	k->guard_ok = !ret && coro_guard(c, &k->guard);
-	if (!ret) /* without the guard: ucontext_t only */
+	/* nothing to look for without a coroutine stack or makecontext; without
+	 * the guard: ucontext_t only */
+	if (!ret && (k->ucontext || c->stats->coro_stacks))
 		ret = coro_scan(c, k);
 	if (!ret)
 		ret = coro_heap_stacks(k);

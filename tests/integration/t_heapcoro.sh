@@ -95,4 +95,33 @@ check "[limit] undone in full without the limit" test "$(qp_maps "$pid")" -eq 0
 n=$(wc -l <"$T/out3")
 check "[limit] old code runs" wait_after "$T/out3" "$n" "1 r=1"
 check "[limit] target alive" alive "$pid"
+# 4. a program that imports no makecontext makes no coroutine of its own
+# stack: its heap is not searched, so 8 MiB of it (made by a preloaded
+# constructor) neither hits the 1 MiB limit nor makes undo keep the mapping
+H=$QP_SRC/tests/integration/progs/hold
+build_tree "$H/orig" "$T/hold" && "$QP_BIN/qpatch-build" -q "$T/hold" "$H/patched" \
+	-o "$T/hold.qpatch" --target "$T/hold/hold" >"$T/hold.build" 2>&1
+check "[no makecontext] patch built" test -s "$T/hold.qpatch"
+printf '%s\n' '#include <stdlib.h>' '#include <string.h>' \
+	'void *fill_kept[12000];' '__attribute__((constructor)) static void fill(void) {' \
+	'	for (int i = 0; i < 12000; i++) fill_kept[i] = memset(malloc(1000), 1, 1000); }' >"$T/fill.c"
+cc -shared -fPIC -o "$T/fill.so" "$T/fill.c"
+check "[no makecontext] the target imports no makecontext" \
+	sh -c "! nm -D '$T/hold/hold' '$T/fill.so' | grep -q makecontext"
+LD_PRELOAD=$T/fill.so start "$T/out5" "$T/hold/hold" 0
+pid=$TARGET_PID
+check "[no makecontext] target runs" wait_match "$T/out5" "^r=1$"
+heap_bytes() {
+	local r
+	r=$(awk '/\[heap\]/ { print $1 }' "/proc/$1/maps")
+	[ -n "$r" ] && echo $((0x${r#*-} - 0x${r%-*}))
+}
+check "[no makecontext] its heap is over 8 MiB" test "$(heap_bytes "$pid")" -ge $((8 << 20))
+QPATCH_CORO_LIMIT_MB=1 "$QP_BIN/qpatch-load" "$pid" "$T/hold.qpatch" >"$T/load5.out" 2>&1
+check "[no makecontext] applied" test $? -eq 0
+check "[no makecontext] no search, no limit reached" sh -c "! grep -q 'coroutines:' '$T/load5.out'"
+QPATCH_CORO_LIMIT_MB=1 "$QP_BIN/qpatch-load" --undo "$pid" >"$T/undo5.out" 2>&1
+check "[no makecontext] undone" test $? -eq 0
+check "[no makecontext] the mapping removed" test "$(qp_maps "$pid")" -eq 0
+check "[no makecontext] target alive" alive "$pid"
 finish

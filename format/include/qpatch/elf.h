@@ -117,6 +117,11 @@ int qp_buildid_from_notes(const void *notes, size_t size, uint8_t *buf, size_t b
  */
 int qp_elf_fd_needed(int fd, char *out, size_t size);
 
+/* Whether the dynamic string table of the loaded object open as @fd (read
+ * as qp_elf_fd_needed() does) holds one of the @n @names as a whole string:
+ * a name the object imports or exports.  Same return values. */
+int qp_elf_fd_dynstr_has(int fd, const char *const *names, size_t n, bool *found);
+
 /* Lowest p_vaddr of a PT_LOAD segment, rounded down to a page; the load
  * bias of a mapped object is (map start of offset-0 mapping - this). */
 uint64_t qp_elf__first_load_vaddr(const struct qp_elf *e);
