@@ -39,7 +39,7 @@ static void fuzz_unwind(const uint8_t *data, size_t size, const uint64_t *pcs, s
 		abort();
 	u->pid = 1;
 	u->mem_fd = mem_fd;
-	u->dwfl = dwfl_begin(&unwind_callbacks);
+	u->dwfl = dwfl_begin(qp_dw_proc_callbacks());
 	if (!u->dwfl)
 		abort();
 	if (qp_unwind__add_cfi(u, 0, UINT64_MAX, data, size, EH_ADDR, NULL))
