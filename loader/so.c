@@ -417,24 +417,38 @@ static void so_fill_record(struct so_ctx *s)
 static int so_locate(struct so_ctx *s, struct qp_maps *maps, struct qp_error *err)
 {
 	struct ld_ctx *c = &s->c;
-	uint64_t l_addr = 0, first = UINT64_MAX;
-	size_t i;
+	uint64_t l_addr = 0, first = UINT64_MAX, span_lo, span_hi;
+	size_t i, nph = 0;
 	int ret = qp_proc__read(&c->proc, s->handle, &l_addr, sizeof(l_addr), err);
 
 	if (!ret)
 		ret = qp_maps__read(c->pid, maps, err);
 	if (ret)
 		return ret;
+	/* the mappings of the file inside the span its PT_LOAD segments take
+	 * from l_addr: another mapping of the same file (the agent's own
+	 * reading of it, in the process itself) is not the library */
+	span_lo = l_addr + qp_elf__first_load_vaddr(s->lib);
+	span_hi = span_lo;
+	if (!elf_getphdrnum(s->lib->elf, &nph))
+		for (i = 0; i < nph; i++) {
+			GElf_Phdr ph;
+
+			if (gelf_getphdr(s->lib->elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+			    page_up(l_addr + ph.p_vaddr + ph.p_memsz) > span_hi)
+				span_hi = page_up(l_addr + ph.p_vaddr + ph.p_memsz);
+		}
 	s->lib_lo = UINT64_MAX;
 	for (i = 0; i < maps->n; i++) {
-		if (strcmp(maps->v[i].path, s->path))
+		if (strcmp(maps->v[i].path, s->path) || maps->v[i].start < span_lo ||
+		    maps->v[i].end > span_hi)
 			continue;
 		if (!maps->v[i].offset && maps->v[i].start < first)
 			first = maps->v[i].start;
 		s->lib_lo = maps->v[i].start < s->lib_lo ? maps->v[i].start : s->lib_lo;
 		s->lib_hi = maps->v[i].end > s->lib_hi ? maps->v[i].end : s->lib_hi;
 	}
-	if (first == UINT64_MAX || first != l_addr + qp_elf__first_load_vaddr(s->lib))
+	if (first == UINT64_MAX || first != span_lo)
 		return qp_seterr(err, QP_ETARGET,
 				 "process %d: the library dlopen returned is not '%s' as mapped (was it replaced meanwhile?)",
 				 (int)c->pid, s->path);

@@ -163,6 +163,7 @@ static void agent_opts(struct qp_load_opts *o, int retries, int delay, unsigned 
 	o->allow_active = flags & QP_AGENT_F_ALLOW_ACTIVE;
 	o->ignore_seccomp = flags & QP_AGENT_F_IGNORE_SECCOMP;
 	o->rewrite_calls = flags & QP_AGENT_F_REWRITE_CALLS;
+	o->no_type_check = flags & QP_AGENT_F_NO_TYPE_CHECK;
 	o->leave_ms = -1; /* no thread can be run alone from inside */
 	o->lock_wait_ms = 1000;
 }
@@ -212,6 +213,36 @@ static void agent_apply(int fd, const char *args, struct agent_reply *r)
 		agent_stop_line(r->f, &st);
 	}
 	qp_patch__free(p);
+}
+
+/* A hand-written library: dlopen()ed by this thread, with the others let
+ * go (the loader's .so apply, its calls made here: see selfstop.c). */
+static void agent_so(const char *args, struct agent_reply *r)
+{
+	struct qp_error err = { 0 };
+	struct qp_load_opts opts;
+	struct qp_load_stats st;
+	char id[QP_ID_MAX] = "";
+	int retries, delay, at = -1;
+	unsigned flags;
+
+	if (sscanf(args, "%d %d %u %n", &retries, &delay, &flags, &at) != 3 || at < 0 ||
+	    args[at] != '/') {
+		fprintf(r->f, "bad so request\n");
+		return;
+	}
+	agent_opts(&opts, retries, delay, flags);
+	if (qp_load_so(getpid(), args + at, &opts, &st, id, &err)) {
+		fprintf(r->f, "%s; process %d left unchanged\n", err.msg[0] ? err.msg : "failed",
+			(int)getpid());
+		return;
+	}
+	r->ok = true;
+	fprintf(r->f, "applied library patch '%s' to process %d: %zu function(s) redirected, record at 0x%llx\n",
+		id, (int)getpid(), st.nfuncs, (unsigned long long)st.region);
+	if (st.type_note[0])
+		fprintf(r->f, "note: %s\n", st.type_note);
+	agent_stop_line(r->f, &st);
 }
 
 static void agent_undo(const char *id, struct agent_reply *r)
@@ -286,6 +317,8 @@ static void agent_serve(int fd)
 		fprintf(r.f, "no request arrived\n");
 	} else if (!strncmp(line, "apply ", 6)) {
 		agent_apply(fd, line + 6, &r);
+	} else if (!strncmp(line, "so ", 3)) {
+		agent_so(line + 3, &r);
 	} else if (!strcmp(line, "list")) {
 		agent_list(&r);
 	} else if (!strncmp(line, "undo ", 5) && line[5]) {

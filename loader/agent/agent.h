@@ -6,6 +6,10 @@
  *
  * Request: one header line, then for apply the patch file's bytes:
  *   apply SIZE RETRIES DELAY_MS FLAGS NAME\n  <SIZE bytes>
+ *   so RETRIES DELAY_MS FLAGS PATH\n   (a hand-written library: PATH, absolute,
+ *                                     the rest of the line, checked by the
+ *                                     client against the trust rules and
+ *                                     the store's policy)
  *   list\n
  *   undo ID\n                 (ID "-": the last applied)
  * FLAGS: QP_AGENT_F_*.  NAME names the file in messages (no spaces).
@@ -24,5 +28,6 @@
 #define QP_AGENT_F_ALLOW_ACTIVE 1u               /* qp_load_opts.allow_active */
 #define QP_AGENT_F_IGNORE_SECCOMP 2u             /* qp_load_opts.ignore_seccomp */
 #define QP_AGENT_F_REWRITE_CALLS 4u              /* qp_load_opts.rewrite_calls */
+#define QP_AGENT_F_NO_TYPE_CHECK 8u              /* qp_load_opts.no_type_check */
 
 #endif

@@ -4,11 +4,13 @@
  * apply, list or undo patches; for processes the loader may not trace.
  *
  * qpatch-agentctl [options] PID FIX.qpatch   apply
+ * qpatch-agentctl [options] --so PID FIX.so  apply a hand-written library
  * qpatch-agentctl --list PID                 list
  * qpatch-agentctl --undo PID [ID]            undo the last patch (or ID)
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qpatch-agentctl [options] PID FIX.qpatch   apply a patch through the agent\n"
+		"       qpatch-agentctl [options] --so PID FIX.so  apply a hand-written library\n"
 		"       qpatch-agentctl --list PID                 list the patches applied\n"
 		"       qpatch-agentctl --undo PID [ID]            undo the last patch (or ID)\n"
 		"The process must run the agent (LD_PRELOAD=libqpatch-agent.so, or linked in).\n"
@@ -38,6 +41,9 @@ static void usage(FILE *f)
 		"      --verify KEY      refuse a patch not signed by the Ed25519 public key\n"
 		"                        KEY (a PEM file, or a directory of *.pem; repeatable);\n"
 		"                        without it the store's policy file applies, if any\n"
+		"      --so              FIX.so is a hand-written library (qpatch/so.h), which\n"
+		"                        the agent loads with dlopen\n"
+		"      --no-type-check   --so: apply even when a replacement's prototype differs\n"
 		"  -h, --help            this help\n"
 		"  -V, --version         print the version and exit\n");
 }
@@ -195,6 +201,37 @@ static int do_apply(pid_t pid, const char *path, const char **keys, size_t nkeys
 	return ret;
 }
 
+/* A hand-written library: the trust rules and the store's policy (which
+ * refuses libraries when it requires signatures: they carry none) are
+ * checked here, as qpatch-load --so does; the agent loads it by path. */
+static int do_so(pid_t pid, const char *path, int retries, int delay, unsigned flags)
+{
+	struct qp_error err = { 0 };
+	struct qp_policy *pol = NULL;
+	char head[QP_AGENT_LINE], real[PATH_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret = qp_trust_read(path, QP_AGENT_MAX_PATCH, &buf, &len, &err);
+
+	free(buf);
+	if (!ret)
+		ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
+	if (!ret)
+		ret = qp_policy__check_so(pol, path, &err);
+	qp_policy__free(pol);
+	if (!ret && !realpath(path, real))
+		ret = qp_seterr(&err, -errno, "cannot resolve '%s': %s", path, strerror(errno));
+	if (!ret && (strchr(real, '\n') ||
+		     (size_t)snprintf(head, sizeof(head), "so %d %d %u %s\n", retries, delay, flags,
+				      real) >= sizeof(head)))
+		ret = qp_seterr(&err, -EINVAL, "'%s': a path the agent's request cannot carry", real);
+	if (ret) {
+		fprintf(stderr, "qpatch-agentctl: %s; process %d left unchanged\n", err.msg, (int)pid);
+		return 1;
+	}
+	return request(pid, head, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -206,13 +243,15 @@ int main(int argc, char **argv)
 		{ "ignore-seccomp", no_argument, NULL, 'S' },
 		{ "rewrite-calls", no_argument, NULL, 'R' },
 		{ "verify", required_argument, NULL, 'K' },
+		{ "so", no_argument, NULL, 's' },
+		{ "no-type-check", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char **keys = calloc((size_t)argc, sizeof(char *));
 	size_t nkeys = 0;
-	int c, list = 0, undo = 0, retries = 0, delay = 0, nargs, ret;
+	int c, list = 0, undo = 0, so = 0, retries = 0, delay = 0, nargs, ret;
 	unsigned flags = 0;
 	char head[QP_AGENT_LINE], *end;
 	long pid;
@@ -229,13 +268,21 @@ int main(int argc, char **argv)
 		case 'S': flags |= QP_AGENT_F_IGNORE_SECCOMP; break;
 		case 'R': flags |= QP_AGENT_F_REWRITE_CALLS; break;
 		case 'K': keys[nkeys++] = optarg; break;
+		case 's': so = 1; break;
+		case 'T': flags |= QP_AGENT_F_NO_TYPE_CHECK; break;
 		case 'h': usage(stdout); free(keys); return 0;
 		case 'V': free(keys); return qp_version_print("qpatch-agentctl");
 		default: usage(stderr); free(keys); return 2;
 		}
 	}
 	nargs = argc - optind;
-	if (list + undo > 1 || nargs < 1 || (list && nargs != 1) || (undo && nargs > 2) ||
+	if (so && nkeys) {
+		fprintf(stderr, "qpatch-agentctl: --verify does not apply to --so: a library carries no "
+			"signature\n");
+		free(keys);
+		return 2;
+	}
+	if (list + undo + so > 1 || nargs < 1 || (list && nargs != 1) || (undo && nargs > 2) ||
 	    (!list && !undo && nargs != 2) || ((nkeys || flags) && (list || undo))) {
 		usage(stderr);
 		free(keys);
@@ -257,6 +304,8 @@ int main(int argc, char **argv)
 		}
 		snprintf(head, sizeof(head), "undo %s\n", nargs == 2 ? argv[optind + 1] : "-");
 		ret = request((pid_t)pid, head, NULL, 0);
+	} else if (so) {
+		ret = do_so((pid_t)pid, argv[optind + 1], retries, delay, flags);
 	} else {
 		ret = do_apply((pid_t)pid, argv[optind + 1], keys, nkeys, retries, delay, flags);
 	}

@@ -175,6 +175,37 @@ done
 check "three more apply/undo cycles, target alive" alive "$PID"
 check "old code after the cycles" result_is "$T/out" 1014
 check "no patch mapping left at the end" gone "$PID"
+# --- a hand-written library through the agent: dlopen()ed by the agent
+# thread, work() redirected, listed, undone and the library unloaded
+printf '%s\n' '#include <qpatch/so.h>' 'QPATCH_TARGET("agentapp");' \
+	'static long fixed_work(long x) { return x * 2 + 7000; }' \
+	'QPATCH_REPLACE(work, fixed_work);' >"$T/fix_work.c"
+cc -shared -fPIC -O2 -I"$QP_SRC/format/include" -o "$T/fix_work.so" "$T/fix_work.c" ||
+	fail "build fix_work.so"
+"$CTL_BIN" --so "$PID" "$T/fix_work.so" >"$T/so.out" 2>&1
+rc=$?
+check "library applied through the agent ($(head -n 1 "$T/so.out"))" test $rc -eq 0
+check "its new code runs" result_is "$T/out" 7014
+check "the library is mapped" grep -q "fix_work.so" "/proc/$PID/maps"
+"$CTL_BIN" --list "$PID" >"$T/so-list.out" 2>&1
+check "listed through the agent" grep -q "patch 'fix_work.so'" "$T/so-list.out"
+"$CTL_BIN" --undo "$PID" >"$T/so-undo.out" 2>&1
+rc=$?
+check "library undone through the agent ($(head -n 1 "$T/so-undo.out"))" test $rc -eq 0
+check "old code (library undone)" result_is "$T/out" 1014
+# unloaded: in the process itself the agent's own reading of the file is
+# a mapping of it too, which is not the library (nor busy)
+check "no note: nothing kept" sh -c "! grep -q 'the mapping stays' '$T/so-undo.out'"
+check "the library unloaded" sh -c "! grep -q fix_work.so /proc/$PID/maps"
+"$CTL_BIN" --so --verify "$T/none.pem" "$PID" "$T/fix_work.so" >"$T/so-verify.out" 2>&1
+check "--so with --verify refused (a library carries no signature)" \
+	sh -c "test $? -eq 2 && grep -q 'carries no signature' '$T/so-verify.out'"
+chmod o+w "$T/fix_work.so"
+"$CTL_BIN" --so "$PID" "$T/fix_work.so" >"$T/so-trust.out" 2>&1
+rc=$?
+check "a library others may write: refused ($(head -n 1 "$T/so-trust.out"))" test $rc -eq 1
+check "old code (untrusted library refused)" result_is "$T/out" 1014
+
 touch "$T/ctl/exit"
 for i in $(seq 100); do alive "$PID" || break; sleep 0.1; done
 check "the program exits" not alive "$PID"
