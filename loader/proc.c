@@ -377,28 +377,11 @@ static int proc_interrupt_seized(struct qp_proc *p, struct qp_thread *t, struct 
  * 1 when it was added, 0 when it had ended already. */
 static int proc_interrupt(struct qp_proc *p, pid_t tid, struct qp_error *err)
 {
-	struct qp_thread *t, *v;
+	int ret = proc_seize(p, tid, err);
 
-	v = realloc(p->threads, (p->nthreads + 1) * sizeof(*v));
-	if (!v)
-		return qp_seterr(err, -ENOMEM, "out of memory");
-	p->threads = v;
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
-		int e = errno;
-		char st = proc_task_state(p->pid, tid);
-
-		if (e == ESRCH || !st || st == 'Z' || st == 'X')
-			return 0; /* exited meanwhile */
-		return qp_seterr(err, -e, "thread %d: cannot attach: %s%s", (int)tid,
-				 strerror(e), e == EPERM ? " (are you root? is it traced already?)" : "");
-	}
-	t = &p->threads[p->nthreads++];
-	memset(t, 0, sizeof(*t));
-	t->tid = tid;
-	/* ESRCH: it is exiting; proc_collect() gathers its end */
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
-		return qp_seterr(err, -errno, "thread %d: cannot interrupt: %s", (int)tid, strerror(errno));
-	return 1;
+	if (ret == 1 && (ret = proc_interrupt_seized(p, &p->threads[p->nthreads - 1], err)) == 0)
+		ret = 1;
+	return ret;
 }
 
 /* Forget thread @i, which ended while we stopped it (a thread may exit
