@@ -194,9 +194,10 @@ rc=$?
 check "library undone through the agent ($(head -n 1 "$T/so-undo.out"))" test $rc -eq 0
 check "old code (library undone)" result_is "$T/out" 1014
 # unloaded: in the process itself the agent's own reading of the file is
-# a mapping of it too, which is not the library (nor busy)
-check "no note: nothing kept" sh -c "! grep -q 'the mapping stays' '$T/so-undo.out'"
-check "the library unloaded" sh -c "! grep -q fix_work.so /proc/$PID/maps"
+# a mapping of it too, which is not the library (nor busy); not so in a
+# sanitized build (see gone() above: the library is kept, and undo says so)
+check "no note: nothing kept" sh -c "[ -n '$asan' ] || ! grep -q 'the mapping stays' '$T/so-undo.out'"
+check "the library unloaded" sh -c "[ -n '$asan' ] || ! grep -q fix_work.so /proc/$PID/maps"
 "$CTL_BIN" --so --verify "$T/none.pem" "$PID" "$T/fix_work.so" >"$T/so-verify.out" 2>&1
 check "--so with --verify refused (a library carries no signature)" \
 	sh -c "test $? -eq 2 && grep -q 'carries no signature' '$T/so-verify.out'"
