@@ -392,21 +392,12 @@ static void test_no_change(const char *fixtures)
 	qp_report__release(&rep);
 }
 
-/*
- * Case lineonly built elsewhere than at the top of its tree, the debug
- * info naming its sources relative to the compilation directory: as meson
- * and QEMU build, in build/ as "../src/calc.c" (@in "build", @map NULL),
- * or as redis builds with Debian's flags, in src/ as "calc.c" with the
- * tree mapped to "." (@in "src", @map "."; DW_AT_comp_dir "./src").  The
- * patched version is built at the original's path (as qpatch-build's
- * builds are; -ffile-prefix-map here).  check(), whose __LINE__ values
- * only moved, is found in the sources and left out.
- */
-static void test_out_of_tree(const char *fixtures, const char *in, const char *map)
+/* Diff lineonly's calc.o and main.o, built in @orig/@in and @pat/@in into
+ * @orig/@in/prog: compute() is replaced, check() found to have only moved. */
+static void check_lineonly_diff(const char *orig, const char *pat, const char *in)
 {
-	char orig[PATH_MAX], pat[PATH_MAX], target[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
 	static const char *const objs[] = { "calc.o", "main.o" };
-	const char *srcs = strcmp(in, "src") ? "../src/calc.c ../src/main.c" : "calc.c main.c";
+	char target[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
 	struct qp_report rep = { 0 };
 	struct qp_error err = { 0 };
 	struct qp_patch *patch = NULL;
@@ -415,19 +406,6 @@ static void test_out_of_tree(const char *fixtures, const char *in, const char *m
 	size_t i;
 	int ret;
 
-	printf("case lineonly, built in %s/%s%s\n", in, map ? ", the tree mapped to " : "",
-	       map ? map : "");
-	snprintf(orig, sizeof(orig), "%s/oot-%s/orig", tmpdir, in);
-	snprintf(pat, sizeof(pat), "%s/oot-%s/patched", tmpdir, in);
-	CHECK_INT(sh("mkdir -p '%s' '%s' && cp -r '%s/lineonly/orig' '%s/src' && "
-		     "cp -r '%s/lineonly/patched' '%s/src' && mkdir -p '%s/%s' '%s/%s'",
-		     orig, pat, fixtures, orig, fixtures, pat, orig, in, pat, in),
-		  0);
-	for (i = 0; i < 2; i++)
-		CHECK_INT(sh("cd '%s/%s' && cc -O2 -g -ffunction-sections -fdata-sections "
-			     "-ffile-prefix-map='%s'='%s' -c %s",
-			     i ? pat : orig, in, i ? pat : orig, map ? map : orig, srcs),
-			  0);
 	snprintf(target, sizeof(target), "%s/%s/prog", orig, in);
 	CHECK_INT(sh("cd '%s/%s' && cc -o prog calc.o main.o", orig, in), 0);
 	ret = qp_diff__new(target, &d, &err);
@@ -454,6 +432,38 @@ static void test_out_of_tree(const char *fixtures, const char *in, const char *m
 }
 
 /*
+ * Case lineonly built elsewhere than at the top of its tree, the debug
+ * info naming its sources relative to the compilation directory: as meson
+ * and QEMU build, in build/ as "../src/calc.c" (@in "build", @map NULL),
+ * or as redis builds with Debian's flags, in src/ as "calc.c" with the
+ * tree mapped to "." (@in "src", @map "."; DW_AT_comp_dir "./src").  The
+ * patched version is built at the original's path (as qpatch-build's
+ * builds are; -ffile-prefix-map here).  check(), whose __LINE__ values
+ * only moved, is found in the sources and left out.
+ */
+static void test_out_of_tree(const char *fixtures, const char *in, const char *map)
+{
+	char orig[PATH_MAX], pat[PATH_MAX];
+	const char *srcs = strcmp(in, "src") ? "../src/calc.c ../src/main.c" : "calc.c main.c";
+	size_t i;
+
+	printf("case lineonly, built in %s/%s%s\n", in, map ? ", the tree mapped to " : "",
+	       map ? map : "");
+	snprintf(orig, sizeof(orig), "%s/oot-%s/orig", tmpdir, in);
+	snprintf(pat, sizeof(pat), "%s/oot-%s/patched", tmpdir, in);
+	CHECK_INT(sh("mkdir -p '%s' '%s' && cp -r '%s/lineonly/orig' '%s/src' && "
+		     "cp -r '%s/lineonly/patched' '%s/src' && mkdir -p '%s/%s' '%s/%s'",
+		     orig, pat, fixtures, orig, fixtures, pat, orig, in, pat, in),
+		  0);
+	for (i = 0; i < 2; i++)
+		CHECK_INT(sh("cd '%s/%s' && cc -O2 -g -ffunction-sections -fdata-sections "
+			     "-ffile-prefix-map='%s'='%s' -c %s",
+			     i ? pat : orig, in, i ? pat : orig, map ? map : orig, srcs),
+			  0);
+	check_lineonly_diff(orig, pat, in);
+}
+
+/*
  * Case lineonly configured out of tree with the flags taken in the build
  * directory (CFLAGS="$(dpkg-buildflags --get CFLAGS)" ../src/configure, run
  * in build/): build/ itself is mapped to ".", DW_AT_comp_dir is "." and the
@@ -465,15 +475,9 @@ static void test_out_of_tree(const char *fixtures, const char *in, const char *m
  */
 static void test_mapped_build_dir(const char *fixtures)
 {
-	char orig[PATH_MAX], pat[PATH_MAX], target[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	char orig[PATH_MAX], pat[PATH_MAX];
 	static const char *const names[] = { "calc", "main" };
-	struct qp_report rep = { 0 };
-	struct qp_error err = { 0 };
-	struct qp_patch *patch = NULL;
-	struct qp_diff *d = NULL;
-	const struct qp_change *c;
 	size_t i, j;
-	int ret;
 
 	printf("case lineonly, built in build/ mapped to \".\" by the build's own flags\n");
 	snprintf(orig, sizeof(orig), "%s/oot-mapped/orig", tmpdir);
@@ -488,29 +492,7 @@ static void test_mapped_build_dir(const char *fixtures)
 				     "-c -o %s.o ../src/%s.c",
 				     i ? pat : orig, qpatch_cc, i ? pat : orig, names[j], names[j]),
 				  0);
-	snprintf(target, sizeof(target), "%s/build/prog", orig);
-	CHECK_INT(sh("cd '%s/build' && cc -o prog calc.o main.o", orig), 0);
-	ret = qp_diff__new(target, &d, &err);
-	CHECK_INT(ret, 0);
-	if (!ret)
-		ret = qp_diff__set_sources(d, orig, orig, pat);
-	CHECK_INT(ret, 0);
-	for (j = 0; !ret && j < 2; j++) {
-		snprintf(a, sizeof(a), "%s/build/%s.o", orig, names[j]);
-		snprintf(b, sizeof(b), "%s/build/%s.o", pat, names[j]);
-		ret = qp_diff__add_object(d, a, b, strrchr(a, '/') + 1, &err);
-		CHECK_INT(ret, 0);
-	}
-	if (!ret)
-		ret = qp_diff__emit(d, NULL, &patch, &rep, &err);
-	CHECK_INT(ret, 0);
-	c = find_change(&rep, "compute");
-	CHECK(c && c->kind == QP_CHANGE_REPLACED);
-	c = find_change(&rep, "check");
-	CHECK(c && c->kind == QP_CHANGE_LINE_ONLY);
-	qp_patch__free(patch);
-	qp_diff__free(d);
-	qp_report__release(&rep);
+	check_lineonly_diff(orig, pat, "build");
 }
 
 int main(void)
