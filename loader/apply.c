@@ -211,14 +211,17 @@ static int ld_find_target(struct ld_ctx *c, struct qp_error *err)
  * thread-local variable when @tls, anything else otherwise.  -ENOENT when
  * none does.
  */
-int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out)
+int ld_for_each_object(struct ld_ctx *c,
+		       int (*fn)(struct ld_ctx *c, const struct qp_map *m, const struct qp_elf *e,
+				 uint64_t bias, void *arg),
+		       void *arg)
 {
 	const char *last = "";
 	size_t i;
+	int ret = 0;
 
-	for (i = 0; i < c->maps.n; i++) {
+	for (i = 0; !ret && i < c->maps.n; i++) {
 		const struct qp_map *m = &c->maps.v[i];
-		struct qp_elf_sym *d;
 		struct qp_elf *e;
 		char path[600];
 
@@ -229,18 +232,37 @@ int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsy
 		ld_map_file(c->pid, m, path, sizeof(path));
 		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, NULL))
 			continue;
-		d = e->dynamic ? qp_elf__find_global(e, name) : NULL;
-		if (d && (d->type == STT_TLS) == tls) {
-			out->map = m;
-			out->bias = e->ehdr.e_type == ET_EXEC ? 0 : m->start - qp_elf__first_load_vaddr(e);
-			out->value = d->value;
-			out->type = d->type;
-			qp_elf__free(e);
-			return 0;
-		}
+		ret = fn(c, m, e, e->ehdr.e_type == ET_EXEC ? 0 : m->start - qp_elf__first_load_vaddr(e),
+			 arg);
 		qp_elf__free(e);
 	}
-	return -ENOENT;
+	return ret;
+}
+
+struct ld_lookup {
+	const char *name;
+	bool tls;
+	struct ld_dsym *out;
+};
+
+static int ld_lookup_one(struct ld_ctx *c, const struct qp_map *m, const struct qp_elf *e,
+			 uint64_t bias, void *arg)
+{
+	const struct ld_lookup *q = arg;
+	const struct qp_elf_sym *d = e->dynamic ? qp_elf__find_global(e, q->name) : NULL;
+
+	(void)c;
+	if (!d || (d->type == STT_TLS) != q->tls)
+		return 0;
+	*q->out = (struct ld_dsym){ .map = m, .bias = bias, .value = d->value, .type = d->type };
+	return 1;
+}
+
+int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out)
+{
+	struct ld_lookup q = { .name = name, .tls = tls, .out = out };
+
+	return ld_for_each_object(c, ld_lookup_one, &q) == 1 ? 0 : -ENOENT;
 }
 
 /* An external symbol: the first library (in map order) that exports it. */

@@ -14,6 +14,7 @@
 
 #include "loader.h"
 #include "proc.h"
+#include "qpatch/elf.h"
 #include "seccomp.h"
 #include "unwind.h"
 
@@ -188,6 +189,14 @@ struct ld_ctx {
 /* apply.c */
 void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size);
 int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out);
+/* Call @fn for each ELF file mapped in the process once, in map order (by
+ * path, from its mapping at offset 0; memfds left out; a file that does
+ * not open is skipped), opened with its dynamic symbols, with its load
+ * bias; stops at the first non-zero return of @fn and returns it. */
+int ld_for_each_object(struct ld_ctx *c,
+		       int (*fn)(struct ld_ctx *c, const struct qp_map *m, const struct qp_elf *e,
+				 uint64_t bias, void *arg),
+		       void *arg);
 void ld_block_signals(sigset_t *old);
 int ld_fault(struct ld_ctx *c, enum qp_fault step, struct qp_error *err);
 int ld_check_death(struct ld_ctx *c, int ret, struct qp_error *err);

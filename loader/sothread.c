@@ -48,56 +48,71 @@ static int so_add_unsafe(struct ld_ctx *c, uint64_t lo, uint64_t hi, const char 
 	return 0;
 }
 
-int ld_so_unsafe(struct ld_ctx *c, struct qp_error *err)
+/* dlopen, dlclose, dlerror: the first object (in map order) exporting each */
+static const char *const so_dl_names[] = { "dlopen", "dlclose", "dlerror" };
+
+struct so_scan {
+	struct ld_dsym dl[3];      /* as so_dl_names[] */
+	bool found[3];
+};
+
+/* One mapped object: the dl functions it exports (if none before it did),
+ * and its ranges no thread may be in when dlopen or dlclose runs. */
+static int so_scan_object(struct ld_ctx *c, const struct qp_map *m, const struct qp_elf *e,
+			  uint64_t bias, void *arg)
 {
-	struct ld_dsym d;
-	const char *last = "";
-	size_t i, k;
+	struct so_scan *sc = arg;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	size_t j, k;
 	int ret = 0;
 
-	if (ld_lookup_dynsym(c, "dlopen", false, &d) || d.type != STT_FUNC)
+	if (!e->dynamic)
+		return 0;
+	for (k = 0; k < sizeof(so_dl_names) / sizeof(*so_dl_names); k++) {
+		const struct qp_elf_sym *y = sc->found[k] ? NULL : qp_elf__find_global(e, so_dl_names[k]);
+
+		if (y && y->type != STT_TLS) {
+			sc->dl[k] = (struct ld_dsym){ .map = m, .bias = bias, .value = y->value,
+						      .type = y->type };
+			sc->found[k] = true;
+		}
+	}
+	if (qp_elf__find_global(e, "_r_debug")) { /* the dynamic linker */
+		for (j = 0; j < c->maps.n; j++)
+			if (!strcmp(c->maps.v[j].path, m->path)) {
+				lo = c->maps.v[j].start < lo ? c->maps.v[j].start : lo;
+				hi = c->maps.v[j].end > hi ? c->maps.v[j].end : hi;
+			}
+		ret = so_add_unsafe(c, lo, hi, "the dynamic linker", true);
+	}
+	for (k = 0; !ret && k < sizeof(so_unsafe_names) / sizeof(*so_unsafe_names); k++) {
+		const struct qp_elf_sym *y = qp_elf__find_global(e, so_unsafe_names[k]);
+
+		if (y && y->size && (y->type == STT_FUNC || y->type == STT_GNU_IFUNC))
+			ret = so_add_unsafe(c, bias + y->value, bias + y->value + y->size,
+					    so_unsafe_names[k], k >= SO_FIRST_LOCKING);
+	}
+	return ret;
+}
+
+int ld_so_unsafe(struct ld_ctx *c, struct qp_error *err)
+{
+	struct so_scan sc = { 0 };
+	int ret = ld_for_each_object(c, so_scan_object, &sc);
+
+	if (ret)
+		return qp_seterr(err, ret, "out of memory");
+	if (!sc.found[0] || sc.dl[0].type != STT_FUNC)
 		return qp_seterr(err, QP_EUNSUPP,
 				 "process %d has no dlopen (a static program, or a C library without it): "
 				 "a hand-written .so cannot be loaded there; build a .qpatch patch instead (qpatch-build)",
 				 (int)c->pid);
-	c->so_dlopen = d.bias + d.value;
-	if (ld_lookup_dynsym(c, "dlclose", false, &d) || d.type != STT_FUNC)
+	c->so_dlopen = sc.dl[0].bias + sc.dl[0].value;
+	if (!sc.found[1] || sc.dl[1].type != STT_FUNC)
 		return qp_seterr(err, QP_EUNSUPP, "process %d has dlopen but no dlclose", (int)c->pid);
-	c->so_dlclose = d.bias + d.value;
-	c->so_dlerror = ld_lookup_dynsym(c, "dlerror", false, &d) ? 0 : d.bias + d.value;
-	for (i = 0; !ret && i < c->maps.n; i++) {
-		const struct qp_map *m = &c->maps.v[i];
-		uint64_t bias, lo = UINT64_MAX, hi = 0;
-		struct qp_elf *e;
-		char path[600];
-		size_t j;
-
-		if (m->offset || m->path[0] != '/' || !strcmp(m->path, last) ||
-		    !strncmp(m->path, "/memfd:", 7))
-			continue;
-		last = m->path;
-		ld_map_file(c->pid, m, path, sizeof(path));
-		if (qp_elf__open(path, QP_ELF_NO_RELAS | QP_ELF_DYNSYM, &e, NULL))
-			continue;
-		bias = e->ehdr.e_type == ET_EXEC ? 0 : m->start - qp_elf__first_load_vaddr(e);
-		if (e->dynamic && qp_elf__find_global(e, "_r_debug")) { /* the dynamic linker */
-			for (j = 0; j < c->maps.n; j++)
-				if (!strcmp(c->maps.v[j].path, m->path)) {
-					lo = c->maps.v[j].start < lo ? c->maps.v[j].start : lo;
-					hi = c->maps.v[j].end > hi ? c->maps.v[j].end : hi;
-				}
-			ret = so_add_unsafe(c, lo, hi, "the dynamic linker", true);
-		}
-		for (k = 0; !ret && e->dynamic && k < sizeof(so_unsafe_names) / sizeof(*so_unsafe_names); k++) {
-			const struct qp_elf_sym *y = qp_elf__find_global(e, so_unsafe_names[k]);
-
-			if (y && y->size && (y->type == STT_FUNC || y->type == STT_GNU_IFUNC))
-				ret = so_add_unsafe(c, bias + y->value, bias + y->value + y->size,
-						    so_unsafe_names[k], k >= SO_FIRST_LOCKING);
-		}
-		qp_elf__free(e);
-	}
-	return ret ? qp_seterr(err, ret, "out of memory") : 0;
+	c->so_dlclose = sc.dl[1].bias + sc.dl[1].value;
+	c->so_dlerror = sc.found[2] ? sc.dl[2].bias + sc.dl[2].value : 0;
+	return 0;
 }
 
 static int so_seccomp_mode(pid_t pid, pid_t tid)
