@@ -125,8 +125,7 @@ void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size)
 		snprintf(out, size, "%s", m->path);
 }
 
-static void ld_object_range(const struct qp_maps *maps, const char *path, uint64_t *lo,
-			    uint64_t *hi)
+void ld_object_range(const struct qp_maps *maps, const char *path, uint64_t *lo, uint64_t *hi)
 {
 	size_t i;
 

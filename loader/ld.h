@@ -188,6 +188,8 @@ struct ld_ctx {
 
 /* apply.c */
 void ld_map_file(pid_t pid, const struct qp_map *m, char *out, size_t size);
+/* [*@lo, *@hi): from the lowest start to the highest end of the mappings of @path. */
+void ld_object_range(const struct qp_maps *maps, const char *path, uint64_t *lo, uint64_t *hi);
 int ld_lookup_dynsym(struct ld_ctx *c, const char *name, bool tls, struct ld_dsym *out);
 /* Call @fn for each ELF file mapped in the process once, in map order (by
  * path, from its mapping at offset 0; memfds left out; a file that does

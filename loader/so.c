@@ -138,7 +138,7 @@ static const char *so_base(const char *path, char *buf, size_t size)
 static int so_find_target(struct so_ctx *s, struct qp_error *err)
 {
 	struct ld_ctx *c = &s->c;
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < c->maps.n; i++) {
 		const struct qp_map *m = &c->maps.v[i];
@@ -158,15 +158,7 @@ static int so_find_target(struct so_ctx *s, struct qp_error *err)
 			return err->code;
 		c->bias = s->obj->ehdr.e_type == ET_EXEC ? 0 : m->start - qp_elf__first_load_vaddr(s->obj);
 		c->target = m;
-		c->obj_lo = UINT64_MAX;
-		for (j = 0; j < c->maps.n; j++) {
-			if (strcmp(c->maps.v[j].path, m->path))
-				continue;
-			if (c->maps.v[j].start < c->obj_lo)
-				c->obj_lo = c->maps.v[j].start;
-			if (c->maps.v[j].end > c->obj_hi)
-				c->obj_hi = c->maps.v[j].end;
-		}
+		ld_object_range(&c->maps, m->path, &c->obj_lo, &c->obj_hi);
 		return 0;
 	}
 	return qp_seterr(err, QP_ETARGET, "process %d maps no object %s '%s' (the library's QPATCH_TARGET%s)",
@@ -523,6 +515,26 @@ static int so_link(struct so_ctx *s, const struct qp_maps *maps, struct qp_error
 	return ret;
 }
 
+/* After a failed load or commit: the library, then the mapping, go. */
+static int so_unload_work(struct ld_ctx *c, struct qp_error *err)
+{
+	struct so_ctx *s = (struct so_ctx *)c;
+	int64_t r;
+	int ret = 0;
+
+	if (s->handle) {
+		ret = ld_so_dlclose(c, s->handle, err);
+		if (!ret)
+			s->handle = 0;
+	}
+	if (c->region) {
+		ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size }, &r,
+			   NULL);
+		c->region = 0;
+	}
+	return ret;
+}
+
 /* With the picked thread, the others running: record mapped, library
  * loaded and linked, stubs protected.  On failure, all gone again. */
 static int so_load_work(struct ld_ctx *c, struct qp_error *err)
@@ -566,15 +578,8 @@ static int so_load_work(struct ld_ctx *c, struct qp_error *err)
 	if (!ret)
 		ret = ld_fault(c, QP_FAULT_PROTECTED, err);
 	qp_maps__release(&maps);
-	if (ret && s->handle && !qp_proc__died_now(&c->proc)) {
-		if (!ld_so_dlclose(c, s->handle, NULL))
-			s->handle = 0;
-	}
-	if (ret && c->region && !qp_proc__died_now(&c->proc)) {
-		ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size }, &r,
-			   NULL);
-		c->region = 0;
-	}
+	if (ret && !qp_proc__died_now(&c->proc))
+		so_unload_work(c, NULL); /* the library, then the mapping */
 	return ret;
 }
 
@@ -587,26 +592,6 @@ static int so_commit(struct ld_ctx *c, struct qp_error *err)
 		ret = ld_write_jumps(c, err);
 	if (ret)
 		ld_unjump(c);
-	return ret;
-}
-
-/* After a failed commit: the library and the mapping go. */
-static int so_unload_work(struct ld_ctx *c, struct qp_error *err)
-{
-	struct so_ctx *s = (struct so_ctx *)c;
-	int64_t r;
-	int ret = 0;
-
-	if (s->handle) {
-		ret = ld_so_dlclose(c, s->handle, err);
-		if (!ret)
-			s->handle = 0;
-	}
-	if (c->region) {
-		ld_syscall(c, SYS_munmap, "munmap", 2, (uint64_t[]){ c->region, c->region_size }, &r,
-			   NULL);
-		c->region = 0;
-	}
 	return ret;
 }
 
@@ -650,9 +635,11 @@ static int so_prepare(struct so_ctx *s, const char *path, struct qp_error *err)
 		return qp_seterr(err, -ENOMEM, "out of memory");
 	ret = ld_find_hole(c, &c->maps, c->region_size, &c->hole, err);
 	if (!ret)
-		ret = qp_proc__find_gadget(&c->proc, err);
-	if (!ret && !qp_unwind__new(c->pid, &c->uw, NULL))
-		ld_patch_cfi(c, c->applied, c->napplied);
+		ret = qp_proc__find_gadget_in(&c->proc, &c->maps, err);
+	if (!ret) { /* the pick of the thread that runs dlopen unwinds every stack */
+		ld_cfi_lazy(c, c->applied, c->napplied);
+		ld_cfi_load(c);
+	}
 	if (!ret) /* suspended coroutines, as for a .qpatch (coro.c) */
 		ret = ld_coro_find(c, err);
 	return ret;

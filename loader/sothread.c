@@ -62,8 +62,8 @@ static int so_scan_object(struct ld_ctx *c, const struct qp_map *m, const struct
 			  uint64_t bias, void *arg)
 {
 	struct so_scan *sc = arg;
-	uint64_t lo = UINT64_MAX, hi = 0;
-	size_t j, k;
+	uint64_t lo, hi;
+	size_t k;
 	int ret = 0;
 
 	if (!e->dynamic)
@@ -78,11 +78,7 @@ static int so_scan_object(struct ld_ctx *c, const struct qp_map *m, const struct
 		}
 	}
 	if (qp_elf__find_global(e, "_r_debug")) { /* the dynamic linker */
-		for (j = 0; j < c->maps.n; j++)
-			if (!strcmp(c->maps.v[j].path, m->path)) {
-				lo = c->maps.v[j].start < lo ? c->maps.v[j].start : lo;
-				hi = c->maps.v[j].end > hi ? c->maps.v[j].end : hi;
-			}
+		ld_object_range(&c->maps, m->path, &lo, &hi);
 		ret = so_add_unsafe(c, lo, hi, "the dynamic linker", true);
 	}
 	for (k = 0; !ret && k < sizeof(so_unsafe_names) / sizeof(*so_unsafe_names); k++) {

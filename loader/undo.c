@@ -372,9 +372,10 @@ int qp_load_undo(pid_t pid, const char *id, const struct qp_load_opts *opts,
 	 * .so patch's undo picks the thread that runs dlclose with it */
 	if (!ret)
 		ld_cfi_lazy(&c, applied, n);
-	for (i = 0; !ret && i < n; i++)
-		if (applied[i].so)
-			ld_cfi_load(&c);
+	for (i = 0; !ret && i < n && !applied[i].so; i++)
+		;
+	if (!ret && i < n)
+		ld_cfi_load(&c);
 	ld_phase(&c, "CFI");
 	ld_block_signals(&c.sigmask);
 	if (!ret)
