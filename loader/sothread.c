@@ -163,22 +163,25 @@ static bool so_thread_safe(struct ld_ctx *c, const struct qp_thread *t, bool *lo
 	struct so_frames f = { .v = c->so_unsafe, .n = c->nso_unsafe };
 	uint64_t sp;
 	int mode = so_seccomp_mode(c->pid, t->tid), ret;
+	bool seccomp = mode != 0 && !(c->opts && c->opts->ignore_seccomp);
 
 	*lock = false;
-	if (mode != 0 && !(c->opts && c->opts->ignore_seccomp)) {
+	/* also a thread that may not run dlopen itself: it may hold the
+	 * dynamic linker's lock, which no other thread could then take */
+	ret = c->uw ? qp_unwind__thread(c->uw, &t->regs, so_frame_cb, &f, &sp) : -1;
+	if (f.hit) {
+		*lock = f.hit->in != NULL;
+		snprintf(why, size, "thread %d is inside %s (pc 0x%llx)%s%s", (int)t->tid, f.hit->name,
+			 (unsigned long long)f.pc, *lock ? ", which holds " : "", *lock ? f.hit->in : "");
+		return false;
+	}
+	if (seccomp) {
 		snprintf(why, size, "thread %d runs under seccomp (mode %d): what dlopen calls cannot be checked",
 			 (int)t->tid, mode);
 		return false;
 	}
 	if (!c->uw) {
 		snprintf(why, size, "the threads' stacks cannot be unwound");
-		return false;
-	}
-	ret = qp_unwind__thread(c->uw, &t->regs, so_frame_cb, &f, &sp);
-	if (f.hit) {
-		*lock = f.hit->in != NULL;
-		snprintf(why, size, "thread %d is inside %s (pc 0x%llx)%s%s", (int)t->tid, f.hit->name,
-			 (unsigned long long)f.pc, *lock ? ", which holds " : "", *lock ? f.hit->in : "");
 		return false;
 	}
 	if (ret) {
