@@ -41,7 +41,6 @@ struct self_slot {
 	_Atomic unsigned gen;        /* the stop it belongs to */
 	_Atomic unsigned arrived;    /* gen once its handler holds it */
 	_Atomic unsigned left;       /* gen once its handler returned */
-	_Atomic unsigned escaped;    /* gen if it left on its own (SELF_ESCAPE_NS) */
 	ucontext_t *_Atomic uc;      /* its interrupted context */
 	_Atomic uint64_t fs_base;    /* its thread pointer */
 };
@@ -103,10 +102,8 @@ static void self_handler(int sig, siginfo_t *si, void *uc)
 
 		if ((int)(cur - gen) >= 0)
 			break;
-		if (self_now_ns() - t0 > SELF_ESCAPE_NS) { /* the agent is stuck: go on */
-			atomic_store(&self_slots[i].escaped, gen);
+		if (self_now_ns() - t0 > SELF_ESCAPE_NS) /* the agent is stuck: go on */
 			break;
-		}
 		self_futex(&self_released, FUTEX_WAIT_PRIVATE, cur, &tick);
 	}
 	atomic_store(&self_slots[i].left, gen);
@@ -251,7 +248,6 @@ static int self_signal_new(unsigned gen, pid_t me, unsigned *added, struct qp_er
 		atomic_store(&self_slots[n].gen, gen);
 		atomic_store(&self_slots[n].arrived, 0);
 		atomic_store(&self_slots[n].left, 0);
-		atomic_store(&self_slots[n].escaped, 0);
 		atomic_store(&self_slots[n].uc, NULL);
 		atomic_store(&self_slots[n].tid, tid);
 		atomic_store(&self_nslots, n + 1);

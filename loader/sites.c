@@ -346,7 +346,6 @@ int ld_sites_find(struct ld_ctx *c, struct qp_error *err)
  */
 static int site_unshare(struct ld_ctx *c, struct qp_error *err)
 {
-	const uint64_t page = 4096; /* x86-64 */
 	uint64_t last = 0;
 	size_t i;
 	int ret;
@@ -355,9 +354,9 @@ static int site_unshare(struct ld_ctx *c, struct qp_error *err)
 		uint64_t a = c->sites[i].rec.addr;
 		uint8_t b;
 
-		if (i && a / page == last)
+		if (i && a / LD_PAGE == last)
 			continue;
-		last = a / page;
+		last = a / LD_PAGE;
 		ret = qp_proc__read(&c->proc, a, &b, 1, err);
 		if (!ret)
 			ret = qp_proc__write(&c->proc, a, &b, 1, err);
@@ -432,7 +431,6 @@ static int site_key_cmp(const void *a, const void *b)
 /* The sites' runs, read from the process. */
 static int site_batch_read(struct ld_ctx *c, struct site_batch *b, struct qp_error *err)
 {
-	const uint64_t page = 4096; /* x86-64 */
 	struct iovec *remote = NULL, *local = NULL;
 	size_t i, r, total = 0;
 	int ret;
@@ -453,7 +451,7 @@ static int site_batch_read(struct ld_ctx *c, struct site_batch *b, struct qp_err
 		const struct qp_record_site *v = &c->sites[b->order[i].i].rec;
 		struct site_run *last = b->nruns ? &b->runs[b->nruns - 1] : NULL;
 
-		if (!last || v->addr / page > (last->end - 1) / page + 1) {
+		if (!last || v->addr / LD_PAGE > (last->end - 1) / LD_PAGE + 1) {
 			last = &b->runs[b->nruns++];
 			last->start = v->addr;
 			last->end = v->addr;

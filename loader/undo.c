@@ -293,7 +293,7 @@ static int ld_undo_abandoned(struct ld_ctx *c, struct qp_applied *v, size_t n,
 
 	for (i = 0; i < n; i++)
 		k += v[i].rec.state == QP_REC_RESTORED || v[i].abandoned;
-	ret = k ? qp_proc__find_gadget(&c->proc, err) : 0;
+	ret = k ? qp_proc__find_gadget_in(&c->proc, &c->maps, err) : 0;
 	if (!ret && k) {
 		ld_block_signals(&c->sigmask);
 		ret = ld_reap(c, v, n, err);

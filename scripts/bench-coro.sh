@@ -12,8 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "${1:-$ROOT/build}" && pwd)/bin
 R=${2:-3}
 shift $(($# > 2 ? 2 : $#))
-SIZES=("${@:-0 64 256}")
-# shellcheck disable=SC2206
+SIZES=("$@")
 [ $# -eq 0 ] && SIZES=(0 64 256)
 P=$ROOT/tests/integration/progs/heapcoro
 W=$(mktemp -d /tmp/qpatch-corobench.XXXXXX)
