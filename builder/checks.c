@@ -153,11 +153,13 @@ static bool diff_line_moved(struct qp_diff *d, struct diff_obj *o, const struct 
 		if (diff_line_at(o->osrc, os->name, x->a_addr, depth, fa, sizeof(fa), &la) ||
 		    diff_line_at(o->src, s->name, x->b_addr, depth, fb, sizeof(fb), &lb))
 			return false;
-		diff_source_file(d, o, fa, false, pa, sizeof(pa));
-		diff_source_file(d, o, fb, true, pb, sizeof(pb));
-		if ((x->a_imm != la || x->b_imm != lb) &&
-		    (!depth || !diff_call_lines(x, la, lb) || !diff_line_says_line(pa, x->a_imm)))
+		/* the sources are looked for only when the lines can say it */
+		if ((x->a_imm != la || x->b_imm != lb) && (!depth || !diff_call_lines(x, la, lb)))
 			continue;
+		diff_source_file(d, o, fa, false, pa, sizeof(pa));
+		if ((x->a_imm != la || x->b_imm != lb) && !diff_line_says_line(pa, x->a_imm))
+			continue;
+		diff_source_file(d, o, fb, true, pb, sizeof(pb));
 		if (qp_linemap__build(pa, pb, &map, NULL))
 			continue;
 		moved = qp_linemap__map(&map, (int)x->a_imm) == x->b_imm;
