@@ -50,6 +50,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ccprobe.h"
 #include "filekind.h"
 #include "qpatch/version.h"
 
@@ -359,7 +360,6 @@ static int flag_state(int argc, char **argv, const char *name)
 	return on;
 }
 
-#define CC_LIVEPATCHING "-flive-patching=inline-clone"
 
 /*
  * Whether a compilation (@nsrc: its C sources) gets
@@ -391,8 +391,7 @@ static int cc_livepatching(int argc, char **argv, int nsrc, const char *cc)
 		"ipa-vrp", "ipa-pure-const", "ipa-modref", "ipa-stack-alignment",
 	};
 	const char *env = getenv("QPATCH_CC_LIVEPATCHING");
-	char *probe[] = { (char *)cc, "-Werror", CC_LIVEPATCHING, "-fsyntax-only", "-x", "c",
-			  "/dev/null", NULL };
+	char *probe[] = QP_CC_LIVEPATCHING_PROBE(cc);
 	size_t i;
 	int known;
 
@@ -428,7 +427,7 @@ struct cc_opts {
 	const char *cc;   /* the real compiler */
 	char *mapopt;     /* "-ffile-prefix-map=FROM=TO", or NULL */
 	int sections;     /* add the section flags (qpatch-c++: only with a C source) */
-	int livepatching; /* add CC_LIVEPATCHING (cc_livepatching()); only with sections */
+	int livepatching; /* add QP_CC_LIVEPATCHING (cc_livepatching()); only with sections */
 };
 
 /*
@@ -459,7 +458,7 @@ static char **cc_real_args(int argc, char **argv, const struct cc_opts *o, char 
 		args[k++] = more[i];
 	if (o->sections) {
 		if (o->livepatching)
-			args[k++] = CC_LIVEPATCHING;
+			args[k++] = QP_CC_LIVEPATCHING;
 		args[k++] = "-ffunction-sections";
 		args[k++] = "-fdata-sections";
 	}

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "bindns.h"
+#include "ccprobe.h"
 #include "filekind.h"
 #include "builder.h"
 #include "linkset.h"
@@ -553,8 +554,7 @@ static int drv_livepatching(struct drv *d, const struct drv_env *e)
 		return d->livepatching;
 	snprintf(log, sizeof(log), "%s/probe.log", d->work);
 	for (int i = 0; i < 2; i++) {
-		char *argv[] = { (char *)real[i], "-Werror", "-flive-patching=inline-clone",
-				 "-fsyntax-only", "-x", "c", "/dev/null", NULL };
+		char *argv[] = QP_CC_LIVEPATCHING_PROBE(real[i]);
 		struct qp_error ignored = { 0 };
 
 		ok[i] = !run(argv, d->work, NULL, log, &ignored);
