@@ -123,6 +123,8 @@ hostile_setup() {
 
 # no_qpatch_maps PID: the process maps nothing of qpatch's.
 no_qpatch_maps() { ! grep -q "memfd:qpatch:" "/proc/$1/maps"; }
+# qp_maps PID: how many lines of its memory map are qpatch mappings
+qp_maps() { grep -c "memfd:qpatch" "/proc/$1/maps"; }
 
 # result_is FILE VALUE: the last line the target printed since now says
 # result=VALUE (waits up to 10 s for two new lines).

@@ -11,8 +11,6 @@ build_tree "$P/orig" "$T/app" || { fail "build the program"; finish; exit 1; }
 "$QP_BIN/qpatch-build" -q "$T/app" "$P/patched" -o "$T/fix.qpatch" --target "$T/app/coro" >"$T/build.out" 2>&1
 check "patch built" grep -Eq "replaced +work" "$T/build.out"
 
-qp_maps() { grep -c "memfd:qpatch" "/proc/$1/maps"; }
-
 # 1. suspended in work() for good: refused, nothing changed
 start "$T/out1" "$T/app/coro" 3600000000
 check "target 1 ready" wait_match "$T/out1" "^parked$"

@@ -13,7 +13,6 @@ build_tree "$P/orig" "$T/app" || { fail "build the program"; finish; exit 1; }
 "$QP_BIN/qpatch-build" -q "$T/app" "$P/patched" -o "$T/fix.qpatch" --target "$T/app/heapcoro" >"$T/build.out" 2>&1
 check "patch built" grep -Eq "replaced +work" "$T/build.out"
 
-qp_maps() { grep -c "memfd:qpatch" "/proc/$1/maps"; }
 kind() { if [ "$1" = 1 ]; then echo ucontext; else echo context; fi; }
 
 # 1. coroutine 1 (swapcontext) or 2 (sigsetjmp) suspended in work() on a
