@@ -123,6 +123,16 @@ hostile_setup() {
 
 # no_qpatch_maps PID: the process maps nothing of qpatch's.
 no_qpatch_maps() { ! grep -q "memfd:qpatch:" "/proc/$1/maps"; }
+# refused_cmd WHAT REGEX COMMAND...: COMMAND exits 1, its output matches
+# REGEX, and the memory map of $TARGET_PID is still $before
+refused_cmd() {
+	local what=$1 re=$2 rc; shift 2
+	"$@" >"$T/r.out" 2>&1
+	rc=$?
+	check "$what: exit 1 (exit $rc)" test $rc -eq 1
+	check "$what: says why ($(head -c 300 "$T/r.out"))" grep -Eq "$re" "$T/r.out"
+	check "$what: target unchanged" test "$before" = "$(maps_of "$TARGET_PID")"
+}
 # qp_maps PID: how many lines of its memory map are qpatch mappings
 qp_maps() { grep -c "memfd:qpatch" "/proc/$1/maps"; }
 

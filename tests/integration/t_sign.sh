@@ -49,24 +49,14 @@ check "readelf reads a signed patch" sh -c "readelf -SW '$T/fix.qpatch' | grep -
 start "$T/out" "$T/app/hold" 0
 check "target runs" wait_match "$T/out" "^r=1$"
 before=$(maps_of "$TARGET_PID")
-refused() { # refused WHAT REGEX COMMAND...: exit 1, message, target unchanged
-	local what=$1 re=$2; shift 2
-	"$@" >"$T/r.out" 2>&1
-	local rc=$?
-	if [ $rc -eq 1 ] && grep -Eq "$re" "$T/r.out" && [ "$before" = "$(maps_of "$TARGET_PID")" ]; then
-		ok "$what"
-	else
-		fail "$what (exit $rc): $(cat "$T/r.out")"
-	fi
-}
 verify() { "$QP_BIN/qpatch-load" --verify "$K/release.pem" "$TARGET_PID" "$@"; }
 
-refused "unsigned: missing" "'$T/plain.qpatch': signature missing" verify "$T/plain.qpatch"
-refused "other key: names the key id" "signed with another key: key id $keyid, not the trusted key" \
+refused_cmd "unsigned: missing" "'$T/plain.qpatch': signature missing" verify "$T/plain.qpatch"
+refused_cmd "other key: names the key id" "signed with another key: key id $keyid, not the trusted key" \
 	"$QP_BIN/qpatch-load" --verify "$K/other.pem" "$TARGET_PID" "$T/fix.qpatch"
 "$QP_BIN/qpatch-load" --verify "$K/release.pem" --undo "$TARGET_PID" >"$T/u.out" 2>&1
 check "--verify with --undo: usage error" test $? -eq 2
-refused "--verify with an RSA key" "rsa.key' is not an Ed25519 key but a key of type RSA" \
+refused_cmd "--verify with an RSA key" "rsa.key' is not an Ed25519 key but a key of type RSA" \
 	"$QP_BIN/qpatch-load" --verify "$K/rsa.key" "$TARGET_PID" "$T/fix.qpatch"
 # libcrypto is loaded when a key is read, not linked: a run that checks no
 # signature does without it, and one that must check refuses clearly
@@ -75,7 +65,7 @@ check "qpatch-load does not link libcrypto" sh -c "! readelf -d '$QP_BIN/qpatch-
 crypto=$(readlink -f "$(ldd "$(command -v openssl)" | awk '/libcrypto/ { print $3 }')")
 if [ -f "$crypto" ] && unshare -m true 2>/dev/null; then
 	nocrypto() { unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$crypto" "$@"; }
-	refused "no libcrypto: --verify refused, saying why" "cannot load libcrypto\.so\.[0-9]+, which makes and checks Ed25519 signatures" \
+	refused_cmd "no libcrypto: --verify refused, saying why" "cannot load libcrypto\.so\.[0-9]+, which makes and checks Ed25519 signatures" \
 		nocrypto "$QP_BIN/qpatch-load" --verify "$K/release.pem" "$TARGET_PID" "$T/fix.qpatch"
 	nocrypto "$QP_BIN/qpatch-dump" "$T/fix.qpatch" >"$T/nc.out" 2>&1
 	check "no libcrypto: a signed patch is still read when no key is asked for" \
@@ -99,7 +89,7 @@ check "section header table found" test "$shnum" -ge 6 -a "$shoff" -gt 0
 parts=0
 altered() { # altered WHAT OFFSET
 	flip "$T/bad.qpatch" "$2"
-	refused "$1 (byte $2) changed: altered" "'$T/bad.qpatch': signature does not verify with key $keyid .*altered after signing" \
+	refused_cmd "$1 (byte $2) changed: altered" "'$T/bad.qpatch': signature does not verify with key $keyid .*altered after signing" \
 		verify "$T/bad.qpatch"
 	parts=$((parts + 1))
 }
@@ -120,9 +110,9 @@ check "every section changed once:$changed" test "$changed" = \
 check "ELF header, $shnum section headers, 7 sections: $parts changes" test "$parts" -eq $((2 + shnum + 7))
 altered "signature" $(($(stat -c %s "$T/fix.qpatch") - 10))
 flip "$T/bad.qpatch" $(($(stat -c %s "$T/fix.qpatch") - 96 + 20))
-refused "key id changed: another key" "signed with another key" verify "$T/bad.qpatch"
+refused_cmd "key id changed: another key" "signed with another key" verify "$T/bad.qpatch"
 head -c $(($(stat -c %s "$T/fix.qpatch") - 1)) "$T/fix.qpatch" >"$T/trunc.qpatch"
-refused "last byte cut off: missing" "signature missing" verify "$T/trunc.qpatch"
+refused_cmd "last byte cut off: missing" "signature missing" verify "$T/trunc.qpatch"
 
 verify "$T/fix.qpatch" >"$T/ok.out" 2>&1
 check "signed patch verifies and is applied" test $? -eq 0
@@ -143,16 +133,16 @@ export QPATCH_STORE=$S
 check "no policy: qpatch verify accepts an unsigned patch" test $? -eq 0
 check "no policy: and says so" grep -q "is not signed; the store '$S' has no policy" "$T/v0.out"
 printf '# signed patches only\nrequire-signature\ntrusted-key %s\n' "$K/release.pem" >"$S/policy"
-refused "policy: qpatch add of an unsigned patch" "signature missing" "$QP_BIN/qpatch" add "$T/plain.qpatch"
+refused_cmd "policy: qpatch add of an unsigned patch" "signature missing" "$QP_BIN/qpatch" add "$T/plain.qpatch"
 check "policy: nothing stored" test -z "$(ls "$S"/*/ 2>/dev/null)"
-refused "policy: qpatch-load --all of an unsigned patch" "refused by the policy '$S/policy'.*signature missing" \
+refused_cmd "policy: qpatch-load --all of an unsigned patch" "refused by the policy '$S/policy'.*signature missing" \
 	"$QP_BIN/qpatch-load" --all "$T/plain.qpatch"
-refused "policy: qpatch-load of an unsigned patch" "signature missing" \
+refused_cmd "policy: qpatch-load of an unsigned patch" "signature missing" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/plain.qpatch"
 "$QP_BIN/qpatch" verify "$T/fix.qpatch" >"$T/v.out" 2>&1
 check "policy: qpatch verify accepts the signed patch" test $? -eq 0
 check "policy: and names its key id" grep -q "is signed with key $keyid, which the policy '$S/policy' accepts" "$T/v.out"
-refused "policy: qpatch verify refuses the unsigned patch" "signature missing" "$QP_BIN/qpatch" verify "$T/plain.qpatch"
+refused_cmd "policy: qpatch verify refuses the unsigned patch" "signature missing" "$QP_BIN/qpatch" verify "$T/plain.qpatch"
 "$QP_BIN/qpatch" add "$T/fix.qpatch" >"$T/add.out" 2>&1
 check "policy: a signed patch is stored" test $? -eq 0
 entry=$(ls "$S"/*/0001-*.qpatch)
@@ -170,13 +160,13 @@ check "policy: qpatchd applies the signed entry" grep -q "applied 'sign-fix' to 
 check "new code runs again" wait_match "$T/out" "^r=2$"
 before=$(maps_of "$TARGET_PID")
 printf 'require-signature\n' >"$S/policy"
-refused "policy without a key is refused" "require-signature without a trusted-key" "$QP_BIN/qpatch" list
+refused_cmd "policy without a key is refused" "require-signature without a trusted-key" "$QP_BIN/qpatch" list
 printf 'trusted-key\n' >"$S/policy"
-refused "policy with a bad line" "policy' line 1: 'trusted-key' is not" "$QP_BIN/qpatch" list
+refused_cmd "policy with a bad line" "policy' line 1: 'trusted-key' is not" "$QP_BIN/qpatch" list
 if [ "$(id -u)" -eq 0 ]; then
 	printf 'require-signature\ntrusted-key %s\n' "$K/release.pem" >"$S/policy"
 	chmod 666 "$K/release.pem"
-	refused "policy: a trusted key anyone may write is refused" "'$K/release.pem' is writable by any user" \
+	refused_cmd "policy: a trusted key anyone may write is refused" "'$K/release.pem' is writable by any user" \
 		"$QP_BIN/qpatch" list
 	chmod 644 "$K/release.pem"
 fi

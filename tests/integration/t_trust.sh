@@ -18,27 +18,19 @@ start "$T/out" "$T/app/hold" 0
 check "target runs" wait_match "$T/out" "^r=1$"
 before=$(maps_of "$TARGET_PID")
 
-refused() { # refused WHAT REGEX COMMAND...: exit 1, message, target unchanged
-	local what=$1 re=$2; shift 2
-	"$@" >"$T/r.out" 2>&1
-	local rc=$?
-	check "$what: exit 1" test $rc -eq 1
-	check "$what: says why" grep -Eq "$re" "$T/r.out"
-	check "$what: target unchanged" test "$before" = "$(maps_of "$TARGET_PID")"
-}
 
 cp "$T/fix.qpatch" "$T/ww.qpatch" && chmod 666 "$T/ww.qpatch"
-refused "world-writable patch" "'$T/ww.qpatch' is writable by any user \(mode 0666\)" \
+refused_cmd "world-writable patch" "'$T/ww.qpatch' is writable by any user \(mode 0666\)" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/ww.qpatch"
-refused "world-writable patch, --all" "writable by any user" "$QP_BIN/qpatch-load" --all "$T/ww.qpatch"
+refused_cmd "world-writable patch, --all" "writable by any user" "$QP_BIN/qpatch-load" --all "$T/ww.qpatch"
 cp "$T/fix.qpatch" "$T/theirs.qpatch" && chown "$OTHER_UID" "$T/theirs.qpatch"
-refused "patch owned by another user" "owned by uid $OTHER_UID, not root" \
+refused_cmd "patch owned by another user" "owned by uid $OTHER_UID, not root" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/theirs.qpatch"
 mkdir "$T/gw" && chgrp "$OTHER_GID" "$T/gw" && chmod 775 "$T/gw" && cp "$T/fix.qpatch" "$T/gw/"
-refused "patch in a directory another group may write" "'$T/gw' is writable by group $OTHER_GID" \
+refused_cmd "patch in a directory another group may write" "'$T/gw' is writable by group $OTHER_GID" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/gw/fix.qpatch"
 ln -s "$T/ww.qpatch" "$T/link.qpatch"
-refused "symlink to a world-writable patch" "writable by any user" \
+refused_cmd "symlink to a world-writable patch" "writable by any user" \
 	"$QP_BIN/qpatch-load" "$TARGET_PID" "$T/link.qpatch"
 
 mkdir "$T/sticky" && chmod 1777 "$T/sticky" && cp "$T/fix.qpatch" "$T/sticky/"
@@ -51,23 +43,23 @@ check "undone" test $? -eq 0
 # the store
 S=$T/store
 mkdir "$S" && chmod 777 "$S"
-refused "world-writable store: list" "store '$S' refused: '$S' is writable by any user" \
+refused_cmd "world-writable store: list" "store '$S' refused: '$S' is writable by any user" \
 	"$QP_BIN/qpatch" --store "$S" list
-refused "world-writable store: add" "writable by any user" "$QP_BIN/qpatch" --store "$S" add "$T/fix.qpatch"
-refused "world-writable store: qpatchd" "writable by any user" "$QP_BIN/qpatchd" --store "$S" --once
+refused_cmd "world-writable store: add" "writable by any user" "$QP_BIN/qpatch" --store "$S" add "$T/fix.qpatch"
+refused_cmd "world-writable store: qpatchd" "writable by any user" "$QP_BIN/qpatchd" --store "$S" --once
 chmod 755 "$S"
 "$QP_BIN/qpatch" --store "$S" add "$T/fix.qpatch" >/dev/null 2>&1
 check "a sound store takes the patch" test $? -eq 0
 entry=$(ls "$S"/*/0001-*.qpatch)
 chown "$OTHER_UID" "$entry"
-refused "store entry owned by another user: list" "store entry refused: '$entry' is owned by uid $OTHER_UID" \
+refused_cmd "store entry owned by another user: list" "store entry refused: '$entry' is owned by uid $OTHER_UID" \
 	"$QP_BIN/qpatch" --store "$S" list
 "$QP_BIN/qpatchd" --store "$S" --once >"$T/d.out" 2>&1
 check "qpatchd --once with a bad entry: exit 1" test $? -eq 1
 check "qpatchd ignores a store with a bad entry" grep -q "store entry refused: '$entry' is owned by uid $OTHER_UID.*store ignored" "$T/d.out"
 check "and patches nothing" test "$before" = "$(maps_of "$TARGET_PID")"
 chown 0 "$entry" && chmod 666 "$entry"
-refused "world-writable store entry" "'$entry' is writable by any user" "$QP_BIN/qpatch" --store "$S" list
+refused_cmd "world-writable store entry" "'$entry' is writable by any user" "$QP_BIN/qpatch" --store "$S" list
 chmod 644 "$entry"
 "$QP_BIN/qpatchd" --store "$S" --once >"$T/d2.out" 2>&1
 check "sound again: qpatchd --once applies it" grep -q "applied 'trust-fix' to process $TARGET_PID " "$T/d2.out"
