@@ -352,10 +352,12 @@ ref_bin() {
 	return 1
 }
 
-# qp_load PID FIX: apply; sets STOP_US from "target stopped for N us".
+# qp_load [OPTION...] PID FIX (or any qpatch-load apply arguments, e.g.
+# --so LIB PID): apply, its output in $RW_LOG/qpatch-load.log; sets STOP_US
+# from "target stopped for N us".
 qp_load() {
 	local out=$RW_LOG/qpatch-load.log
-	"$QP_BIN/qpatch-load" "$1" "$2" >"$out" 2>&1
+	"$QP_BIN/qpatch-load" "$@" >"$out" 2>&1
 	local rc=$?
 	sed 's/^/    /' "$out"
 	[ $rc -eq 0 ] || die "qpatch-load: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"

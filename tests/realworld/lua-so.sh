@@ -39,12 +39,8 @@ if lua_ref_answer; then
 fi
 
 step "qpatch-load --so"
+qp_load --verbose --so "$SO" "$PID"
 out=$RW_LOG/qpatch-load.log
-"$QP_BIN/qpatch-load" --verbose --so "$SO" "$PID" >"$out" 2>&1
-rc=$?
-sed 's/^/    /' "$out"
-[ $rc -eq 0 ] || die "qpatch-load --so: $(sed -n 's/^qpatch-load: //p' "$out" | head -n1)"
-ROW_STOP="$(sed -n 's/^target stopped for \([0-9]*\) us.*/\1/p' "$out") µs"
 # both built with -g (the deployed build with Debian's CFLAGS): the
 # replacement's prototype was compared with luaG_runerror's
 expect "the replacement has luaG_runerror's prototype (type check)" \
