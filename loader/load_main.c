@@ -437,30 +437,12 @@ static void print_type_note(const struct qp_load_stats *st, FILE *f)
 		fprintf(f, "note: %s\n", st->type_note);
 }
 
-/* May root load the library at @path (the trust rules; a store policy
- * that requires signatures refuses it: a library carries none)? */
-static int so_acceptable(const char *path, struct qp_error *err)
-{
-	struct qp_policy *pol = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int ret = qp_trust_read(path, QP_TRUST_MAX_PATCH, &buf, &len, err);
-
-	free(buf);
-	if (!ret)
-		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
-	if (!ret)
-		ret = qp_policy__check_so(pol, path, err);
-	qp_policy__free(pol);
-	return ret;
-}
-
 static int do_so(pid_t pid, const char *path, const struct qp_load_opts *opts)
 {
 	struct qp_error err = { 0 };
 	struct qp_load_stats st;
 	char id[QP_ID_MAX] = "";
-	int ret = so_acceptable(path, &err);
+	int ret = qp_so_acceptable(path, &err);
 
 	if (ret) {
 		fprintf(stderr, "qpatch-load: %s; process %d left unchanged\n", err.msg, (int)pid);
@@ -693,7 +675,7 @@ static int do_all_so(const char *path, int jobs, bool json, const struct qp_load
 	struct qp_error err = { 0 };
 	struct qp_so_info info;
 	double t0 = now_ms();
-	int ret = so_acceptable(path, &err);
+	int ret = qp_so_acceptable(path, &err);
 
 	if (!ret)
 		ret = qp_so_info__read(path, &info, &err);

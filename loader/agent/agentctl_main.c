@@ -207,18 +207,9 @@ static int do_apply(pid_t pid, const char *path, const char **keys, size_t nkeys
 static int do_so(pid_t pid, const char *path, int retries, int delay, unsigned flags)
 {
 	struct qp_error err = { 0 };
-	struct qp_policy *pol = NULL;
 	char head[QP_AGENT_LINE], real[PATH_MAX];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int ret = qp_trust_read(path, QP_AGENT_MAX_PATCH, &buf, &len, &err);
+	int ret = qp_so_acceptable(path, &err);
 
-	free(buf);
-	if (!ret)
-		ret = qp_policy__load(qp_store_default_dir(), &pol, &err);
-	if (!ret)
-		ret = qp_policy__check_so(pol, path, &err);
-	qp_policy__free(pol);
 	if (!ret && !realpath(path, real))
 		ret = qp_seterr(&err, -errno, "cannot resolve '%s': %s", path, strerror(errno));
 	if (!ret && (strchr(real, '\n') ||

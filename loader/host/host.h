@@ -417,6 +417,9 @@ bool qp_policy__requires(const struct qp_policy *pol);
 /* 0 when a hand-written patch library @name is acceptable: it carries no
  * signature, so a policy that requires one refuses it (QP_ESIGNATURE). */
 int qp_policy__check_so(const struct qp_policy *pol, const char *name, struct qp_error *err);
+/* May root load the library at @path: the trust rules on the file (as for
+ * every patch file), and the store's policy (qp_policy__check_so)? */
+int qp_so_acceptable(const char *path, struct qp_error *err);
 void qp_policy__free(struct qp_policy *pol);
 /* qp_trust_open_patch(), with @pol checked on the bytes read first. */
 struct qp_patch *qp_trust_open_checked(const char *path, const struct qp_policy *pol,

@@ -179,6 +179,22 @@ int qp_policy__check_so(const struct qp_policy *pol, const char *name, struct qp
 			 pol->source[0] == '/' ? "the store's policy" : "--verify");
 }
 
+int qp_so_acceptable(const char *path, struct qp_error *err)
+{
+	struct qp_policy *pol = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret = qp_trust_read(path, QP_TRUST_MAX_PATCH, &buf, &len, err);
+
+	free(buf);
+	if (!ret)
+		ret = qp_policy__load(qp_store_default_dir(), &pol, err);
+	if (!ret)
+		ret = qp_policy__check_so(pol, path, err);
+	qp_policy__free(pol);
+	return ret;
+}
+
 void qp_policy__free(struct qp_policy *pol)
 {
 	if (!pol)
