@@ -472,9 +472,7 @@ static int coro_read(struct ld_ctx *c, uint64_t addr, void *buf, size_t len)
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
 
-	if (process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
-		return 0;
-	return qp_proc__read(&c->proc, addr, buf, len, NULL);
+	return qp_proc__readv(&c->proc, &remote, &local, 1, NULL);
 }
 
 /* Scan one mapping for contexts, in chunks that overlap by a context. */

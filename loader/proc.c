@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -897,6 +899,28 @@ int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 		return qp_seterr(err, n < 0 ? -errno : -EIO,
 				 "process %d: cannot read %zu bytes at 0x%" PRIx64 ": %s", (int)p->pid,
 				 len, addr, n < 0 ? strerror(errno) : "short read");
+	return 0;
+}
+
+int qp_proc__readv(struct qp_proc *p, const struct iovec *remote, const struct iovec *local,
+		   size_t n, struct qp_error *err)
+{
+	size_t i, j, k, want;
+	int ret;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < IOV_MAX ? n - i : IOV_MAX;
+		for (j = 0, want = 0; j < k; j++)
+			want += local[i + j].iov_len;
+		if (process_vm_readv(p->pid, local + i, k, remote + i, k, 0) == (ssize_t)want)
+			continue;
+		for (j = 0; j < k; j++) {
+			ret = qp_proc__read(p, (uint64_t)(uintptr_t)remote[i + j].iov_base,
+					    local[i + j].iov_base, local[i + j].iov_len, err);
+			if (ret)
+				return ret;
+		}
+	}
 	return 0;
 }
 

@@ -113,6 +113,15 @@ void qp_proc__close(struct qp_proc *p);
 
 int qp_proc__read(struct qp_proc *p, uint64_t addr, void *buf, size_t len,
 		  struct qp_error *err);
+/*
+ * Read @n spans of the process, remote[i] into local[i]: one
+ * process_vm_readv for up to IOV_MAX of them.  When it cannot read them
+ * all (a page it may not read without force, or one not mapped), they are
+ * read one by one through /proc/PID/mem, which says which one failed.
+ */
+struct iovec;
+int qp_proc__readv(struct qp_proc *p, const struct iovec *remote, const struct iovec *local,
+		   size_t n, struct qp_error *err);
 /* qp_proc__read() as a read callback (ld_read_fn of parse.h), @arg the
  * struct qp_proc: how the parsers of target memory read a live process. */
 int qp_proc__read_cb(void *arg, uint64_t addr, void *buf, size_t len, struct qp_error *err);

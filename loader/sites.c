@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,34 +102,6 @@ static const uint8_t *site_file_bytes(const struct qp_elf *e, uint64_t addr, siz
 }
 
 /*
- * Read @n spans of the process, remote[i] into local[i]: one
- * process_vm_readv for up to IOV_MAX of them.  When it cannot read them
- * all (a page it may not read without force, or one not mapped), they are
- * read one by one through /proc/PID/mem, which says which one failed.
- */
-static int site_readv(struct ld_ctx *c, const struct iovec *remote, const struct iovec *local,
-		      size_t n, struct qp_error *err)
-{
-	size_t i, j, k, want;
-	int ret;
-
-	for (i = 0; i < n; i += k) {
-		k = n - i < IOV_MAX ? n - i : IOV_MAX;
-		for (j = 0, want = 0; j < k; j++)
-			want += local[i + j].iov_len;
-		if (process_vm_readv(c->pid, local + i, k, remote + i, k, 0) == (ssize_t)want)
-			continue;
-		for (j = 0; j < k; j++) {
-			ret = qp_proc__read(&c->proc, (uint64_t)(uintptr_t)remote[i + j].iov_base,
-					    local[i + j].iov_base, local[i + j].iov_len, err);
-			if (ret)
-				return ret;
-		}
-	}
-	return 0;
-}
-
-/*
  * The sites @v[@n] of function @fi, found in the file @e: each read from
  * the process (all at once) must hold the file's instruction, reaching the
  * old function or the new one of a patch applied before.  Those under a
@@ -182,7 +153,7 @@ static int site_add(struct ld_ctx *c, size_t fi, const struct qp_elf *e,
 		}
 	}
 	if (!ret)
-		ret = site_readv(c, remote, local, k - first, err);
+		ret = qp_proc__readv(&c->proc, remote, local, k - first, err);
 	for (i = first; !ret && i < k; i++) {
 		const struct ld_site *s = &c->sites[i];
 		const uint8_t *file = site_file_bytes(e, s->rec.addr - c->bias, s->rec.len);
@@ -478,7 +449,7 @@ static int site_batch_read(struct ld_ctx *c, struct site_batch *b, struct qp_err
 		remote[r] = (struct iovec){ (void *)(uintptr_t)u->start, u->end - u->start };
 		local[r] = (struct iovec){ u->buf, u->end - u->start };
 	}
-	ret = site_readv(c, remote, local, b->nruns, err);
+	ret = qp_proc__readv(&c->proc, remote, local, b->nruns, err);
 	free(remote);
 	free(local);
 	return ret;
