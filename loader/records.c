@@ -33,18 +33,21 @@ static uint64_t ld_map_extent(const struct qp_maps *maps, size_t i)
  * memory (what an undo writes back goes there); a site elsewhere is a
  * forged record (or one of a library unloaded since, which cannot be
  * undone either). */
+static bool rec_in_exec(const struct qp_maps *maps, uint64_t addr, uint64_t len)
+{
+	const struct qp_map *m = qp_maps__find(maps, addr);
+
+	return m && len <= m->end - addr && m->perms[2] == 'x';
+}
+
 static int rec_sites(const struct qp_maps *maps, const struct qp_applied *a, struct qp_error *err)
 {
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; a->rec.state == QP_REC_APPLIED && i < a->rec.nfuncs; i++) {
 		const struct qp_record_func *f = &a->funcs[i];
 
-		for (j = 0; j < maps->n; j++)
-			if (f->site >= maps->v[j].start && f->site + f->len <= maps->v[j].end &&
-			    maps->v[j].perms[2] == 'x')
-				break;
-		if (j == maps->n)
+		if (!rec_in_exec(maps, f->site, f->len))
 			return qp_seterr(err, -EINVAL, "corrupted patch record at 0x%" PRIx64 " (function "
 					 "%zu ('%s'): jump site 0x%" PRIx64 " is not in executable "
 					 "memory, or its object was unloaded): it was not written by this loader, or was "
@@ -55,11 +58,7 @@ static int rec_sites(const struct qp_maps *maps, const struct qp_applied *a, str
 	for (i = 0; a->rec.state == QP_REC_APPLIED && i < a->nsites; i++) {
 		const struct qp_record_site *v = &a->sites[i];
 
-		for (j = 0; j < maps->n; j++)
-			if (v->addr >= maps->v[j].start && v->addr + v->len <= maps->v[j].end &&
-			    maps->v[j].perms[2] == 'x')
-				break;
-		if (j == maps->n)
+		if (!rec_in_exec(maps, v->addr, v->len))
 			return qp_seterr(err, -EINVAL, "corrupted patch record at 0x%" PRIx64 " (call "
 					 "site %zu at 0x%" PRIx64 " is not in executable memory, or its "
 					 "object was unloaded): it was not written by this loader, or was "
