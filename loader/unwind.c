@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +54,6 @@ struct qp_unwind {
 	struct unwind_cfi *extra;  /* patch CFI */
 	size_t nextra;             /* count of extra */
 };
-
-/* libdw loaded, or a message saying why it cannot be. */
-static int unwind_dw_load(struct qp_error *err)
-{
-	return qp_dw_load("unwinds stacks", err);
-}
 
 /* A module's userdata: its CFI failed the check, never used. */
 #define UNWIND_BAD_CFI ((void *)1)
@@ -121,7 +114,7 @@ int qp_unwind__new(pid_t pid, struct qp_unwind **out, struct qp_error *err)
 	*out = NULL;
 	if (!u)
 		return qp_seterr(err, -ENOMEM, "out of memory");
-	int ret = unwind_dw_load(err);
+	int ret = qp_dw_load("unwinds stacks", err);
 
 	if (ret) {
 		free(u);

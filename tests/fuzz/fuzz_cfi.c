@@ -35,7 +35,7 @@ static void fuzz_unwind(const uint8_t *data, size_t size, const uint64_t *pcs, s
 
 	if (ftruncate(mem_fd, 0) || pwrite(mem_fd, data, size, 0) != (ssize_t)size)
 		abort();
-	if (!u || unwind_dw_load(NULL))
+	if (!u || qp_dw_load("unwinds stacks", NULL))
 		abort();
 	u->pid = 1;
 	u->mem_fd = mem_fd;
